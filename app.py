@@ -1,0 +1,22 @@
+"""Mosaic Studio — entry point: `streamlit run app.py`. Routes to the pages in pages/."""
+
+import logging
+
+import streamlit as st
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+st.set_page_config(page_title="Mosaic Studio", page_icon="🧩", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
+    st.Page("pages/mosaic.py", title="Mosaic view", icon=":material/grid_view:"),
+    st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
+    st.Page("pages/libraries.py", title="Libraries", icon=":material/collections:"),
+]
+
+page = st.navigation(PAGES)
+with st.sidebar:
+    st.caption("Mosaic Studio · every image shows the library patches it is made of.")
+page.run()

@@ -1,0 +1,196 @@
+"""The command line: the same operations as the pages, scriptable, with ``--json`` output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.errors import MosaicError
+
+logger = logging.getLogger(__name__)
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(text)
+
+
+def _progress_printer(enabled: bool):
+    def report(progress) -> None:
+        if enabled:
+            print(f"\r{progress.message} ({progress.fraction:.0%})", end="", file=sys.stderr, flush=True)
+
+    return report
+
+
+# ----------------------------------------------------------------------- generate
+def cmd_generate(args: argparse.Namespace) -> int:
+    from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
+    from core.engines.registry import resolve
+    from core.store import Store
+
+    engine_name, overrides = resolve(args.engine)
+    if engine_name != "local-score":  # pragma: no cover - other engines plug in here
+        raise MosaicError(f"Engine {engine_name!r} is not available from the command line yet.")
+    request = LocalScoreRequest(
+        seed=args.seed,
+        count=args.count,
+        library=args.library,
+        machine=overrides.get("machine", args.machine),
+        size=args.size,
+        preset=args.preset,
+        steps=args.steps,
+        label=args.label,
+    )
+    engine = LocalScoreEngine()
+    images = engine.generate(request, on_progress=_progress_printer(not args.json))
+    if not args.json:
+        print(file=sys.stderr)
+    store = Store()
+    records = store.save(images, title=args.title or "")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for record in records:
+            shutil.copyfile(store.image_path(record), out / record.image_file)
+    data = [dict(r.as_dict(), path=str(store.image_path(r))) for r in records]
+    lines = [f"{r['id']}  seed {r['seed']}  {r['width']}x{r['height']}  {r['path']}" for r in data]
+    _print(data, args.json, "\n".join(lines))
+    return 0
+
+
+# ----------------------------------------------------------------------- libraries
+def _info_dict(info) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "title": info.title,
+        "description": info.description,
+        "kind": info.kind,
+        "count": info.count,
+        "channels": info.channels,
+        "labels": list(info.label_names),
+        "built": info.built,
+    }
+
+
+def cmd_libraries(args: argparse.Namespace) -> int:
+    from core.libraries import LibraryManager
+
+    manager = LibraryManager()
+    action = args.action
+    if action == "list":
+        infos = [_info_dict(i) for i in manager.list()]
+        text = "\n".join(
+            f"{i['name']:<20} {i['kind']:<8} {i['count'] if i['built'] else '(built at first use)'!s:>8}  {i['title']}"
+            for i in infos
+        )
+        _print(infos, args.json, text)
+        return 0
+    if not args.name:
+        raise MosaicError(f"'libraries {action}' needs a library name.")
+    if action == "show":
+        info = manager.ensure(args.name)
+        data = dict(_info_dict(info), items=manager.items(args.name))
+        text = f"{info.title} ({info.name}): {info.count} images, labels: {', '.join(info.label_names) or 'none'}"
+        _print(data, args.json, text)
+        return 0
+    if action == "add":
+        if not args.paths:
+            raise MosaicError("Give image files, a .zip or a folder to add.")
+        names = {i.name for i in manager.list()}
+        if args.name not in names:
+            manager.create(args.name, title=args.title or "")
+        reports = []
+        for raw in args.paths:
+            path = Path(raw)
+            if path.is_dir():
+                reports.append(manager.add_folder(args.name, path))
+            elif path.suffix.lower() == ".zip":
+                reports.append(manager.add_zip(args.name, path.read_bytes()))
+            elif path.exists():
+                reports.append(manager.add_files(args.name, [(path.name, path.read_bytes())]))
+            else:
+                raise MosaicError(f"{raw}: no such file or folder.")
+        data = [
+            {"library": r.library, "added": r.added, "skipped": [list(s) for s in r.skipped], "notices": r.notices}
+            for r in reports
+        ]
+        text = "\n".join(
+            [f"added {d['added']} image(s) to {d['library']}" for d in data]
+            + [f"skipped {name}: {why}" for d in data for name, why in d["skipped"]]
+            + [n for d in data for n in d["notices"]]
+        )
+        _print(data, args.json, text)
+        return 0
+    if action == "delete":
+        manager.delete(args.name)
+        _print({"deleted": args.name}, args.json, f"deleted library {args.name}")
+        return 0
+    raise MosaicError(f"Unknown action {action!r}.")
+
+
+# ----------------------------------------------------------------------- gallery
+def cmd_gallery(args: argparse.Namespace) -> int:
+    from core.store import Store
+
+    store = Store()
+    records = store.list(limit=args.limit)
+    data = [dict(r.as_dict(), path=str(store.image_path(r))) for r in records]
+    text = "\n".join(f"{d['id']}  {d['created_at']}  {d['engine']:<12} seed {d['seed']:<6} {d['path']}" for d in data)
+    _print(data, args.json, text or "No images yet.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Mosaic Studio command line.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="generate images and save them in the gallery")
+    gen.add_argument("--engine", default="local-score", help="local-score, or a machine: is, ls, els, bbels")
+    gen.add_argument("--machine", default="bbels", help="local score machine (is, ls, els, bbels)")
+    gen.add_argument("--library", default="faces", help="reference library name (see 'libraries list')")
+    gen.add_argument("--size", type=int, default=32, help="image side in pixels")
+    gen.add_argument("--preset", default="balanced", help="locality preset (patch-size schedule)")
+    gen.add_argument("--steps", type=int, default=20)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--count", type=int, default=1)
+    gen.add_argument("--label", default=None, help="sample one class of the library, or 'random'")
+    gen.add_argument("--title", default="")
+    gen.add_argument("--out", default=None, help="also copy the PNGs into this folder")
+    gen.add_argument("--json", action="store_true")
+    gen.set_defaults(func=cmd_generate)
+
+    libs = sub.add_parser("libraries", help="list, show, add to or delete reference libraries")
+    libs.add_argument("action", nargs="?", default="list", choices=["list", "show", "add", "delete"])
+    libs.add_argument("name", nargs="?")
+    libs.add_argument("paths", nargs="*", help="with 'add': image files, .zip files or folders")
+    libs.add_argument("--title", default="")
+    libs.add_argument("--json", action="store_true")
+    libs.set_defaults(func=cmd_libraries)
+
+    gal = sub.add_parser("gallery", help="list saved images")
+    gal.add_argument("--limit", type=int, default=50)
+    gal.add_argument("--json", action="store_true")
+    gal.set_defaults(func=cmd_gallery)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except MosaicError as err:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(err)}))
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,31 @@
+"""Engine lookup by name, with the command line's short aliases."""
+
+from __future__ import annotations
+
+from core.engines.base import Engine
+from core.errors import BadInputError
+
+#: ``--engine`` aliases: a local score machine name selects the local score engine with it
+MACHINE_ALIASES = {"is": "is", "ls": "ls", "els": "els", "bbels": "bbels"}
+ENGINE_NAMES = ("local-score",)
+
+
+def resolve(name: str) -> tuple[str, dict]:
+    """Map an ``--engine`` value to (engine name, default request overrides)."""
+    key = name.strip().lower()
+    if key in MACHINE_ALIASES:
+        return "local-score", {"machine": MACHINE_ALIASES[key]}
+    if key in ENGINE_NAMES:
+        return key, {}
+    choices = ", ".join(list(ENGINE_NAMES) + list(MACHINE_ALIASES))
+    raise BadInputError(f"Unknown engine {name!r}. Choose one of: {choices}.")
+
+
+def get_engine(name: str) -> Engine:
+    """A fresh engine instance by (resolved) name."""
+    engine_name, _ = resolve(name)
+    if engine_name == "local-score":
+        from core.engines.local_score import LocalScoreEngine
+
+        return LocalScoreEngine()
+    raise BadInputError(f"Engine {name!r} is not available.")

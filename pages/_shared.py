@@ -1,0 +1,46 @@
+"""Helpers shared by the pages: cached store and library manager, image display."""
+
+from __future__ import annotations
+
+import io
+
+import streamlit as st
+from PIL import Image
+
+from core import config
+from core.libraries import LibraryManager
+from core.store import Store
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str, images_dir: str) -> Store:
+    from pathlib import Path
+
+    return Store(url=url, images_dir=Path(images_dir))
+
+
+def get_store() -> Store:
+    """The store for the current data directory (cached per directory and database)."""
+    return _store(config.database_url(), str(config.images_dir()))
+
+
+def get_libraries() -> LibraryManager:
+    return LibraryManager(config.libraries_dir())
+
+
+def enlarge(image: Image.Image, side: int = 256) -> Image.Image:
+    """Small generated images shown crisp (nearest-neighbour) instead of blurred by the browser."""
+    factor = max(1, side // max(image.width, image.height))
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def open_mosaic(record_id: str) -> None:
+    """Go to the Mosaic view of a saved image."""
+    st.session_state["mosaic_id"] = record_id
+    st.switch_page("pages/mosaic.py", query_params={"id": record_id})

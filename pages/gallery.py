@@ -1,0 +1,42 @@
+"""Gallery: every saved generation, newest first."""
+
+import streamlit as st
+
+from core.errors import MosaicError
+from pages._shared import enlarge, get_store, open_mosaic
+
+st.title("Gallery")
+store = get_store()
+
+PAGE_SIZE = 24
+total = store.count()
+if total == 0:
+    st.info("Nothing here yet: generated images are saved automatically and appear here.")
+    st.page_link("pages/generate.py", label="Generate images", icon=":material/auto_awesome:")
+    st.stop()
+
+pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+page = st.number_input(f"Page (of {pages})", 1, pages, 1) if pages > 1 else 1
+records = store.list(limit=page * PAGE_SIZE)[(page - 1) * PAGE_SIZE :]
+st.caption(f"{total} image(s) saved. They stay here after a restart.")
+
+cols = st.columns(6)
+for i, record in enumerate(records):
+    with cols[i % 6]:
+        try:
+            st.image(enlarge(store.image(record), 160))
+        except OSError:
+            st.warning("Image file missing")
+            continue
+        st.caption(f"{record.created_at:%d %b %H:%M} · {record.library or record.engine} · seed {record.seed}")
+        a, b, c = st.columns(3)
+        if record.arrays_file and a.button("", key=f"m_{record.id}", icon=":material/grid_view:", help="Mosaic view"):
+            open_mosaic(record.id)
+        b.download_button("", store.image_bytes(record), file_name=f"{record.id}.png", mime="image/png",
+                          key=f"d_{record.id}", icon=":material/download:", help="Download PNG", on_click="ignore")
+        if c.button("", key=f"x_{record.id}", icon=":material/delete:", help="Delete"):
+            try:
+                store.delete(record.id)
+            except MosaicError as err:
+                st.error(str(err))
+            st.rerun()

@@ -1,0 +1,112 @@
+"""Libraries: the built-in picture sets and your own uploads."""
+
+import re
+from pathlib import Path
+
+import streamlit as st
+
+from core.errors import MosaicError
+from pages._shared import get_libraries
+
+st.title("Libraries")
+st.caption(
+    "A library is the set of pictures new images are assembled from. Use a built-in set or upload your own: "
+    "single images, a .zip, or a folder. Sub-folder names become classes (e.g. `shoes/`, `bags/`)."
+)
+libraries = get_libraries()
+
+
+def show_report(report) -> None:
+    st.success(f"Added {report.added} picture(s) to **{report.library}**.")
+    for notice in report.notices:
+        st.info(notice)
+    if report.skipped:
+        with st.expander(f"{len(report.skipped)} file(s) skipped", expanded=True):
+            for name, reason in report.skipped:
+                st.markdown(f"- `{name}`: {reason}")
+
+
+def import_into(name: str, uploads, folder: str) -> None:
+    reports = []
+    files = []
+    for upload in uploads or []:
+        data = upload.getvalue()
+        if upload.name.lower().endswith(".zip"):
+            reports.append(libraries.add_zip(name, data))
+        else:
+            files.append((upload.name, data))
+    if files:
+        reports.append(libraries.add_files(name, files))
+    if folder.strip():
+        path = Path(folder.strip()).expanduser()
+        if not path.is_dir():
+            raise MosaicError(f"Folder not found: {path}")
+        reports.append(libraries.add_folder(name, path))
+    if not reports:
+        raise MosaicError("Choose some pictures, a .zip or a folder first.")
+    st.session_state["import_reports"] = reports
+
+
+tab_list, tab_new = st.tabs(["Your libraries", "New library"])
+
+with tab_new:
+    with st.form("new_library", clear_on_submit=False):
+        title = st.text_input("Name", placeholder="Spring catalogue 2026")
+        uploads = st.file_uploader("Pictures or a .zip", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif",
+                                                                "tiff", "zip"], accept_multiple_files=True)
+        folder = st.text_input("…or a folder on this computer", placeholder="/home/me/brand-assets")
+        submitted = st.form_submit_button("Create library", type="primary")
+    if submitted:
+        slug = re.sub(r"[^a-z0-9_-]+", "-", title.strip().lower()).strip("-")[:60]
+        if not slug:
+            st.error("Give the library a name first.")
+        else:
+            try:
+                libraries.create(slug, title=title.strip())
+                try:
+                    import_into(slug, uploads, folder)
+                except MosaicError:
+                    libraries.delete(slug)  # nothing valid: leave no empty library behind
+                    raise
+                st.session_state["open_library"] = slug
+            except MosaicError as err:
+                st.error(str(err))
+    for report in st.session_state.pop("import_reports", []):
+        show_report(report)
+
+with tab_list:
+    for info in libraries.list():
+        header = f"{info.title} · {info.count} pictures" if info.built else f"{info.title} · built at first use"
+        with st.expander(header, expanded=st.session_state.get("open_library") == info.name):
+            st.markdown(info.description or "")
+            st.caption(
+                f"`{info.name}` · {'built-in' if info.kind == 'builtin' else 'your library'} · "
+                f"{'colour' if info.channels == 3 else 'greyscale'}"
+                + (f" · classes: {', '.join(info.label_names)}" if info.label_names else "")
+            )
+            if not info.built:
+                if st.button("Prepare now", key=f"prep_{info.name}"):
+                    with st.spinner("Preparing…"):
+                        libraries.ensure(info.name)
+                    st.rerun()
+                continue
+            if info.count:
+                shown = min(info.count, 16)
+                step = max(1, info.count // shown)
+                thumbs = [libraries.thumbnail(info.name, i) for i in range(0, info.count, step)[:shown]]
+                st.image(thumbs, width=64)
+            if info.kind != "builtin":
+                more = st.file_uploader("Add pictures or a .zip", accept_multiple_files=True, key=f"up_{info.name}")
+                if st.button("Add", key=f"add_{info.name}", disabled=not more):
+                    try:
+                        import_into(info.name, more, "")
+                        st.session_state["open_library"] = info.name
+                        st.rerun()
+                    except MosaicError as err:
+                        st.error(str(err))
+                confirm = st.checkbox("I want to delete this library", key=f"conf_{info.name}")
+                if st.button("Delete library", key=f"del_{info.name}", disabled=not confirm, icon=":material/delete:"):
+                    libraries.delete(info.name)
+                    st.rerun()
+    for report in st.session_state.pop("import_reports", []):
+        show_report(report)

@@ -1,0 +1,108 @@
+"""Mosaic view: which library picture every pixel of a generated image comes from."""
+
+import streamlit as st
+
+from core.errors import MosaicError
+from core.mosaic import (
+    boxed_source,
+    build_mosaic,
+    mosaic_image,
+    prediction_image,
+    source_map_figure,
+    top_sources,
+)
+from pages._shared import enlarge, get_libraries, get_store
+
+st.title("Mosaic view")
+store = get_store()
+libraries = get_libraries()
+
+records = [r for r in store.list(limit=200) if r.engine == "local-score"]
+if not records:
+    st.info("No generated images yet. Make some on the Generate page, then come back here.")
+    st.page_link("pages/generate.py", label="Generate images", icon=":material/auto_awesome:")
+    st.stop()
+
+wanted = st.query_params.get("id") or st.session_state.get("mosaic_id")
+ids = [r.id for r in records]
+if wanted and wanted not in ids:
+    try:
+        records.insert(0, store.get(wanted))
+        ids.insert(0, wanted)
+    except MosaicError:
+        st.warning("That image no longer exists; showing the latest one instead.")
+        wanted = None
+by_id = {r.id: r for r in records}
+choice = st.selectbox(
+    "Image",
+    ids,
+    index=ids.index(wanted) if wanted in ids else 0,
+    format_func=lambda i: f"{by_id[i].created_at:%d %b %H:%M} · {by_id[i].library} · seed {by_id[i].seed} · {i[:6]}",
+)
+st.query_params["id"] = choice
+record = by_id[choice]
+arrays = store.arrays(record)
+if "sources" not in arrays:
+    st.warning("This image was saved without source information, so its mosaic cannot be shown.")
+    st.stop()
+
+try:
+    mosaic = build_mosaic(arrays, record.library, libraries)
+    library = libraries.load(record.library, mosaic.size)
+except MosaicError as err:
+    st.error(f"The library of this image is not available: {err}")
+    st.stop()
+if int(record.params.get("library_count", len(library.item_ids))) != len(library.item_ids):
+    st.caption("ℹ️ The library changed since this image was made; removed pictures show as 'removed'.")
+
+lib_np = library.images.numpy()
+params = record.params
+st.caption(
+    f"Library **{record.library}** · machine **{params.get('machine')}** · locality **{params.get('preset')}** · "
+    f"seed **{record.seed}** · {record.width}×{record.height} px"
+    + (f" · class **{params['label']}**" if params.get("label") else "")
+)
+
+step = st.slider(
+    "Step (watch the mosaic form from coarse to fine)",
+    1,
+    mosaic.steps,
+    mosaic.steps,
+    help="Early steps use large patches and high noise; the last step uses the smallest patches.",
+)
+index = step - 1
+final = step == mosaic.steps
+patch = mosaic.patch_sizes[index]
+
+c1, c2, c3 = st.columns([1, 1, 1.4])
+with c1:
+    st.markdown("**Image**" if final else f"**Prediction at step {step}**")
+    st.image(enlarge(store.image(record) if final else prediction_image(mosaic, index), 256))
+with c2:
+    st.markdown(f"**Rebuilt from library patches** (patch {patch}×{patch})")
+    st.image(enlarge(mosaic_image(mosaic, lib_np, None if final else index), 256))
+with c3:
+    st.markdown("**Source map** — one colour per library picture; hover a pixel")
+    st.plotly_chart(source_map_figure(mosaic, None if final else index, height=300), key="source_map",
+                    config={"displayModeBar": False})
+
+shares = top_sources(mosaic, k=6, step=None if final else index)
+distinct = len({int(v) for v in (mosaic.sources if final else mosaic.step_sources[index])[..., 0].ravel()})
+st.subheader("Where it comes from")
+st.markdown(
+    f"At this step the image is assembled from **{distinct} library pictures**. "
+    f"The largest single source supplies **{shares[0].share:.0%}** of the pixels."
+)
+cols = st.columns(3)
+for i, share in enumerate(shares):
+    with cols[i % 3]:
+        if share.index < 0:
+            st.markdown(f"**{share.share:.0%}** from a picture removed from the library")
+            continue
+        picture = libraries.item_image(record.library, share.index).resize((mosaic.size, mosaic.size))
+        st.image(boxed_source(picture, share.locations, patch, share.colour, scale=6))
+        st.markdown(
+            f"<span style='color:{share.colour}'>■</span> **{share.share:.0%}** of pixels · "
+            f"#{share.index} {share.item_id}",
+            unsafe_allow_html=True,
+        )

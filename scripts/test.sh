@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Debian's chromium for the browser tests, Python packages),
+# then run the default test suite. Extra arguments go to pytest (e.g. `-m slow`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium (apt)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium fonts-dejavu-core
+fi
+
+echo "== installing Python packages"
+python3 -m pip install -q -r requirements-dev.txt
+
+echo "== ruff"
+python3 -m ruff check .
+
+echo "== pytest"
+export HF_HUB_OFFLINE=1
+set +e
+python3 -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: treating as a failure" >&2
+  exit 1
+fi
+exit "$status"
