@@ -1,0 +1,513 @@
+"""``LibraryManager``: list, create, import into, load and delete reference libraries.
+
+On disk, under ``config.libraries_dir()``, a library ``<name>/`` holds ``library.json`` (the
+manifest, always replaced atomically), ``images/<id>.png``, ``thumbs/<id>.png`` and
+``cache/<size>px-<channels>ch-<revision>.npy`` (uint8 arrays for :meth:`LibraryManager.load`).
+
+Safety rules:
+
+* image files are written before the manifest that lists them, and removed only after the manifest
+  that stops listing them is written, so a crash never leaves the manifest pointing at nothing;
+* an import that yields no usable image raises ``BadInputError`` and changes nothing;
+* built-in libraries are made lazily in a hidden temporary folder, then renamed into place;
+* operations on one library are serialised by a per-library lock (one process; Streamlit threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core import config
+from core.errors import BadInputError, MosaicError, ResourceError
+from core.images import DEFAULT_MAX_SIDE, UnreadableImageError, load_image
+from core.libraries import sources
+from core.libraries.builtins import BUILTIN_LIBRARIES, BuiltinLibrary
+from core.libraries.manifest import MANIFEST_NAME, Manifest, ManifestItem
+from core.libraries.names import NAME_PATTERN, validate_name
+from core.libraries.records import ImportReport, LibraryInfo, LibraryTensor
+from core.libraries.storage import LibraryStorage
+from core.libraries.tensors import TensorCache, square_array
+
+logger = logging.getLogger(__name__)
+
+MAX_LOAD_SIZE = 1024
+MAX_TENSOR_BYTES = 4 * 1024**3
+_TITLE_MAX = 120
+_DESCRIPTION_MAX = 2000
+
+_LOCKS: dict[Path, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(folder: Path) -> threading.RLock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(folder, threading.RLock())
+
+
+def _is_plain_gray(image: Image.Image) -> bool:
+    """True for an RGB image whose three channels are identical (a grayscale photo saved as RGB)."""
+    if image.mode != "RGB":
+        return False
+    array = np.asarray(image)
+    return bool(np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2]))
+
+
+class LibraryManager:
+    """Reference libraries stored under ``root`` (default ``config.libraries_dir()``)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root).expanduser().resolve() if root is not None else config.libraries_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # -- listing --------------------------------------------------------------------------------
+
+    def list(self) -> list[LibraryInfo]:
+        """Built-in libraries first (built or not), then user libraries by name. Damaged ones are skipped."""
+        infos = [self._builtin_info(spec) for spec in BUILTIN_LIBRARIES.values()]
+        for folder in sorted(self.root.iterdir()):
+            name = folder.name
+            if name in BUILTIN_LIBRARIES or not NAME_PATTERN.fullmatch(name):
+                continue
+            if not (folder / MANIFEST_NAME).is_file():
+                continue
+            try:
+                infos.append(self._info(Manifest.read(folder), built=True))
+            except MosaicError:
+                continue  # already logged by Manifest.read
+        return infos
+
+    def get(self, name: str) -> LibraryInfo:
+        """Information about library ``name``; unknown names list the available ones."""
+        validate_name(name)
+        if name in BUILTIN_LIBRARIES:
+            return self._builtin_info(BUILTIN_LIBRARIES[name])
+        return self._info(self._read_user(name), built=True)
+
+    def ensure(self, name: str) -> LibraryInfo:
+        """Like :meth:`get`, but makes a built-in library first if it has not been made yet."""
+        return self._info(self._manifest(name), built=True)
+
+    def items(self, name: str) -> list[dict[str, Any]]:
+        """The items in :meth:`load` order.
+
+        Each is a dict with ``index``, ``id``, ``file`` (relative), ``path`` (absolute), ``label``
+        (label name or None) and ``source`` (original file name or data set entry).
+        """
+        manifest = self._manifest(name)
+        folder = self._folder(name)
+        return [
+            {
+                "index": index,
+                "id": item.id,
+                "file": item.file,
+                "path": str(folder / item.file),
+                "label": manifest.label_names[item.label] if item.label is not None else None,
+                "source": item.source,
+            }
+            for index, item in enumerate(manifest.items)
+        ]
+
+    # -- creating and changing user libraries ---------------------------------------------------
+
+    def create(self, name: str, title: str = "", description: str = "") -> LibraryInfo:
+        """An empty user library. Taken names (including built-ins) are a ``BadInputError``."""
+        validate_name(name)
+        if name in BUILTIN_LIBRARIES:
+            raise BadInputError(f"'{name}' is the name of a built-in library; choose another name.")
+        folder = self._folder(name)
+        with _lock_for(folder):
+            if folder.exists():
+                raise BadInputError(f"A library called '{name}' already exists; choose another name.")
+            manifest = Manifest(
+                name=name,
+                title=(title.strip() or name)[:_TITLE_MAX],
+                description=description.strip()[:_DESCRIPTION_MAX],
+                kind="user",
+            )
+            staging = self.root / f".creating-{name}-{uuid.uuid4().hex[:8]}"
+            try:
+                manifest.write(staging)
+                os.rename(staging, folder)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        logger.info("created library %s", name)
+        return self._info(manifest, built=True)
+
+    def update(self, name: str, title: str | None = None, description: str | None = None) -> LibraryInfo:
+        """Change the title and/or description of a user library."""
+        folder = self._folder(validate_name(name))
+        with _lock_for(folder):
+            manifest = self._read_user(name, for_change=True)
+            if title is not None:
+                manifest.title = title.strip()[:_TITLE_MAX] or name
+            if description is not None:
+                manifest.description = description.strip()[:_DESCRIPTION_MAX]
+            manifest.write(folder)
+        return self._info(manifest, built=True)
+
+    def add_files(
+        self, name: str, files: Iterable[tuple[str, bytes]], max_side: int = DEFAULT_MAX_SIDE
+    ) -> ImportReport:
+        """Add uploaded ``(filename, bytes)`` files; ``shoes/a.png`` gets the label ``shoes``."""
+        return self._import(name, sources.from_files(files), max_side)
+
+    def add_zip(self, name: str, data: bytes, max_side: int = DEFAULT_MAX_SIDE) -> ImportReport:
+        """Add the images of a zip; sub-folders give labels. Oversized zips are refused before extraction."""
+        return self._import(name, sources.from_zip(data), max_side)
+
+    def add_folder(self, name: str, folder: Path, max_side: int = DEFAULT_MAX_SIDE) -> ImportReport:
+        """Copy the images of a folder on disk into the library; sub-folders give labels."""
+        return self._import(name, sources.from_folder(Path(folder)), max_side)
+
+    def create_from_files(
+        self, name: str, files: Iterable[tuple[str, bytes]], title: str = "", description: str = ""
+    ) -> ImportReport:
+        """:meth:`create` + :meth:`add_files`; nothing is left behind when no image is usable."""
+        return self._create_and_import(name, title, description, lambda: self.add_files(name, files))
+
+    def create_from_zip(self, name: str, data: bytes, title: str = "", description: str = "") -> ImportReport:
+        """:meth:`create` + :meth:`add_zip`; nothing is left behind when no image is usable."""
+        return self._create_and_import(name, title, description, lambda: self.add_zip(name, data))
+
+    def create_from_folder(
+        self, name: str, folder: Path, title: str = "", description: str = ""
+    ) -> ImportReport:
+        """:meth:`create` + :meth:`add_folder`; nothing is left behind when no image is usable."""
+        return self._create_and_import(name, title, description, lambda: self.add_folder(name, folder))
+
+    def remove_items(self, name: str, item_ids: Iterable[str]) -> LibraryInfo:
+        """Remove items by id. Unknown ids are a ``BadInputError`` and nothing is removed."""
+        folder = self._folder(validate_name(name))
+        wanted = set(item_ids)
+        with _lock_for(folder):
+            manifest = self._read_user(name, for_change=True)
+            known = {item.id for item in manifest.items}
+            unknown = sorted(wanted - known)
+            if unknown:
+                shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+                raise BadInputError(f"Library '{name}' has no item(s) {shown}; nothing was removed.")
+            removed = [item for item in manifest.items if item.id in wanted]
+            manifest.items = [item for item in manifest.items if item.id not in wanted]
+            manifest.prune_labels()
+            manifest.touch()
+            manifest.write(folder)
+            storage = LibraryStorage(folder)
+            for item in removed:
+                storage.delete_item_files(item)
+            TensorCache(storage.cache_dir).clear(keep_revision=manifest.revision)
+        logger.info("removed %d item(s) from library %s", len(removed), name)
+        return self._info(manifest, built=True)
+
+    def delete(self, name: str) -> None:
+        """Delete a user library and its files. Built-in libraries cannot be deleted (see :meth:`reset`)."""
+        validate_name(name)
+        if name in BUILTIN_LIBRARIES:
+            raise BadInputError(
+                f"'{name}' is a built-in library and can't be deleted. "
+                "You can reset it instead, which rebuilds it from the original data."
+            )
+        folder = self._folder(name)
+        with _lock_for(folder):
+            if not (folder / MANIFEST_NAME).is_file():  # a damaged manifest can still be deleted
+                raise BadInputError(f"There is no library called '{name}'. Available: {self._available()}.")
+            self._discard(folder)
+        logger.info("deleted library %s", name)
+
+    def reset(self, name: str) -> LibraryInfo:
+        """Throw away a built-in library's files; it is made again, from the original data, on next use."""
+        validate_name(name)
+        if name not in BUILTIN_LIBRARIES:
+            raise BadInputError(
+                f"Only built-in libraries can be reset; '{name}' is not one (delete it instead)."
+            )
+        folder = self._folder(name)
+        with _lock_for(folder):
+            if folder.exists():
+                self._discard(folder)
+        return self._builtin_info(BUILTIN_LIBRARIES[name])
+
+    # -- reading images -------------------------------------------------------------------------
+
+    def load(self, name: str, size: int, channels: int | None = None) -> LibraryTensor:
+        """All images centre-cropped to squares and resized to ``size``, as ``(N, C, size, size)`` in [-1, 1].
+
+        ``channels`` (1 or 3) converts between grayscale and colour; None keeps the library's own.
+        Results are cached on disk per (size, channels) until the library's items change.
+        """
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, (int, np.integer))
+            or not 1 <= size <= MAX_LOAD_SIZE
+        ):
+            raise BadInputError(
+                f"The working size must be a whole number from 1 to {MAX_LOAD_SIZE} pixels (got {size!r})."
+            )
+        if channels not in (None, 1, 3):
+            raise BadInputError(f"Channels must be 1 (grayscale) or 3 (colour), not {channels!r}.")
+        size = int(size)
+        folder = self._folder(validate_name(name))
+        with _lock_for(folder):
+            manifest = self._manifest(name)
+            if not manifest.items:
+                raise BadInputError(f"The library '{name}' has no images yet; add images first.")
+            channels = channels or manifest.channels
+            needed = manifest.count * channels * size * size * 4
+            if needed > MAX_TENSOR_BYTES:
+                raise ResourceError(
+                    f"Loading '{name}' ({manifest.count:,} images) at {size}×{size} px would need "
+                    f"{needed / 1024**3:.1f} GB of memory; choose a smaller working size "
+                    "or a smaller library."
+                )
+            storage = LibraryStorage(folder)
+            cache = TensorCache(storage.cache_dir)
+            array = cache.get(size, channels, manifest.revision, manifest.count)
+            if array is None:
+                array = np.stack(
+                    [square_array(storage.read_image(item), size, channels) for item in manifest.items]
+                )
+                cache.put(array, size, channels, manifest.revision)
+        images = torch.from_numpy(array).to(torch.float32).div_(127.5).sub_(1.0)
+        labels = torch.tensor(
+            [-1 if item.label is None else item.label for item in manifest.items], dtype=torch.int64
+        )
+        return LibraryTensor(
+            images=images,
+            labels=labels,
+            label_names=list(manifest.label_names),
+            item_ids=[item.id for item in manifest.items],
+        )
+
+    def item_image(self, name: str, index: int) -> Image.Image:
+        """The stored image of the item at ``index`` in :meth:`load` order."""
+        folder = self._folder(validate_name(name))
+        with _lock_for(folder):
+            item = self._item_at(name, index)
+            return LibraryStorage(folder).read_image(item)
+
+    def thumbnail(self, name: str, index: int) -> Image.Image:
+        """A small preview (longest side 96 px) of the item at ``index`` in :meth:`load` order."""
+        folder = self._folder(validate_name(name))
+        with _lock_for(folder):
+            item = self._item_at(name, index)
+            return LibraryStorage(folder).read_thumbnail(item)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _folder(self, name: str) -> Path:
+        return self.root / name
+
+    def _available(self) -> str:
+        return ", ".join(info.name for info in self.list())
+
+    def _read_user(self, name: str, for_change: bool = False) -> Manifest:
+        if name in BUILTIN_LIBRARIES:
+            if for_change:
+                raise BadInputError(
+                    f"'{name}' is a built-in library and can't be changed. "
+                    "Create your own library to add or remove images."
+                )
+            return self._manifest(name)
+        folder = self._folder(name)
+        try:
+            return Manifest.read(folder)
+        except FileNotFoundError:
+            raise BadInputError(
+                f"There is no library called '{name}'. Available: {self._available()}."
+            ) from None
+
+    def _manifest(self, name: str) -> Manifest:
+        """The manifest of any library, making a built-in one first if needed."""
+        validate_name(name)
+        spec = BUILTIN_LIBRARIES.get(name)
+        if spec is None:
+            return self._read_user(name)
+        folder = self._folder(name)
+        with _lock_for(folder):
+            try:
+                return Manifest.read(folder)
+            except FileNotFoundError:
+                pass
+            except MosaicError:
+                logger.warning("built-in library %s is damaged; rebuilding it", name)
+                self._discard(folder)
+            return self._materialise(spec)
+
+    def _materialise(self, spec: BuiltinLibrary) -> Manifest:
+        """Make a built-in library in a hidden folder, then rename it into place."""
+        folder = self._folder(spec.name)
+        logger.info("making built-in library %s", spec.name)
+        staging = self.root / f".building-{spec.name}-{uuid.uuid4().hex[:8]}"
+        mode = "L" if spec.channels == 1 else "RGB"
+        try:
+            storage = LibraryStorage(staging)
+            manifest = Manifest(
+                name=spec.name,
+                title=spec.title,
+                description=spec.description,
+                kind="builtin",
+                channels=spec.channels,
+                label_names=list(spec.label_names or []),
+            )
+            for built in spec.build():
+                file = storage.write_item(built.id, built.image.convert(mode), atomic=False)
+                manifest.items.append(
+                    ManifestItem(
+                        id=built.id,
+                        file=file,
+                        label=manifest.label_index(built.label),
+                        source=built.source,
+                        channels=spec.channels,
+                    )
+                )
+            if not manifest.items:
+                raise MosaicError(
+                    f"The built-in library '{spec.name}' could not be made: its source data is missing."
+                )
+            manifest.touch()
+            manifest.write(staging)
+            if folder.exists():
+                self._discard(folder)
+            os.rename(staging, folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        logger.info("built-in library %s ready (%d images)", spec.name, manifest.count)
+        return manifest
+
+    def _discard(self, folder: Path) -> None:
+        """Remove a library folder: renamed away first so it disappears at once, then deleted."""
+        trash = self.root / f".trash-{folder.name}-{uuid.uuid4().hex[:8]}"
+        os.rename(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def _item_at(self, name: str, index: int) -> ManifestItem:
+        manifest = self._manifest(name)
+        if (
+            isinstance(index, bool)
+            or not isinstance(index, (int, np.integer))
+            or not 0 <= index < manifest.count
+        ):
+            raise BadInputError(
+                f"Library '{name}' has {manifest.count} image(s); there is no image number {index!r}."
+            )
+        return manifest.items[int(index)]
+
+    def _create_and_import(self, name: str, title: str, description: str, run) -> ImportReport:
+        self.create(name, title, description)
+        try:
+            return run()
+        except BaseException:
+            folder = self._folder(name)
+            with _lock_for(folder):
+                if folder.exists():
+                    self._discard(folder)
+            raise
+
+    def _import(
+        self, name: str, candidates: Iterator[sources.ImportCandidate], max_side: int
+    ) -> ImportReport:
+        folder = self._folder(validate_name(name))
+        with _lock_for(folder):
+            manifest = self._read_user(name, for_change=True)
+            storage = LibraryStorage(folder)
+            report = ImportReport(library=name)
+            written: list[ManifestItem] = []
+            try:
+                for candidate in candidates:
+                    item = self._import_one(candidate, manifest, storage, report, max_side)
+                    if item is not None:
+                        written.append(item)
+                if not written:
+                    raise BadInputError(self._nothing_added(name, report))
+                manifest.items.extend(written)
+                manifest.touch()
+                manifest.write(folder)
+            except BaseException:
+                for item in written:
+                    storage.delete_item_files(item)
+                raise
+            TensorCache(storage.cache_dir).clear(keep_revision=manifest.revision)
+        report.added = len(written)
+        logger.info("imported %d image(s) into %s, skipped %d", report.added, name, len(report.skipped))
+        return report
+
+    @staticmethod
+    def _import_one(
+        candidate: sources.ImportCandidate,
+        manifest: Manifest,
+        storage: LibraryStorage,
+        report: ImportReport,
+        max_side: int,
+    ) -> ManifestItem | None:
+        if candidate.skip_reason is not None or candidate.data is None:
+            report.skipped.append((candidate.name, candidate.skip_reason or "no data"))
+            return None
+        try:
+            loaded = load_image(candidate.data, candidate.name, max_side=max_side)
+        except UnreadableImageError as exc:
+            report.skipped.append((candidate.name, exc.reason))
+            return None
+        image = loaded.image.convert("L") if _is_plain_gray(loaded.image) else loaded.image
+        item_id = uuid.uuid4().hex[:12]
+        file = storage.write_item(item_id, image)
+        report.notices.extend(loaded.notices)
+        return ManifestItem(
+            id=item_id,
+            file=file,
+            label=manifest.label_index(candidate.label) if candidate.label else None,
+            source=candidate.name,
+            channels=1 if image.mode == "L" else 3,
+        )
+
+    @staticmethod
+    def _nothing_added(name: str, report: ImportReport) -> str:
+        if not report.skipped:
+            return f"No images were found to add to '{name}'. Upload PNG, JPEG, GIF, BMP, TIFF or WebP files."
+        shown = "; ".join(f"{file}: {reason}" for file, reason in report.skipped[:3])
+        more = f" (and {len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""
+        return f"No images were added to '{name}': none of the files could be used. {shown}{more}."
+
+    def _builtin_info(self, spec: BuiltinLibrary) -> LibraryInfo:
+        folder = self._folder(spec.name)
+        if (folder / MANIFEST_NAME).is_file():
+            try:
+                return self._info(Manifest.read(folder), built=True)
+            except MosaicError:
+                pass  # damaged: rebuilt on next use
+        return LibraryInfo(
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            kind="builtin",
+            count=0,
+            channels=spec.channels,
+            label_names=list(spec.label_names or []),
+            created_at="",
+            built=False,
+        )
+
+    @staticmethod
+    def _info(manifest: Manifest, built: bool) -> LibraryInfo:
+        return LibraryInfo(
+            name=manifest.name,
+            title=manifest.title,
+            description=manifest.description,
+            kind=manifest.kind,
+            count=manifest.count,
+            channels=manifest.channels,
+            label_names=list(manifest.label_names),
+            created_at=manifest.created_at,
+            built=built,
+        )

@@ -1,0 +1,236 @@
+"""Turn uploads, zips and folders into import candidates, rejecting unsafe input early.
+
+A candidate is one file to try: its display name, its label (from the sub-folder) and either its
+bytes or the reason it is skipped. Nothing here writes to disk; the manager decodes and stores.
+
+Rules:
+
+* Labels come from the first sub-folder: ``shoes/a.png`` -> ``"shoes"``; root files have none.
+  A zip whose every entry sits inside one wrapping folder (``export/shoes/a.png``) has it removed.
+* Hidden and system files (``.DS_Store``, ``__MACOSX/``, ``Thumbs.db``, dot files) are ignored silently.
+* Unsafe paths (absolute, drive letters, ``..``) are skipped with a reason.
+* Archives inside a zip are not opened.
+* Zips with too many entries or too large an uncompressed total are refused before extraction.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from core.errors import BadInputError
+from core.images import MAX_FILE_BYTES
+from core.libraries.names import clean_label
+
+logger = logging.getLogger(__name__)
+
+MAX_IMPORT_FILES = 5_000
+MAX_IMPORT_BYTES = 1_000_000_000  # 1 GB uncompressed
+_SYSTEM_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "$recycle.bin", "system volume information"}
+_ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass
+class ImportCandidate:
+    """One file of an import: bytes to decode, or the reason it is skipped."""
+
+    name: str
+    label: str | None = None
+    data: bytes | None = None
+    skip_reason: str | None = None
+
+
+def _parts(raw_name: str) -> list[str]:
+    return [part for part in raw_name.replace("\\", "/").split("/") if part not in ("", ".")]
+
+
+def is_hidden(raw_name: str) -> bool:
+    """True for dot files, macOS resource forks and Windows system files (ignored silently)."""
+    return any(
+        part.startswith(".") and part != ".." or part.lower() in _SYSTEM_NAMES for part in _parts(raw_name)
+    )
+
+
+def is_unsafe(raw_name: str) -> bool:
+    """True for absolute paths, drive letters and ``..`` components (zip-slip)."""
+    normalised = raw_name.replace("\\", "/")
+    return normalised.startswith("/") or bool(_DRIVE.match(normalised)) or ".." in normalised.split("/")
+
+
+def label_for(parts: list[str]) -> str | None:
+    """The label of a file at ``parts`` (folders then file name): its first folder, if any."""
+    if len(parts) < 2:
+        return None
+    return clean_label(parts[0]) or None
+
+
+def _wrapper_folder(names: list[list[str]]) -> str | None:
+    """The single folder that wraps every entry and holds only sub-folders, if there is one."""
+    if not names or any(len(parts) < 3 for parts in names):
+        return None
+    first = {parts[0] for parts in names}
+    return first.pop() if len(first) == 1 else None
+
+
+def _precheck(name: str, size: int) -> str | None:
+    """Reason to skip a file before reading it, or None."""
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    if size > MAX_FILE_BYTES:
+        return f"the file is too large ({size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES // 10**6} MB)"
+    if name.lower().endswith(_ARCHIVE_SUFFIXES):
+        return "archives inside an import are not opened; extract it and import the images"
+    return None
+
+
+def from_files(files: Iterable[tuple[str, bytes]]) -> Iterator[ImportCandidate]:
+    """Candidates from uploaded ``(filename, bytes)`` pairs. Filenames may hold sub-folders for labels."""
+    files = list(files)
+    if len(files) > MAX_IMPORT_FILES:
+        raise BadInputError(
+            f"{len(files):,} files were given; at most {MAX_IMPORT_FILES:,} can be imported at once. "
+            "Import them in smaller batches."
+        )
+    for raw_name, data in files:
+        raw_name = str(raw_name or "")
+        if is_hidden(raw_name):
+            continue
+        parts = _parts(raw_name)
+        display = "/".join(parts) or "(unnamed file)"
+        if is_unsafe(raw_name):
+            yield ImportCandidate(
+                display, skip_reason="unsafe file path (absolute or containing '..'); rejected"
+            )
+            continue
+        reason = _precheck(display, len(data or b""))
+        if reason:
+            yield ImportCandidate(display, skip_reason=reason)
+            continue
+        yield ImportCandidate(display, label=label_for(parts), data=bytes(data))
+
+
+def from_zip(data: bytes) -> Iterator[ImportCandidate]:
+    """Candidates from a zip archive, checked as a whole before anything is extracted.
+
+    Raises ``BadInputError`` (before yielding anything) for a file that is not a zip, a zip with
+    more than ``MAX_IMPORT_FILES`` entries or more than ``MAX_IMPORT_BYTES`` uncompressed.
+    """
+    archive = _open_zip(data)
+    with archive:
+        entries = [info for info in archive.infolist() if not info.is_dir()]
+        if len(entries) > MAX_IMPORT_FILES:
+            raise BadInputError(
+                f"The zip holds {len(entries):,} files; at most {MAX_IMPORT_FILES:,} can be imported "
+                "at once. Split it into smaller zips."
+            )
+        total = sum(info.file_size for info in entries)
+        if total > MAX_IMPORT_BYTES:
+            raise BadInputError(
+                f"The zip unpacks to {total / 1e9:.1f} GB; at most {MAX_IMPORT_BYTES / 1e9:.0f} GB can be "
+                "imported at once. Split it into smaller zips."
+            )
+        visible = [info for info in entries if not is_hidden(info.filename)]
+        safe_parts = [_parts(info.filename) for info in visible if not is_unsafe(info.filename)]
+        wrapper = _wrapper_folder(safe_parts)
+        for info in visible:
+            yield _zip_candidate(archive, info, wrapper)
+
+
+def _open_zip(data: bytes) -> zipfile.ZipFile:
+    if not data:
+        raise BadInputError("The zip file is empty (0 bytes).")
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise BadInputError("This is not a readable zip file (it may be damaged or incomplete).") from exc
+
+
+def _zip_candidate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, wrapper: str | None) -> ImportCandidate:
+    raw_name = info.filename
+    parts = _parts(raw_name)
+    display = "/".join(parts) or "(unnamed file)"
+    if is_unsafe(raw_name):
+        return ImportCandidate(
+            display, skip_reason="unsafe path inside the zip (absolute or containing '..'); rejected"
+        )
+    if info.flag_bits & 0x1:
+        return ImportCandidate(display, skip_reason="the file is password-protected")
+    reason = _precheck(display, info.file_size)
+    if reason:
+        return ImportCandidate(display, skip_reason=reason)
+    label_parts = parts[1:] if wrapper is not None else parts
+    try:
+        with archive.open(info) as handle:
+            content = handle.read(MAX_FILE_BYTES + 1)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+        logger.info("could not extract %s: %s", raw_name, exc)
+        return ImportCandidate(
+            display, skip_reason="the file could not be extracted (the zip entry is damaged)"
+        )
+    return ImportCandidate(display, label=label_for(label_parts), data=content)
+
+
+def from_folder(folder: Path) -> Iterator[ImportCandidate]:
+    """Candidates from a folder on disk (sub-folders give labels). Links are not followed.
+
+    Raises ``BadInputError`` (before yielding anything) for a missing folder, or one with too many
+    files or too many bytes.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise BadInputError(f"The folder '{folder}' does not exist or is not a folder.")
+    found: list[tuple[list[str], Path, int]] = []
+    total = 0
+    for current, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+        for filename in sorted(filenames):
+            path = Path(current) / filename
+            parts = list(path.relative_to(folder).parts)
+            if is_hidden("/".join(parts)):
+                continue
+            size = path.lstat().st_size if path.is_symlink() else _size(path)
+            found.append((parts, path, size))
+            total += size
+            if len(found) > MAX_IMPORT_FILES:
+                raise BadInputError(
+                    f"The folder holds more than {MAX_IMPORT_FILES:,} files; import it in smaller parts."
+                )
+    if total > MAX_IMPORT_BYTES:
+        raise BadInputError(
+            f"The folder holds {total / 1e9:.1f} GB of files; at most {MAX_IMPORT_BYTES / 1e9:.0f} GB can be "
+            "imported at once."
+        )
+    for parts, path, size in found:
+        yield _folder_candidate(parts, path, size)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _folder_candidate(parts: list[str], path: Path, size: int) -> ImportCandidate:
+    display = str(PurePosixPath(*parts))
+    if path.is_symlink():
+        return ImportCandidate(
+            display, skip_reason="links are not followed; copy the file itself into the folder"
+        )
+    if not path.is_file():
+        return ImportCandidate(display, skip_reason="not a regular file")
+    reason = _precheck(display, size)
+    if reason:
+        return ImportCandidate(display, skip_reason=reason)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        return ImportCandidate(display, skip_reason=f"the file could not be read ({exc.strerror or exc})")
+    return ImportCandidate(display, label=label_for(parts), data=content)

@@ -1,0 +1,97 @@
+"""The files of one library folder: ``library.json``, ``images/``, ``thumbs/`` and ``cache/``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PIL import Image
+
+from core.errors import MosaicError
+from core.images import save_png
+from core.libraries.manifest import ManifestItem
+
+logger = logging.getLogger(__name__)
+
+THUMB_SIZE = 96
+
+
+def make_thumbnail(image: Image.Image, size: int = THUMB_SIZE) -> Image.Image:
+    """A preview whose longest side is ``size``; tiny images are enlarged with crisp pixels."""
+    width, height = image.size
+    if max(width, height) >= size:
+        thumb = image.copy()
+        thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+        return thumb
+    factor = max(1, size // max(width, height))
+    return image.resize((width * factor, height * factor), Image.Resampling.NEAREST)
+
+
+class LibraryStorage:
+    """Reads and writes the image files of the library stored in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.images_dir = folder / "images"
+        self.thumbs_dir = folder / "thumbs"
+        self.cache_dir = folder / "cache"
+
+    @staticmethod
+    def image_file(item_id: str) -> str:
+        return f"images/{item_id}.png"
+
+    def thumb_path(self, item: ManifestItem) -> Path:
+        return self.thumbs_dir / f"{item.id}.png"
+
+    def write_item(self, item_id: str, image: Image.Image, atomic: bool = True) -> str:
+        """Store ``image`` as PNG plus its thumbnail; returns the relative file name.
+
+        ``atomic=False`` skips the temporary-file dance, for folders nobody else can see yet.
+        """
+        file = self.image_file(item_id)
+        thumb = make_thumbnail(image)
+        if atomic:
+            save_png(image, self.folder / file)
+            save_png(thumb, self.thumbs_dir / f"{item_id}.png")
+        else:
+            self.images_dir.mkdir(parents=True, exist_ok=True)
+            self.thumbs_dir.mkdir(parents=True, exist_ok=True)
+            image.save(self.folder / file, format="PNG")
+            thumb.save(self.thumbs_dir / f"{item_id}.png", format="PNG")
+        return file
+
+    def delete_item_files(self, item: ManifestItem) -> None:
+        for path in (self.folder / item.file, self.thumb_path(item)):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # a leftover file is harmless; the manifest no longer lists it
+                logger.warning("could not delete %s: %s", path, exc)
+
+    def read_image(self, item: ManifestItem) -> Image.Image:
+        """The stored image of ``item`` (``"L"`` or ``"RGB"``), fully loaded."""
+        path = self.folder / item.file
+        try:
+            with Image.open(path, formats=["PNG"]) as image:
+                image.load()
+                return image.convert("L") if image.mode == "L" else image.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as exc:
+            logger.warning("unreadable library image %s: %s", path, exc)
+            raise MosaicError(
+                f"The image '{item.source or item.id}' of library '{self.folder.name}' is missing or "
+                "damaged. Remove it from the library or import it again."
+            ) from exc
+
+    def read_thumbnail(self, item: ManifestItem) -> Image.Image:
+        """The stored thumbnail of ``item``, re-created from the image when missing or damaged."""
+        path = self.thumb_path(item)
+        try:
+            with Image.open(path, formats=["PNG"]) as thumb:
+                thumb.load()
+                return thumb.copy()
+        except (OSError, SyntaxError, ValueError):
+            thumb = make_thumbnail(self.read_image(item))
+            try:
+                save_png(thumb, path)
+            except OSError as exc:
+                logger.warning("could not store thumbnail %s: %s", path, exc)
+            return thumb

@@ -1,0 +1,89 @@
+"""Tensor caches: written once per (size, channels), invalidated when the items change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.errors import BadInputError
+from core.libraries import LibraryManager
+from core.libraries.tensors import square_array
+
+
+def _cache_files(data_dir: Path, name: str) -> list[str]:
+    return sorted(path.name for path in (data_dir / "libraries" / name / "cache").glob("*.npy"))
+
+
+def test_cache_written_and_reused(manager: LibraryManager, png, data_dir: Path, monkeypatch) -> None:
+    manager.create_from_files("c", [("a.png", png()), ("b.png", png((0, 0, 255)))])
+    first = manager.load("c", 16)
+    files = _cache_files(data_dir, "c")
+    assert len(files) == 1 and files[0].startswith("16px-3ch-")
+    array = np.load(data_dir / "libraries" / "c" / "cache" / files[0], allow_pickle=False)
+    assert array.dtype == np.uint8 and array.shape == (2, 3, 16, 16)
+
+    from core.libraries.storage import LibraryStorage
+
+    def no_reads(*args, **kwargs):
+        raise AssertionError("images should come from the cache")
+
+    monkeypatch.setattr(LibraryStorage, "read_image", no_reads)
+    again = manager.load("c", 16)
+    assert torch.equal(first.images, again.images)
+    monkeypatch.undo()  # another size/channel count is a separate cache
+    manager.load("c", 8, channels=1)
+    assert len(_cache_files(data_dir, "c")) == 2
+
+
+def test_cache_invalidated_after_adding(manager: LibraryManager, png, data_dir: Path) -> None:
+    manager.create_from_files("grow", [("a.png", png((255, 0, 0)))])
+    assert manager.load("grow", 8).images.shape[0] == 1
+    manager.add_files("grow", [("b.png", png((0, 255, 0)))])
+    assert _cache_files(data_dir, "grow") == []  # stale caches are removed
+    batch = manager.load("grow", 8)
+    assert batch.images.shape[0] == 2
+    assert batch.images[1, 1].mean() > 0.9  # the new green image is really there
+    manager.remove_items("grow", [batch.item_ids[0]])
+    batch = manager.load("grow", 8)
+    assert batch.images.shape[0] == 1 and batch.images[0, 1].mean() > 0.9
+
+
+def test_damaged_cache_is_rebuilt(manager: LibraryManager, png, data_dir: Path) -> None:
+    manager.create_from_files("dmg", [("a.png", png())])
+    expected = manager.load("dmg", 8).images
+    cache = data_dir / "libraries" / "dmg" / "cache" / _cache_files(data_dir, "dmg")[0]
+    cache.write_bytes(b"garbage")
+    assert torch.equal(manager.load("dmg", 8).images, expected)
+
+
+def test_load_order_matches_items(manager: LibraryManager, png) -> None:
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+    manager.create_from_files("order", [(f"{i}.png", png(c)) for i, c in enumerate(colours)])
+    batch = manager.load("order", 4)
+    assert batch.item_ids == [item["id"] for item in manager.items("order")]
+    for index, colour in enumerate(colours):
+        stored = np.asarray(manager.item_image("order", index))[0, 0]
+        assert tuple(stored) == colour
+        expected = torch.tensor(colour, dtype=torch.float32) / 127.5 - 1
+        assert torch.allclose(batch.images[index, :, 0, 0], expected)
+
+
+def test_square_array_centre_crops() -> None:
+    image = Image.new("RGB", (30, 10), (0, 0, 0))
+    image.paste((255, 255, 255), (10, 0, 20, 10))  # white centre square, black sides
+    array = square_array(image, 10, 3)
+    assert array.shape == (3, 10, 10) and array.min() == 255
+    assert square_array(image, 5, 1).shape == (1, 5, 5)
+
+
+def test_load_arguments_checked(manager: LibraryManager, png) -> None:
+    manager.create_from_files("args", [("a.png", png())])
+    for size in (0, -3, 5000, 2.5, "32", True):
+        with pytest.raises(BadInputError, match="working size"):
+            manager.load("args", size)
+    with pytest.raises(BadInputError, match="Channels"):
+        manager.load("args", 8, channels=2)
