@@ -116,7 +116,9 @@ def colour_indices(src: np.ndarray) -> tuple[np.ndarray, list[int]]:
     ids, inverse, counts = np.unique(src[..., 0], return_inverse=True, return_counts=True)
     rank = np.empty_like(counts)
     rank[np.argsort(-counts, kind="stable")] = np.arange(len(counts))
-    return rank[inverse].reshape(src.shape[:2]) % len(PALETTE), [int(i) for i in ids[np.argsort(-counts, kind="stable")]]
+    return rank[inverse].reshape(src.shape[:2]) % len(PALETTE), [
+        int(i) for i in ids[np.argsort(-counts, kind="stable")]
+    ]
 
 
 def source_map_figure(mosaic: Mosaic, step: int | None = None, height: int = 420) -> go.Figure:
@@ -167,7 +169,9 @@ def prediction_image(mosaic: Mosaic, step: int) -> Image.Image:
     return from_tensor(torch.from_numpy(mosaic.step_x0[step]).clamp(-1, 1))
 
 
-def boxed_source(image: Image.Image, locations: list[tuple[int, int]], patch: int, colour: str, scale: int = 8) -> Image.Image:
+def boxed_source(
+    image: Image.Image, locations: list[tuple[int, int]], patch: int, colour: str, scale: int = 8
+) -> Image.Image:
     """A library image enlarged, with the borrowed patches outlined."""
     big = image.convert("RGB").resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(big)

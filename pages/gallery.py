@@ -32,8 +32,16 @@ for i, record in enumerate(records):
         a, b, c = st.columns(3)
         if record.arrays_file and a.button("", key=f"m_{record.id}", icon=":material/grid_view:", help="Mosaic view"):
             open_mosaic(record.id)
-        b.download_button("", store.image_bytes(record), file_name=f"{record.id}.png", mime="image/png",
-                          key=f"d_{record.id}", icon=":material/download:", help="Download PNG", on_click="ignore")
+        b.download_button(
+            "",
+            store.image_bytes(record),
+            file_name=f"{record.id}.png",
+            mime="image/png",
+            key=f"d_{record.id}",
+            icon=":material/download:",
+            help="Download PNG",
+            on_click="ignore",
+        )
         if c.button("", key=f"x_{record.id}", icon=":material/delete:", help="Delete"):
             try:
                 store.delete(record.id)

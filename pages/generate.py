@@ -8,7 +8,7 @@ from core.engines.base import Progress
 from core.engines.local_score import MAX_COUNT, SIZES, LocalScoreEngine, LocalScoreRequest
 from core.errors import MosaicError
 from core.score import MACHINE_KINDS, MACHINE_LABELS, PRESETS
-from pages._shared import enlarge, get_libraries, get_store, open_mosaic, png_bytes
+from pages._shared import enlarge, get_libraries, get_store, open_mosaic
 
 st.title("Generate")
 st.caption("Make new images from a library. Every pixel can be traced back to the library picture it came from.")
@@ -38,24 +38,33 @@ with left:
         "Machine",
         list(MACHINE_KINDS),
         index=list(MACHINE_KINDS).index("bbels"),
-        format_func=lambda k: MACHINE_LABELS[k],
+        format_func=lambda k: MACHINE_LABELS[k][0],
+        help="How each pixel looks for matching patches. "
+        + " ".join(f"**{v[0]}**: {v[1]}" for v in MACHINE_LABELS.values()),
         key="gen_machine",
     )
     preset = st.selectbox(
         "Locality",
         list(PRESETS),
         index=list(PRESETS).index("balanced") if "balanced" in PRESETS else 0,
-        format_func=lambda p: f"{p} — {PRESETS[p]}" if isinstance(PRESETS[p], str) else p,
+        format_func=lambda p: p.replace("-", " ").capitalize(),
         help="How large the borrowed patches are. Smaller patches give more original mosaics.",
         key="gen_preset",
     )
+    st.caption(PRESETS[preset])
     size = st.select_slider("Image size (pixels)", options=list(SIZES), value=32, key="gen_size")
     count = st.slider("Number of images", 1, MAX_COUNT, 4, key="gen_count")
     if "gen_seed" not in st.session_state:
         st.session_state["gen_seed"] = 0
     seed_col, dice_col = st.columns([3, 1], vertical_alignment="bottom")
-    seed = seed_col.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="gen_seed",
-                                 help="The same seed and settings always give the same image.")
+    seed = seed_col.number_input(
+        "Seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        step=1,
+        key="gen_seed",
+        help="The same seed and settings always give the same image.",
+    )
     if dice_col.button("🎲", help="New random seed"):
         st.session_state["gen_seed"] = random.randint(0, 99999)
         st.rerun()
@@ -63,12 +72,17 @@ with left:
     info = infos[library]
     if info.label_names:
         label_options += ["Random class"] + list(info.label_names)
-    label_choice = st.selectbox("Class", label_options, key="gen_label",
-                                help="Restrict the library to one class (from sub-folder names) for each image.")
+    label_choice = st.selectbox(
+        "Class",
+        label_options,
+        key="gen_label",
+        help="Restrict the library to one class (from sub-folder names) for each image.",
+    )
     label = None if label_choice == "Any" else ("random" if label_choice == "Random class" else label_choice)
 
-    request = LocalScoreRequest(seed=int(seed), count=int(count), library=library, machine=machine,
-                                size=int(size), preset=preset, label=label)
+    request = LocalScoreRequest(
+        seed=int(seed), count=int(count), library=library, machine=machine, size=int(size), preset=preset, label=label
+    )
     engine = LocalScoreEngine(libraries)
     plan_error = None
     try:
@@ -78,7 +92,7 @@ with left:
     except MosaicError as err:
         plan_error = str(err)
         st.error(plan_error)
-    go = st.button("Generate", type="primary", disabled=plan_error is not None, width="stretch")
+    go = st.button("Generate", type="primary", disabled=plan_error is not None, width="stretch", key="gen_go")
 
 with right:
     if go:
@@ -113,8 +127,14 @@ with right:
                 st.image(enlarge(store.image(record), 192), caption=f"seed {record.seed}")
                 if st.button("Open mosaic", key=f"open_{record_id}", icon=":material/grid_view:"):
                     open_mosaic(record_id)
-                st.download_button("PNG", store.image_bytes(record), file_name=f"mosaic_{record.seed}.png",
-                                   mime="image/png", key=f"dl_{record_id}", icon=":material/download:",
-                                   on_click="ignore")
+                st.download_button(
+                    "PNG",
+                    store.image_bytes(record),
+                    file_name=f"mosaic_{record.seed}.png",
+                    mime="image/png",
+                    key=f"dl_{record_id}",
+                    icon=":material/download:",
+                    on_click="ignore",
+                )
     elif not go:
         st.info("Choose your settings and press **Generate**. Results appear here and in the Gallery.")

@@ -15,8 +15,12 @@ st.markdown(
 
 hero = Path(__file__).resolve().parent.parent / "assets" / "home_example.png"
 if hero.exists():
-    st.image(str(hero), caption="A generated face (left), its source map (middle: one colour per library picture) "
-             "and the library pictures it borrowed from (right).", width=720)
+    st.image(
+        str(hero),
+        caption="A generated face (left), its source map (middle: one colour per library picture) "
+        "and the library pictures it borrowed from (right).",
+        width=720,
+    )
 
 st.subheader("Start in three steps")
 c1, c2, c3 = st.columns(3, border=True)

@@ -16,6 +16,11 @@ st.caption(
 libraries = get_libraries()
 
 
+def show_problems() -> None:
+    for problem in st.session_state.pop("import_problems", []):
+        st.warning(problem)
+
+
 def show_report(report) -> None:
     st.success(f"Added {report.added} picture(s) to **{report.library}**.")
     for notice in report.notices:
@@ -27,24 +32,34 @@ def show_report(report) -> None:
 
 
 def import_into(name: str, uploads, folder: str) -> None:
-    reports = []
+    """Import every source; a source with nothing usable is reported, the others still land."""
+    sources: list[tuple[str, object]] = []
     files = []
     for upload in uploads or []:
-        data = upload.getvalue()
         if upload.name.lower().endswith(".zip"):
-            reports.append(libraries.add_zip(name, data))
+            data = upload.getvalue()
+            sources.append((upload.name, lambda data=data: libraries.add_zip(name, data)))
         else:
-            files.append((upload.name, data))
+            files.append((upload.name, upload.getvalue()))
     if files:
-        reports.append(libraries.add_files(name, files))
+        sources.append((f"{len(files)} picture(s)", lambda: libraries.add_files(name, files)))
     if folder.strip():
         path = Path(folder.strip()).expanduser()
         if not path.is_dir():
             raise MosaicError(f"Folder not found: {path}")
-        reports.append(libraries.add_folder(name, path))
-    if not reports:
+        sources.append((str(path), lambda: libraries.add_folder(name, path)))
+    if not sources:
         raise MosaicError("Choose some pictures, a .zip or a folder first.")
+    reports, problems = [], []
+    for label, run in sources:
+        try:
+            reports.append(run())
+        except MosaicError as err:
+            problems.append(f"{label}: {err}")
+    if not reports:
+        raise MosaicError(" ".join(problems))
     st.session_state["import_reports"] = reports
+    st.session_state["import_problems"] = problems
 
 
 tab_list, tab_new = st.tabs(["Your libraries", "New library"])
@@ -52,8 +67,11 @@ tab_list, tab_new = st.tabs(["Your libraries", "New library"])
 with tab_new:
     with st.form("new_library", clear_on_submit=False):
         title = st.text_input("Name", placeholder="Spring catalogue 2026")
-        uploads = st.file_uploader("Pictures or a .zip", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif",
-                                                                "tiff", "zip"], accept_multiple_files=True)
+        uploads = st.file_uploader(
+            "Pictures or a .zip",
+            type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "zip"],
+            accept_multiple_files=True,
+        )
         folder = st.text_input("…or a folder on this computer", placeholder="/home/me/brand-assets")
         submitted = st.form_submit_button("Create library", type="primary")
     if submitted:
@@ -73,6 +91,7 @@ with tab_new:
                 st.error(str(err))
     for report in st.session_state.pop("import_reports", []):
         show_report(report)
+    show_problems()
 
 with tab_list:
     for info in libraries.list():
@@ -84,6 +103,8 @@ with tab_list:
                 f"{'colour' if info.channels == 3 else 'greyscale'}"
                 + (f" · classes: {', '.join(info.label_names)}" if info.label_names else "")
             )
+            if info.kind == "builtin":
+                st.caption("Built-in libraries are read-only. Create a new library to use your own pictures.")
             if not info.built:
                 if st.button("Prepare now", key=f"prep_{info.name}"):
                     with st.spinner("Preparing…"):
@@ -110,3 +131,4 @@ with tab_list:
                     st.rerun()
     for report in st.session_state.pop("import_reports", []):
         show_report(report)
+    show_problems()

@@ -83,8 +83,11 @@ with c2:
     st.image(enlarge(mosaic_image(mosaic, lib_np, None if final else index), 256))
 with c3:
     st.markdown("**Source map** — one colour per library picture; hover a pixel")
-    st.plotly_chart(source_map_figure(mosaic, None if final else index, height=300), key="source_map",
-                    config={"displayModeBar": False})
+    st.plotly_chart(
+        source_map_figure(mosaic, None if final else index, height=300),
+        key="source_map",
+        config={"displayModeBar": False},
+    )
 
 shares = top_sources(mosaic, k=6, step=None if final else index)
 distinct = len({int(v) for v in (mosaic.sources if final else mosaic.step_sources[index])[..., 0].ravel()})

@@ -2,8 +2,16 @@ from core.metadata import format_parameters, parse_parameters, png_text
 
 
 def test_round_trip_of_our_parameters():
-    params = {"prompt": "red sneaker, studio light", "negative_prompt": "blurry", "steps": 20, "seed": 42,
-              "width": 512, "height": 768, "sampler": "DDIM", "model": "sd15, v1"}
+    params = {
+        "prompt": "red sneaker, studio light",
+        "negative_prompt": "blurry",
+        "steps": 20,
+        "seed": 42,
+        "width": 512,
+        "height": 768,
+        "sampler": "DDIM",
+        "model": "sd15, v1",
+    }
     parsed = parse_parameters(format_parameters(params))
     assert parsed["prompt"] == "red sneaker, studio light"
     assert parsed["negative_prompt"] == "blurry"

@@ -68,7 +68,9 @@ class LocalScoreEngine(Engine):
         if info.count == 0:
             raise BadInputError(f"Library {info.title!r} is empty: add images on the Libraries page first.")
         schedule = patch_schedule(request.preset, int(request.size), int(request.steps))
-        cost = estimate_cost(info.count, info.channels, int(request.size), int(request.count), request.machine, schedule)
+        cost = estimate_cost(
+            info.count, info.channels, int(request.size), int(request.count), request.machine, schedule
+        )
         available = available_memory_bytes(self.device)
         if cost.peak_bytes > 0.8 * available:
             raise ResourceError(
@@ -112,9 +114,17 @@ class LocalScoreEngine(Engine):
         base.pop("count", None)
         outputs = []
         for i, seed in enumerate(seeds):
-            params = dict(base, seed=seed, engine=self.name, sampler="DDIM", model=request.machine,
-                          width=int(request.size), height=int(request.size), patch_sizes=list(schedule),
-                          library_count=len(lib.item_ids))
+            params = dict(
+                base,
+                seed=seed,
+                engine=self.name,
+                sampler="DDIM",
+                model=request.machine,
+                width=int(request.size),
+                height=int(request.size),
+                patch_sizes=list(schedule),
+                library_count=len(lib.item_ids),
+            )
             if class_labels is not None:
                 params["label"] = label_names[int(class_labels[i])]
             outputs.append(

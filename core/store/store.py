@@ -86,7 +86,9 @@ class Store:
             self.recover()
 
     # ----------------------------------------------------------------- writing
-    def save(self, images: Sequence[GeneratedImage], title: str = "", batch_id: str | None = None) -> list[GenerationRecord]:
+    def save(
+        self, images: Sequence[GeneratedImage], title: str = "", batch_id: str | None = None
+    ) -> list[GenerationRecord]:
         """Persist generated images (one batch). Returns their records."""
         batch_id = batch_id or uuid.uuid4().hex[:12]
         records = []

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from core.engines import local_score
+from core.engines.base import CancelToken
+from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
+from core.errors import BadInputError, GenerationCancelled, ResourceError
+from core.libraries import LibraryManager
+
+
+def _pixels(images):
+    return [np.asarray(g.image) for g in images]
+
+
+def test_generates_reproducible_images_with_sources():
+    engine = LocalScoreEngine()
+    request = LocalScoreRequest(seed=5, count=2, library="faces", size=16, machine="bbels")
+    seen = []
+    first = engine.generate(request, on_progress=seen.append)
+    again = engine.generate(request)
+    assert [g.seed for g in first] == [5, 6]
+    assert all(np.array_equal(a, b) for a, b in zip(_pixels(first), _pixels(again), strict=True))
+    assert not np.array_equal(*_pixels(first))
+    assert seen and seen[-1].step == seen[-1].total_steps == 20
+    arrays = first[0].arrays
+    assert arrays["sources"].shape == (16, 16, 3)
+    assert arrays["step_sources"].shape == (20, 16, 16, 3)
+    assert set(arrays["sources"][..., 0].ravel()) <= set(arrays["used_indices"].tolist())
+    assert first[0].params["library"] == "faces" and first[0].params["seed"] == 5
+
+
+def test_class_conditional_uses_only_that_class():
+    engine = LocalScoreEngine()
+    (image,) = engine.generate(LocalScoreRequest(seed=1, library="digits", size=16, label="3", machine="els"))
+    lib = LibraryManager().load("digits", 16)
+    used = image.arrays["step_sources"][..., 0].ravel()
+    names = {lib.label_names[int(lib.labels[i])] for i in used}
+    assert names == {"3"}
+    assert image.params["label"] == "3"
+
+
+def test_cancel_stops_the_run():
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(GenerationCancelled):
+        LocalScoreEngine().generate(LocalScoreRequest(library="faces", size=16), cancel=token)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"machine": "nope"}, "Unknown machine"),
+        ({"size": 4}, "not supported"),
+        ({"count": 0}, "between 1"),
+        ({"library": "no-such-library"}, "no-such-library"),
+        ({"library": "digits", "label": "cats"}, "not in this library"),
+    ],
+)
+def test_bad_requests_have_clear_messages(changes, message):
+    request = LocalScoreRequest(**{"library": "faces", "size": 16, **changes})
+    with pytest.raises(BadInputError, match=message):
+        LocalScoreEngine().generate(request)
+
+
+def test_library_without_classes_cannot_be_sampled_by_class(tmp_path):
+    manager = LibraryManager()
+    manager.create("plain")
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    manager.add_folder("plain", folder)
+    with pytest.raises(BadInputError, match="no classes"):
+        LocalScoreEngine(manager).generate(LocalScoreRequest(library="plain", size=16, label="random"))
+
+
+def test_empty_library_is_refused():
+    manager = LibraryManager()
+    manager.create("empty")
+    with pytest.raises(BadInputError, match="(?i)empty|add images"):
+        LocalScoreEngine(manager).generate(LocalScoreRequest(library="empty", size=16))
+
+
+def test_request_that_does_not_fit_in_memory_says_what_to_change(monkeypatch):
+    monkeypatch.setattr(local_score, "available_memory_bytes", lambda device: 1024)
+    with pytest.raises(ResourceError, match="smaller image size"):
+        LocalScoreEngine().generate(LocalScoreRequest(library="faces", size=16))

@@ -1,0 +1,61 @@
+import json
+
+from core.cli import main
+
+
+def test_generate_json_saves_to_gallery(capsys, tmp_path):
+    out = tmp_path / "renders"
+    code = main(
+        [
+            "generate",
+            "--engine",
+            "els",
+            "--library",
+            "faces",
+            "--size",
+            "16",
+            "--count",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["seed"] for d in data] == [3, 4]
+    assert data[0]["params"]["machine"] == "els"
+    assert len(list(out.glob("*.png"))) == 2
+    assert main(["gallery", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {d["id"] for d in listed} == {d["id"] for d in data}
+
+
+def test_libraries_list_and_show_json(capsys):
+    assert main(["libraries", "list", "--json"]) == 0
+    names = [d["name"] for d in json.loads(capsys.readouterr().out)]
+    assert {"photos", "faces", "digits"} <= set(names)
+    assert main(["libraries", "show", "digits", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["labels"] == [str(i) for i in range(10)]
+
+
+def test_libraries_add_folder_and_bad_input(capsys, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "pics" / "red").mkdir(parents=True)
+    Image.new("RGB", (30, 30), "red").save(tmp_path / "pics" / "red" / "a.png")
+    (tmp_path / "pics" / "red" / "empty.png").write_bytes(b"")
+    assert main(["libraries", "add", "mine", str(tmp_path / "pics"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report[0]["added"] == 1 and report[0]["skipped"][0][0].endswith("empty.png")
+
+
+def test_errors_exit_2_with_message(capsys):
+    assert main(["generate", "--engine", "nonsense", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert "Unknown engine" in json.loads(captured.out)["error"]
+    assert main(["generate", "--library", "missing", "--size", "16"]) == 2
+    assert "missing" in capsys.readouterr().err
