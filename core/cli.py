@@ -31,25 +31,55 @@ def _progress_printer(enabled: bool):
 
 
 # ----------------------------------------------------------------------- generate
-def cmd_generate(args: argparse.Namespace) -> int:
-    from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
-    from core.engines.registry import resolve
-    from core.store import Store
+def _local_score_request(args: argparse.Namespace, overrides: dict):
+    from core.engines.local_score import LocalScoreRequest
 
-    engine_name, overrides = resolve(args.engine)
-    if engine_name != "local-score":  # pragma: no cover - other engines plug in here
-        raise MosaicError(f"Engine {engine_name!r} is not available from the command line yet.")
-    request = LocalScoreRequest(
+    return LocalScoreRequest(
         seed=args.seed,
         count=args.count,
         library=args.library,
         machine=overrides.get("machine", args.machine),
         size=args.size,
         preset=args.preset,
-        steps=args.steps,
+        steps=args.steps or 20,
         label=args.label,
     )
-    engine = LocalScoreEngine()
+
+
+def _sd_request(args: argparse.Namespace):
+    from core.engines.sd import SDRequest
+    from core.images import load_image_file
+
+    init = load_image_file(args.init_image).image if args.init_image else None
+    mask = load_image_file(args.mask).image if args.mask else None
+    task = args.task or ("inpaint" if mask is not None else "img2img" if init is not None else "txt2img")
+    return SDRequest(
+        seed=args.seed,
+        count=args.count,
+        model=args.model or "",
+        task=task,
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        steps=args.steps,
+        guidance=args.guidance,
+        width=args.width,
+        height=args.height,
+        scheduler=args.scheduler,
+        strength=args.strength,
+        init_image=init,
+        mask_image=mask,
+        preset=args.speed,
+        model_config=args.model_config,
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from core.engines.registry import get_engine, resolve
+    from core.store import Store
+
+    engine_name, overrides = resolve(args.engine)
+    request = _sd_request(args) if engine_name == "sd" else _local_score_request(args, overrides)
+    engine = get_engine(engine_name)
     images = engine.generate(request, on_progress=_progress_printer(not args.json))
     if not args.json:
         print(file=sys.stderr)
@@ -62,6 +92,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             shutil.copyfile(store.image_path(record), out / record.image_file)
     data = [dict(r.as_dict(), path=str(store.image_path(r))) for r in records]
     lines = [f"{r['id']}  seed {r['seed']}  {r['width']}x{r['height']}  {r['path']}" for r in data]
+    lines += [f"note: {n}" for r in data for n in r["params"].get("notices") or []]
     _print(data, args.json, "\n".join(lines))
     return 0
 
@@ -154,18 +185,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate images and save them in the gallery")
-    gen.add_argument("--engine", default="local-score", help="local-score, or a machine: is, ls, els, bbels")
-    gen.add_argument("--machine", default="bbels", help="local score machine (is, ls, els, bbels)")
-    gen.add_argument("--library", default="faces", help="reference library name (see 'libraries list')")
-    gen.add_argument("--size", type=int, default=32, help="image side in pixels")
-    gen.add_argument("--preset", default="balanced", help="locality preset (patch-size schedule)")
-    gen.add_argument("--steps", type=int, default=20)
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--engine", default="local-score", help="local-score, a machine (is, ls, els, bbels), or sd")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed + i")
     gen.add_argument("--count", type=int, default=1)
-    gen.add_argument("--label", default=None, help="sample one class of the library, or 'random'")
+    gen.add_argument("--steps", type=int, default=None, help="sampling steps (default: 20, or the model's preset)")
     gen.add_argument("--title", default="")
     gen.add_argument("--out", default=None, help="also copy the PNGs into this folder")
     gen.add_argument("--json", action="store_true")
+    local = gen.add_argument_group("local score engine")
+    local.add_argument("--machine", default="bbels", help="local score machine (is, ls, els, bbels)")
+    local.add_argument("--library", default="faces", help="reference library name (see 'libraries list')")
+    local.add_argument("--size", type=int, default=32, help="image side in pixels")
+    local.add_argument("--preset", default="balanced", help="locality preset (patch-size schedule)")
+    local.add_argument("--label", default=None, help="sample one class of the library, or 'random'")
+    sd = gen.add_argument_group("Stable Diffusion engine (--engine sd)")
+    sd.add_argument("--model", default=None, help="diffusers folder, .safetensors file, hub id or models-folder name")
+    sd.add_argument("--model-config", default=None, help="config folder for a single-file checkpoint")
+    sd.add_argument("--prompt", default="")
+    sd.add_argument("--negative", default="", help="negative prompt")
+    sd.add_argument("--task", choices=["txt2img", "img2img", "inpaint"], default=None)
+    sd.add_argument("--init-image", default=None, help="starting image (img2img, inpaint)")
+    sd.add_argument("--mask", default=None, help="inpainting mask: white = replace")
+    sd.add_argument("--strength", type=float, default=0.75)
+    sd.add_argument("--guidance", type=float, default=None)
+    sd.add_argument("--scheduler", default=None)
+    sd.add_argument("--width", type=int, default=None)
+    sd.add_argument("--height", type=int, default=None)
+    sd.add_argument("--speed", default="balanced", help="fast, balanced or quality")
     gen.set_defaults(func=cmd_generate)
 
     libs = sub.add_parser("libraries", help="list, show, add to or delete reference libraries")

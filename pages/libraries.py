@@ -73,7 +73,7 @@ with tab_new:
             accept_multiple_files=True,
         )
         folder = st.text_input("…or a folder on this computer", placeholder="/home/me/brand-assets")
-        submitted = st.form_submit_button("Create library", type="primary")
+        submitted = st.form_submit_button("Create library", type="primary", key="create_library")
     if submitted:
         slug = re.sub(r"[^a-z0-9_-]+", "-", title.strip().lower()).strip("-")[:60]
         if not slug:

@@ -59,3 +59,36 @@ def test_errors_exit_2_with_message(capsys):
     assert "Unknown engine" in json.loads(captured.out)["error"]
     assert main(["generate", "--library", "missing", "--size", "16"]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_generate_with_sd_engine_on_a_tiny_pipeline(capsys, tmp_path):
+    from tests.engines.sd.tiny import build_tiny_sd15
+
+    model = build_tiny_sd15(tmp_path / "tiny")
+    code = main(
+        [
+            "generate",
+            "--engine",
+            "sd",
+            "--model",
+            str(model),
+            "--prompt",
+            "a red shoe",
+            "--steps",
+            "2",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--count",
+            "2",
+            "--seed",
+            "9",
+            "--json",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    data = json.loads(capsys.readouterr().out)
+    assert [d["seed"] for d in data] == [9, 10]
+    assert data[0]["engine"] == "sd" and data[0]["width"] == 64
+    assert data[0]["params"]["prompt"] == "a red shoe"

@@ -7,7 +7,9 @@ from core.errors import BadInputError
 
 #: ``--engine`` aliases: a local score machine name selects the local score engine with it
 MACHINE_ALIASES = {"is": "is", "ls": "ls", "els": "els", "bbels": "bbels"}
-ENGINE_NAMES = ("local-score",)
+ENGINE_NAMES = ("local-score", "sd")
+#: other spellings of engine names
+ENGINE_ALIASES = {"stable-diffusion": "sd", "stablediffusion": "sd", "diffusers": "sd"}
 
 
 def resolve(name: str) -> tuple[str, dict]:
@@ -15,6 +17,7 @@ def resolve(name: str) -> tuple[str, dict]:
     key = name.strip().lower()
     if key in MACHINE_ALIASES:
         return "local-score", {"machine": MACHINE_ALIASES[key]}
+    key = ENGINE_ALIASES.get(key, key)
     if key in ENGINE_NAMES:
         return key, {}
     choices = ", ".join(list(ENGINE_NAMES) + list(MACHINE_ALIASES))
@@ -28,4 +31,8 @@ def get_engine(name: str) -> Engine:
         from core.engines.local_score import LocalScoreEngine
 
         return LocalScoreEngine()
+    if engine_name == "sd":
+        from core.engines.sd import StableDiffusionEngine
+
+        return StableDiffusionEngine()
     raise BadInputError(f"Engine {name!r} is not available.")

@@ -107,7 +107,7 @@ def test_libraries_page_lists_builtins_and_imports_a_folder(tmp_path):
     assert "Faces" in titles or "faces" in titles.lower()
     at.text_input[0].set_value("Spring catalogue")
     at.text_input[1].set_value(str(folder))
-    at.button[0].click().run()
+    at.button(key="create_library").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Added 6 picture(s)" in s.value for s in at.success)
     assert any("broken.png" in m.value for m in at.markdown)
@@ -118,7 +118,7 @@ def test_libraries_page_bad_folder_is_a_clear_error_and_creates_nothing(tmp_path
     at = goto(app(), "libraries")
     at.text_input[0].set_value("Nothing here")
     at.text_input[1].set_value(str(tmp_path / "missing"))
-    at.button[0].click().run()
+    at.button(key="create_library").click().run()
     assert any("Folder not found" in e.value for e in at.error)
     assert not any("Nothing here" in e.label for e in at.expander)
 
