@@ -1,0 +1,12 @@
+"""Fast real generation settings for campaign tests: the local score engine on faces at 16 px, 2 steps."""
+
+from __future__ import annotations
+
+import pytest
+
+FAST = {"library": "faces", "size": 16, "steps": 2}
+
+
+@pytest.fixture
+def fast() -> dict:
+    return dict(FAST)
