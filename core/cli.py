@@ -179,6 +179,48 @@ def cmd_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------- campaign
+def cmd_campaign(args: argparse.Namespace) -> int:
+    from core.campaigns import parse_field_args, resume_campaign_cli, run_campaign_cli
+    from core.templates import TemplateLibrary
+
+    if args.list_templates:
+        templates = [{"id": t.id, "name": t.name, "purpose": t.purpose} for t in TemplateLibrary().list()]
+        _print(templates, args.json, "\n".join(f"{t['id']:<22} {t['purpose']}" for t in templates))
+        return 0
+    progress = _progress_printer(not args.json)
+    if args.resume:
+        result = resume_campaign_cli(args.resume, args.out, on_progress=progress)
+    else:
+        if not args.template:
+            raise MosaicError("Name a template (see 'python -m core campaign --list-templates').")
+        result = run_campaign_cli(
+            args.template,
+            parse_field_args(args.field),
+            engine=args.engine,
+            out_dir=args.out,
+            model=args.model,
+            name=args.name,
+            seed=args.seed,
+            channels=args.channel or None,
+            seeds=args.seeds,
+            steps=args.steps,
+            size=args.size,
+            library=args.library,
+            label=args.label,
+            on_progress=progress,
+        )
+    if not args.json:
+        print(file=sys.stderr)
+    data = result.as_dict()
+    text = f"campaign {data['campaign_id']}: {len(data['files'])} file(s) in {data['out_dir']}"
+    if data.get("zip"):
+        text += f"\nzip: {data['zip']}"
+    text += "".join(f"\nnote: {n}" for n in data.get("notices", []))
+    _print(data, args.json, text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Mosaic Studio command line.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
@@ -221,6 +263,25 @@ def build_parser() -> argparse.ArgumentParser:
     libs.add_argument("--title", default="")
     libs.add_argument("--json", action="store_true")
     libs.set_defaults(func=cmd_libraries)
+
+    camp = sub.add_parser("campaign", help="generate a whole campaign from a template and export it")
+    camp.add_argument("template", nargs="?", help="template id (see --list-templates)")
+    camp.add_argument("--field", action="append", default=[], metavar="KEY=VALUE", help="fill a template field")
+    camp.add_argument("--engine", default="local-score", help="local-score (offline) or sd")
+    camp.add_argument("--model", default=None, help="Stable Diffusion model (with --engine sd)")
+    camp.add_argument("--channel", action="append", default=[], help="only these channels (repeatable)")
+    camp.add_argument("--seeds", type=int, default=None, help="variations per style and channel")
+    camp.add_argument("--seed", type=int, default=None)
+    camp.add_argument("--steps", type=int, default=None)
+    camp.add_argument("--size", type=int, default=None, help="local score image side")
+    camp.add_argument("--library", default=None, help="local score library")
+    camp.add_argument("--label", default=None, help="local score class")
+    camp.add_argument("--name", default=None, help="campaign name")
+    camp.add_argument("--out", default=".", help="folder for the PNGs, manifest.csv, contact sheet and ZIP")
+    camp.add_argument("--resume", default=None, metavar="CAMPAIGN_ID", help="finish an interrupted campaign")
+    camp.add_argument("--list-templates", action="store_true")
+    camp.add_argument("--json", action="store_true")
+    camp.set_defaults(func=cmd_campaign)
 
     gal = sub.add_parser("gallery", help="list saved images")
     gal.add_argument("--limit", type=int, default=50)

@@ -92,3 +92,34 @@ def test_generate_with_sd_engine_on_a_tiny_pipeline(capsys, tmp_path):
     assert [d["seed"] for d in data] == [9, 10]
     assert data[0]["engine"] == "sd" and data[0]["width"] == 64
     assert data[0]["params"]["prompt"] == "a red shoe"
+
+
+def test_campaign_command_exports_a_folder_and_zip(capsys, tmp_path):
+    assert main(["campaign", "--list-templates", "--json"]) == 0
+    ids = [t["id"] for t in json.loads(capsys.readouterr().out)]
+    assert "social-post-set" in ids
+    out = tmp_path / "campaign"
+    code = main(
+        [
+            "campaign",
+            "marketing-variations",
+            "--field",
+            "product=oat milk",
+            "--library",
+            "faces",
+            "--size",
+            "16",
+            "--steps",
+            "4",
+            "--seeds",
+            "1",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    data = json.loads(capsys.readouterr().out)
+    assert data["zip"] and (out / "manifest.csv").exists() and (out / "contact-sheet.html").exists()
+    assert len(list((out / "images").glob("*.png"))) >= 2
+    assert any("text" in n.lower() for n in data["notices"])  # offline engine says it has no text model
