@@ -1,0 +1,283 @@
+"""The patch-mosaic analyzer: which library images an image recombines, and how much.
+
+Entry point: :func:`analyze_image` (or :class:`Analyzer` to keep settings and a library manager).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from core.analyzer.assign import Assignment, DenseAssigner
+from core.analyzer.features import LatentSpace, PixelSpace, fit_query
+from core.analyzer.index import IndexManager, PatchIndex
+from core.analyzer.nearcopy import NearCopyChecker
+from core.analyzer.result import AnalysisResult, NearCopy, ScaleResult
+from core.analyzer.scoring import copy_risk, originality_score, regions_and_shares, summary_sentence
+from core.analyzer.settings import SPACES, AnalyzerSettings, ProgressFn
+from core.analyzer.voting import Candidate, OffsetVoter
+from core.errors import BadInputError
+from core.images import from_tensor, load_image, load_image_file
+from core.libraries import LibraryManager
+
+logger = logging.getLogger(__name__)
+
+ImageInput = Image.Image | bytes | str | Path
+
+
+def _window(patch: int) -> int:
+    return max(3, (patch // 2) | 1)
+
+
+def _as_image(image: ImageInput) -> tuple[Image.Image, list[str]]:
+    if isinstance(image, Image.Image):
+        if image.width < 1 or image.height < 1:
+            raise BadInputError("The image to analyse has no pixels.")
+        return image, []
+    if isinstance(image, (bytes, bytearray)):
+        loaded = load_image(bytes(image), "The image to analyse")
+        return loaded.image, loaded.notices
+    if isinstance(image, (str, Path)):
+        loaded = load_image_file(image)
+        return loaded.image, loaded.notices
+    raise BadInputError("The image to analyse must be a picture (PNG, JPEG, ...).")
+
+
+class Analyzer:
+    """Analyses images against libraries; indexes are built on first use and kept up to date."""
+
+    def __init__(
+        self,
+        libraries: LibraryManager | None = None,
+        settings: AnalyzerSettings | None = None,
+        index_root: Path | None = None,
+        force_backend: str | None = None,
+    ) -> None:
+        self.libraries = libraries or LibraryManager()
+        self.settings = settings or AnalyzerSettings()
+        self.index_root = index_root
+        self.force_backend = force_backend
+
+    def _space(self, space: str, vae: Any):
+        if space not in SPACES:
+            raise BadInputError(f"Unknown analysis space {space!r}: choose 'pixel' or 'latent'.")
+        return PixelSpace() if space == "pixel" else LatentSpace(vae)
+
+    def index(self, library: str, space: str = "pixel", vae: Any = None, on_progress: ProgressFn | None = None):
+        """Build or update the index of ``library`` now (e.g. right after an import). Returns (index, notices)."""
+        manager = IndexManager(self.settings, self._space(space, vae), self.libraries, self.index_root,
+                               self.force_backend)
+        return manager.open(library, on_progress)
+
+    def analyze(
+        self,
+        image: ImageInput,
+        library: str,
+        space: str = "pixel",
+        vae: Any = None,
+        on_progress: ProgressFn | None = None,
+    ) -> AnalysisResult:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        picture, notices = _as_image(image)
+        feature_space = self._space(space, vae)
+        manager = IndexManager(self.settings, feature_space, self.libraries, self.index_root, self.force_backend)
+
+        def index_progress(fraction: float, message: str) -> None:
+            if on_progress is not None:
+                on_progress(0.6 * fraction, message)
+
+        index, index_notices = manager.open(library, index_progress)
+        notices.extend(index_notices)
+        timings["index"] = time.perf_counter() - started
+        if on_progress is not None:
+            on_progress(0.6, "Matching patches")
+
+        items = self.libraries.items(library)
+        builtin = self.libraries.get(library).kind == "builtin"
+        position = {item["id"]: i for i, item in enumerate(items)}
+        row_to_index = np.array([position.get(item_id, -1) for item_id in index.item_ids], dtype=np.int64)
+        allowed = row_to_index >= 0
+        names = {
+            i: (item["id"], item["id"] if builtin else (item.get("source") or item.get("file") or item["id"]))
+            for i, item in enumerate(items)
+        }
+
+        factor = index.factor
+        query_pixels = fit_query(picture, self.settings.work_size, index.channels, multiple=factor)
+        t0 = time.perf_counter()
+        features = feature_space.encode(query_pixels[None])
+        structure = feature_space.structure(features)
+        grid_size = self.settings.work_size // factor
+        voter = OffsetVoter(self.settings)
+        per_scale: dict[int, list[Candidate]] = {}
+        for patch, scale in index.scales.items():
+            per_scale[patch] = voter.candidates(scale, features, structure, allowed, grid_size)
+        timings["search"] = time.perf_counter() - t0
+        if on_progress is not None:
+            on_progress(0.8, "Building the mosaic")
+
+        t0 = time.perf_counter()
+        query = features[0]
+        if factor == 1:
+            noise = 0.06
+        else:
+            noise = 0.12 * float(query.std())
+        assigner = DenseAssigner(self.settings, index, noise, feature_space.structure)
+        main_window = max(3, (self.settings.window // factor) | 1)
+        refined = assigner.refine(query, [c for cands in per_scale.values() for c in cands], main_window)
+        union: dict[tuple[int, int, int], Candidate] = {}
+        for cand in sorted(refined, key=lambda c: -c.votes):
+            union.setdefault(cand.key, cand)
+        main = assigner.assign(query, list(union.values()), main_window)
+        scale_assignments = {
+            patch: assigner.assign(query, [c for c in refined if c.scale == patch], _window(patch))
+            for patch in index.scales
+        }
+        timings["assign"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        checker = NearCopyChecker(index.global_descriptors, index.pixels)
+        match = checker.check(query_pixels, allowed)
+        timings["near_copy"] = time.perf_counter() - t0
+
+        height, width = query_pixels.shape[1:]
+        source_map, source_yx, offset_map, similarity = self._maps(main, row_to_index, factor, height, width)
+        shares, regions = regions_and_shares(source_map, source_yx, names)
+        borrowed = float((source_map >= 0).mean())
+        largest = regions[0].area if regions else 0.0
+        largest_source = next((s for s in shares if regions and s.index == regions[0].source), None)
+
+        near = NearCopy(is_copy=False, score=0.0)
+        if match is not None:
+            index_pos = int(row_to_index[match.row])
+            item_id, name = names.get(index_pos, ("?", "?"))
+            near = NearCopy(
+                is_copy=match.score >= self.settings.copy_threshold,
+                score=match.score,
+                index=index_pos,
+                item_id=item_id,
+                name=name,
+                mirrored=match.variant.endswith("+mirror"),
+                crop=match.box,
+                reason="whole image matches after alignment" if match.score >= self.settings.copy_threshold else "",
+            )
+        if not near.is_copy and largest >= self.settings.copy_region_fraction and largest_source is not None:
+            near = NearCopy(
+                is_copy=True,
+                score=max(near.score, largest),
+                index=largest_source.index,
+                item_id=largest_source.item_id,
+                name=largest_source.name,
+                reason=f"one region covers {largest * 100:.0f} % of the image",
+            )
+        top_share = shares[0].share if shares else 0.0
+        risk = copy_risk(largest, top_share, near.is_copy)
+        originality = originality_score(borrowed, largest, near.is_copy)
+        summary = summary_sentence(borrowed, shares, largest, largest_source, near, risk)
+
+        scales: dict[int, ScaleResult] = {}
+        for patch, assignment in scale_assignments.items():
+            smap, syx, _, ssim = self._maps(assignment, row_to_index, factor, height, width)
+            s_shares, s_regions = regions_and_shares(smap, syx, names)
+            s_largest = s_regions[0].area if s_regions else 0.0
+            scales[patch * factor] = ScaleResult(
+                patch=patch * factor,
+                source_map=smap,
+                source_yx=syx,
+                similarity=ssim,
+                sources=s_shares,
+                regions=s_regions,
+                borrowed_fraction=float((smap >= 0).mean()),
+                largest_region_fraction=s_largest,
+                largest_region_source=next(
+                    (s for s in s_shares if s_regions and s.index == s_regions[0].source), None
+                ),
+            )
+        timings["total"] = time.perf_counter() - started
+        if on_progress is not None:
+            on_progress(1.0, "Analysis done")
+        logger.info("analysed image against %s (%s): %s", library, space, summary)
+        return AnalysisResult(
+            library=library,
+            space=feature_space.name,
+            image_size=picture.size,
+            source_map=source_map,
+            source_yx=source_yx,
+            offset_map=offset_map,
+            similarity=similarity,
+            sources=shares,
+            regions=regions,
+            borrowed_fraction=borrowed,
+            largest_region_fraction=largest,
+            largest_region_source=largest_source,
+            near_copy=near,
+            originality=originality,
+            copy_risk=risk,
+            summary=summary,
+            scales=scales,
+            notices=notices,
+            timings=timings,
+            backend=index.backend(),
+            work_size=self.settings.work_size,
+            analysed_image=from_tensor(query_pixels),
+        )
+
+    @staticmethod
+    def _maps(assignment: Assignment, row_to_index: np.ndarray, factor: int, height: int, width: int):
+        """Feature-grid assignment -> pixel maps: library index, source (y, x), offset, similarity."""
+        cand = assignment.candidate
+        if factor > 1:
+            cand = np.repeat(np.repeat(cand, factor, axis=0), factor, axis=1)[:height, :width]
+            similarity = np.repeat(np.repeat(assignment.similarity, factor, axis=0), factor, axis=1)[:height, :width]
+        else:
+            similarity = assignment.similarity
+        table_row = np.array([c.row for c in assignment.candidates] + [0], dtype=np.int64)
+        table_dy = np.array([c.dy * factor for c in assignment.candidates] + [0], dtype=np.int64)
+        table_dx = np.array([c.dx * factor for c in assignment.candidates] + [0], dtype=np.int64)
+        slot = np.where(cand >= 0, cand, len(assignment.candidates))
+        borrowed = cand >= 0
+        source_map = np.where(borrowed, row_to_index[table_row[slot]], -1).astype(np.int32)
+        ys, xs = np.mgrid[0:height, 0:width]
+        offset = np.stack([table_dy[slot], table_dx[slot]], axis=-1)
+        source_yx = np.stack([ys + offset[..., 0], xs + offset[..., 1]], axis=-1)
+        source_yx[~borrowed] = -1
+        offset[~borrowed] = 0
+        source_map[source_map < 0] = -1
+        return source_map, source_yx.astype(np.int32), offset.astype(np.int32), similarity.astype(np.float32)
+
+
+def analyze_image(
+    image: ImageInput,
+    library: str,
+    space: str = "pixel",
+    vae: Any = None,
+    libraries: LibraryManager | None = None,
+    on_progress: ProgressFn | None = None,
+    settings: AnalyzerSettings | None = None,
+) -> AnalysisResult:
+    """Analyse ``image`` (PIL image, image bytes or a path) against ``library``.
+
+    ``space="latent"`` compares SD-VAE latents and needs ``vae`` (a diffusers ``AutoencoderKL``).
+    Raises :class:`~core.errors.BadInputError` for unreadable images, unknown or empty libraries.
+    """
+    return Analyzer(libraries, settings).analyze(image, library, space, vae, on_progress)
+
+
+def index_library(
+    library: str,
+    space: str = "pixel",
+    vae: Any = None,
+    libraries: LibraryManager | None = None,
+    on_progress: ProgressFn | None = None,
+    settings: AnalyzerSettings | None = None,
+) -> tuple[PatchIndex, list[str]]:
+    """Build or update the patch index of ``library`` ahead of time. Returns (index, notices)."""
+    return Analyzer(libraries, settings).index(library, space, vae, on_progress)
+
+

@@ -1,0 +1,390 @@
+"""The patch index of one library in one feature space: build, load, update incrementally.
+
+:class:`IndexManager.open` returns an up-to-date :class:`PatchIndex` and the notices to show:
+
+* no index yet -> built (with progress);
+* images added to the library -> only the new images are described and appended;
+* images removed -> rebuilt (FAISS lists and row numbers would otherwise go stale);
+* manifest or arrays damaged, wrong version or settings -> rebuilt, with a notice, never a crash.
+
+Loaded indexes are cached in memory per folder until the manifest changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.analyzer import store
+from core.analyzer.descriptors import PatchDescriber, library_stride
+from core.analyzer.nearcopy import BOXES, library_descriptors
+from core.analyzer.search import ExactSearch, FaissSearch, Searcher, make_searcher
+from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings, ProgressFn
+from core.errors import BadInputError
+from core.libraries import LibraryManager
+
+logger = logging.getLogger(__name__)
+
+_BATCH = 32
+_CACHE: dict[str, tuple[tuple, PatchIndex]] = {}
+_LOCKS: dict[str, threading.Lock] = {}
+_GUARD = threading.Lock()
+
+
+def _lock(directory: Path) -> threading.Lock:
+    with _GUARD:
+        return _LOCKS.setdefault(str(directory), threading.Lock())
+
+
+@dataclass
+class ScaleIndex:
+    """Library patches of one size: a searcher and, per row, ``(index row, y, x)`` of the patch."""
+
+    patch: int
+    searcher: Searcher
+    rows: np.ndarray  # (M, 3) int32
+
+
+@dataclass
+class PatchIndex:
+    """Everything the analyzer needs about a library, in index order (``item_ids``)."""
+
+    library: str
+    space: str
+    key: str
+    directory: Path
+    item_ids: list[str]
+    channels: int
+    factor: int
+    work_size: int
+    pixels: np.ndarray  # (N, C, S, S) uint8
+    features: np.ndarray | None  # (N, Cf, S/f, S/f) float16 (latent space) or None (pixels)
+    global_descriptors: np.ndarray  # (N, len(BOXES), D) float32
+    scales: dict[int, ScaleIndex] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.item_ids)
+
+    def feature_images(self, rows: list[int]) -> torch.Tensor:
+        """Feature maps of some index rows, float32."""
+        if self.features is None:
+            return torch.from_numpy(self.pixels[rows]).float() / 127.5 - 1.0
+        return torch.from_numpy(self.features[rows].astype(np.float32))
+
+    def backend(self) -> str:
+        kinds = {scale.searcher.kind for scale in self.scales.values()}
+        return "+".join(sorted(kinds)) or "none"
+
+
+@dataclass
+class _Described:
+    pixels: np.ndarray
+    features: np.ndarray | None
+    global_descriptors: np.ndarray
+    vectors: dict[int, np.ndarray]
+    rows: dict[int, np.ndarray]
+
+
+class IndexManager:
+    """Opens (building or updating as needed) the patch index of a library in a feature space."""
+
+    def __init__(
+        self,
+        settings: AnalyzerSettings,
+        space: Any,
+        libraries: LibraryManager,
+        root: Path | None = None,
+        force_backend: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.space = space
+        self.libraries = libraries
+        self.root = Path(root) if root is not None else None
+        self.force_backend = force_backend
+        if settings.work_size % space.factor:
+            raise BadInputError(
+                f"The working size {settings.work_size} px must be a multiple of the VAE's "
+                f"downsampling factor {space.factor}."
+            )
+        self.scales = settings.scales_for(space.factor)
+        self.key = settings.index_key(space.name, space.key_extra() + (force_backend or ""))
+
+    def directory(self, library: str) -> Path:
+        root = self.root if self.root is not None else store.indexes_root()
+        return root / library / self.key
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def open(self, library: str, on_progress: ProgressFn | None = None) -> tuple[PatchIndex, list[str]]:
+        """The index of ``library``, up to date with its current items, and notices for the person."""
+        items = self.libraries.items(library)  # unknown library -> BadInputError naming the others
+        if not items:
+            raise BadInputError(f"The library '{library}' has no images yet; add images before analysing.")
+        current = [item["id"] for item in items]
+        directory = self.directory(library)
+        notices: list[str] = []
+        with _lock(directory):
+            index: PatchIndex | None = None
+            try:
+                index = self._load(directory)
+            except store.IndexMissing:
+                logger.info("no %s index for %s yet; building it", self.space.name, library)
+            except store.IndexDamaged as exc:
+                logger.warning("index %s is damaged (%s); rebuilding", directory, exc)
+                notices.append(
+                    f"The saved search index of '{library}' could not be used ({exc}); it was rebuilt."
+                )
+            if index is not None:
+                held = set(index.item_ids)
+                removed = held - set(current)
+                added = [item_id for item_id in current if item_id not in held]
+                if removed:
+                    notices.append(
+                        f"{len(removed)} image(s) were removed from '{library}' since it was indexed; "
+                        "the search index was rebuilt."
+                    )
+                    index = None
+                elif added:
+                    index = self._append(index, library, added, on_progress)
+                    notices.append(f"Indexed {len(added)} new image(s) of '{library}'.")
+            if index is None:
+                index = self._build(library, directory, on_progress)
+        return index, notices
+
+    # -- building -------------------------------------------------------------------------------
+
+    def _library_tensor(self, library: str, wanted: list[str] | None):
+        info = self.libraries.ensure(library)
+        lib = self.libraries.load(library, self.settings.work_size, info.channels)
+        if wanted is None:
+            return lib.images, list(lib.item_ids), info.channels
+        position = {item_id: i for i, item_id in enumerate(lib.item_ids)}
+        rows = [position[item_id] for item_id in wanted]
+        return lib.images[rows], list(wanted), info.channels
+
+    def _describe(self, images: torch.Tensor, first_row: int, on_progress: ProgressFn | None) -> _Described:
+        s = self.settings
+        describers = {p: PatchDescriber(p, s.grid, s.colour_weight, s.flat_std) for p in self.scales}
+        vectors: dict[int, list[np.ndarray]] = {p: [] for p in self.scales}
+        rows: dict[int, list[np.ndarray]] = {p: [] for p in self.scales}
+        features: list[np.ndarray] = []
+        dims: dict[int, int] = {}
+        total = images.shape[0]
+        started = time.perf_counter()
+        for start in range(0, total, _BATCH):
+            batch = images[start : start + _BATCH]
+            fmap = self.space.encode(batch)
+            if self.space.factor != 1:
+                features.append(fmap.numpy().astype(np.float16))
+            structure = self.space.structure(fmap)
+            for p, describer in describers.items():
+                described = describer(fmap, structure, library_stride(p))
+                dims[p] = int(described.vectors.shape[-1])
+                keep = described.textured.numpy()
+                for b in range(batch.shape[0]):
+                    mask = keep[b]
+                    vectors[p].append(described.vectors[b].numpy()[mask])
+                    pos = described.positions[mask]
+                    item = np.full((pos.shape[0], 1), first_row + start + b, dtype=np.int32)
+                    rows[p].append(np.concatenate([item, pos], axis=1).astype(np.int32))
+            if on_progress is not None:
+                done = min(total, start + _BATCH)
+                on_progress(0.9 * done / total, f"Indexing library images: {done} of {total}")
+        logger.info("described %d images in %.1f s", total, time.perf_counter() - started)
+        pixels = ((images + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        return _Described(
+            pixels=pixels,
+            features=np.concatenate(features) if features else None,
+            global_descriptors=library_descriptors(images),
+            vectors={p: _stack(vectors[p], width=dims.get(p)) for p in self.scales},
+            rows={p: _stack(rows[p], width=3, dtype=np.int32) for p in self.scales},
+        )
+
+    def _build(self, library: str, directory: Path, on_progress: ProgressFn | None) -> PatchIndex:
+        if on_progress is not None:
+            on_progress(0.0, f"Indexing library '{library}' ({self.space.describe()})")
+        images, item_ids, channels = self._library_tensor(library, None)
+        described = self._describe(images, 0, on_progress)
+        scales = {
+            p: ScaleIndex(
+                p,
+                make_searcher(described.vectors[p], self.settings.exact_max_vectors, self.settings.nprobe,
+                              self.force_backend),
+                described.rows[p],
+            )
+            for p in self.scales
+        }
+        index = PatchIndex(
+            library=library,
+            space=self.space.name,
+            key=self.key,
+            directory=directory,
+            item_ids=item_ids,
+            channels=channels,
+            factor=self.space.factor,
+            work_size=self.settings.work_size,
+            pixels=described.pixels,
+            features=described.features,
+            global_descriptors=described.global_descriptors,
+            scales=scales,
+        )
+        if on_progress is not None:
+            on_progress(0.95, "Saving the search index")
+        self._save(index, keep=())
+        if on_progress is not None:
+            on_progress(1.0, "Index ready")
+        return index
+
+    def _append(
+        self, index: PatchIndex, library: str, added: list[str], on_progress: ProgressFn | None
+    ) -> PatchIndex:
+        images, item_ids, _ = self._library_tensor(library, added)
+        described = self._describe(images, index.count, on_progress)
+        index.item_ids = index.item_ids + item_ids
+        index.pixels = np.concatenate([index.pixels, described.pixels])
+        if index.features is not None and described.features is not None:
+            index.features = np.concatenate([index.features, described.features])
+        index.global_descriptors = np.concatenate([index.global_descriptors, described.global_descriptors])
+        for p, scale in index.scales.items():
+            new = described.vectors[p]
+            searcher = scale.searcher
+            if isinstance(searcher, ExactSearch) and self.force_backend != "exact" and (
+                searcher.count + new.shape[0] > self.settings.exact_max_vectors
+            ):
+                searcher = make_searcher(
+                    np.concatenate([searcher.vectors, new]), self.settings.exact_max_vectors, self.settings.nprobe
+                )
+            elif new.shape[0]:
+                searcher = searcher.add(new)
+            scale.searcher = searcher
+            scale.rows = np.concatenate([scale.rows, described.rows[p]])
+        self._save(index, keep=())
+        return index
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def _manifest(self, index: PatchIndex) -> dict[str, Any]:
+        return {
+            "version": INDEX_VERSION,
+            "library": index.library,
+            "space": index.space,
+            "key": index.key,
+            "settings": self.settings.to_json(),
+            "channels": index.channels,
+            "factor": index.factor,
+            "work_size": index.work_size,
+            "item_ids": index.item_ids,
+            "scales": {
+                str(p): {"kind": scale.searcher.kind, "count": scale.searcher.count}
+                for p, scale in index.scales.items()
+            },
+            "global_boxes": len(BOXES),
+            "files": {},
+        }
+
+    def _save(self, index: PatchIndex, keep: tuple[str, ...]) -> None:
+        writers = {
+            "pixels.npy": lambda path: store.save_array(path, index.pixels),
+            "global.npy": lambda path: store.save_array(path, index.global_descriptors),
+        }
+        if index.features is not None:
+            writers["features.npy"] = lambda path: store.save_array(path, index.features)
+        for p, scale in index.scales.items():
+            suffix = "faiss" if scale.searcher.kind == "faiss" else "npy"
+            writers[f"scale-{p}.{suffix}"] = scale.searcher.save
+            writers[f"scale-{p}-rows.npy"] = lambda path, rows=scale.rows: store.save_array(path, rows)
+        try:
+            store.write_index(index.directory, self._manifest(index), writers, keep)
+        except OSError as exc:  # a full or read-only disk must not stop the analysis itself
+            logger.warning("could not save index %s: %s", index.directory, exc)
+            return
+        _CACHE[str(index.directory)] = (_signature(index.directory), index)
+
+    def _load(self, directory: Path) -> PatchIndex:
+        cached = _CACHE.get(str(directory))
+        if cached is not None and cached[0] == _signature(directory):
+            return cached[1]
+        manifest = store.read_manifest(directory)
+        if manifest.get("version") != INDEX_VERSION or manifest.get("key") != self.key:
+            raise store.IndexDamaged("it was made by another version of the studio")
+        try:
+            item_ids = [str(v) for v in manifest["item_ids"]]
+            channels = int(manifest["channels"])
+            scales_meta = {int(p): meta for p, meta in manifest["scales"].items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise store.IndexDamaged("its manifest is incomplete") from exc
+        if sorted(scales_meta) != sorted(self.scales):
+            raise store.IndexDamaged("it was made with other patch sizes")
+        store.verify_files(directory, manifest)
+        count = len(item_ids)
+        pixels = store.load_array(directory / "pixels.npy")
+        globals_ = store.load_array(directory / "global.npy")
+        features = store.load_array(directory / "features.npy") if self.space.factor != 1 else None
+        size = self.settings.work_size
+        if pixels.dtype != np.uint8 or pixels.shape != (count, channels, size, size):
+            raise store.IndexDamaged("its images have an unexpected shape")
+        if globals_.shape[:2] != (count, len(BOXES)):
+            raise store.IndexDamaged("its whole-image descriptors have an unexpected shape")
+        if features is not None and features.shape[0] != count:
+            raise store.IndexDamaged("its latents have an unexpected shape")
+        scales: dict[int, ScaleIndex] = {}
+        for p, meta in scales_meta.items():
+            rows = store.load_array(directory / f"scale-{p}-rows.npy")
+            try:
+                if meta.get("kind") == "faiss":
+                    searcher: Searcher = FaissSearch.load(directory / f"scale-{p}.faiss", self.settings.nprobe)
+                else:
+                    searcher = ExactSearch(store.load_array(directory / f"scale-{p}.npy"))
+            except (RuntimeError, ValueError) as exc:
+                raise store.IndexDamaged(f"its scale-{p} search index could not be read") from exc
+            if rows.ndim != 2 or rows.shape[1] != 3 or rows.shape[0] != searcher.count:
+                raise store.IndexDamaged(f"its scale-{p} patch list does not match its search index")
+            if rows.shape[0] and (rows[:, 0].min() < 0 or rows[:, 0].max() >= count):
+                raise store.IndexDamaged(f"its scale-{p} patch list names unknown images")
+            scales[p] = ScaleIndex(p, searcher, rows)
+        index = PatchIndex(
+            library=str(manifest.get("library")),
+            space=self.space.name,
+            key=self.key,
+            directory=directory,
+            item_ids=item_ids,
+            channels=channels,
+            factor=self.space.factor,
+            work_size=size,
+            pixels=pixels,
+            features=features,
+            global_descriptors=globals_.astype(np.float32),
+            scales=scales,
+        )
+        _CACHE[str(directory)] = (_signature(directory), index)
+        return index
+
+
+def _stack(parts: list[np.ndarray], width: int | None = None, dtype: Any = np.float32) -> np.ndarray:
+    parts = [p for p in parts if p.shape[0]]
+    if not parts:
+        return np.zeros((0, width or 1), dtype=dtype)
+    return np.concatenate(parts).astype(dtype)
+
+
+def _signature(directory: Path) -> tuple:
+    """Names, sizes and modification times of an index's files (cheap change detection)."""
+    try:
+        return tuple(
+            sorted((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns) for entry in directory.iterdir())
+        )
+    except OSError:
+        return ()
+
+
+def clear_cache() -> None:
+    """Forget indexes loaded in this process (tests; after deleting index folders)."""
+    _CACHE.clear()

@@ -1,0 +1,103 @@
+"""From a source map to shares, regions, the originality score, the copy-risk flag and a summary.
+
+The definitions (and why) are explained for non-specialists in ``docs/originality.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import ndimage
+
+from core.analyzer.result import NearCopy, Region, SourceShare
+
+logger = logging.getLogger(__name__)
+
+PALETTE = [
+    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#B68100", "#750D86", "#EB663B",
+    "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE", "#862A16",
+    "#A777F1", "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038", "#22FFA7",
+]  # fmt: skip  (same colours as core.mosaic, without importing plotly)
+
+#: copy-risk thresholds (fractions of the image); see docs/originality.md
+HIGH_REGION = 0.25
+MEDIUM_REGION = 0.10
+MEDIUM_SOURCE_SHARE = 0.25
+
+
+def regions_and_shares(
+    source_map: np.ndarray, source_yx: np.ndarray, names: dict[int, tuple[str, str]]
+) -> tuple[list[SourceShare], list[Region]]:
+    """Per-source shares (largest first) and connected regions (largest first)."""
+    total = source_map.size
+    ids, counts = np.unique(source_map[source_map >= 0], return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    shares: list[SourceShare] = []
+    regions: list[Region] = []
+    for rank, j in enumerate(order):
+        index = int(ids[j])
+        item_id, name = names.get(index, ("?", f"image #{index}"))
+        share = SourceShare(index, item_id, name, float(counts[j]) / total, colour=PALETTE[rank % len(PALETTE)])
+        components, count = ndimage.label(source_map == index)
+        for slices_index, slices in enumerate(ndimage.find_objects(components), start=1):
+            if slices is None:
+                continue
+            mask = components[slices] == slices_index
+            ys, xs = slices
+            yx = source_yx[slices][mask]
+            region = Region(
+                source=index,
+                area=float(mask.sum()) / total,
+                box=(ys.start, xs.start, ys.stop, xs.stop),
+                source_box=(int(yx[:, 0].min()), int(yx[:, 1].min()), int(yx[:, 0].max()) + 1, int(yx[:, 1].max()) + 1),
+            )
+            share.regions.append(region)
+            regions.append(region)
+        share.regions.sort(key=lambda r: -r.area)
+        shares.append(share)
+    regions.sort(key=lambda r: -r.area)
+    return shares, regions
+
+
+def originality_score(borrowed: float, largest: float, near_copy: bool) -> int:
+    """100 = nothing borrowed. Minus half a point per % borrowed, minus a point per % of the largest region."""
+    if near_copy:
+        return 0
+    return int(np.clip(round(100.0 - 50.0 * borrowed - 100.0 * largest), 0, 100))
+
+
+def copy_risk(largest: float, top_share: float, near_copy: bool) -> str:
+    if near_copy or largest >= HIGH_REGION:
+        return "high"
+    if largest >= MEDIUM_REGION or top_share >= MEDIUM_SOURCE_SHARE:
+        return "medium"
+    return "low"
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.0f} %" if value >= 0.01 or value == 0 else "under 1 %"
+
+
+def summary_sentence(
+    borrowed: float,
+    sources: list[SourceShare],
+    largest: float,
+    largest_source: SourceShare | None,
+    near: NearCopy,
+    risk: str,
+) -> str:
+    if near.is_copy:
+        flipped = " (mirrored)" if near.mirrored else ""
+        return (
+            f"This image is a near copy{flipped} of `{near.name}` from the library "
+            f"(match {near.score * 100:.0f} %) — {risk} copy risk."
+        )
+    if not sources:
+        return f"No part of this image was found in the library — {risk} copy risk."
+    images = "1 library image" if len(sources) == 1 else f"{len(sources)} library images"
+    where = f", from `{largest_source.name}`" if largest_source is not None else ""
+    return (
+        f"{_pct(borrowed)} of this image borrows from {images}; the largest borrowed region is "
+        f"{_pct(largest)} of the image{where} — {risk} copy risk."
+    )

@@ -1,0 +1,88 @@
+"""Tunable constants of the patch-mosaic analyzer, in one place.
+
+Changing anything that affects stored descriptors changes :meth:`AnalyzerSettings.index_key`, so
+old indexes are simply not used any more (and can be deleted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+#: Bump when the on-disk index layout or the descriptors change.
+INDEX_VERSION = 1
+
+#: ``on_progress(fraction in [0, 1], message)``; matches ``st.progress(value, text)``.
+ProgressFn = Callable[[float, str], None]
+
+SPACES = ("pixel", "latent")
+
+
+@dataclass(frozen=True)
+class AnalyzerSettings:
+    """How images are compared. Defaults suit marketing images and libraries of up to ~10k images."""
+
+    #: library images are squared and resized to this side; queries get this long side
+    work_size: int = 128
+    #: patch sizes in working-resolution pixels (latent space divides them by the VAE factor)
+    scales: tuple[int, ...] = (8, 16, 32)
+    #: descriptors pool each patch to at most this many cells per side
+    grid: int = 4
+    #: weight of the mean-colour term of a descriptor (structure part has unit length)
+    colour_weight: float = 0.5
+    #: patches flatter than this standard deviation (in [-1, 1] units) do not vote
+    flat_std: float = 0.03
+    #: matches per query patch
+    top_k: int = 3
+    #: a match votes only if its squared descriptor distance is below this (≈ correlation 0.75)
+    max_distance: float = 0.5
+    #: offset candidates kept per scale
+    candidates_per_scale: int = 24
+    #: exact (matmul) search up to this many library patches per scale, FAISS above
+    exact_max_vectors: int = 150_000
+    #: FAISS IVF lists probed per query
+    nprobe: int = 12
+    #: per-pixel similarity needed to call a pixel borrowed
+    similarity_threshold: float = 0.5
+    #: pixels well matched (by local correlation) that anchor a borrowed region
+    anchor_correlation: float = 0.9
+    #: smallest borrowed region kept, as a fraction of the image
+    min_region_fraction: float = 0.004
+    #: whole-image copy check: verified similarity needed for a near copy
+    copy_threshold: float = 0.6
+    #: a single borrowed region this large (fraction of the image) is also a near copy
+    copy_region_fraction: float = 0.6
+    #: window (pixels) of the local comparison for the combined map
+    window: int = 7
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def scales_for(self, factor: int) -> tuple[int, ...]:
+        """Patch sizes on a grid downsampled by ``factor`` (1 for pixels, 8 for an SD latent)."""
+        out: list[int] = []
+        for scale in self.scales:
+            value = max(2, scale // max(1, factor))
+            if value not in out:
+                out.append(value)
+        return tuple(out)
+
+    def index_key(self, space: str, extra: str = "") -> str:
+        """Folder name of an index: space, working size, scales and a hash of descriptor settings."""
+        described = {
+            "v": INDEX_VERSION,
+            "work_size": self.work_size,
+            "scales": list(self.scales),
+            "grid": self.grid,
+            "colour_weight": self.colour_weight,
+            "extra": extra,
+        }
+        digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:10]
+        scales = ".".join(str(s) for s in self.scales)
+        return f"{space}-w{self.work_size}-s{scales}-{digest}"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("extra", None)
+        data["scales"] = list(self.scales)
+        return data

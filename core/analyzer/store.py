@@ -1,0 +1,131 @@
+"""On-disk layout of a patch index, written atomically and checked on every load.
+
+``<data>/indexes/<library>/<key>/`` holds ``manifest.json`` (version, settings, the item ids in
+index order, per-file SHA-256 and size) and the arrays: ``pixels.npy``, ``features.npy`` (latent
+space), ``global.npy``, ``scale-<p>-rows.npy`` and ``scale-<p>.npy`` (exact) or ``scale-<p>.faiss``.
+Nothing is ever unpickled. A whole index is written into a staging folder and renamed into place;
+files that did not change are hard-linked, so an incremental update is cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import config
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+class IndexMissing(Exception):
+    """No index has been built yet."""
+
+
+class IndexDamaged(Exception):
+    """The index on disk cannot be trusted; ``str(exc)`` says why (for the notice)."""
+
+
+def indexes_root() -> Path:
+    path = config.data_dir() / "indexes"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(4 * 1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise IndexDamaged(f"{path.name} could not be read ({exc})") from exc
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    if not path.is_file():
+        if directory.exists():
+            raise IndexDamaged("its manifest is missing")
+        raise IndexMissing(str(directory))
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexDamaged(f"its manifest is unreadable ({exc.__class__.__name__})") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise IndexDamaged("its manifest is incomplete")
+    return manifest
+
+
+def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
+    """Raise :class:`IndexDamaged` if a listed file is missing, resized or changed."""
+    for name, meta in manifest["files"].items():
+        path = directory / name
+        if not path.is_file():
+            raise IndexDamaged(f"{name} is missing")
+        if path.stat().st_size != int(meta.get("bytes", -1)):
+            raise IndexDamaged(f"{name} has the wrong size")
+        if sha256_of(path) != meta.get("sha256"):
+            raise IndexDamaged(f"{name} does not match its checksum")
+
+
+def write_index(
+    directory: Path,
+    manifest: dict[str, Any],
+    writers: dict[str, Callable[[Path], None]],
+    keep: tuple[str, ...] = (),
+) -> None:
+    """Write ``writers`` (file name -> function writing that path) plus ``keep`` (files of the current
+    index to carry over unchanged) and a manifest with checksums; then swap the folder into place."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.parent / f".staging-{directory.name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        files: dict[str, dict[str, Any]] = {}
+        for name in keep:
+            source = directory / name
+            target = staging / name
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+            files[name] = dict(manifest["files"][name]) if name in manifest.get("files", {}) else {
+                "sha256": sha256_of(target),
+                "bytes": target.stat().st_size,
+            }
+        for name, write in writers.items():
+            target = staging / name
+            write(target)
+            files[name] = {"sha256": sha256_of(target), "bytes": target.stat().st_size}
+        manifest = dict(manifest, files=files)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        trash = None
+        if directory.exists():
+            trash = directory.parent / f".trash-{directory.name}-{uuid.uuid4().hex[:8]}"
+            os.rename(directory, trash)
+        os.rename(staging, directory)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

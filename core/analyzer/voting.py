@@ -1,0 +1,105 @@
+"""Offset voting: matching patches propose "this part of the image is library image i shifted by (dy, dx)".
+
+Every textured query patch looks up its nearest library patches; each match votes, weighted by how
+close it is, for the key ``(image, dy, dx)`` with library position = query position + (dy, dx).
+A region copied from one image makes many patches agree on one key, while chance matches scatter.
+Votes are pooled in 2×2 offset bins (so a one-pixel misalignment with the library grid still adds
+up); each bin is represented by its best exact offset, refined later pixel by pixel.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.analyzer.descriptors import PatchDescriber, query_stride
+from core.analyzer.index import ScaleIndex
+from core.analyzer.settings import AnalyzerSettings
+
+logger = logging.getLogger(__name__)
+
+_SUPPRESS = 4  # offsets of one image closer than this (pixels on the feature grid) are one candidate
+
+
+@dataclass
+class Candidate:
+    """A hypothesis: query (y, x) comes from index row ``row`` at (y + dy, x + dx), on the feature grid."""
+
+    row: int
+    dy: int
+    dx: int
+    votes: float
+    scale: int
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.row, self.dy, self.dx)
+
+
+class OffsetVoter:
+    """Turns patch matches at one scale into a short list of offset candidates."""
+
+    def __init__(self, settings: AnalyzerSettings) -> None:
+        self.settings = settings
+
+    def candidates(
+        self,
+        scale: ScaleIndex,
+        features: torch.Tensor,
+        structure: torch.Tensor,
+        allowed: np.ndarray,
+        library_size: int,
+    ) -> list[Candidate]:
+        s = self.settings
+        if scale.searcher.count == 0:
+            return []
+        describer = PatchDescriber(scale.patch, s.grid, s.colour_weight, s.flat_std)
+        described = describer(features, structure, query_stride(scale.patch))
+        mask = described.textured[0].numpy()
+        if not mask.any():
+            return []
+        vectors = described.vectors[0].numpy()[mask]
+        positions = described.positions[mask]
+        dist, idx = scale.searcher.search(vectors, s.top_k)
+        good = (idx >= 0) & (dist <= s.max_distance)
+        if not good.any():
+            return []
+        q_index = np.nonzero(good)[0]
+        matched = scale.rows[idx[good]]  # (V, 3)
+        weight = 1.0 - dist[good] / s.max_distance
+        keep = allowed[matched[:, 0]]
+        matched, weight, q_index = matched[keep], weight[keep], q_index[keep]
+        if matched.shape[0] == 0:
+            return []
+        span = 4 * library_size + 4
+        dy = matched[:, 1].astype(np.int64) - positions[q_index, 0] + 2 * library_size
+        dx = matched[:, 2].astype(np.int64) - positions[q_index, 1] + 2 * library_size
+        exact = (matched[:, 0].astype(np.int64) * span + dy) * span + dx
+        keys, inverse = np.unique(exact, return_inverse=True)
+        totals = np.bincount(inverse, weights=weight)
+        k_row, rem = np.divmod(keys, span * span)
+        k_dy, k_dx = np.divmod(rem, span)
+        half = span // 2 + 1
+        bins = (k_row * half + k_dy // 2) * half + k_dx // 2
+        bin_keys, bin_inverse = np.unique(bins, return_inverse=True)
+        bin_totals = np.bincount(bin_inverse, weights=totals)
+        # best exact key per bin: sort by (bin, -total) and take the first of each bin
+        order = np.lexsort((-totals, bin_inverse))
+        first = np.ones(order.shape[0], dtype=bool)
+        first[1:] = bin_inverse[order][1:] != bin_inverse[order][:-1]
+        best_exact = order[first]  # aligned with bin_keys (bins sorted ascending)
+        ranking = np.argsort(-bin_totals, kind="stable")
+        out: list[Candidate] = []
+        for b in ranking[: 20 * s.candidates_per_scale]:
+            if bin_totals[b] < 1.5 or len(out) >= s.candidates_per_scale:
+                break
+            e = best_exact[b]
+            row, dy, dx = int(k_row[e]), int(k_dy[e]) - 2 * library_size, int(k_dx[e]) - 2 * library_size
+            # non-maximum suppression: textures make near-identical offsets of one image agree
+            if any(c.row == row and abs(c.dy - dy) <= _SUPPRESS and abs(c.dx - dx) <= _SUPPRESS for c in out):
+                continue
+            out.append(Candidate(row=row, dy=dy, dx=dx, votes=float(bin_totals[b]), scale=scale.patch))
+        return out

@@ -1,0 +1,116 @@
+"""Index lifecycle and bad input: incremental updates, stale and damaged indexes, unusable images."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from analyzer_synth import library_crops, make_library, png_bytes
+from PIL import Image
+
+from core.analyzer import Analyzer, analyze_image
+from core.analyzer.index import clear_cache
+from core.analyzer.settings import AnalyzerSettings
+from core.errors import BadInputError
+from core.libraries import LibraryManager
+
+SMALL = AnalyzerSettings(work_size=64, scales=(8, 16))
+
+
+@pytest.fixture
+def small(isolated_data_dir):
+    manager = LibraryManager()
+    arrays = make_library(manager, "mini", count=4)
+    return Analyzer(manager, settings=SMALL), arrays
+
+
+def _image(array: np.ndarray) -> Image.Image:
+    return Image.fromarray(array)
+
+
+def test_index_is_built_once_then_reused_and_progress_is_reported(small, isolated_data_dir):
+    analyzer, arrays = small
+    seen = []
+    analyzer.analyze(_image(arrays[0]), "mini", on_progress=lambda f, m: seen.append((f, m)))
+    assert seen[-1][0] == 1.0 and all(0.0 <= f <= 1.0 for f, _ in seen)
+    folders = list((isolated_data_dir / "indexes" / "mini").iterdir())
+    assert len(folders) == 1 and (folders[0] / "manifest.json").is_file()
+    clear_cache()
+    again = analyzer.analyze(_image(arrays[0]), "mini")
+    assert again.notices == []
+
+
+def test_added_images_are_appended_and_removed_ones_trigger_a_rebuild(small):
+    analyzer, arrays = small
+    analyzer.index("mini")
+    extra = library_crops()[10]
+    analyzer.libraries.add_files("mini", [("extra.png", png_bytes(extra[1]))])
+    index, notices = analyzer.index("mini")
+    assert any("1 new image" in n for n in notices) and index.count == 5
+    result = analyzer.analyze(_image(extra[1]), "mini")
+    assert result.near_copy.is_copy and result.near_copy.name == "extra.png"
+    first = analyzer.libraries.items("mini")[0]["id"]
+    analyzer.libraries.remove_items("mini", [first])
+    index, notices = analyzer.index("mini")
+    assert any("removed" in n for n in notices) and index.count == 4 and first not in index.item_ids
+
+
+@pytest.mark.parametrize("damage", ["manifest", "array", "faiss-like", "delete"])
+def test_damaged_index_is_rebuilt_with_a_notice(small, damage):
+    analyzer, arrays = small
+    index, _ = analyzer.index("mini")
+    folder = index.directory
+    clear_cache()
+    if damage == "manifest":
+        (folder / "manifest.json").write_text("{not json", encoding="utf-8")
+    elif damage == "array":
+        path = folder / "pixels.npy"
+        data = bytearray(path.read_bytes())
+        data[-10:] = b"\x00" * 10
+        path.write_bytes(bytes(data))
+    elif damage == "faiss-like":
+        (folder / "scale-8.npy").write_bytes(b"garbage")
+    else:
+        (folder / "global.npy").unlink()
+    result = analyzer.analyze(_image(arrays[1]), "mini")
+    assert any("rebuilt" in n for n in result.notices)
+    assert result.near_copy.is_copy
+    _, notices = analyzer.index("mini")
+    assert notices == []
+
+
+def test_corrupt_and_unsupported_bytes_are_refused(small):
+    analyzer, arrays = small
+    buffer = io.BytesIO()
+    _image(arrays[0]).save(buffer, format="PNG")
+    with pytest.raises(BadInputError, match="damaged|incomplete"):
+        analyzer.analyze(buffer.getvalue()[:200], "mini")
+    with pytest.raises(BadInputError, match="not an image"):
+        analyzer.analyze(b"%PDF-1.4 hello", "mini")
+    with pytest.raises(BadInputError, match="empty"):
+        analyzer.analyze(b"", "mini")
+    with pytest.raises(BadInputError, match="space"):
+        analyzer.analyze(_image(arrays[0]), "mini", space="fourier")
+    with pytest.raises(BadInputError, match="VAE|autoencoder"):
+        analyzer.analyze(_image(arrays[0]), "mini", space="latent", vae=None)
+
+
+def test_empty_and_unknown_libraries_are_refused(isolated_data_dir):
+    manager = LibraryManager()
+    manager.create("empty")
+    image = Image.new("RGB", (40, 30), (10, 20, 30))
+    with pytest.raises(BadInputError, match="no images"):
+        analyze_image(image, "empty", libraries=manager)
+    with pytest.raises(BadInputError, match="no-such"):
+        analyze_image(image, "no-such", libraries=manager)
+
+
+def test_original_image_is_low_risk(small):
+    analyzer, _ = small
+    rng = np.random.default_rng(3)
+    noise = rng.integers(0, 255, (48, 80, 3), dtype=np.uint8)
+    result = analyzer.analyze(Image.fromarray(noise), "mini")
+    assert result.source_map.shape == (38, 64)
+    assert result.borrowed_fraction < 0.05 and result.copy_risk == "low" and result.originality >= 90
+    assert not result.near_copy.is_copy

@@ -1,0 +1,61 @@
+"""Whole-image near copies (resized, cropped ≤ 10 %, JPEG, mirrored, recoloured) are flagged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from analyzer_synth import background, collage, near_copy
+
+from core.analyzer.nearcopy import NearCopyChecker
+from core.images import to_tensor
+
+
+def _checker(analyzer):
+    index, _ = analyzer.index("shots")
+    return NearCopyChecker(index.global_descriptors, index.pixels), index
+
+
+def _flagged(checker, image, threshold) -> tuple[bool, int]:
+    match = checker.check(to_tensor(image.convert("RGB")))
+    return bool(match is not None and match.score >= threshold), -1 if match is None else match.row
+
+
+def _rates(analyzer, arrays, cases: int):
+    checker, index = _checker(analyzer)
+    threshold = analyzer.settings.copy_threshold
+    hits = 0
+    for case in range(cases):
+        item = case % len(arrays)
+        flagged, row = _flagged(checker, near_copy(arrays[item], seed=case), threshold)
+        hits += flagged and index.item_ids[row] == index.item_ids[item]
+    false = 0
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    for case in range(cases // 4):
+        image = Image.fromarray(background(rng)) if case % 2 else collage(arrays, seed=100 + case).image
+        false += _flagged(checker, image, threshold)[0]
+    return hits / cases, false / max(1, cases // 4)
+
+
+def test_near_copies_are_flagged(shared):
+    analyzer, arrays = shared
+    hit_rate, false_rate = _rates(analyzer, arrays, 16)
+    assert hit_rate == 1.0
+    assert false_rate == 0.0
+
+
+def test_full_analysis_reports_a_near_copy(shared):
+    analyzer, arrays = shared
+    result = analyzer.analyze(near_copy(arrays[5], seed=7), "shots")
+    assert result.near_copy.is_copy and result.near_copy.index == 5
+    assert result.copy_risk == "high" and result.originality == 0
+    assert "near copy" in result.summary
+
+
+@pytest.mark.slow
+def test_near_copies_are_flagged_in_99_percent_of_120_cases(shared):
+    analyzer, arrays = shared
+    hit_rate, false_rate = _rates(analyzer, arrays, 120)
+    assert hit_rate >= 0.99
+    assert false_rate <= 0.05
