@@ -179,6 +179,37 @@ def cmd_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------- analyze
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from core.analyzer import analyze_image, source_map_image
+
+    path = Path(args.image)
+    if not path.is_file():
+        raise MosaicError(f"{args.image}: no such image file.")
+    vae = None
+    if args.space == "latent":
+        if not args.model:
+            raise MosaicError("Latent-space analysis needs a Stable Diffusion model: add --model PATH_OR_ID.")
+        from core.engines.sd import StableDiffusionEngine
+
+        vae = StableDiffusionEngine().vae_for(args.model).vae
+    result = analyze_image(path, args.library, space=args.space, vae=vae)
+    data = result.to_json()
+    source_map = Path(args.source_map) if args.source_map else path.with_name(f"{path.stem}_sources.png")
+    source_map_image(result).save(source_map)
+    data["source_map_png"] = str(source_map)
+    text = "\n".join(
+        [
+            result.summary,
+            f"originality {result.originality:.0f}/100 · copy risk {result.copy_risk}",
+            f"source map: {source_map}",
+        ]
+        + [f"note: {n}" for n in result.notices]
+    )
+    _print(data, args.json, text)
+    return 0
+
+
 # ----------------------------------------------------------------------- campaign
 def cmd_campaign(args: argparse.Namespace) -> int:
     from core.campaigns import parse_field_args, resume_campaign_cli, run_campaign_cli
@@ -263,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     libs.add_argument("--title", default="")
     libs.add_argument("--json", action="store_true")
     libs.set_defaults(func=cmd_libraries)
+
+    ana = sub.add_parser("analyze", help="which library patches an image borrows; originality and copy risk")
+    ana.add_argument("image", help="PNG/JPEG/WebP image to check")
+    ana.add_argument("--library", required=True, help="reference library to compare against")
+    ana.add_argument("--space", choices=["pixel", "latent"], default="pixel")
+    ana.add_argument("--model", default=None, help="Stable Diffusion model whose VAE defines the latent space")
+    ana.add_argument("--source-map", default=None, help="where to write the source map PNG (default: beside IMAGE)")
+    ana.add_argument("--json", action="store_true")
+    ana.set_defaults(func=cmd_analyze)
 
     camp = sub.add_parser("campaign", help="generate a whole campaign from a template and export it")
     camp.add_argument("template", nargs="?", help="template id (see --list-templates)")

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from core.cli import main
 
@@ -123,3 +124,24 @@ def test_campaign_command_exports_a_folder_and_zip(capsys, tmp_path):
     assert data["zip"] and (out / "manifest.csv").exists() and (out / "contact-sheet.html").exists()
     assert len(list((out / "images").glob("*.png"))) >= 2
     assert any("text" in n.lower() for n in data["notices"])  # offline engine says it has no text model
+
+
+def test_analyze_command_flags_a_near_copy_and_writes_the_source_map(capsys, tmp_path):
+    from PIL import Image
+    from skimage import data as skdata
+
+    photos = tmp_path / "refs"
+    photos.mkdir()
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        Image.fromarray(getattr(skdata, name)()).convert("RGB").resize((96, 96)).save(photos / f"{name}.png")
+    assert main(["libraries", "add", "refs", str(photos), "--json"]) == 0
+    capsys.readouterr()
+    query = tmp_path / "query.jpg"
+    Image.open(photos / "coffee.png").resize((120, 120)).save(query, quality=80)
+    assert main(["analyze", str(query), "--library", "refs", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["near_copy"]["is_copy"] is True
+    assert data["copy_risk"] == "high"
+    assert Path(data["source_map_png"]).exists()
+    assert main(["analyze", str(query), "--library", "refs", "--space", "latent"]) == 2
+    assert "--model" in capsys.readouterr().err
