@@ -99,6 +99,7 @@ def page(studio):
 def _shot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.wait_for_timeout(800)
+    page.evaluate("document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
     page.screenshot(path=str(path), full_page=True)
     return path
 
@@ -113,8 +114,7 @@ def test_generate_with_defaults_then_open_mosaic(page, studio):
     page.get_by_text("Estimated time").wait_for()
     _shot(page, "02_generate")
     page.get_by_role("button", name="Generate").click()
-    page.get_by_text("Results").wait_for(timeout=300_000)
-    page.get_by_text("saved to the gallery").wait_for()
+    page.get_by_text("saved to the gallery").wait_for(timeout=600_000)
     _shot(page, "03_results")
 
     page.get_by_role("button", name="Open mosaic").first.click()
@@ -125,3 +125,36 @@ def test_generate_with_defaults_then_open_mosaic(page, studio):
     page.get_by_role("link", name="Gallery").first.click()
     page.get_by_text("image(s) saved").wait_for()
     _shot(page, "05_gallery")
+
+
+def _fill_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(label)
+    box.fill(str(value))
+    box.press("Enter")
+    page.wait_for_timeout(600)
+
+
+def test_generate_with_a_tiny_stable_diffusion_pipeline(page, studio, isolated_data_dir):
+    from tests.engines.sd.tiny import build_tiny_sd15
+
+    build_tiny_sd15(isolated_data_dir / "models" / "tiny-sd15")
+    page.goto(studio)
+    page.get_by_role("link", name="Generate").first.click()
+    page.get_by_role("combobox", name="Engine").click()
+    page.get_by_role("option", name="Stable Diffusion").first.click()
+    page.get_by_text("Describe the image").wait_for()
+    page.get_by_label("Describe the image").fill("a red sneaker on a pastel background")
+    page.get_by_label("Describe the image").press("Tab")
+    page.get_by_text("Advanced").click()
+    _fill_number(page, "Steps (0 = recommended)", 2)
+    _fill_number(page, "Width (0 = Size above)", 64)
+    _fill_number(page, "Height (0 = Size above)", 64)
+    _shot(page, "06_sd_settings")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text("saved to the gallery").wait_for(timeout=300_000)
+    _shot(page, "07_sd_results")
+    from core.store import Store
+
+    records = Store().list()
+    assert [r.engine for r in records] == ["sd"] and records[0].width == 64
+    assert records[0].params["prompt"] == "a red sneaker on a pastel background"
