@@ -11,6 +11,7 @@ st.set_page_config(page_title="Mosaic Studio", page_icon="🧩", layout="wide")
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
+    st.Page("pages/campaigns.py", title="Campaigns", icon=":material/campaign:"),
     st.Page("pages/mosaic.py", title="Mosaic view", icon=":material/grid_view:"),
     st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
     st.Page("pages/libraries.py", title="Libraries", icon=":material/collections:"),

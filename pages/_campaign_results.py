@@ -1,0 +1,365 @@
+"""The results part of the Campaigns page: open a saved campaign, run/resume it, compare, export."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import streamlit as st
+
+from core.campaigns import (
+    DONE,
+    FAILED,
+    ITEM_DONE,
+    PARTIAL,
+    PAUSED,
+    PENDING,
+    PLANNED,
+    RUNNING,
+    CampaignItemRecord,
+    CampaignRecord,
+    CampaignRunner,
+    CampaignStore,
+    RunReport,
+    Variation,
+    export_campaign_zip,
+)
+from core.campaigns.export import slug
+from core.engines.base import Progress
+from core.errors import MosaicError
+from core.libraries import LibraryManager
+from pages._campaign_analysis import analyzer_available, make_analyzer
+from pages._shared import enlarge
+
+logger = logging.getLogger(__name__)
+
+STATUS_WORDS = {
+    PLANNED: "not started",
+    RUNNING: "being made",
+    PAUSED: "stopped part-way (press Resume)",
+    DONE: "finished",
+    PARTIAL: "finished, some images failed",
+}
+SHOW = {"all": "All", "starred": "Starred only", "keep": "Hide rejected"}
+COLUMNS = 4
+
+
+# ---------------------------------------------------------------------------------------- running
+def run_with_progress(
+    campaigns: CampaignStore,
+    libraries: LibraryManager,
+    campaign_id: str,
+    analyse: bool,
+    item_ids: Sequence[str] | None = None,
+    regenerate: str | None = None,
+) -> RunReport | None:
+    """Run (or resume, or regenerate one item of) a campaign in this script run, with ONE progress bar.
+
+    Every finished image is saved at once, so if the page is left or stopped the finished images stay and
+    the rest waits for Resume. Returns the report, or None after an error was shown.
+    """
+    campaign = campaigns.get(campaign_id)
+    bar = st.progress(0.0, text="Starting… (finished images are saved one by one)")
+    preview = st.empty()
+
+    done = [0.0]
+
+    def report(progress: Progress) -> None:
+        done[0] = progress.fraction
+        bar.progress(progress.fraction, text=progress.message or "Working…")
+        if progress.preview is not None:
+            preview.image(enlarge(progress.preview, 128), caption="Forming…")
+
+    analyze = make_analyzer(campaign, campaigns, libraries) if analyse else None
+    if analyze is not None:
+        inner = analyze
+
+        def analyze(record):  # type: ignore[no-redef]
+            bar.progress(done[0], text="Checking originality and copy risk of the new image…")
+            return inner(record)
+
+    runner = CampaignRunner(campaigns, analyze=analyze)
+    try:
+        if regenerate is not None:
+            runner.regenerate(regenerate, on_progress=report)
+            result = RunReport(campaign_id=campaign_id, made=[regenerate], status=campaigns.refresh_status(campaign_id))
+        else:
+            result = runner.run(campaign_id, on_progress=report, item_ids=item_ids)
+    except MosaicError as err:
+        bar.empty()
+        preview.empty()
+        st.error(str(err))
+        return None
+    preview.empty()
+    bar.progress(1.0, text=f"Done: {len(result.made)} image(s) made and saved.")
+    return result
+
+
+# ---------------------------------------------------------------------------------------- choosing
+def campaign_label(campaign: CampaignRecord, counts: dict[str, int] | None = None) -> str:
+    when = campaign.created.strftime("%d %b %Y %H:%M") if campaign.created else ""
+    return f"{campaign.name} · {when} · {STATUS_WORDS.get(campaign.status, campaign.status)}"
+
+
+def pick_campaign(campaigns: CampaignStore) -> CampaignRecord | None:
+    """Select box of saved campaigns, newest first."""
+    saved = campaigns.list()
+    if not saved:
+        st.info("No campaigns yet. Make one in **New campaign** — it is saved and can be reopened any time.")
+        return None
+    by_id = {c.id: c for c in saved}
+    if st.session_state.get("camp_open") not in by_id:
+        st.session_state["camp_open"] = saved[0].id
+    campaign_id = st.selectbox(
+        "Open a saved campaign (newest first)",
+        list(by_id),
+        format_func=lambda cid: campaign_label(by_id[cid]),
+        key="camp_open",
+    )
+    if st.session_state.get("camp_reconciled") != campaign_id:
+        # images saved just before an interruption are linked back; the status is made true again
+        try:
+            campaigns.reconcile(campaign_id)
+            campaigns.refresh_status(campaign_id)
+        except MosaicError as err:
+            st.error(str(err))
+            return None
+        st.session_state["camp_reconciled"] = campaign_id
+    return campaigns.get(campaign_id)
+
+
+# ---------------------------------------------------------------------------------------- figures
+def originality_text(item: CampaignItemRecord) -> str:
+    if item.originality is None and item.copy_risk is None and not item.copy_risk_label:
+        return "Originality: *not analysed*"
+    parts = []
+    if item.originality is not None:
+        value = item.originality * 100 if item.originality <= 1 else item.originality
+        parts.append(f"Originality **{value:.0f}/100**")
+    if item.copy_risk_label or item.copy_risk is not None:
+        risk = f"Copy risk **{item.copy_risk_label or '?'}**"
+        if item.copy_risk is not None:
+            risk += (
+                f" ({item.copy_risk * 100:.0f} % like one library picture)"
+                if item.copy_risk <= 1
+                else f" ({item.copy_risk:g})"
+            )
+        parts.append(risk)
+    return " · ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------- callbacks
+def _flash(message: str) -> None:
+    st.session_state["camp_flash"] = message
+
+
+def _star(campaigns: CampaignStore, item_id: str) -> None:
+    try:
+        campaigns.star(item_id, bool(st.session_state.get(f"camp_star_{item_id}")))
+    except MosaicError as err:
+        _flash(str(err))
+
+
+def _reject(campaigns: CampaignStore, item_id: str) -> None:
+    try:
+        campaigns.reject(item_id, bool(st.session_state.get(f"camp_reject_{item_id}")))
+    except MosaicError as err:
+        _flash(str(err))
+
+
+def _notes(campaigns: CampaignStore, item_id: str) -> None:
+    try:
+        campaigns.set_notes(item_id, str(st.session_state.get(f"camp_notes_{item_id}") or ""))
+    except MosaicError as err:
+        _flash(str(err))
+
+
+# ---------------------------------------------------------------------------------------- the page part
+def show_campaign(campaign: CampaignRecord, campaigns: CampaignStore, libraries: LibraryManager) -> None:
+    flash = st.session_state.pop("camp_flash", None)
+    if flash:
+        st.error(flash)
+    counts = campaigns.counts(campaign.id)
+    st.subheader(campaign.name)
+    engine_words = (
+        "offline library engine" if campaign.engine == "local-score" else f"Stable Diffusion · {campaign.model}"
+    )
+    st.caption(
+        f"Template **{(campaign.template_snapshot or {}).get('name', campaign.template)}** · {engine_words} · "
+        f"{counts[ITEM_DONE]} of {counts['total']} images made"
+        + (f" · {counts[PENDING]} waiting" if counts[PENDING] else "")
+        + (f" · {counts[FAILED]} failed" if counts[FAILED] else "")
+        + f" · {counts['starred']} starred"
+    )
+    with st.expander("The brief and how it was made", expanded=False):
+        labels = {f.get("key"): f.get("label") for f in (campaign.template_snapshot or {}).get("fields", [])}
+        for key, value in (campaign.fields or {}).items():
+            if value not in (None, "", []):
+                shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+                st.markdown(f"**{labels.get(key) or key}:** {shown}")
+        for notice in campaign.notices or []:
+            st.caption(f"ℹ️ {notice}")
+
+    analyse = _analysis_choice("camp_analyse_resume") if counts[PENDING] or counts[FAILED] else False
+    actions = st.columns(3)
+    if counts[PENDING] and actions[0].button(
+        f"Resume: make the {counts[PENDING]} waiting image(s)",
+        type="primary",
+        key="camp_resume",
+        icon=":material/play_arrow:",
+    ):
+        if run_with_progress(campaigns, libraries, campaign.id, analyse) is not None:
+            st.rerun()
+    if counts[FAILED] and actions[1].button(
+        f"Try the {counts[FAILED]} failed image(s) again", key="camp_retry", icon=":material/replay:"
+    ):
+        campaigns.retry_failed(campaign.id)
+        if run_with_progress(campaigns, libraries, campaign.id, analyse) is not None:
+            st.rerun()
+    _analyse_button(actions[2], campaign, campaigns, libraries, counts)
+
+    items = campaigns.items(campaign.id)
+    show = st.radio("Show", list(SHOW), format_func=SHOW.get, horizontal=True, key="camp_show")
+    if show == "starred":
+        items = [i for i in items if i.starred]
+    elif show == "keep":
+        items = [i for i in items if not i.rejected]
+    if not items:
+        st.info("Nothing to show with this filter.")
+    _grid(items, campaigns, libraries, campaign.id)
+    _export(campaign, campaigns, counts)
+
+
+def _analysis_choice(key: str) -> bool:
+    if not analyzer_available():
+        st.caption("Originality check: not available in this installation — images will show “not analysed”.")
+        return False
+    return st.checkbox(
+        "Check originality and copy risk of each image (slower: up to a minute more per image)",
+        value=True,
+        key=key,
+        help="Compares every new image with the reference library. Slow on small computers: "
+        "it can add up to a minute per image. You can also check later with “Check originality”.",
+    )
+
+
+def _analyse_button(column, campaign, campaigns, libraries, counts) -> None:
+    if not counts[ITEM_DONE] or not analyzer_available():
+        return
+    missing = [
+        i
+        for i in campaigns.items(campaign.id, ITEM_DONE)
+        if i.originality is None and i.copy_risk is None and not i.copy_risk_label
+    ]
+    if not missing:
+        return
+    if column.button(f"Check originality of {len(missing)} image(s)", key="camp_analyse_now", icon=":material/search:"):
+        analyze = make_analyzer(campaign, campaigns, libraries)
+        bar = st.progress(0.0, text="Checking originality…")
+        problems = []
+        for k, item in enumerate(missing):
+            bar.progress(k / len(missing), text=f"Checking image {k + 1} of {len(missing)}…")
+            record = campaigns.generation(item)
+            if record is None or analyze is None:
+                continue
+            try:
+                result = analyze(record)
+            except Exception as err:  # the analyzer is optional: say what happened, keep the page
+                logger.warning("analysis failed: %s", err)
+                problems.append(str(err))
+                continue
+            if result:
+                campaigns.set_analysis(item.id, result)
+        bar.progress(1.0, text="Checked.")
+        if problems:
+            st.error(f"Some images could not be checked: {problems[0]}")
+        else:
+            st.rerun()
+
+
+def _grid(
+    items: list[CampaignItemRecord], campaigns: CampaignStore, libraries: LibraryManager, campaign_id: str
+) -> None:
+    store = campaigns.store
+    for start in range(0, len(items), COLUMNS):
+        row = st.columns(COLUMNS, gap="medium")
+        for column, item in zip(row, items[start : start + COLUMNS], strict=False):
+            with column.container(border=True):
+                _card(item, campaigns, libraries, campaign_id, store)
+
+
+def _card(item, campaigns, libraries, campaign_id, store) -> None:
+    variation = Variation.from_dict(item.spec)
+    record = campaigns.generation(item) if item.status == ITEM_DONE else None
+    if record is not None:
+        try:
+            st.image(enlarge(store.image(record), 192), width="stretch")
+        except (OSError, MosaicError):
+            st.warning("The image file is missing. Press “New variation” to make it again.")
+    elif item.status == FAILED:
+        st.error(f"Could not be made: {item.error or 'unknown reason'}")
+    else:
+        st.info("Waiting to be made")
+    st.markdown(f"**#{item.position + 1}** {variation.title} · {variation.width}×{variation.height}")
+    if record is not None:
+        st.markdown(originality_text(item))
+        _verdicts(item, campaigns)
+    if item.status != PENDING and st.button(
+        "New variation",
+        key=f"camp_regen_{item.id}",
+        icon=":material/refresh:",
+        help="Make this image again with a new random seed. The old image stays in the Gallery.",
+        width="stretch",
+    ):
+        if run_with_progress(campaigns, libraries, campaign_id, analyse=False, regenerate=item.id) is not None:
+            st.rerun()
+
+
+def _verdicts(item: CampaignItemRecord, campaigns: CampaignStore) -> None:
+    """Star / reject toggles and the note, kept in step with the database (a star clears a rejection)."""
+    st.session_state[f"camp_star_{item.id}"] = bool(item.starred)
+    st.session_state[f"camp_reject_{item.id}"] = bool(item.rejected)
+    st.session_state[f"camp_notes_{item.id}"] = item.notes or ""
+    left, right = st.columns(2)
+    left.toggle(":material/star: Star", key=f"camp_star_{item.id}", on_change=_star, args=(campaigns, item.id))
+    right.toggle(":material/block: Reject", key=f"camp_reject_{item.id}", on_change=_reject, args=(campaigns, item.id))
+    st.text_input(
+        "Note",
+        key=f"camp_notes_{item.id}",
+        on_change=_notes,
+        args=(campaigns, item.id),
+        placeholder="Add a note…",
+        label_visibility="collapsed",
+        max_chars=4000,
+    )
+
+
+def _export(campaign: CampaignRecord, campaigns: CampaignStore, counts: dict[str, int]) -> None:
+    st.divider()
+    st.subheader("Export")
+    if not counts[ITEM_DONE]:
+        st.caption("Generate the campaign first; then download all images with a spreadsheet of their settings.")
+        return
+    skip_rejected = st.checkbox("Leave out rejected images", value=True, key="camp_export_skip")
+    only_starred = st.checkbox("Only starred images", value=False, key="camp_export_starred")
+    try:
+        data = export_campaign_zip(
+            campaign.id, campaigns=campaigns, include_rejected=not skip_rejected, only_starred=only_starred
+        )
+    except MosaicError as err:
+        st.error(str(err))
+        return
+    st.download_button(
+        "Download ZIP (images, manifest.csv, contact sheet)",
+        data,
+        file_name=f"{slug(campaign.name)}.zip",
+        mime="application/zip",
+        key="camp_export",
+        icon=":material/download:",
+        on_click="ignore",
+        type="primary",
+    )
+    st.caption(
+        "The ZIP holds every image as PNG (settings inside), a manifest.csv for spreadsheets and "
+        "contact-sheet.html to share with clients."
+    )
