@@ -158,3 +158,53 @@ def test_generate_with_a_tiny_stable_diffusion_pipeline(page, studio, isolated_d
     records = Store().list()
     assert [r.engine for r in records] == ["sd"] and records[0].width == 64
     assert records[0].params["prompt"] == "a red sneaker on a pastel background"
+
+
+def _slider_to_minimum(page, label: str) -> None:
+    slider = page.get_by_role("slider", name=label) if page.get_by_role("slider", name=label).count() else None
+    if slider is None:
+        slider = page.get_by_text(label, exact=True).locator("xpath=ancestor::div[@data-testid]").first.get_by_role(
+            "slider"
+        )
+    slider.focus()
+    slider.press("Home")
+    page.wait_for_timeout(800)
+
+
+def test_make_and_export_a_small_campaign(page, studio):
+    import io
+    import zipfile
+
+    page.goto(studio)
+    page.get_by_role("link", name="Campaigns").first.click()
+    page.get_by_role("combobox", name="Template").click()
+    page.get_by_role("option", name="A/B ad pair").first.click()
+    for label, value in (("Product or service", "water bottle"), ("Main benefit", "keeps drinks cold")):
+        box = page.get_by_role("textbox", name=label)
+        box.fill(value)
+        box.press("Tab")
+        page.wait_for_timeout(500)
+    page.get_by_text("Offline: assemble pictures").click()
+    _slider_to_minimum(page, "Image size (pixels)")
+    page.get_by_text("Advanced").first.click()
+    _slider_to_minimum(page, "Steps (more = slower, a little cleaner)")
+    analyse = page.get_by_role("checkbox", name="Check originality and copy")
+    if analyse.count() and analyse.is_checked():
+        page.get_by_text("Check originality and copy risk of each image").click()
+        page.wait_for_timeout(800)
+    page.get_by_text("Check the list, then press").wait_for()
+    _shot(page, "08_campaign_brief")
+    page.get_by_role("button", name="Generate campaign").click()
+    export = page.get_by_role("button", name="Download ZIP")
+    export.wait_for(timeout=600_000)
+    _shot(page, "09_campaign_results")
+    with page.expect_download() as info:
+        export.click()
+    data = open(info.value.path(), "rb").read()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        manifest = archive.read("manifest.csv").decode()
+    pngs = [n for n in names if n.endswith(".png")]
+    assert len(pngs) >= 2 and "contact-sheet.html" in names
+    assert all(name.split("/")[-1] in manifest for name in pngs)
+    assert len(manifest.strip().splitlines()) == len(pngs) + 1  # header + one row per image
