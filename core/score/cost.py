@@ -1,0 +1,80 @@
+"""Rough cost of a sampling run, to warn before starting something slow or too big."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from core.errors import BadInputError
+from core.score import inputs
+from core.score.kinds import group_buckets
+from core.score.memory import FLOAT_BYTES, default_budget_bytes, local_bytes_per_image, plan_chunks
+
+#: Fitted to single machine evaluations on the idle 2-core CPU dev machine (2 threads, bbels,
+#: 32×32, P = 3..11): the distance GEMM speed and the time of the per-logit work (max, exp,
+#: weighted sums) that is not a GEMM. A busy machine is several times slower.
+GEMM_FLOPS_PER_SECOND = 60e9
+SECONDS_PER_LOGIT = 2.4e-9
+
+
+@dataclass
+class Cost:
+    """Estimated work of a run: ``flops`` of the distance GEMMs, ``peak_bytes`` of memory and
+    ``seconds_estimate`` on a machine like the 2-core development CPU."""
+
+    flops: float
+    peak_bytes: int
+    seconds_estimate: float
+    logits: float = 0.0
+
+
+def step_work(
+    kind: str, height: int, width: int, channels: int, batch: int, num_library: int, patch_size: int
+) -> tuple[float, float]:
+    """``(flops, logits)`` of one machine evaluation: GEMM flops ``2·queries·patches·d`` and the
+    number of logits (query–patch pairs)."""
+    if kind == "is":
+        dim = channels * height * width
+        pairs = float(batch) * num_library
+        return 2.0 * dim * pairs, pairs
+    dim = channels * patch_size * patch_size
+    pairs = 0.0
+    for bucket in group_buckets(kind, height, width, patch_size):
+        groups, size = bucket.groups, bucket.size
+        pairs += float(groups) * (batch * size) * (num_library * size)
+    return 2.0 * dim * pairs, pairs
+
+
+def estimate_cost(
+    num_library: int, channels: int, size: int, batch: int, kind: str, patch_sizes: Sequence[int]
+) -> Cost:
+    """Estimate a run of ``len(patch_sizes)`` steps on ``size``×``size`` images.
+
+    ``num_library`` is the number of library images each sample compares with (for
+    class-conditional runs: the images of its class).
+    """
+    inputs.check_kind(kind)
+    if num_library < 1 or channels < 1 or size < 1 or batch < 1:
+        raise BadInputError("num_library, channels, size and batch must all be at least 1.")
+    sizes = inputs.check_patch_sizes(patch_sizes, kind, size, size)
+    flops = logits = 0.0
+    working = 0
+    budget = default_budget_bytes(torch.device("cpu"))
+    for patch_size in sizes:
+        f, n = step_work(kind, size, size, channels, batch, num_library, patch_size)
+        flops += f
+        logits += n
+        if kind == "is":
+            per_image = 3 * channels * size * size * FLOAT_BYTES
+        else:
+            per_image = local_bytes_per_image(channels, size, size, patch_size, batch, kind)
+        plan = plan_chunks(budget, torch.device("cpu"), per_image, num_library)
+        working = max(working, plan.images_per_chunk * per_image + 2 * plan.tile_elements * FLOAT_BYTES)
+    pixels = batch * size * size
+    # library + per-step results (x0, sources, entropy)
+    stored = num_library * channels * size * size * FLOAT_BYTES
+    stored += len(sizes) * pixels * (channels * FLOAT_BYTES + 3 * 8 + FLOAT_BYTES)
+    seconds = flops / GEMM_FLOPS_PER_SECOND + logits * SECONDS_PER_LOGIT
+    return Cost(flops=flops, peak_bytes=int(stored + working), seconds_estimate=seconds, logits=logits)

@@ -1,0 +1,150 @@
+"""One evaluation of a training-free score machine (Kamb & Ganguli, ICML 2025).
+
+Given a noisy image ``x_t`` at noise level ``ā``, the machine estimates the clean image pixel by
+pixel. For pixel ``p`` with patch ``Ω_p(x)`` and the allowed library patches ``φ`` of its kind,
+
+    w_φ = softmax_φ( -‖Ω_p(x) − a φ‖² / (2 (1 − ā)) ),   a = sqrt(ā),
+    x0_hat(p) = Σ_φ w_φ · centre(φ).
+
+``‖Ω_p(x)‖²`` is the same for every ``φ`` and drops out, so the logits are
+``(2a ⟨Ω_p(x), φ⟩ − a² ‖φ‖²) / (2 (1 − ā))``: one batched matrix product with a fused bias per
+group of pixels (see :mod:`core.score.kinds`), folded into an exact streaming softmax
+(:mod:`core.score.streaming`) over library chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+
+from core.score import inputs
+from core.score.local import local_score
+from core.score.memory import ChunkPlan, default_budget_bytes, local_bytes_per_image, plan_chunks
+from core.score.result import CancelCheck, DenoiseResult, raise_if_cancelled
+from core.score.tiles import GroupRun, values_with_ones
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: torch.device | str | None, like: torch.Tensor) -> torch.device:
+    return torch.device(device) if device is not None else like.device
+
+
+def _ideal_score(
+    x: torch.Tensor, library: torch.Tensor, ab: float, plan: ChunkPlan, should_cancel: CancelCheck | None
+) -> DenoiseResult:
+    """The ideal score: whole-image patches, one softmax over library images per sample."""
+    batch, channels, height, width = x.shape
+    num = library.shape[0]
+    a, c = math.sqrt(ab), 1.0 / (2.0 * (1.0 - ab))
+    flat_x = x.reshape(1, batch, -1) * (2.0 * a * c)
+    run = GroupRun(flat_x, channels * height * width, batch, plan.tile_elements)
+    for start in range(0, num, plan.images_per_chunk):
+        raise_if_cancelled(should_cancel)
+        chunk = library[start : start + plan.images_per_chunk].reshape(1, -1, channels * height * width)
+        bias = chunk.pow(2).sum(-1).mul_(-a * a * c).unsqueeze(1)
+        run.add_chunk(chunk, bias, values_with_ones(chunk), lambda arg, start=start: arg + start, should_cancel)
+    means, best, entropy = run.results()
+    x0 = means.view(batch, channels, height, width)
+    sources = torch.empty(batch, height, width, 3, dtype=torch.long, device=x.device)
+    sources[..., 0] = best.view(batch, 1, 1)
+    sources[..., 1] = torch.arange(height, device=x.device).view(1, height, 1)
+    sources[..., 2] = torch.arange(width, device=x.device).view(1, 1, width)
+    ent = entropy.view(batch, 1, 1).expand(batch, height, width).contiguous()
+    return DenoiseResult(x0=x0, sources=sources, entropy=ent)
+
+
+def _run_machine(
+    x: torch.Tensor,
+    library: torch.Tensor,
+    ab: float,
+    kind: str,
+    patch_size: int,
+    budget: int,
+    should_cancel: CancelCheck | None,
+) -> DenoiseResult:
+    channels, height, width = library.shape[1:]
+    if kind == "is":
+        plan = plan_chunks(budget, x.device, 3 * channels * height * width * 4, library.shape[0])
+        return _ideal_score(x, library, ab, plan, should_cancel)
+    per_image = local_bytes_per_image(channels, height, width, patch_size, x.shape[0], kind)
+    plan = plan_chunks(budget, x.device, per_image, library.shape[0])
+    return local_score(x, library, ab, kind, patch_size, plan, should_cancel)
+
+
+def denoise(
+    x_t: torch.Tensor,
+    alpha_bar: float,
+    library: torch.Tensor,
+    kind: str,
+    patch_size: int,
+    labels: torch.Tensor | None = None,
+    class_labels: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    memory_budget_bytes: int | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> DenoiseResult:
+    """One machine evaluation: the estimate of the clean image behind ``x_t``.
+
+    Args:
+        x_t: ``(B, C, H, W)`` noisy images.
+        alpha_bar: noise level ``ā`` in ``(0, 1)``; ``x_t = sqrt(ā) x0 + sqrt(1 - ā) ε``.
+        library: ``(N, C, H, W)`` library images in ``[-1, 1]``.
+        kind: one of :data:`~core.score.kinds.MACHINE_KINDS`.
+        patch_size: odd patch side ``P`` (ignored for ``"is"``).
+        labels: ``(N,)`` integer label of every library image (class-conditional only).
+        class_labels: ``(B,)`` label of every sample; sample ``b`` only uses library images with
+            its label.
+        device: where to compute (default: the device of ``x_t``).
+        memory_budget_bytes: working memory; default a quarter of the free memory. Smaller budgets
+            give the same result in more chunks.
+        should_cancel: polled between chunks; when it returns True, raises ``GenerationCancelled``.
+
+    Returns:
+        :class:`DenoiseResult` on ``device``.
+    """
+    inputs.check_kind(kind)
+    inputs.check_library(library)
+    inputs.check_images(x_t, library, "noisy image")
+    inputs.check_alpha_bar(alpha_bar)
+    inputs.check_patch_size(patch_size, kind, library.shape[2], library.shape[3])
+    inputs.check_labels(labels, class_labels, library.shape[0], x_t.shape[0])
+    dev = resolve_device(device, x_t)
+    budget = memory_budget_bytes if memory_budget_bytes is not None else default_budget_bytes(dev)
+    x = x_t.to(dev, torch.float32)
+    lib = library.to(dev, torch.float32)
+    if class_labels is None:
+        return _run_machine(x, lib, float(alpha_bar), kind, patch_size, budget, should_cancel)
+    return _conditional(x, lib, float(alpha_bar), kind, patch_size, labels, class_labels, budget, should_cancel)
+
+
+def _conditional(
+    x: torch.Tensor,
+    library: torch.Tensor,
+    ab: float,
+    kind: str,
+    patch_size: int,
+    labels: torch.Tensor | None,
+    class_labels: torch.Tensor,
+    budget: int,
+    should_cancel: CancelCheck | None,
+) -> DenoiseResult:
+    """Run the machine once per class, on the samples and library images of that class."""
+    assert labels is not None
+    labels = labels.to(x.device)
+    class_labels = class_labels.to(x.device)
+    batch, _, height, width = x.shape
+    x0 = torch.empty_like(x)
+    sources = torch.empty(batch, height, width, 3, dtype=torch.long, device=x.device)
+    entropy = x.new_empty(batch, height, width)
+    for label in torch.unique(class_labels).tolist():
+        samples = torch.nonzero(class_labels == label).flatten()
+        members = torch.nonzero(labels == label).flatten()
+        part = _run_machine(x[samples], library[members], ab, kind, patch_size, budget, should_cancel)
+        part.sources[..., 0] = members[part.sources[..., 0]]
+        x0[samples] = part.x0
+        sources[samples] = part.sources
+        entropy[samples] = part.entropy
+    return DenoiseResult(x0=x0, sources=sources, entropy=entropy)

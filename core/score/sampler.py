@@ -1,0 +1,150 @@
+"""Deterministic DDIM sampling with a score machine as the denoiser."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from core.errors import BadInputError, GenerationCancelled
+from core.score import inputs
+from core.score.approximate import choose_candidates, denoise_pruned, exact_steps
+from core.score.machine import denoise, resolve_device
+from core.score.memory import default_budget_bytes
+from core.score.schedules import alpha_bar, sampling_times
+
+logger = logging.getLogger(__name__)
+
+StepCallback = Callable[[int, int, torch.Tensor], None]
+
+
+@dataclass
+class SampleResult:
+    """Everything one sampling run produced (all on the compute device, S = number of steps).
+
+    Attributes:
+        images: ``(B, C, H, W)`` final images, float32, clamped to ``[-1, 1]``.
+        sources: ``(B, H, W, 3)`` int64 (library index, y, x) of each pixel's top patch at the last step.
+        entropy: ``(B, H, W)`` patch-weight entropy (nats) at the last step.
+        step_sources: ``(S, B, H, W, 3)`` the same at every step.
+        step_entropy: ``(S, B, H, W)``.
+        step_x0: ``(S, B, C, H, W)`` the machine's clean-image estimate at every step.
+        patch_sizes: the patch size used at each step.
+    """
+
+    images: torch.Tensor
+    sources: torch.Tensor
+    entropy: torch.Tensor
+    step_sources: torch.Tensor
+    step_entropy: torch.Tensor
+    step_x0: torch.Tensor
+    patch_sizes: list[int]
+
+
+def sample(
+    library: torch.Tensor,
+    noise: torch.Tensor,
+    kind: str,
+    patch_sizes: Sequence[int],
+    labels: torch.Tensor | None = None,
+    class_labels: torch.Tensor | None = None,
+    on_step: StepCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    device: torch.device | str | None = None,
+    memory_budget_bytes: int | None = None,
+    approximate: bool = False,
+    top_k: int = 32,
+) -> SampleResult:
+    """Generate images by deterministic DDIM with a training-free score machine.
+
+    Starting from ``x = noise`` at ``t_0 = 1``, for ``k = 0..S-1`` with ``t_k = 1 - k / S`` and
+    ``ā_k = alpha_bar(t_k)`` (cosine schedule):
+
+        x0_hat = machine(x, ā_k, patch_sizes[k])
+        eps_hat = (x - sqrt(ā_k) x0_hat) / sqrt(1 - ā_k)
+        x ← sqrt(ā_{k+1}) x0_hat + sqrt(1 - ā_{k+1}) eps_hat
+
+    ``S = len(patch_sizes)``; the first entry is used at the highest noise. The result is the
+    ``x0_hat`` of the last step (which equals ``x`` at ``t = 0``).
+
+    The machine (``kind``) is ``"is"`` (ideal score, whole images), ``"ls"`` (local score),
+    ``"els"`` (equivariant local score, circular padding) or ``"bbels"`` (boundary-broken ELS):
+    see :func:`core.score.machine.denoise`.
+
+    Args:
+        library: ``(N, C, H, W)`` float images in ``[-1, 1]``.
+        noise: ``(B, C, H, W)`` standard normal noise; one sample per entry.
+        kind: machine kind.
+        patch_sizes: odd patch size per step, high noise first (see
+            :func:`core.score.schedules.patch_schedule`).
+        labels: ``(N,)`` int labels of the library images, for class-conditional sampling.
+        class_labels: ``(B,)`` label of every sample: it only uses library images with that label.
+        on_step: called after each step as ``on_step(step_done, total_steps, x0_hat)`` (1-based).
+        should_cancel: polled before each step and between library chunks; when it returns True
+            the run stops with :class:`~core.errors.GenerationCancelled`.
+        device: compute device (default: the device of ``noise``).
+        memory_budget_bytes: working memory of one machine evaluation (default: a quarter of the
+            free memory). It changes speed, not results.
+        approximate: faster, not exact: after the first 40 % of the steps each sample only
+            compares with its ``top_k`` library images nearest to its current estimate; see
+            :mod:`core.score.approximate`.
+        top_k: library images kept per sample in approximate mode.
+
+    Returns:
+        :class:`SampleResult` on ``device``.
+
+    Reproducibility: the computation is deterministic; the same library, noise, kind, patch sizes,
+    labels and device give the same result (up to float32 rounding differences between machines).
+
+    Raises:
+        BadInputError: invalid shapes, patch sizes, kinds or labels.
+        GenerationCancelled: ``should_cancel()`` returned True.
+    """
+    inputs.check_kind(kind)
+    inputs.check_library(library)
+    inputs.check_images(noise, library, "noise")
+    height, width = library.shape[2], library.shape[3]
+    sizes = inputs.check_patch_sizes(patch_sizes, kind, height, width)
+    inputs.check_labels(labels, class_labels, library.shape[0], noise.shape[0])
+    if approximate and top_k < 1:
+        raise BadInputError(f"top_k must be at least 1 (got {top_k}).")
+    dev = resolve_device(device, noise)
+    budget = memory_budget_bytes if memory_budget_bytes is not None else default_budget_bytes(dev)
+    lib = library.to(dev, torch.float32)
+    x = noise.to(dev, torch.float32).clone()
+    steps = len(sizes)
+    times = sampling_times(steps)
+    step_x0, step_sources, step_entropy = [], [], []
+    candidates: list[torch.Tensor] | None = None
+    for k, patch_size in enumerate(sizes):
+        if should_cancel is not None and should_cancel():
+            raise GenerationCancelled()
+        ab_now = float(alpha_bar(times[k]))
+        ab_next = float(alpha_bar(times[k + 1]))
+        if approximate and k >= exact_steps(steps):
+            if candidates is None:
+                candidates = choose_candidates(step_x0[-1], lib, top_k, labels, class_labels)
+            result = denoise_pruned(x, ab_now, lib, kind, patch_size, candidates, budget, should_cancel)
+        else:
+            result = denoise(x, ab_now, lib, kind, patch_size, labels, class_labels, dev, budget, should_cancel)
+        x0 = result.x0
+        eps = (x - math.sqrt(ab_now) * x0) / math.sqrt(1.0 - ab_now)
+        x = math.sqrt(ab_next) * x0 + math.sqrt(1.0 - ab_next) * eps
+        step_x0.append(x0)
+        step_sources.append(result.sources)
+        step_entropy.append(result.entropy)
+        logger.debug("step %d/%d patch %d done", k + 1, steps, patch_size)
+        if on_step is not None:
+            on_step(k + 1, steps, x0)
+    return SampleResult(
+        images=step_x0[-1].clamp(-1.0, 1.0),
+        sources=step_sources[-1],
+        entropy=step_entropy[-1],
+        step_sources=torch.stack(step_sources),
+        step_entropy=torch.stack(step_entropy),
+        step_x0=torch.stack(step_x0),
+        patch_sizes=sizes,
+    )

@@ -1,0 +1,98 @@
+"""Tiled logits: one batched product per tile of rows × columns, folded into streaming softmaxes."""
+
+from __future__ import annotations
+
+import torch
+
+from core.score.result import CancelCheck, raise_if_cancelled
+from core.score.streaming import ColumnMap, StreamingSoftmax
+
+# The weighted sum of centres is a bmm with few columns; BLAS is faster with at least this many.
+_MIN_VALUE_COLUMNS = 16
+
+
+def values_with_ones(centres: torch.Tensor) -> torch.Tensor:
+    """``(G, K, V)`` -> ``(G, K, max(V + 1, 16))``: the values, zero padding, a last column of ones."""
+    groups, columns, dim = centres.shape
+    width = max(dim + 1, _MIN_VALUE_COLUMNS)
+    values = centres.new_zeros(groups, columns, width)
+    values[..., :dim] = centres
+    values[..., -1] = 1.0
+    return values
+
+
+def row_tile(groups: int, rows: int, columns: int, tile_elements: int) -> int:
+    """Rows per tile: all rows if a tile still has ≥ 256 columns (or all of them), else fewer."""
+    wanted_columns = min(columns, 256)
+    if groups * rows * wanted_columns <= tile_elements:
+        return rows
+    return max(1, tile_elements // (groups * wanted_columns))
+
+
+class GroupRun:
+    """Streaming state of one group bucket: its queries, row tiles and one accumulator per tile.
+
+    Logits of a tile are ``baddbmm(bias, queries, library^T)``: queries are pre-scaled by
+    ``2a / (2(1 - ā))`` and the bias is ``-a² ‖φ‖² / (2(1 - ā))``.
+    """
+
+    def __init__(self, queries: torch.Tensor, value_dim: int, rows_per_tile: int, tile_elements: int) -> None:
+        self.queries = queries  # (G, R, d)
+        self.value_dim = value_dim
+        groups, rows, _ = queries.shape
+        self.row_tile = max(1, min(rows, rows_per_tile))
+        self.starts = list(range(0, rows, self.row_tile))
+        self.states = [StreamingSoftmax() for _ in self.starts]
+        self.col_tile = max(1, tile_elements // (groups * self.row_tile))
+        self._logits: torch.Tensor | None = None
+        self._exps: torch.Tensor | None = None
+
+    def _buffers(self, numel: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._logits is None or self._logits.numel() < numel:
+            self._logits = self.queries.new_empty(numel)
+            self._exps = self.queries.new_empty(numel)
+        assert self._exps is not None
+        return self._logits[:numel], self._exps[:numel]
+
+    def add_chunk(
+        self,
+        library_t: torch.Tensor,
+        bias: torch.Tensor,
+        values: torch.Tensor,
+        to_global: ColumnMap,
+        should_cancel: CancelCheck | None,
+    ) -> None:
+        """Fold library columns ``library_t`` ``(G, K, d)`` with bias ``(G, 1, K)`` and values
+        ``(G, K, V')`` into every row tile; ``to_global`` maps chunk columns to global ids."""
+        groups, rows, _ = self.queries.shape
+        columns = library_t.shape[1]
+        for k0 in range(0, columns, self.col_tile):
+            k1 = min(columns, k0 + self.col_tile)
+            lib_tile = library_t[:, k0:k1].transpose(1, 2)
+            bias_tile = bias[:, :, k0:k1]
+            value_tile = values[:, k0:k1]
+
+            def tile_to_global(arg: torch.Tensor, k0: int = k0) -> torch.Tensor:
+                return to_global(arg + k0)
+
+            for start, state in zip(self.starts, self.states, strict=True):
+                raise_if_cancelled(should_cancel)
+                stop = min(rows, start + self.row_tile)
+                shape = (groups, stop - start, k1 - k0)
+                logits, exps = self._buffers(shape[0] * shape[1] * shape[2])
+                logits = logits.view(shape)
+                torch.baddbmm(bias_tile, self.queries[:, start:stop], lib_tile, out=logits)
+                state.update(logits, exps.view(shape), value_tile, tile_to_global)
+
+    def add_logits(self, logits: torch.Tensor, values: torch.Tensor, to_global: ColumnMap) -> None:
+        """Fold precomputed logits ``(G, R, K)`` (overwritten) into the state (single row tile)."""
+        assert len(self.states) == 1
+        _, exps = self._buffers(logits.numel())
+        self.states[0].update(logits, exps.view(logits.shape), values, to_global)
+
+    def results(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(G, R, V)`` means, ``(G, R)`` best global ids and ``(G, R)`` entropies (nats)."""
+        means = torch.cat([s.mean()[..., : self.value_dim] for s in self.states], dim=1)
+        best = torch.cat([s.best for s in self.states], dim=1)  # type: ignore[misc]
+        entropy = torch.cat([s.entropy() for s in self.states], dim=1)
+        return means, best, entropy

@@ -1,0 +1,203 @@
+"""DDIM sampling with the machines: trajectories, limits, cancellation and input checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from score_reference import reference_sample
+
+from core.errors import BadInputError, GenerationCancelled
+from core.score import MACHINE_KINDS, denoise, estimate_cost, patch_schedule, sample
+
+
+@pytest.fixture(scope="module")
+def data():
+    gen = torch.Generator().manual_seed(10)
+    library = torch.rand(3, 2, 6, 6, generator=gen) * 2 - 1
+    noise = torch.randn(2, 2, 6, 6, generator=gen)
+    return library, noise
+
+
+@pytest.mark.parametrize("kind", MACHINE_KINDS)
+def test_trajectory_matches_brute_force(data, kind):
+    library, noise = data
+    sizes = [5, 5, 3, 3]
+    result = sample(library, noise, kind, sizes)
+    ref = reference_sample(library.numpy(), noise.numpy(), kind, sizes)
+    for step in range(len(sizes)):
+        np.testing.assert_allclose(result.step_x0[step].numpy(), ref[step], atol=1e-3, rtol=1e-3)
+    assert result.images.shape == noise.shape
+    assert result.step_sources.shape == (4, 2, 6, 6, 3)
+    assert result.step_entropy.shape == (4, 2, 6, 6)
+    assert result.patch_sizes == sizes
+    assert torch.equal(result.sources, result.step_sources[-1])
+
+
+def test_conditional_trajectory_matches_brute_force(data):
+    library, noise = data
+    labels, class_labels = torch.tensor([0, 1, 1]), torch.tensor([1, 0])
+    result = sample(library, noise, "bbels", [5, 3, 3], labels=labels, class_labels=class_labels)
+    ref = reference_sample(library.numpy(), noise.numpy(), "bbels", [5, 3, 3], labels.numpy(), class_labels.numpy())
+    np.testing.assert_allclose(result.step_x0.numpy(), np.stack(ref), atol=1e-3, rtol=1e-3)
+    assert set(result.step_sources[:, 1, ..., 0].flatten().tolist()) == {0}
+
+
+@pytest.mark.parametrize(("kind", "patch"), [("is", 1), ("ls", 11), ("bbels", 11), ("ls", 3)])
+def test_single_image_library_is_copied(kind, patch):
+    gen = torch.Generator().manual_seed(2)
+    library = torch.rand(1, 1, 6, 6, generator=gen) * 2 - 1
+    noise = torch.randn(2, 1, 6, 6, generator=gen)
+    result = sample(library, noise, kind, [patch] * 10)
+    torch.testing.assert_close(result.images, library.expand(2, -1, -1, -1), atol=1e-4, rtol=0)
+    assert int(result.sources[..., 0].max()) == 0
+
+
+def test_single_image_els_gives_a_circular_shift_of_it():
+    gen = torch.Generator().manual_seed(2)
+    library = torch.rand(1, 1, 6, 6, generator=gen) * 2 - 1
+    result = sample(library, torch.randn(2, 1, 6, 6, generator=gen), "els", [11] * 10)
+    for image in result.images:
+        best = min(
+            float((torch.roll(library[0], (dy, dx), (1, 2)) - image).abs().max()) for dy in range(6) for dx in range(6)
+        )
+        assert best < 1e-4
+
+
+def test_ideal_score_copies_a_library_image():
+    gen = torch.Generator().manual_seed(4)
+    library = torch.rand(5, 1, 8, 8, generator=gen) * 2 - 1
+    result = sample(library, torch.randn(3, 1, 8, 8, generator=gen), "is", [1] * 20)
+    for b in range(3):
+        distance = (library - result.images[b]).flatten(1).norm(dim=1)
+        assert float(distance.min()) < 1e-3
+        assert int(result.sources[b, 0, 0, 0]) == int(distance.argmin())
+
+
+def test_same_noise_same_result_and_progress(data):
+    library, noise = data
+    calls = []
+    first = sample(library, noise, "bbels", [5, 3], on_step=lambda k, n, x0: calls.append((k, n, x0.shape)))
+    again = sample(library, noise.clone(), "bbels", [5, 3])
+    assert torch.equal(first.images, again.images)
+    assert torch.equal(first.step_sources, again.step_sources)
+    assert calls == [(1, 2, noise.shape), (2, 2, noise.shape)]
+
+
+def test_cancellation(data):
+    library, noise = data
+    seen = []
+
+    def cancel_after_first_step() -> bool:
+        return len(seen) >= 1
+
+    with pytest.raises(GenerationCancelled):
+        sample(
+            library,
+            noise,
+            "els",
+            [3, 3, 3],
+            on_step=lambda *a: seen.append(a),
+            should_cancel=cancel_after_first_step,
+        )
+    assert len(seen) == 1
+    with pytest.raises(GenerationCancelled):
+        denoise(noise, 0.5, library, "ls", 3, should_cancel=lambda: True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"library": torch.zeros(0, 2, 6, 6)}, "empty"),
+        ({"noise": torch.zeros(1, 1, 6, 6)}, "must match"),
+        ({"noise": torch.zeros(6, 6)}, r"\(B, C, H, W\)"),
+        ({"kind": "xyz"}, "Unknown machine kind"),
+        ({"patch_sizes": [4]}, "odd"),
+        ({"patch_sizes": [0]}, "odd"),
+        ({"patch_sizes": []}, "empty"),
+        ({"patch_sizes": [13]}, "larger than 11"),
+        ({"class_labels": torch.tensor([0, 0])}, "needs a label"),
+        ({"labels": torch.tensor([0, 1, 1]), "class_labels": torch.tensor([0, 5])}, "Class label 5"),
+        (
+            {"labels": torch.tensor([0, 1]), "class_labels": torch.tensor([0, 1])},
+            "one entry per library image",
+        ),
+    ],
+)
+def test_bad_inputs(data, kwargs, message):
+    library, noise = data
+    args = {"library": library, "noise": noise, "kind": "bbels", "patch_sizes": [3], **kwargs}
+    with pytest.raises(BadInputError, match=message):
+        sample(**args)
+
+
+def test_denoise_rejects_bad_noise_level(data):
+    library, noise = data
+    with pytest.raises(BadInputError, match="alpha_bar"):
+        denoise(noise, 1.0, library, "ls", 3)
+
+
+def test_patch_schedules():
+    assert patch_schedule("fashion-unet", 32) == [
+        25,
+        25,
+        25,
+        25,
+        23,
+        21,
+        15,
+        15,
+        13,
+        11,
+        11,
+        11,
+        9,
+        7,
+        7,
+        7,
+        5,
+        5,
+        3,
+        3,
+    ]
+    assert patch_schedule("balanced", 32) == patch_schedule("fashion-unet", 32)
+    assert patch_schedule("whole-image", 16, 5) == [31] * 5
+    for preset in ("fine", "coarse", "fashion-unet"):
+        for size, steps in ((8, 7), (64, 40), (28, 20)):
+            sizes = patch_schedule(preset, size, steps)
+            assert len(sizes) == steps
+            assert all(p % 2 == 1 and 1 <= p <= 2 * size - 1 for p in sizes)
+            assert sizes == sorted(sizes, reverse=True)
+    assert sum(patch_schedule("fine", 32)) < sum(patch_schedule("fashion-unet", 32)) < sum(patch_schedule("coarse", 32))
+    with pytest.raises(BadInputError, match="fashion-unet"):
+        patch_schedule("nope", 32)
+
+
+def test_estimate_cost_grows_with_work():
+    small = estimate_cost(100, 1, 16, 1, "bbels", patch_schedule("fashion-unet", 16))
+    big = estimate_cost(400, 1, 16, 2, "bbels", patch_schedule("fashion-unet", 16))
+    assert 0 < small.flops < big.flops and 0 < small.seconds_estimate < big.seconds_estimate
+    assert small.peak_bytes > 0
+    els = estimate_cost(100, 1, 16, 1, "els", [3])
+    assert els.flops == pytest.approx(2 * 9 * 256 * 100 * 256)
+
+
+def test_approximate_with_all_images_kept_is_exact(data):
+    library, noise = data
+    labels, class_labels = torch.tensor([0, 1, 1]), torch.tensor([1, 0])
+    exact = sample(library, noise, "bbels", [5, 5, 3, 3], labels=labels, class_labels=class_labels)
+    approx = sample(
+        library, noise, "bbels", [5, 5, 3, 3], labels=labels, class_labels=class_labels, approximate=True, top_k=3
+    )
+    torch.testing.assert_close(approx.images, exact.images, atol=1e-5, rtol=1e-5)
+    assert torch.equal(approx.sources, exact.sources)
+    with pytest.raises(BadInputError, match="top_k"):
+        sample(library, noise, "bbels", [3], approximate=True, top_k=0)
+
+
+def test_approximate_keeps_few_candidates():
+    gen = torch.Generator().manual_seed(8)
+    library = torch.rand(12, 1, 8, 8, generator=gen) * 2 - 1
+    result = sample(library, torch.randn(2, 1, 8, 8, generator=gen), "els", [5, 5, 3, 3], approximate=True, top_k=2)
+    assert result.images.shape == (2, 1, 8, 8)
+    assert torch.isfinite(result.images).all()
