@@ -44,3 +44,9 @@ def open_mosaic(record_id: str) -> None:
     """Go to the Mosaic view of a saved image."""
     st.session_state["mosaic_id"] = record_id
     st.switch_page("pages/mosaic.py", query_params={"id": record_id})
+
+
+def open_analysis(record_id: str) -> None:
+    """Go to the originality check of a saved image."""
+    st.session_state["analyze_id"] = record_id
+    st.switch_page("pages/analyze.py", query_params={"id": record_id})

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.errors import MosaicError
-from pages._shared import enlarge, get_store, open_mosaic
+from pages._shared import enlarge, get_store, open_analysis, open_mosaic
 
 st.title("Gallery")
 store = get_store()
@@ -20,18 +20,22 @@ page = st.number_input(f"Page (of {pages})", 1, pages, 1) if pages > 1 else 1
 records = store.list(limit=page * PAGE_SIZE)[(page - 1) * PAGE_SIZE :]
 st.caption(f"{total} image(s) saved. They stay here after a restart.")
 
-cols = st.columns(6)
+cols = st.columns(4)
 for i, record in enumerate(records):
-    with cols[i % 6]:
+    with cols[i % 4]:
         try:
             st.image(enlarge(store.image(record), 160))
         except OSError:
             st.warning("Image file missing")
             continue
         st.caption(f"{record.created_at:%d %b %H:%M} · {record.library or record.engine} · seed {record.seed}")
-        a, b, c = st.columns(3)
-        if record.arrays_file and a.button("", key=f"m_{record.id}", icon=":material/grid_view:", help="Mosaic view"):
+        a, v, b, c = st.columns(4)
+        if record.engine == "local-score" and a.button(
+            "", key=f"m_{record.id}", icon=":material/grid_view:", help="Mosaic view: exact sources"
+        ):
             open_mosaic(record.id)
+        if v.button("", key=f"o_{record.id}", icon=":material/verified:", help="Check originality"):
+            open_analysis(record.id)
         b.download_button(
             "",
             store.image_bytes(record),

@@ -5,7 +5,7 @@ import streamlit as st
 from core.engines.base import Progress
 from core.errors import MosaicError
 from pages._generate_local import local_score_form
-from pages._shared import enlarge, get_libraries, get_store, open_mosaic
+from pages._shared import enlarge, get_libraries, get_store, open_analysis, open_mosaic
 
 ENGINES = {
     "local-score": "Local score — offline, from a library (no model needed)",
@@ -69,6 +69,8 @@ with right:
                     "Open mosaic", key=f"open_{record_id}", icon=":material/grid_view:"
                 ):
                     open_mosaic(record_id)
+                if st.button("Check originality", key=f"orig_{record_id}", icon=":material/verified:"):
+                    open_analysis(record_id)
                 st.download_button(
                     "PNG",
                     store.image_bytes(record),
