@@ -13,6 +13,7 @@ PAGES = [
     st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
     st.Page("pages/campaigns.py", title="Campaigns", icon=":material/campaign:"),
     st.Page("pages/mosaic.py", title="Mosaic view", icon=":material/grid_view:"),
+    st.Page("pages/analyze.py", title="Originality check", icon=":material/verified:"),
     st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
     st.Page("pages/libraries.py", title="Libraries", icon=":material/collections:"),
 ]

@@ -1,0 +1,253 @@
+"""Originality check, part 1: what to check, against which library, how (used by pages/analyze.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+from PIL import Image
+
+from core.analyzer import AnalyzerSettings
+from core.errors import MosaicError
+from core.images import load_image
+from core.libraries import LibraryManager
+from core.libraries.records import LibraryInfo
+from core.store import Store
+
+logger = logging.getLogger(__name__)
+
+SAVED, UPLOAD = "saved", "upload"
+MODES = {SAVED: "A saved image", UPLOAD: "A picture from my computer"}
+ENGINE_NAMES = {"local-score": "Mosaic", "sd": "Stable Diffusion"}
+SPACES = {
+    "pixel": "Pixels — what people see (recommended)",
+    "latent": "Image-model view — how a Stable Diffusion model sees it",
+}
+#: how thorough the check is: label -> analyzer settings (None = the defaults in docs/originality.md)
+DETAILS: dict[str, AnalyzerSettings | None] = {
+    "Standard": None,
+    "Quick (less detail, about twice as fast)": AnalyzerSettings(work_size=64, scales=(8, 16)),
+}
+FALLBACK_LIBRARY = "photos"
+
+
+@dataclass
+class Subject:
+    """The image to check: a saved record or an uploaded picture."""
+
+    key: str  # cache key part: "record:<id>" or "upload:<sha256>"
+    image: Image.Image
+    label: str
+    record: Any = None  # GenerationRecord for saved images
+    notices: list[str] = field(default_factory=list)
+
+
+def decode_upload(data: bytes, name: str) -> Subject:
+    """An uploaded file as a subject; unreadable files raise a ``BadInputError`` naming the file."""
+    loaded = load_image(data, name)
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return Subject(
+        key=f"upload:{digest}", image=loaded.image, label=name or "uploaded picture", notices=list(loaded.notices)
+    )
+
+
+def _record_label(record: Any) -> str:
+    what = record.title or ENGINE_NAMES.get(record.engine, record.engine)
+    library = f" · {record.library}" if record.library else ""
+    return f"{record.created_at:%d %b %H:%M} · {what}{library} · {record.width}×{record.height} · {record.id[:6]}"
+
+
+def _follow_requested_image() -> str | None:
+    """An image asked for by another page (query parameter or session state) selects 'saved' mode once."""
+    wanted = st.query_params.get("id") or st.session_state.get("analyze_id")
+    if wanted and wanted != st.session_state.get("_analyze_seen"):
+        st.session_state["_analyze_seen"] = wanted
+        st.session_state["analyze_mode"] = SAVED
+        st.session_state["analyze_record"] = wanted
+    return wanted
+
+
+def choose_subject(store: Store) -> Subject | None:
+    """Draw 'what to check'; return the subject, or None (with a message) when there is nothing to check."""
+    wanted = _follow_requested_image()
+    records = store.list(limit=200)
+    ids = [r.id for r in records]
+    if wanted and wanted not in ids:
+        try:
+            records.insert(0, store.get(wanted))
+            ids.insert(0, wanted)
+        except MosaicError:
+            st.warning("The image you asked for no longer exists; choose another one below.")
+            if st.session_state.get("analyze_record") == wanted:
+                del st.session_state["analyze_record"]
+    if "analyze_mode" not in st.session_state:
+        st.session_state["analyze_mode"] = SAVED
+    mode = st.radio(
+        "What do you want to check?", list(MODES), format_func=MODES.get, horizontal=True, key="analyze_mode"
+    )
+    if mode == UPLOAD:
+        return _upload_subject()
+    if not records:
+        st.info(
+            "You have no saved images yet. Make one on the Generate page, or choose "
+            "**A picture from my computer** above to check any picture."
+        )
+        st.page_link("pages/generate.py", label="Generate images", icon=":material/auto_awesome:")
+        return None
+    by_id = {r.id: r for r in records}
+    if st.session_state.get("analyze_record") not in by_id:  # first visit, or back from another page
+        st.session_state["analyze_record"] = wanted if wanted in by_id else ids[0]
+    choice = st.selectbox(
+        "Image",
+        ids,
+        format_func=lambda i: _record_label(by_id[i]),
+        key="analyze_record",
+        help="Your most recent images, newest first.",
+    )
+    if st.query_params.get("id") != choice:
+        st.query_params["id"] = choice
+    st.session_state["analyze_id"] = choice
+    st.session_state["_analyze_seen"] = choice
+    record = by_id[choice]
+    try:
+        image = store.image(record)
+    except OSError as err:
+        st.error(f"The picture file of this image could not be read ({err.strerror or err}). Choose another image.")
+        return None
+    return Subject(key=f"record:{record.id}", image=image, label=_record_label(record), record=record)
+
+
+def _upload_subject() -> Subject | None:
+    upload = st.file_uploader(
+        "Picture to check",
+        key="analyze_upload",
+        help="PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF, up to 100 MB. The picture is not saved or shared.",
+    )
+    if upload is None:
+        st.info("Choose a picture from your computer (PNG or JPEG work best) to check how original it is.")
+        return None
+    try:
+        return decode_upload(upload.getvalue(), upload.name)
+    except MosaicError as err:
+        st.error(f"This picture cannot be checked. {err}")
+        return None
+
+
+def _brand_library() -> tuple[str | None, str | None]:
+    """(the brand kit's library or None, a problem to mention or None)."""
+    try:
+        from core.templates import load_brand_kit
+
+        return load_brand_kit().library, None
+    except MosaicError as err:
+        logger.warning("brand kit not readable: %s", err)
+        return None, f"Your brand kit could not be read ({err}), so its library is not the default."
+
+
+def default_library(subject: Subject, infos: dict[str, LibraryInfo]) -> tuple[str, str | None]:
+    """The library to preselect, and a note for the person (or None)."""
+    brand, problem = _brand_library()
+    if brand:
+        if brand in infos:
+            return brand, None
+        problem = f"Your brand kit's library '{brand}' does not exist any more; choose another one."
+    record = subject.record
+    if record is not None and record.engine == "local-score" and record.library in infos:
+        return record.library, problem
+    users = [name for name, info in infos.items() if info.kind == "user"]
+    if users:
+        return users[0], problem
+    return (FALLBACK_LIBRARY if FALLBACK_LIBRARY in infos else next(iter(infos))), problem
+
+
+def _library_label(info: LibraryInfo) -> str:
+    if info.kind == "user":
+        return f"{info.title} — your library, {info.count} pictures" if info.count else f"{info.title} — empty"
+    count = f"{info.count} pictures" if info.built else "prepared on first use"
+    return f"{info.title} — built-in, {count}"
+
+
+def choose_library(subject: Subject, libraries: LibraryManager) -> LibraryInfo | None:
+    """Draw the reference library picker (default chosen per image); return the chosen library."""
+    infos = {info.name: info for info in libraries.list()}
+    if not infos:
+        st.error("There are no reference libraries. Add one on the Libraries page.")
+        return None
+    default, note = default_library(subject, infos)
+    if (
+        st.session_state.get("_analyze_library_for") != subject.key
+        or st.session_state.get("analyze_library") not in infos
+    ):
+        st.session_state["_analyze_library_for"] = subject.key
+        st.session_state["analyze_library"] = default
+    name = st.selectbox(
+        "Compare with this library",
+        list(infos),
+        format_func=lambda n: _library_label(infos[n]),
+        key="analyze_library",
+        help="The pictures your image might borrow from: usually your brand's own library. "
+        "Add libraries on the Libraries page.",
+    )
+    if note:
+        st.caption(f":material/info: {note}")
+    return infos[name]
+
+
+@dataclass
+class Method:
+    """How to compare: pixel or latent space, the model for latents, the level of detail."""
+
+    space: str = "pixel"
+    model: str | None = None
+    detail: str = "Standard"
+    problem: str | None = None  # why the check cannot run (shown instead of running)
+
+    @property
+    def settings(self) -> AnalyzerSettings | None:
+        return DETAILS.get(self.detail)
+
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        return (self.space, self.model, self.detail)
+
+
+def choose_method() -> Method:
+    """The 'More options' expander: comparison space, model for latents, detail."""
+    with st.expander("More options"):
+        space = st.radio(
+            "Compare",
+            list(SPACES),
+            format_func=SPACES.get,
+            key="analyze_space",
+            help="Pixels suit almost every check. The image-model view compares the way a "
+            "Stable Diffusion model encodes pictures; it needs a model on this computer.",
+        )
+        detail = st.radio(
+            "Detail",
+            list(DETAILS),
+            key="analyze_detail",
+            horizontal=True,
+            help="Standard looks at the image at 128 px; Quick at 64 px.",
+        )
+        method = Method(space=space, detail=detail)
+        if space == "latent":
+            try:
+                from core.engines.sd import list_models
+
+                models = [m for m in list_models() if m.available]
+            except Exception as err:  # noqa: BLE001 - a broken models folder must not break the page
+                logger.exception("listing models failed")
+                models = []
+                method.problem = f"The image models could not be listed ({err})."
+            if not models and method.problem is None:
+                method.problem = (
+                    "The image-model view needs a Stable Diffusion model on this computer, and none is "
+                    "downloaded yet. Download one from the Generate page (Stable Diffusion), or compare pixels."
+                )
+            if models:
+                titles = {m.id: m.title for m in models}
+                method.model = st.selectbox("Image model", list(titles), format_func=titles.get, key="analyze_model")
+    return method

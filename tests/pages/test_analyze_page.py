@@ -1,0 +1,210 @@
+"""AppTest of the Originality check page: empty state, a near copy, a Mosaic image's exact sources, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from core.engines.base import GeneratedImage
+from core.errors import BadInputError
+from core.libraries import LibraryManager
+from core.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 240
+QUICK = "Quick (less detail, about twice as fast)"
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
+    parts += [i.value for i in at.info] + [e.value for e in at.error] + [s.value for s in at.subheader]
+    parts += [w.value for w in at.warning] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def open_page(record_id: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/analyze.py")
+    if record_id:
+        at.query_params["id"] = record_id
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def failures(at: AppTest) -> list[str]:
+    """Error boxes other than a high copy risk (which is shown in red on purpose)."""
+    return [e.value for e in at.error if "copy risk" not in e.value]
+
+
+def check(at: AppTest, library: str | None = None) -> AppTest:
+    if library is not None:
+        at.selectbox(key="analyze_library").set_value(library)
+    at.radio(key="analyze_detail").set_value(QUICK)
+    at.button(key="analyze_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def crops(count: int = 20, side: int = 64) -> list[np.ndarray]:
+    """Textured ``side`` px crops of sample photos (not flat sky)."""
+    import skimage.data
+
+    out = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        photo = np.asarray(getattr(skimage.data, name)())[..., :3]
+        for y in range(0, photo.shape[0] - side, 2 * side):
+            for x in range(0, photo.shape[1] - side, 2 * side):
+                crop = photo[y : y + side, x : x + side]
+                if crop.std() > 25 and len(out) < count:
+                    out.append(np.ascontiguousarray(crop))
+    assert len(out) == count
+    return out
+
+
+@pytest.fixture
+def brand_library(tmp_path) -> list[np.ndarray]:
+    folder = tmp_path / "brand-pictures"
+    folder.mkdir()
+    pictures = crops()
+    for i, array in enumerate(pictures):
+        Image.fromarray(array).save(folder / f"shot_{i:02d}.png")
+    manager = LibraryManager()
+    manager.create("brand", title="Brand shots")
+    assert manager.add_folder("brand", folder).added == len(pictures)
+    return pictures
+
+
+def save_image(array: np.ndarray) -> str:
+    image = Image.fromarray(array)
+    item = GeneratedImage(image=image, seed=7, engine="sd", params={"prompt": "a test", "model": "none"})
+    return Store().save([item])[0].id
+
+
+def test_page_with_nothing_saved_is_friendly():
+    at = open_page()
+    body = texts(at)
+    assert "Originality check" in body
+    assert "no saved images yet" in body
+    assert not at.error
+    assert "analyze_go" not in [b.key for b in at.button]
+
+
+def test_saved_near_copy_is_flagged_high_risk_and_cached(brand_library):
+    record_id = save_image(brand_library[3])
+    at = open_page(record_id)
+    assert at.selectbox(key="analyze_record").value == record_id
+    assert at.selectbox(key="analyze_library").value == "brand"  # no brand kit, not a Mosaic image: user library
+    check(at)
+    assert not failures(at), failures(at)
+    body = texts(at)
+    assert "near copy" in body.lower()
+    assert "shot_03" in body
+    assert "high copy risk" in body
+    assert "Originality score" in [m.label for m in at.metric]
+    score = next(m for m in at.metric if m.label == "Originality score")
+    assert score.value == "0 / 100"
+    assert "High" in body
+    key = (f"record:{record_id}", "brand", 20, "pixel", None, QUICK)
+    assert key in at.session_state["analyze_results"]
+    at.select_slider(key="analyze_scale_8-16").set_value(16).run()  # one piece size; the cached result is reused
+    assert not at.exception
+    assert "near copy" in texts(at).lower()
+
+
+def test_mosaic_image_compares_exact_sources_with_the_estimate():
+    from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
+
+    images = LocalScoreEngine(LibraryManager()).generate(
+        LocalScoreRequest(library="faces", size=16, steps=3, count=1, seed=1)
+    )
+    record_id = Store().save(images)[0].id
+    at = open_page(record_id)
+    assert at.selectbox(key="analyze_library").value == "faces"  # a Mosaic image: its own library
+    check(at)
+    assert not failures(at), failures(at)
+    body = texts(at)
+    assert "Exact sources vs. this check" in body
+    assert "names the same library picture" in body
+    assert "Agreement" in [m.label for m in at.metric]
+
+
+def test_bad_library_and_bad_brand_kit_are_clear_errors(brand_library):
+    from core.templates import save_brand_kit
+
+    save_brand_kit({"library": "gone"})
+    LibraryManager().create("empty", title="Empty one")
+    record_id = save_image(brand_library[0])
+    at = open_page(record_id)
+    assert "does not exist any more" in texts(at)
+    check(at, library="empty")
+    assert any("no images yet" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.selectbox(key="analyze_record").value == record_id  # nothing lost
+
+
+def test_unreadable_uploads_are_refused_with_the_file_name():
+    from pages._analyze_inputs import decode_upload
+
+    with pytest.raises(BadInputError, match="broken.png"):
+        decode_upload(b"not an image", "broken.png")
+    with pytest.raises(BadInputError, match="HEIC"):
+        decode_upload(b"\x00\x00\x00\x18ftypheic", "photo.heic")
+    subject = decode_upload(_png(), "ok.png")
+    assert subject.key.startswith("upload:") and subject.image.size == (8, 8)
+
+
+def _png() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _tiny_vae():
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=4,
+        layers_per_block=1,
+        sample_size=64,
+    ).eval()
+
+
+def test_latent_space_needs_a_model_then_uses_its_vae(brand_library, monkeypatch):
+    import core.engines.sd as sd
+    from core.engines.sd import ModelEntry
+
+    record_id = save_image(brand_library[5])
+    monkeypatch.setattr(sd, "list_models", lambda: [])
+    at = open_page(record_id)
+    at.radio(key="analyze_space").set_value("latent").run()
+    assert any("needs a Stable Diffusion model" in w.value for w in at.warning)
+    assert at.button(key="analyze_go").disabled
+
+    class FakeEngine:  # the real one would load a whole pipeline; only its VAE matters here
+        def vae_for(self, model):
+            assert model == "tiny"
+            return type("Codec", (), {"vae": _tiny_vae()})()
+
+    monkeypatch.setattr(sd, "list_models", lambda: [ModelEntry("tiny", "Tiny test model", "folder")])
+    monkeypatch.setattr(sd, "StableDiffusionEngine", FakeEngine)
+    at.run()
+    assert at.selectbox(key="analyze_model").value == "tiny"
+    check(at)
+    assert not failures(at), failures(at)
+    assert "image-model view" in texts(at)
+    assert "shot_05" in texts(at)
