@@ -24,8 +24,10 @@ logger = logging.getLogger(__name__)
 PALETTE = [
     "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#B68100", "#750D86", "#EB663B",
     "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE", "#862A16",
-    "#A777F1", "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038", "#22FFA7",
+    "#A777F1", "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038", "#D9D9D9",
 ]  # fmt: skip
+#: colour slot of every source outside the top ``len(PALETTE) - 1`` (light grey)
+OTHER = len(PALETTE) - 1
 
 
 @dataclass
@@ -105,7 +107,7 @@ def top_sources(mosaic: Mosaic, k: int = 6, step: int | None = None) -> list[Sou
                 item_id=mosaic.names.get(index, "removed from library"),
                 share=float(counts[j]) / total,
                 locations=locations,
-                colour=PALETTE[rank % len(PALETTE)],
+                colour=PALETTE[min(rank, OTHER)],
             )
         )
     return shares

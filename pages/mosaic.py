@@ -82,7 +82,7 @@ with c2:
     st.markdown(f"**Rebuilt from library patches** (patch {patch}×{patch})")
     st.image(enlarge(mosaic_image(mosaic, lib_np, None if final else index), 256))
 with c3:
-    st.markdown("**Source map** — one colour per library picture; hover a pixel")
+    st.markdown("**Source map** — one colour per main library picture (grey: smaller sources); hover a pixel")
     st.plotly_chart(
         source_map_figure(mosaic, None if final else index, height=300),
         key="source_map",
