@@ -19,6 +19,10 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+st.session_state["_mosaic_routed"] = True
+pending = st.session_state.pop("_mosaic_pending_page", None)
+if pending:  # a deep link opened before any session had called st.navigation (see pages/_shared.py)
+    st.switch_page(pending[0], query_params=pending[1])
 with st.sidebar:
     st.caption("Mosaic Studio · every image shows the library patches it is made of.")
 page.run()

@@ -50,3 +50,21 @@ def open_analysis(record_id: str) -> None:
     """Go to the originality check of a saved image."""
     st.session_state["analyze_id"] = record_id
     st.switch_page("pages/analyze.py", query_params={"id": record_id})
+
+
+ROUTED = "_mosaic_routed"
+PENDING = "_mosaic_pending_page"
+
+
+def ensure_routed(page_file: str) -> None:
+    """Send a page opened without ``app.py`` (a deep link on a freshly started server) through it.
+
+    Streamlit runs ``pages/*.py`` directly until some session has called ``st.navigation``; the
+    page would then miss the studio's layout and menu. ``app.py`` finishes the trip.
+    """
+    if st.session_state.get(ROUTED):
+        return
+    from pathlib import Path
+
+    st.session_state[PENDING] = (f"pages/{Path(page_file).name}", st.query_params.to_dict())
+    st.switch_page("app.py")

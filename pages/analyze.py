@@ -17,7 +17,9 @@ from pages._analyze_views import (
     show_pictures,
     show_sources,
 )
-from pages._shared import enlarge, get_libraries, get_store
+from pages._shared import enlarge, ensure_routed, get_libraries, get_store
+
+ensure_routed(__file__)
 
 logger = logging.getLogger(__name__)
 KEPT_RESULTS = 6  # results kept in the session (switching back and forth does not re-run a check)

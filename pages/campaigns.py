@@ -17,7 +17,9 @@ from pages._campaign_form import (
     variation_settings,
 )
 from pages._campaign_results import _analysis_choice, pick_campaign, run_with_progress, show_campaign
-from pages._shared import get_libraries, get_store
+from pages._shared import ensure_routed, get_libraries, get_store
+
+ensure_routed(__file__)
 
 VIEWS = {
     "new": "1 · New campaign",

@@ -3,7 +3,9 @@
 import streamlit as st
 
 from core.errors import MosaicError
-from pages._shared import enlarge, get_store, open_analysis, open_mosaic
+from pages._shared import enlarge, ensure_routed, get_store, open_analysis, open_mosaic
+
+ensure_routed(__file__)
 
 st.title("Gallery")
 store = get_store()

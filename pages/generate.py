@@ -5,7 +5,9 @@ import streamlit as st
 from core.engines.base import Progress
 from core.errors import MosaicError
 from pages._generate_local import local_score_form
-from pages._shared import enlarge, get_libraries, get_store, open_analysis, open_mosaic
+from pages._shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
+
+ensure_routed(__file__)
 
 ENGINES = {
     "local-score": "Local score — offline, from a library (no model needed)",

@@ -4,6 +4,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages._shared import ensure_routed
+
+ensure_routed(__file__)
+
 st.title("🧩 Mosaic Studio")
 st.markdown(
     "#### Make new images — and see exactly what they borrow.\n"

@@ -6,7 +6,9 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import MosaicError
-from pages._shared import get_libraries
+from pages._shared import ensure_routed, get_libraries
+
+ensure_routed(__file__)
 
 st.title("Libraries")
 st.caption(

@@ -11,7 +11,9 @@ from core.mosaic import (
     source_map_figure,
     top_sources,
 )
-from pages._shared import enlarge, get_libraries, get_store
+from pages._shared import enlarge, ensure_routed, get_libraries, get_store
+
+ensure_routed(__file__)
 
 st.title("Mosaic view")
 store = get_store()
