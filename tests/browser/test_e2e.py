@@ -114,7 +114,7 @@ def test_generate_with_defaults_then_open_mosaic(page, studio):
     page.get_by_text("Estimated time").wait_for()
     _shot(page, "02_generate")
     page.get_by_role("button", name="Generate").click()
-    page.get_by_text("saved to the gallery").wait_for(timeout=600_000)
+    page.get_by_text("saved to the gallery").wait_for(timeout=1_200_000)
     _shot(page, "03_results")
 
     page.get_by_role("button", name="Open mosaic").first.click()
