@@ -1,0 +1,200 @@
+"""Creativity Lab benchmark: a trained UNet versus the IS / LS / ELS score machines (Kamb & Ganguli 2025).
+
+On the Fashion-MNIST subset (3,615 images, resized to 32×32, class-conditional):
+
+1. ``train`` – train a convolution-only UNet with :mod:`core.lab.train` (resumable; run it in the background);
+2. ``calibrate`` – bbELS patch size per step along the UNet's own DDIM trajectories
+   (:func:`core.lab.calibrate.calibrate_scales`, saved as ``scales.json``);
+3. ``compare`` – the UNet against the IS, LS and bbELS machines from the same noise and label
+   (:func:`core.lab.compare.run_comparison`); seed ranges can run in parallel processes;
+4. ``report`` – merge the seed ranges into one table (``bench_table.md``, ``bench_summary.json``).
+
+Example (what BENCHMARKS.md reports)::
+
+    nohup python benchmarks/bench_lab.py train --out /tmp/lab_fashion --minutes 50 > /tmp/lab_train.log 2>&1 &
+    python benchmarks/bench_lab.py calibrate --out /tmp/lab_fashion
+    python benchmarks/bench_lab.py compare --out /tmp/lab_fashion --first 0 --count 25 &
+    python benchmarks/bench_lab.py compare --out /tmp/lab_fashion --first 25 --count 25
+    python benchmarks/bench_lab.py report --out /tmp/lab_fashion
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.lab.train import TrainConfig, TrainProgress, train  # noqa: E402
+from core.libraries.tensors import square_array  # noqa: E402
+
+logger = logging.getLogger("bench_lab")
+
+DATA = Path("/work/shared/data/fashion_mnist_3615.npz")
+LABEL_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def load_fashion(path: Path, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, 1, size, size)`` in ``[-1, 1]`` (bicubic resize, as the libraries do) and ``(N,)`` labels."""
+    with np.load(path, allow_pickle=False) as data:
+        images, labels = data["images"], data["labels"]
+    arrays = np.stack([square_array(Image.fromarray(img), size, 1) for img in images])
+    return torch.from_numpy(arrays).float().div(127.5).sub(1.0), torch.from_numpy(labels.astype(np.int64))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    images, labels = load_fashion(Path(args.data), args.size)
+    config = TrainConfig(
+        model_kind="unet",
+        hparams={"block_channels": args.channels, "layers_per_block": 1, "norm_groups": 8},
+        steps=args.steps,
+        batch_size=args.batch,
+        lr=args.lr,
+        warmup_steps=200,
+        ema_decay=0.999,
+        checkpoint_every=250,
+        seed=0,
+    )
+    last = [time.monotonic()]
+
+    def progress(p: TrainProgress) -> None:
+        if p.step % 50 == 0 or p.checkpointed:
+            now = time.monotonic()
+            logger.info(
+                "step %d/%d loss %.4f  %.1f s  (%.2f s/step)%s",
+                p.step,
+                p.total_steps,
+                p.loss,
+                p.seconds,
+                (now - last[0]) / 50,
+                "  [checkpoint]" if p.checkpointed else "",
+            )
+            last[0] = now
+
+    result = train(
+        images,
+        Path(args.out),
+        config,
+        labels=labels,
+        label_names=LABEL_NAMES,
+        library="fashion-mnist-3615",
+        on_progress=progress,
+        max_seconds=args.minutes * 60,
+    )
+    logger.info("done: step %d, %.0f s total, resumed from %d", result.step, result.seconds, result.resumed_from)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from core.lab.calibrate import calibrate_scales, save_scales
+    from core.lab.checkpoint import load_model
+
+    torch.set_num_threads(args.threads)
+    images, labels = load_fashion(Path(args.data), args.size)
+    model, _ = load_model(Path(args.out))
+    top_k = args.top_k if args.top_k > 0 else None
+    calibration = calibrate_scales(
+        model, images, labels, steps=args.steps, samples=args.samples, kind="bbels", seed=10_000, top_k=top_k
+    )
+    save_scales(Path(args.out), calibration)
+    logger.info("calibrated in %.0f s: %s", calibration.seconds, calibration.patch_sizes)
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from core.lab.calibrate import load_scales
+    from core.lab.checkpoint import load_model
+    from core.lab.compare import run_comparison
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    images, labels = load_fashion(Path(args.data), args.size)
+    model, _ = load_model(out)
+    scales = load_scales(out)
+    seeds = list(range(args.first, args.first + args.count))
+    t0 = time.monotonic()
+    table = run_comparison(
+        model,
+        images,
+        labels,
+        seeds=seeds,
+        steps=scales.steps,
+        patch_sizes=scales.patch_sizes,
+        kinds=("is", "ls", "bbels"),
+        approximate=args.top_k > 0,
+        top_k=max(1, args.top_k),
+        batch=args.batch,
+        grid_path=out / f"comparison_{args.first}.png",
+    )
+    data = table.to_json()
+    data["info"]["wall_seconds"] = round(time.monotonic() - t0, 1)
+    (out / f"compare_{args.first}.json").write_text(json.dumps(data, indent=2))
+    print(table.to_markdown())
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from core.lab.calibrate import load_scales
+    from core.lab.checkpoint import load_config
+    from core.lab.compare import ComparisonTable
+
+    out = Path(args.out)
+    parts = sorted(out.glob("compare_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+    table = ComparisonTable.merge([ComparisonTable.from_json(json.loads(p.read_text())) for p in parts])
+    config, scales = load_config(out), load_scales(out)
+    text = table.to_markdown()
+    print(text)
+    summary = {
+        "model_step": config.step,
+        "training_seconds": config.info.get("training_seconds"),
+        "parameters": config.info.get("parameters"),
+        "calibration_seconds": scales.seconds,
+        "patch_sizes": scales.patch_sizes,
+        "calibration_similarity": scales.similarity,
+        "comparison_wall_seconds": [json.loads(p.read_text())["info"].get("wall_seconds") for p in parts],
+        "table": table.to_json(),
+    }
+    (out / "bench_summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "bench_table.md").write_text(text + "\n")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    tr = sub.add_parser("train")
+    tr.add_argument("--out", required=True)
+    tr.add_argument("--steps", type=int, default=30000, help="total steps (stops earlier at --minutes)")
+    tr.add_argument("--minutes", type=float, default=50.0)
+    tr.add_argument("--batch", type=int, default=32)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64])
+    ca = sub.add_parser("calibrate")
+    ca.add_argument("--out", required=True)
+    ca.add_argument("--steps", type=int, default=20)
+    ca.add_argument("--samples", type=int, default=4)
+    ca.add_argument("--top-k", type=int, default=24, help="nearest library images per sample (0: exact)")
+    co = sub.add_parser("compare")
+    co.add_argument("--out", required=True)
+    co.add_argument("--first", type=int, default=0)
+    co.add_argument("--count", type=int, default=50)
+    co.add_argument("--batch", type=int, default=10)
+    co.add_argument("--top-k", type=int, default=24, help="approximate machines after 40%% of the steps (0: exact)")
+    re = sub.add_parser("report")
+    re.add_argument("--out", required=True)
+    args = parser.parse_args()
+    commands = {"train": cmd_train, "calibrate": cmd_calibrate, "compare": cmd_compare, "report": cmd_report}
+    commands[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

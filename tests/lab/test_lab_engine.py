@@ -1,0 +1,90 @@
+"""The trained-model engine: the committed demo model generates, reproducibly from the seed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from core.engines.trained import TrainedModelEngine, TrainedModelRequest, resample_schedule
+from core.errors import BadInputError
+from core.lab import TrainConfig, train
+from core.lab.calibrate import Calibration, save_scales
+from core.lab.demo import DEMO_MODEL_DIR
+
+
+@pytest.fixture(scope="module")
+def engine():
+    torch.set_num_threads(1)
+    return TrainedModelEngine(device="cpu")
+
+
+def test_demo_model_is_committed_small_and_safe():
+    names = {p.name for p in DEMO_MODEL_DIR.iterdir()}
+    assert names == {"config.json", "model.safetensors", "scales.json"}
+    assert sum(p.stat().st_size for p in DEMO_MODEL_DIR.iterdir()) < 5 * 2**20
+    config = json.loads((DEMO_MODEL_DIR / "config.json").read_text())
+    scales = json.loads((DEMO_MODEL_DIR / "scales.json").read_text())
+    assert config["library"] == "digits" and len(scales["patch_sizes"]) == 20
+
+
+def test_demo_generates_reproducibly(engine):
+    request = TrainedModelRequest(seed=7, count=2, label="3", steps=10)
+    first = engine.generate(request)
+    again = engine.generate(TrainedModelRequest(seed=7, count=2, label="3", steps=10))
+    size = engine.describe()["size"]
+    assert len(first) == 2
+    assert first[0].image.size == (size, size) and first[0].image.mode == "L"
+    assert [g.seed for g in first] == [7, 8]
+    assert first[0].params["label"] == "3" and first[0].params["engine"] == "trained"
+    assert first[0].image.tobytes() == again[0].image.tobytes()
+    assert first[1].image.tobytes() == again[1].image.tobytes()
+    # Image i depends only on its own seed.
+    single = engine.generate(TrainedModelRequest(seed=8, count=1, label="3", steps=10))
+    assert single[0].image.tobytes() == first[1].image.tobytes()
+
+
+def test_bad_requests(engine):
+    with pytest.raises(BadInputError):
+        engine.generate(TrainedModelRequest(label="cat"))
+    with pytest.raises(BadInputError):
+        engine.generate(TrainedModelRequest(count=0))
+    with pytest.raises(BadInputError):
+        engine.generate(TrainedModelRequest(model_path="/nonexistent/model"))
+
+
+def test_els_prediction_from_same_noise(tmp_path, engine):
+    """A tiny model on the built-in digits library: ELS image and r come with each generated image."""
+    from core.libraries import LibraryManager
+
+    lib = LibraryManager().load("digits", 8)
+    folder = tmp_path / "tiny"
+    config = TrainConfig(
+        model_kind="unet",
+        hparams={"block_channels": [8, 16], "layers_per_block": 1, "norm_groups": 4},
+        steps=1,
+        batch_size=4,
+        device="cpu",
+    )
+    train(lib.images[:40], folder, config, labels=lib.labels[:40], label_names=lib.label_names, library="digits")
+    save_scales(folder, Calibration(kind="bbels", steps=4, size=8, patch_sizes=[9, 7, 5, 3], similarity=[0.0] * 4))
+    out = engine.generate(
+        TrainedModelRequest(model_path=str(folder), seed=3, count=1, label="1", steps=4, compare_els=True)
+    )
+    assert out[0].arrays["els_image"].shape == (1, 8, 8)
+    assert -1.0 <= out[0].params["els_r"] <= 1.0
+    els = engine.predict_els(TrainedModelRequest(model_path=str(folder), seed=3, count=1, label="1", steps=4))
+    assert els[0].params["model"] == "bbels" and els[0].image.size == (8, 8)
+    assert resample_schedule([9, 7, 5, 3], 2) == [9, 3]
+
+
+def test_workflow_on_demo_model(tmp_path):
+    import shutil
+
+    from core.lab import compare_saved_model
+
+    folder = tmp_path / "demo"
+    shutil.copytree(DEMO_MODEL_DIR, folder)
+    table = compare_saved_model(folder, seeds=[0], kinds=("is",))
+    assert len(table.r["is"]) == 1 and -1.0 <= table.r["is"][0] <= 1.0
