@@ -73,12 +73,29 @@ def _sd_request(args: argparse.Namespace):
     )
 
 
+def _trained_request(args: argparse.Namespace):
+    from core.engines.trained import DEMO_MODEL_DIR, TrainedModelRequest
+
+    return TrainedModelRequest(
+        seed=args.seed,
+        count=args.count,
+        model_path=args.model or str(DEMO_MODEL_DIR),
+        label=args.label,
+        steps=args.steps or 20,
+    )
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from core.engines.registry import get_engine, resolve
     from core.store import Store
 
     engine_name, overrides = resolve(args.engine)
-    request = _sd_request(args) if engine_name == "sd" else _local_score_request(args, overrides)
+    if engine_name == "sd":
+        request = _sd_request(args)
+    elif engine_name == "trained":
+        request = _trained_request(args)
+    else:
+        request = _local_score_request(args, overrides)
     engine = get_engine(engine_name)
     images = engine.generate(request, on_progress=_progress_printer(not args.json))
     if not args.json:
@@ -258,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate images and save them in the gallery")
-    gen.add_argument("--engine", default="local-score", help="local-score, a machine (is, ls, els, bbels), or sd")
+    gen.add_argument(
+        "--engine", default="local-score", help="local-score, a machine (is, ls, els, bbels), sd, or trained"
+    )
     gen.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed + i")
     gen.add_argument("--count", type=int, default=1)
     gen.add_argument("--steps", type=int, default=None, help="sampling steps (default: 20, or the model's preset)")

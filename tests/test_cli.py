@@ -145,3 +145,9 @@ def test_analyze_command_flags_a_near_copy_and_writes_the_source_map(capsys, tmp
     assert Path(data["source_map_png"]).exists()
     assert main(["analyze", str(query), "--library", "refs", "--space", "latent"]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_generate_with_the_trained_demo_model(capsys):
+    assert main(["generate", "--engine", "trained", "--count", "2", "--seed", "4", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["engine"] for d in data] == ["trained", "trained"] and data[0]["width"] == 16

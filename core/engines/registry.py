@@ -7,7 +7,7 @@ from core.errors import BadInputError
 
 #: ``--engine`` aliases: a local score machine name selects the local score engine with it
 MACHINE_ALIASES = {"is": "is", "ls": "ls", "els": "els", "bbels": "bbels"}
-ENGINE_NAMES = ("local-score", "sd")
+ENGINE_NAMES = ("local-score", "sd", "trained")
 #: other spellings of engine names
 ENGINE_ALIASES = {"stable-diffusion": "sd", "stablediffusion": "sd", "diffusers": "sd"}
 
@@ -35,4 +35,8 @@ def get_engine(name: str) -> Engine:
         from core.engines.sd import StableDiffusionEngine
 
         return StableDiffusionEngine()
+    if engine_name == "trained":
+        from core.engines.trained import TrainedModelEngine
+
+        return TrainedModelEngine()
     raise BadInputError(f"Engine {name!r} is not available.")
