@@ -61,7 +61,7 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
     )
     st.caption(PRESETS[preset])
     size = st.select_slider("Image size (pixels)", options=list(SIZES), value=32, key="gen_size")
-    seed, count = seed_and_count("gen", MAX_COUNT, 4)
+    seed, count = seed_and_count("gen", MAX_COUNT, 2)
     label_options = ["Any"]
     info = infos[library]
     if info.label_names:
