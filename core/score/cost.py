@@ -12,11 +12,13 @@ from core.score import inputs
 from core.score.kinds import group_buckets
 from core.score.memory import FLOAT_BYTES, default_budget_bytes, local_bytes_per_image, plan_chunks
 
-#: Fitted to single machine evaluations on the idle 2-core CPU dev machine (2 threads, bbels,
-#: 32×32, P = 3..11): the distance GEMM speed and the time of the per-logit work (max, exp,
-#: weighted sums) that is not a GEMM. A busy machine is several times slower.
+#: Fitted to single machine evaluations on the 2-core CPU dev machine (bbels, 32×32, P = 3..11): the
+#: distance GEMM speed and the time of the per-logit work that is not a GEMM (max, exp, weighted
+#: sums). Since logits are clamped before ``exp`` (no slow underflow path) and the GEMM writes
+#: shifted logits directly, that per-logit work is ~4 cache-resident passes (~1 ns per logit; it
+#: was 2.4 ns). A busy machine is several times slower.
 GEMM_FLOPS_PER_SECOND = 60e9
-SECONDS_PER_LOGIT = 2.4e-9
+SECONDS_PER_LOGIT = 1.0e-9
 
 
 @dataclass

@@ -46,6 +46,34 @@ def gather(grid: torch.Tensor, bucket: GroupBucket) -> torch.Tensor:
     return picked.reshape(bucket.groups, bucket.size * grid.shape[2], *grid.shape[3:])
 
 
+def _as_range(index: torch.Tensor) -> tuple[int, int] | None:
+    """``(start, stop)`` when ``index`` holds consecutive positions, else None."""
+    flat = index.flatten()
+    start, count = int(flat[0]), flat.numel()
+    if torch.equal(flat, torch.arange(start, start + count, device=flat.device)):
+        return start, start + count
+    return None
+
+
+def gather_into(grid: torch.Tensor, bucket: GroupBucket, out: torch.Tensor) -> None:
+    """:func:`gather` of ``(H, W, N, C, P, P)`` patches into ``out`` ``(G, S·N, C·P·P)`` (may be strided).
+
+    Groups over a block of consecutive rows and columns (every group of ``bbels`` and ``els``) are
+    copied straight from the patch view, without the intermediate copy of :func:`gather`.
+    """
+    n_r, n_c = bucket.row_index.shape[0], bucket.col_index.shape[1]
+    row_ranges = [_as_range(bucket.row_index[i]) for i in range(n_r)]
+    col_ranges = [_as_range(bucket.col_index[:, j]) for j in range(n_c)]
+    if any(r is None for r in row_ranges) or any(c is None for c in col_ranges):
+        out.copy_(gather(grid, bucket).view(out.shape))
+        return
+    for i, rows in enumerate(row_ranges):
+        for j, cols in enumerate(col_ranges):
+            assert rows is not None and cols is not None
+            block = grid[rows[0] : rows[1], cols[0] : cols[1]]  # (s_r, s_c, N, C, P, P) view
+            out[i * n_c + j].unflatten(0, block.shape[:3]).unflatten(-1, block.shape[3:]).copy_(block)
+
+
 def local_score(
     x: torch.Tensor,
     library: torch.Tensor,
@@ -118,9 +146,12 @@ def local_score(
                 )
                 run.add_logits(logits, values, to_global)
                 continue
-            lib_t = gather(lib_grid, bucket).view(bucket.groups, size * n, dim)
-            bias = gather(sq_grid, bucket).mul_(-a * a * c).unsqueeze(1)
-            run.add_chunk(lib_t, bias, values, to_global, should_cancel)
+            # [φ, bias, 1] columns of the augmented GEMM (see GroupRun), with one copy of the patches.
+            library_aug = x.new_empty(bucket.groups, size * n, dim + 2)
+            gather_into(lib_grid, bucket, library_aug[..., :dim])
+            torch.mul(gather(sq_grid, bucket), -a * a * c, out=library_aug[..., dim])
+            library_aug[..., dim + 1] = 1.0
+            run.add_augmented(library_aug, values, to_global, should_cancel)
 
     x0 = x.new_empty(batch, channels, height * width)
     entropy = x.new_empty(batch, height * width)

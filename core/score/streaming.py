@@ -20,6 +20,12 @@ import torch
 #: Maps column indices of a chunk (as found by ``argmax``) to global library-patch ids.
 ColumnMap = Callable[[torch.Tensor], torch.Tensor]
 
+#: Shifted logits are clamped here before ``exp``: ``exp(-80) ≈ 2e-35`` is still a normal float32,
+#: and weights that small change no sum at float32 precision. Without the clamp, ``exp`` of very
+#: negative arguments (underflow and denormal results) is ~10× slower on CPU, and at low noise most
+#: logits are thousands below the maximum.
+LOGIT_FLOOR = -80.0
+
 
 class StreamingSoftmax:
     """Running log-sum-exp state of ``rows_shape`` rows with ``value_dim`` values per column."""
@@ -32,39 +38,66 @@ class StreamingSoftmax:
         self.best: torch.Tensor | None = None
 
     def update(
-        self, logits: torch.Tensor, exp_buffer: torch.Tensor, values: torch.Tensor, to_global: ColumnMap
+        self,
+        logits: torch.Tensor,
+        exp_buffer: torch.Tensor,
+        values: torch.Tensor,
+        to_global: ColumnMap,
+        shifted: bool = False,
     ) -> None:
         """Fold one chunk in.
 
         Args:
-            logits: ``(G, R, K)`` logits of this chunk; overwritten.
+            logits: ``(G, R, K)`` logits of this chunk; overwritten. With ``shifted`` they are
+                already relative to the running maximum (``l - m``), as the tiled GEMM produces them.
             exp_buffer: ``(G, R, K)`` scratch space of the same shape.
             values: ``(G, K, V + 1)``: the values of each column, then a column of ones (gives ``s``).
             to_global: maps the chunk's column indices to global ids (stored in ``best``).
+            shifted: whether ``logits`` hold ``l - m`` (only once a chunk has been folded in).
         """
-        chunk_max, chunk_arg = logits.max(dim=-1)
-        chunk_arg = to_global(chunk_arg)
         if self.m is None:
-            new_m = chunk_max
-        else:
-            new_m = torch.maximum(self.m, chunk_max)
-        logits.sub_(new_m.unsqueeze(-1))
-        torch.exp(logits, out=exp_buffer)
-        summed = torch.bmm(exp_buffer, values)  # (G, R, V + 1)
-        chunk_t = logits.mul_(exp_buffer).sum(dim=-1)
-        chunk_s = summed[..., -1]
-        chunk_v = summed[..., :-1]
-        if self.m is None:
-            self.m, self.s, self.t, self.v, self.best = new_m, chunk_s, chunk_t, chunk_v, chunk_arg
+            chunk_max, chunk_arg = logits.max(dim=-1)
+            self.best = to_global(chunk_arg)
+            self.m = chunk_max
+            logits.sub_(chunk_max.unsqueeze(-1)).clamp_min_(LOGIT_FLOOR)
+            torch.exp(logits, out=exp_buffer)
+            summed = torch.bmm(exp_buffer, values)  # (G, R, V + 1)
+            self.s = summed[..., -1]
+            self.v = summed[..., :-1]
+            self.t = logits.mul_(exp_buffer).sum(dim=-1)
             return
         assert self.s is not None and self.t is not None and self.v is not None and self.best is not None
-        shift = self.m - new_m  # ≤ 0
+        if not shifted:
+            logits.sub_(self.m.unsqueeze(-1))
+        # Relative maximum of the chunk: > 0 only on rows where this chunk raises the maximum. Only
+        # those rows need an argmax (the first occurrence, as ``max`` gives) and a shift.
+        rel_max = logits.amax(dim=-1)
+        improved = torch.nonzero(rel_max.flatten() > 0).flatten()
+        shift = None
+        if improved.numel():
+            width = logits.shape[-1]
+            flat = logits.view(-1, width)
+            delta = rel_max.clamp_min(0.0)
+            picked = flat.index_select(0, improved)
+            self.best.view(-1)[improved] = to_global(picked.argmax(dim=-1))
+            if improved.numel() * 4 > flat.shape[0]:
+                logits.sub_(delta.unsqueeze(-1))
+            else:
+                flat.index_copy_(0, improved, picked.sub_(delta.view(-1)[improved].unsqueeze(-1)))
+            self.m = self.m + delta
+            shift = delta.neg_()  # ≤ 0
+        torch.exp(logits.clamp_min_(LOGIT_FLOOR), out=exp_buffer)
+        summed = torch.bmm(exp_buffer, values)  # (G, R, V + 1)
+        chunk_t = logits.mul_(exp_buffer).sum(dim=-1)
+        if shift is None:
+            self.t += chunk_t
+            self.s += summed[..., -1]
+            self.v += summed[..., :-1]
+            return
         scale = torch.exp(shift)
         self.t = scale * (self.t + shift * self.s) + chunk_t
-        self.s = scale * self.s + chunk_s
-        self.v = scale.unsqueeze(-1) * self.v + chunk_v
-        self.best = torch.where(chunk_max > self.m, chunk_arg, self.best)
-        self.m = new_m
+        self.s = scale * self.s + summed[..., -1]
+        self.v = scale.unsqueeze(-1) * self.v + summed[..., :-1]
 
     def mean(self) -> torch.Tensor:
         """``(G, R, V)`` softmax-weighted mean of the values."""

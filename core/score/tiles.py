@@ -32,14 +32,18 @@ def row_tile(groups: int, rows: int, columns: int, tile_elements: int) -> int:
 class GroupRun:
     """Streaming state of one group bucket: its queries, row tiles and one accumulator per tile.
 
-    Logits of a tile are ``baddbmm(bias, queries, library^T)``: queries are pre-scaled by
-    ``2a / (2(1 - ā))`` and the bias is ``-a² ‖φ‖² / (2(1 - ā))``.
+    Logits of a tile come out of one ``bmm`` of augmented operands, ``[q, 1, -m] · [φ, b, 1]ᵀ``:
+    queries ``q`` are pre-scaled by ``2a / (2(1 - ā))``, the bias is ``b = -a² ‖φ‖² / (2(1 - ā))``
+    and ``m`` is the running maximum of each row, so the GEMM writes ``l - m`` directly (no bias
+    copy, no separate shift pass; see :meth:`StreamingSoftmax.update`).
     """
 
     def __init__(self, queries: torch.Tensor, value_dim: int, rows_per_tile: int, tile_elements: int) -> None:
-        self.queries = queries  # (G, R, d)
+        groups, rows, dim = queries.shape
+        self.queries = queries.new_zeros(groups, rows, dim + 2)  # (G, R, d + 2): [q, 1, -m]
+        self.queries[..., :dim] = queries
+        self.queries[..., dim] = 1.0
         self.value_dim = value_dim
-        groups, rows, _ = queries.shape
         self.row_tile = max(1, min(rows, rows_per_tile))
         self.starts = list(range(0, rows, self.row_tile))
         self.states = [StreamingSoftmax() for _ in self.starts]
@@ -64,12 +68,20 @@ class GroupRun:
     ) -> None:
         """Fold library columns ``library_t`` ``(G, K, d)`` with bias ``(G, 1, K)`` and values
         ``(G, K, V')`` into every row tile; ``to_global`` maps chunk columns to global ids."""
+        groups, columns, _ = library_t.shape
+        library = torch.cat([library_t, bias.transpose(1, 2), bias.new_ones(groups, columns, 1)], dim=-1)
+        self.add_augmented(library, values, to_global, should_cancel)
+
+    def add_augmented(
+        self, library: torch.Tensor, values: torch.Tensor, to_global: ColumnMap, should_cancel: CancelCheck | None
+    ) -> None:
+        """Like :meth:`add_chunk`, with the columns already augmented: ``library`` is ``(G, K, d + 2)``
+        holding ``[φ, bias, 1]`` (lets callers build it with a single copy)."""
         groups, rows, _ = self.queries.shape
-        columns = library_t.shape[1]
+        columns = library.shape[1]
         for k0 in range(0, columns, self.col_tile):
             k1 = min(columns, k0 + self.col_tile)
-            lib_tile = library_t[:, k0:k1].transpose(1, 2)
-            bias_tile = bias[:, :, k0:k1]
+            lib_tile = library[:, k0:k1].transpose(1, 2)
             value_tile = values[:, k0:k1]
 
             def tile_to_global(arg: torch.Tensor, k0: int = k0) -> torch.Tensor:
@@ -81,8 +93,11 @@ class GroupRun:
                 shape = (groups, stop - start, k1 - k0)
                 logits, exps = self._buffers(shape[0] * shape[1] * shape[2])
                 logits = logits.view(shape)
-                torch.baddbmm(bias_tile, self.queries[:, start:stop], lib_tile, out=logits)
-                state.update(logits, exps.view(shape), value_tile, tile_to_global)
+                queries = self.queries[:, start:stop]
+                if state.m is not None:
+                    queries[..., -1] = state.m.neg()
+                torch.bmm(queries, lib_tile, out=logits)
+                state.update(logits, exps.view(shape), value_tile, tile_to_global, shifted=state.m is not None)
 
     def add_logits(self, logits: torch.Tensor, values: torch.Tensor, to_global: ColumnMap) -> None:
         """Fold precomputed logits ``(G, R, K)`` (overwritten) into the state (single row tile)."""
