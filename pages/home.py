@@ -8,7 +8,7 @@ from pages._shared import ensure_routed
 
 ensure_routed(__file__)
 
-st.title("🧩 Mosaic Studio")
+st.title("Mosaic Studio")
 st.markdown(
     "#### Make new images — and see exactly what they borrow.\n"
     "Mosaic Studio creates images from a **library** of pictures (your brand assets, product shots, or one "
