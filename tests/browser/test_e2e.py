@@ -160,6 +160,12 @@ def test_generate_with_a_tiny_stable_diffusion_pipeline(page, studio, isolated_d
     assert records[0].params["prompt"] == "a red sneaker on a pastel background"
 
 
+def _settle(page) -> None:
+    """Wait until Streamlit has finished rerunning the script."""
+    page.wait_for_timeout(700)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+
+
 def _slider_to_minimum(page, label: str) -> None:
     slider = page.get_by_role("slider", name=label) if page.get_by_role("slider", name=label).count() else None
     if slider is None:
@@ -179,11 +185,17 @@ def test_make_and_export_a_small_campaign(page, studio):
     page.get_by_role("link", name="Campaigns").first.click()
     page.get_by_role("combobox", name="Template").click()
     page.get_by_role("option", name="A/B ad pair").first.click()
+    page.get_by_text("Two contrasting ad images").first.wait_for()
+    _settle(page)
     for label, value in (("Product or service", "water bottle"), ("Main benefit", "keeps drinks cold")):
         box = page.get_by_role("textbox", name=label)
-        box.fill(value)
-        box.press("Tab")
-        page.wait_for_timeout(500)
+        for _attempt in range(5):  # a rerun still in flight can redraw the box and drop the typing
+            box.fill(value)
+            box.press("Tab")
+            _settle(page)
+            if box.input_value() == value:
+                break
+        assert box.input_value() == value
     page.get_by_text("Offline: assemble pictures").click()
     _slider_to_minimum(page, "Image size (pixels)")
     page.get_by_text("Advanced").first.click()
@@ -192,8 +204,10 @@ def test_make_and_export_a_small_campaign(page, studio):
     if analyse.count() and analyse.is_checked():
         page.get_by_text("Check originality and copy risk of each image").click()
         page.wait_for_timeout(800)
-    page.get_by_text("Check the list, then press").wait_for()
-    _shot(page, "08_campaign_brief")
+    try:
+        page.get_by_text("Check the list, then press").wait_for()
+    finally:
+        _shot(page, "08_campaign_brief")
     page.get_by_role("button", name="Generate campaign").click()
     export = page.get_by_role("button", name="Download ZIP")
     export.wait_for(timeout=600_000)
