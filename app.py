@@ -16,6 +16,7 @@ PAGES = [
     st.Page("pages/analyze.py", title="Originality check", icon=":material/verified:"),
     st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
     st.Page("pages/libraries.py", title="Libraries", icon=":material/collections:"),
+    st.Page("pages/lab.py", title="Creativity Lab", icon=":material/science:"),
 ]
 
 page = st.navigation(PAGES)

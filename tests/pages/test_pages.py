@@ -123,6 +123,6 @@ def test_libraries_page_bad_folder_is_a_clear_error_and_creates_nothing(tmp_path
     assert not any("Nothing here" in e.label for e in at.expander)
 
 
-@pytest.mark.parametrize("page", ["home", "generate", "campaigns", "mosaic", "analyze", "gallery", "libraries"])
+@pytest.mark.parametrize("page", ["home", "generate", "campaigns", "mosaic", "analyze", "gallery", "libraries", "lab"])
 def test_every_page_renders_without_exception(page):
     goto(app(), page)
