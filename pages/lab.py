@@ -29,10 +29,9 @@ st.caption("Same noise, same digit class from the handwritten-digits library; on
 seed = st.number_input("Seed", 0, 99999, 7, key="lab_seed")
 presets = [p for p in ("fine", "balanced", "coarse", "whole-image") if p in PRESETS]
 if st.button("Make one image per patch size", key="lab_locality"):
-    libraries = get_libraries()
-    engine = LocalScoreEngine(libraries)
-    cols = st.columns(len(presets))
-    for col, preset in zip(cols, presets, strict=True):
+    engine = LocalScoreEngine(get_libraries())
+    row = []
+    for preset in presets:
         try:
             with st.spinner(f"{preset}…"):
                 (image,) = engine.generate(
@@ -41,10 +40,15 @@ if st.button("Make one image per patch size", key="lab_locality"):
                     )
                 )
         except MosaicError as err:
-            col.error(str(err))
-            continue
-        sources = len(np.unique(image.arrays["sources"][..., 0]))
-        col.image(enlarge(image.image, 160), caption=f"{preset}: {sources} library pictures")
+            st.error(str(err))
+            break
+        row.append((preset, image.image, len(np.unique(image.arrays["sources"][..., 0]))))
+    st.session_state["lab_locality_row"] = row
+row = st.session_state.get("lab_locality_row", [])
+if row:
+    cols = st.columns(len(row))
+    for col, (preset, picture, sources) in zip(cols, row, strict=True):
+        col.image(enlarge(picture, 160), caption=f"{preset}: {sources} library pictures")
         col.caption(PRESETS[preset])
 
 st.subheader("2 · A trained network next to the patch machine")
