@@ -19,7 +19,7 @@ from core.errors import BadInputError, ResourceError
 from core.images import from_tensor
 from core.libraries import LibraryManager, LibraryTensor
 from core.resources import available_memory_bytes
-from core.score import MACHINE_KINDS, estimate_cost, patch_schedule, sample
+from core.score import MACHINE_KINDS, estimate_cost, patch_schedule, sample, seeded_noise
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class LocalScoreEngine(Engine):
         lib = self.libraries.load(request.library, int(request.size))
         labels, class_labels, label_names = self._labels(request, lib)
         seeds = request.seeds()
-        noise = torch.cat([_noise(seed, lib.images.shape[1], int(request.size)) for seed in seeds])
+        noise = seeded_noise(seeds, lib.images.shape[1], int(request.size))
 
         def on_step(step: int, total: int, x0: torch.Tensor) -> None:
             if on_progress is not None:
@@ -157,11 +157,6 @@ class LocalScoreEngine(Engine):
                 )
             picks = [lib.label_names.index(request.label)] * request.count
         return lib.labels, torch.tensor(picks, dtype=torch.int64), lib.label_names
-
-
-def _noise(seed: int, channels: int, size: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(int(seed))
-    return torch.randn(1, channels, size, size, generator=generator)
 
 
 def _grid(batch: torch.Tensor) -> Image.Image:

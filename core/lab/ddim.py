@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from core.errors import BadInputError, GenerationCancelled
+from core.score.noise import seeded_noise  # noqa: F401  (re-exported for core.lab)
 from core.score.schedules import alpha_bar, sampling_times
 
 logger = logging.getLogger(__name__)
@@ -104,13 +105,3 @@ def ddim_sample(
         step_x0=torch.stack(step_x0),
         times=times,
     )
-
-
-def seeded_noise(seeds: list[int], channels: int, size: int) -> torch.Tensor:
-    """``(len(seeds), C, S, S)`` standard normal noise, one CPU generator per seed (as the local score
-    engine does), so sample ``i`` only depends on ``seeds[i]``."""
-    out = []
-    for seed in seeds:
-        generator = torch.Generator().manual_seed(int(seed))
-        out.append(torch.randn(1, channels, size, size, generator=generator))
-    return torch.cat(out)

@@ -12,6 +12,7 @@ A score machine denoises an image by softmax-weighting library patches; sampled 
 from core.score.cost import Cost, estimate_cost
 from core.score.kinds import MACHINE_KINDS, MACHINE_LABELS
 from core.score.machine import denoise
+from core.score.noise import seeded_noise
 from core.score.result import DenoiseResult
 from core.score.sampler import SampleResult, sample
 from core.score.schedules import PRESETS, alpha_bar, patch_schedule
@@ -28,4 +29,5 @@ __all__ = [
     "estimate_cost",
     "patch_schedule",
     "sample",
+    "seeded_noise",
 ]
