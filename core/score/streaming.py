@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import torch
 
+from core.score import native
+
 #: Maps column indices of a chunk (as found by ``argmax``) to global library-patch ids.
 ColumnMap = Callable[[torch.Tensor], torch.Tensor]
 
@@ -107,4 +109,53 @@ class StreamingSoftmax:
     def entropy(self) -> torch.Tensor:
         """``(G, R)`` entropy of the weights in nats."""
         assert self.s is not None and self.t is not None
+        return (torch.log(self.s) - self.t / self.s).clamp_min_(0.0)
+
+
+class NativeSoftmax:
+    """The same state as :class:`StreamingSoftmax`, folded by the native kernels (``fold.c``).
+
+    Rows are updated in place by :func:`core.score.native.fold` (logits computed elsewhere) or
+    :func:`core.score.native.fused` (logits computed in the kernel); ``v`` holds only the value
+    channels (no column of ones: ``s`` is accumulated directly). Terms more than ``-LOGIT_FLOOR``
+    below the maximum are dropped rather than clamped: the float32 sums are the same.
+    """
+
+    def __init__(self, groups: int, rows: int, value_dim: int, like: torch.Tensor) -> None:
+        self.m = like.new_full((groups, rows), torch.finfo(torch.float32).min)
+        self.s = like.new_zeros(groups, rows)
+        self.t = like.new_zeros(groups, rows)
+        self.v = like.new_zeros(groups, rows, value_dim)
+        self.best = torch.zeros(groups, rows, dtype=torch.long, device=like.device)
+        self._arg = torch.empty(groups, rows, dtype=torch.long, device=like.device)
+
+    def update(self, logits: torch.Tensor, values_t: torch.Tensor, to_global: ColumnMap) -> None:
+        """Fold raw (unshifted) ``logits`` ``(G, R, K)`` with value channels ``values_t`` ``(G, V, K)``."""
+        self._arg.fill_(-1)
+        native.fold(logits, values_t, self.m, self.s, self.t, self.v, self._arg, LOGIT_FLOOR)
+        self._move_best(to_global)
+
+    def update_fused(
+        self,
+        queries: torch.Tensor,
+        library_panel: torch.Tensor,
+        cols: int,
+        values_t: torch.Tensor,
+        to_global: ColumnMap,
+    ) -> None:
+        """Fold the logits of ``queries`` ``(G, R, D)`` against ``cols`` library columns laid out
+        by :func:`core.score.native.panel`."""
+        self._arg.fill_(-1)
+        native.fused(queries, library_panel, cols, values_t, self.m, self.s, self.t, self.v, self._arg, LOGIT_FLOOR)
+        self._move_best(to_global)
+
+    def _move_best(self, to_global: ColumnMap) -> None:
+        moved = torch.nonzero(self._arg.view(-1) >= 0).flatten()
+        if moved.numel():
+            self.best.view(-1)[moved] = to_global(self._arg.view(-1)[moved])
+
+    def mean(self) -> torch.Tensor:
+        return self.v / self.s.unsqueeze(-1)
+
+    def entropy(self) -> torch.Tensor:
         return (torch.log(self.s) - self.t / self.s).clamp_min_(0.0)

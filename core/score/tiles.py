@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import torch
 
+from core.score import native
 from core.score.result import CancelCheck, raise_if_cancelled
-from core.score.streaming import ColumnMap, StreamingSoftmax
+from core.score.streaming import ColumnMap, NativeSoftmax, StreamingSoftmax
 
 # The weighted sum of centres is a bmm with few columns; BLAS is faster with at least this many.
 _MIN_VALUE_COLUMNS = 16
+#: Query vectors (``d + 2`` with the bias columns) up to this length use the fused native kernel,
+#: longer ones a BLAS GEMM per tile followed by the native fold.
+FUSED_MAX_DIM = 32
+#: Library columns per fused-kernel call: about 512 KB of ``(d + 2) × K`` library values.
+FUSED_TILE_FLOATS = 128 * 1024
 
 
 def values_with_ones(centres: torch.Tensor) -> torch.Tensor:
@@ -36,6 +42,10 @@ class GroupRun:
     queries ``q`` are pre-scaled by ``2a / (2(1 - ā))``, the bias is ``b = -a² ‖φ‖² / (2(1 - ā))``
     and ``m`` is the running maximum of each row, so the GEMM writes ``l - m`` directly (no bias
     copy, no separate shift pass; see :meth:`StreamingSoftmax.update`).
+
+    With the native kernels (:mod:`core.score.native`, CPU) the ``-m`` column stays 0: short query
+    vectors (``d + 2 <= FUSED_MAX_DIM``) are folded by the fused kernel, which computes the logits
+    itself; longer ones get a BLAS GEMM per tile and :func:`core.score.native.fold`.
     """
 
     def __init__(self, queries: torch.Tensor, value_dim: int, rows_per_tile: int, tile_elements: int) -> None:
@@ -46,8 +56,22 @@ class GroupRun:
         self.value_dim = value_dim
         self.row_tile = max(1, min(rows, rows_per_tile))
         self.starts = list(range(0, rows, self.row_tile))
-        self.states = [StreamingSoftmax() for _ in self.starts]
+        self.native = native.available(queries.device)
+        self.fused = self.native and dim + 2 <= min(FUSED_MAX_DIM, native.FUSED_MAX_DIM)
+        if self.fused:  # one state over all rows; the kernel blocks rows itself
+            self.row_tile = rows
+            self.starts = [0]
+        self.states: list[StreamingSoftmax | NativeSoftmax]
+        if self.native:
+            self.states = [
+                NativeSoftmax(groups, min(rows, start + self.row_tile) - start, value_dim, queries)
+                for start in self.starts
+            ]
+        else:
+            self.states = [StreamingSoftmax() for _ in self.starts]
         self.col_tile = max(1, tile_elements // (groups * self.row_tile))
+        if self.fused:
+            self.col_tile = max(256, FUSED_TILE_FLOATS // (dim + 2)) // 16 * 16
         self._logits: torch.Tensor | None = None
         self._exps: torch.Tensor | None = None
 
@@ -79,6 +103,23 @@ class GroupRun:
         holding ``[φ, bias, 1]`` (lets callers build it with a single copy)."""
         groups, rows, _ = self.queries.shape
         columns = library.shape[1]
+        values_t = values[..., : self.value_dim].transpose(1, 2).contiguous() if self.native else None
+        if self.fused:
+            assert values_t is not None
+            state = self.states[0]
+            assert isinstance(state, NativeSoftmax)
+            library_panel = native.panel(library)
+            for k0 in range(0, columns, self.col_tile):
+                raise_if_cancelled(should_cancel)
+                k1 = min(columns, k0 + self.col_tile)
+                state.update_fused(
+                    self.queries,
+                    library_panel[:, k0 // 16 :],
+                    k1 - k0,
+                    values_t[:, :, k0:k1],
+                    lambda arg, k0=k0: to_global(arg + k0),
+                )
+            return
         for k0 in range(0, columns, self.col_tile):
             k1 = min(columns, k0 + self.col_tile)
             lib_tile = library[:, k0:k1].transpose(1, 2)
@@ -94,6 +135,11 @@ class GroupRun:
                 logits, exps = self._buffers(shape[0] * shape[1] * shape[2])
                 logits = logits.view(shape)
                 queries = self.queries[:, start:stop]
+                if isinstance(state, NativeSoftmax):
+                    assert values_t is not None
+                    torch.bmm(queries, lib_tile, out=logits)
+                    state.update(logits, values_t[:, :, k0:k1], tile_to_global)
+                    continue
                 if state.m is not None:
                     queries[..., -1] = state.m.neg()
                 torch.bmm(queries, lib_tile, out=logits)
@@ -102,6 +148,10 @@ class GroupRun:
     def add_logits(self, logits: torch.Tensor, values: torch.Tensor, to_global: ColumnMap) -> None:
         """Fold precomputed logits ``(G, R, K)`` (overwritten) into the state (single row tile)."""
         assert len(self.states) == 1
+        state = self.states[0]
+        if isinstance(state, NativeSoftmax):
+            state.update(logits.contiguous(), values[..., : self.value_dim].transpose(1, 2).contiguous(), to_global)
+            return
         _, exps = self._buffers(logits.numel())
         self.states[0].update(logits, exps.view(logits.shape), values, to_global)
 

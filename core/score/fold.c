@@ -1,0 +1,309 @@
+/*
+ * Native kernels of the exact streaming softmax of the local score machines (core/score/native.py).
+ *
+ * Every query row r keeps a running state over the library columns j seen so far:
+ *   m  the maximum logit, arg the column where it was first reached,
+ *   s  = sum_j e_j,  t = sum_j e_j (l_j - m),  v_c = sum_j e_j value_c(j),
+ *   with e_j = exp(l_j - m), and e_j = 0 where l_j - m < FLOOR.
+ * exp(FLOOR) = exp(-80) ~ 2e-35 relative to the maximum's weight 1: dropping such terms changes no
+ * float32 sum (the PyTorch path of core/score/streaming.py clamps them to exp(-80) instead, with
+ * the same float32 results). Skipping them is what makes low-noise steps cheap: there nearly all
+ * logits are far below the maximum, and blocks of 8 columns without any term above the floor cost
+ * a compare instead of an exp.
+ *
+ * mosaic_fold  folds a tile of logits computed elsewhere (a BLAS GEMM for long patch vectors);
+ * mosaic_fused computes the logits too (queries x library columns, short patch vectors), so they
+ * never leave the cache.
+ *
+ * Written with GCC/Clang vector extensions (8 floats); -march=native maps them to AVX2 where
+ * present. exp is the Cephes single-precision polynomial (about 1 ulp on [FLOOR, 0]).
+ */
+#include <float.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+#define CHUNK 512 /* columns per online-softmax chunk (a multiple of 8) */
+#define ROWS 4    /* query rows computed together by mosaic_fused */
+#define MAX_VALUES 4
+#define MAX_DIM 128 /* longest query vector of mosaic_fused */
+
+static inline v8f load8(const float *p) {
+    v8f r;
+    memcpy(&r, p, sizeof(r));
+    return r;
+}
+
+static inline void store8(float *p, v8f v) { memcpy(p, &v, sizeof(v)); }
+
+static inline v8f splat(float x) {
+    v8f r = {x, x, x, x, x, x, x, x};
+    return r;
+}
+
+static inline v8f select8(v8i mask, v8f a, v8f b) { return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask)); }
+
+static inline v8f and8(v8f a, v8i mask) { return (v8f)((v8i)a & mask); }
+
+static inline v8f max8(v8f a, v8f b) {
+#if defined(__AVX__)
+    return __builtin_ia32_maxps256(a, b);
+#else
+    return select8(a > b, a, b);
+#endif
+}
+
+static inline v8f floor8(v8f x) {
+#if defined(__AVX__)
+    return __builtin_ia32_roundps256(x, 0x9); /* round down, no precision exception */
+#else
+    v8f t = __builtin_convertvector(__builtin_convertvector(x, v8i), v8f);
+    return t - and8(splat(1.0f), t > x);
+#endif
+}
+
+static inline int any8(v8i mask) {
+#if defined(__AVX__)
+    return __builtin_ia32_movmskps256((v8f)mask) != 0;
+#else
+    int32_t lanes[8];
+    memcpy(lanes, &mask, sizeof(lanes));
+    return (lanes[0] | lanes[1] | lanes[2] | lanes[3] | lanes[4] | lanes[5] | lanes[6] | lanes[7]) != 0;
+#endif
+}
+
+static inline float sum8(v8f v) {
+    float l[8];
+    memcpy(l, &v, sizeof(l));
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+/* exp(x) for x in [-87, 0]. */
+static inline v8f exp8(v8f x) {
+    v8f tf = floor8(x * splat(1.44269504088896341f) + splat(0.5f));
+    v8i n = __builtin_convertvector(tf, v8i);
+    v8f r = x - tf * splat(0.693359375f) - tf * splat(-2.12194440e-4f);
+    v8f y = splat(1.9875691500e-4f);
+    y = y * r + splat(1.3981999507e-3f);
+    y = y * r + splat(8.3334519073e-3f);
+    y = y * r + splat(4.1665795894e-2f);
+    y = y * r + splat(1.6666665459e-1f);
+    y = y * r + splat(5.0000001201e-1f);
+    y = y * (r * r) + r + splat(1.0f);
+    v8i bits = (n + 127) << 23;
+    v8f scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return y * scale;
+}
+
+static inline float exp1(float x) {
+    float lanes[8];
+    store8(lanes, exp8(splat(x < -87.0f ? -87.0f : x)));
+    return lanes[0];
+}
+
+typedef struct {
+    float *m, *s, *t, *v;
+    int64_t *arg;
+} RowState;
+
+/*
+ * Fold columns [col0, col0 + n) of one row: l holds their logits, padded with -FLT_MAX up to a
+ * multiple of 8 (the buffer is at least that long). values + c * value_stride + col0 are the
+ * value channels of these columns.
+ */
+static inline __attribute__((always_inline)) void fold_chunk_body(const float *l, int64_t n, int64_t col0,
+                                                                 const float *values, int64_t value_dim,
+                                                                 int64_t value_stride, RowState st,
+                                                                 float floor_value) {
+    int64_t blocks = (n + 7) / 8;
+    v8f vmax = load8(l);
+    for (int64_t b = 1; b < blocks; b++) {
+        v8f x = load8(l + 8 * b);
+        vmax = select8(x > vmax, x, vmax);
+    }
+    float lanes[8];
+    store8(lanes, vmax);
+    float chunk_max = lanes[0];
+    for (int k = 1; k < 8; k++) chunk_max = lanes[k] > chunk_max ? lanes[k] : chunk_max;
+    if (chunk_max > *st.m) {
+        for (int64_t j = 0; j < n; j++) {
+            if (l[j] == chunk_max) {
+                *st.arg = col0 + j;
+                break;
+            }
+        }
+        if (*st.s > 0.0f) {
+            float shift = *st.m - chunk_max; /* < 0 */
+            float scale = shift < floor_value ? 0.0f : exp1(shift);
+            *st.t = scale * (*st.t + shift * *st.s);
+            *st.s *= scale;
+            for (int64_t c = 0; c < value_dim; c++) st.v[c] *= scale;
+        }
+        *st.m = chunk_max;
+    }
+    const v8f m = splat(*st.m), fl = splat(floor_value), zero = splat(0.0f);
+    v8f s_acc = zero, t_acc = zero;
+    v8f v_acc[MAX_VALUES] = {zero, zero, zero, zero};
+    float e_buf[CHUNK];
+    int64_t active[CHUNK / 8];
+    int64_t n_active = 0;
+    int64_t full = n / 8;
+    float tail_values[MAX_VALUES][8];
+    if (n % 8 && value_dim <= MAX_VALUES) {
+        for (int64_t c = 0; c < value_dim; c++) {
+            memset(tail_values[c], 0, sizeof(tail_values[c]));
+            memcpy(tail_values[c], values + c * value_stride + col0 + 8 * full, (size_t)(n % 8) * sizeof(float));
+        }
+    }
+    for (int64_t b = 0; b < blocks; b++) {
+        v8f x = load8(l + 8 * b) - m;
+        v8i keep = x >= fl;
+        if (!any8(keep)) continue;
+        v8f e = and8(exp8(max8(x, fl)), keep);
+        s_acc += e;
+        t_acc += e * max8(x, fl);
+        if (value_dim <= MAX_VALUES) {
+            for (int64_t c = 0; c < value_dim; c++) {
+                v8f val = b < full ? load8(values + c * value_stride + col0 + 8 * b) : load8(tail_values[c]);
+                v_acc[c] += e * val;
+            }
+        } else {
+            store8(e_buf + 8 * n_active, e);
+            active[n_active++] = b;
+        }
+    }
+    *st.s += sum8(s_acc);
+    *st.t += sum8(t_acc);
+    if (value_dim <= MAX_VALUES) {
+        for (int64_t c = 0; c < value_dim; c++) st.v[c] += sum8(v_acc[c]);
+        return;
+    }
+    /* Many value channels (the ideal score's whole images): a dot product per channel over the
+     * blocks that had terms above the floor. */
+    for (int64_t c = 0; c < value_dim; c++) {
+        const float *vals = values + c * value_stride + col0;
+        float acc = 0.0f;
+        for (int64_t a = 0; a < n_active; a++) {
+            int64_t j = 8 * active[a];
+            int64_t stop = n - j < 8 ? n - j : 8;
+            for (int64_t k = 0; k < stop; k++) acc += e_buf[8 * a + k] * vals[j + k];
+        }
+        st.v[c] += acc;
+    }
+}
+
+/* fold_chunk_body with the common channel counts as constants, so that their loops unroll. */
+static void fold_chunk(const float *l, int64_t n, int64_t col0, const float *values, int64_t value_dim,
+                       int64_t value_stride, RowState st, float floor_value) {
+    switch (value_dim) {
+    case 1:
+        fold_chunk_body(l, n, col0, values, 1, value_stride, st, floor_value);
+        break;
+    case 3:
+        fold_chunk_body(l, n, col0, values, 3, value_stride, st, floor_value);
+        break;
+    default:
+        fold_chunk_body(l, n, col0, values, value_dim, value_stride, st, floor_value);
+    }
+}
+
+static RowState row_state(float *m, float *s, float *t, float *v, int64_t *arg, int64_t i, int64_t value_dim) {
+    RowState st = {m + i, s + i, t + i, v + i * value_dim, arg + i};
+    return st;
+}
+
+/*
+ * Fold a tile of logits (G, R, K), contiguous, into the row states.
+ * values: (G, V, K) with strides (group_stride, channel_stride, 1).
+ * m, s, t: (G, R); v: (G, R, V); arg: (G, R), set to the column of a new maximum (else unchanged:
+ * callers pre-fill it with -1).
+ */
+void mosaic_fold(const float *logits, const float *values, int64_t groups, int64_t rows, int64_t cols,
+                 int64_t value_dim, int64_t group_stride, int64_t channel_stride, float *m, float *s, float *t,
+                 float *v, int64_t *arg, float floor_value, int threads) {
+    int64_t total = groups * rows;
+#pragma omp parallel for schedule(static) num_threads(threads) if (total > 1 && threads > 1)
+    for (int64_t i = 0; i < total; i++) {
+        const float *row = logits + i * cols;
+        const float *vals = values + (i / rows) * group_stride;
+        RowState st = row_state(m, s, t, v, arg, i, value_dim);
+        float buf[CHUNK];
+        for (int64_t j0 = 0; j0 < cols; j0 += CHUNK) {
+            int64_t n = cols - j0 < CHUNK ? cols - j0 : CHUNK;
+            const float *l = row + j0;
+            if (n % 8) {
+                memcpy(buf, l, (size_t)n * sizeof(float));
+                for (int64_t k = n; k < (n + 7) / 8 * 8; k++) buf[k] = -FLT_MAX;
+                l = buf;
+            }
+            fold_chunk(l, n, j0, vals, value_dim, channel_stride, st, floor_value);
+        }
+    }
+}
+
+/*
+ * Logits computed here: l(r, j) = sum_k q[r, k] * lib[k, j] for short vectors (dim <= MAX_DIM).
+ * queries: (G, R, D) with strides (q_group_stride, D, 1).
+ * panel: the library columns in blocks of 16, (G, ceil(K / 16), D, 16) with group stride
+ * p_group_stride and the other strides contiguous; columns past K are ignored.
+ * values, state and arg as in mosaic_fold.
+ * Register tile: 4 query rows x 16 columns (8 accumulators of 8 floats).
+ */
+void mosaic_fused(const float *queries, const float *panel, const float *values, int64_t groups, int64_t rows,
+                  int64_t cols, int64_t dim, int64_t q_group_stride, int64_t p_group_stride, int64_t value_dim,
+                  int64_t group_stride, int64_t channel_stride, float *m, float *s, float *t, float *v, int64_t *arg,
+                  float floor_value, int threads) {
+    int64_t row_blocks = (rows + ROWS - 1) / ROWS;
+    int64_t total = groups * row_blocks;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (total > 1 && threads > 1)
+    for (int64_t i = 0; i < total; i++) {
+        int64_t g = i / row_blocks;
+        int64_t r0 = (i % row_blocks) * ROWS;
+        int64_t nr = rows - r0 < ROWS ? rows - r0 : ROWS;
+        float q[ROWS * MAX_DIM] = {0};
+        for (int64_t r = 0; r < nr; r++) {
+            memcpy(q + r * MAX_DIM, queries + g * q_group_stride + (r0 + r) * dim, (size_t)dim * sizeof(float));
+        }
+        const float *pg = panel + g * p_group_stride;
+        const float *vals = values + g * group_stride;
+        float buf[ROWS][CHUNK];
+        for (int64_t j0 = 0; j0 < cols; j0 += CHUNK) {
+            int64_t n = cols - j0 < CHUNK ? cols - j0 : CHUNK;
+            int64_t blocks = (n + 15) / 16;
+            for (int64_t b = 0; b < blocks; b++) {
+                const float *pb = pg + (j0 / 16 + b) * dim * 16;
+                v8f a00 = splat(0.0f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+                for (int64_t k = 0; k < dim; k++) {
+                    v8f x0 = load8(pb + 16 * k), x1 = load8(pb + 16 * k + 8);
+                    v8f q0 = splat(q[k]), q1 = splat(q[MAX_DIM + k]);
+                    v8f q2 = splat(q[2 * MAX_DIM + k]), q3 = splat(q[3 * MAX_DIM + k]);
+                    a00 += q0 * x0;
+                    a01 += q0 * x1;
+                    a10 += q1 * x0;
+                    a11 += q1 * x1;
+                    a20 += q2 * x0;
+                    a21 += q2 * x1;
+                    a30 += q3 * x0;
+                    a31 += q3 * x1;
+                }
+                float *o = &buf[0][16 * b];
+                store8(o, a00);
+                store8(o + 8, a01);
+                store8(o + CHUNK, a10);
+                store8(o + CHUNK + 8, a11);
+                store8(o + 2 * CHUNK, a20);
+                store8(o + 2 * CHUNK + 8, a21);
+                store8(o + 3 * CHUNK, a30);
+                store8(o + 3 * CHUNK + 8, a31);
+            }
+            for (int r = 0; r < nr; r++) {
+                for (int64_t j = n; j < (n + 7) / 8 * 8; j++) buf[r][j] = -FLT_MAX;
+                RowState st = row_state(m, s, t, v, arg, g * rows + r0 + r, value_dim);
+                fold_chunk(buf[r], n, j0, vals, value_dim, channel_stride, st, floor_value);
+            }
+        }
+    }
+}

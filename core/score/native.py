@@ -1,0 +1,226 @@
+"""Optional native kernel for the exact streaming softmax (``fold.c``), loaded with ctypes.
+
+The local score machines spend most of their time folding tiles of logits into the running
+softmax state of each query pixel (max, exp, weighted sums). ``fold.c`` does that in two passes
+over each row instead of the six PyTorch element-wise passes of
+:meth:`core.score.streaming.StreamingSoftmax.update`, with the same arithmetic.
+
+The kernel is compiled on first use with the system C compiler (``cc -O3 -march=native
+-fopenmp``) into a cache folder and reused afterwards. It uses OpenMP from the ``libgomp`` that
+PyTorch has already loaded, so both share one thread pool. Without a compiler (or with
+``MOSAIC_NATIVE=0``) the machines use the PyTorch path: same results up to float32 rounding,
+about twice slower.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+#: Set to ``0`` to never use the native kernel.
+NATIVE_ENV = "MOSAIC_NATIVE"
+#: Where compiled kernels are kept (default ``~/.cache/mosaic-studio/kernels``).
+CACHE_ENV = "MOSAIC_KERNEL_CACHE"
+
+SOURCE = Path(__file__).with_name("fold.c")
+#: No -ffast-math: with it, GCC links crtfastmath.o, which flushes denormals for the whole process.
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared"]
+FLAGS += ["-fno-math-errno", "-fno-trapping-math", "-ffinite-math-only", "-fno-signed-zeros", "-fassociative-math"]
+
+_library: ctypes.CDLL | None = None
+_tried = False
+
+
+def _cache_dir() -> Path:
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mosaic-studio" / "kernels"
+
+
+def _cpu_signature() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compile(target: Path) -> None:
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        raise OSError("no C compiler found")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        built = Path(tmp) / target.name
+        subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built), "-lm"], check=True, capture_output=True)
+        os.replace(built, target)  # atomic: a concurrent process never loads a half-written file
+
+
+def _load() -> ctypes.CDLL | None:
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _cpu_signature().encode()).hexdigest()
+    target = _cache_dir() / f"fold-{key[:16]}.so"
+    if not target.exists():
+        logger.info("compiling the native softmax kernel into %s", target)
+        _compile(target)
+    lib = ctypes.CDLL(str(target))
+    i64, f32, ptr, int_ = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_int
+    state = [ptr, ptr, ptr, ptr, ptr, f32, int_]  # m, s, t, v, arg, floor, threads
+    lib.mosaic_fold.argtypes = [ptr, ptr, i64, i64, i64, i64, i64, i64, *state]
+    lib.mosaic_fold.restype = None
+    lib.mosaic_fused.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, i64, i64, *state]
+    lib.mosaic_fused.restype = None
+    return lib
+
+
+def kernel() -> ctypes.CDLL | None:
+    """The loaded kernel, or None when it is disabled or cannot be built here (logged once)."""
+    global _library, _tried
+    if _tried:
+        return _library
+    _tried = True
+    if os.environ.get(NATIVE_ENV, "1") == "0":
+        logger.info("native softmax kernel disabled by %s=0", NATIVE_ENV)
+        return None
+    try:
+        _library = _load()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = exc.stderr.decode(errors="replace")[-500:] if isinstance(exc, subprocess.CalledProcessError) else exc
+        logger.warning("native softmax kernel unavailable (%s); using the PyTorch path", detail)
+        _library = None
+    return _library
+
+
+def available(device: torch.device) -> bool:
+    """Whether :func:`fold` can be used for tensors on ``device`` (CPU only)."""
+    return device.type == "cpu" and kernel() is not None
+
+
+def reset() -> None:
+    """Forget the loaded kernel (tests switch ``MOSAIC_NATIVE`` between runs)."""
+    global _library, _tried
+    _library, _tried = None, False
+
+
+#: Longest query vector that :func:`fused` accepts (``MAX_DIM`` in ``fold.c``).
+FUSED_MAX_DIM = 128
+
+
+def _check_state(state: tuple[torch.Tensor, ...], values_t: torch.Tensor, groups: int, cols: int) -> None:
+    for tensor in state:
+        assert tensor.is_contiguous() and tensor.device.type == "cpu"
+    assert state[-1].dtype == torch.int64 and values_t.dtype == torch.float32
+    assert values_t.shape[0] == groups and values_t.shape[2] == cols
+    assert (values_t.stride(2) == 1 or cols == 1) and values_t.device.type == "cpu"
+
+
+def fold(
+    logits: torch.Tensor,
+    values_t: torch.Tensor,
+    m: torch.Tensor,
+    s: torch.Tensor,
+    t: torch.Tensor,
+    v: torch.Tensor,
+    arg: torch.Tensor,
+    floor: float,
+) -> None:
+    """Fold ``logits`` ``(G, R, K)`` into the state ``m, s, t`` ``(G, R)`` and ``v`` ``(G, R, V)``.
+
+    ``values_t`` is ``(G, V, K)``: the value channels of every column (a view with unit stride
+    along ``K`` is enough). ``arg`` ``(G, R)`` int64 receives the column of each row's new
+    maximum and is left alone on other rows. An empty state has ``m`` at the lowest float32 and
+    ``s = t = v = 0``. The other tensors must be contiguous float32 on the CPU.
+    """
+    lib = kernel()
+    assert lib is not None, "fold() called without an available kernel"
+    groups, rows, cols = logits.shape
+    assert logits.is_contiguous() and logits.dtype == torch.float32
+    _check_state((m, s, t, v, arg), values_t, groups, cols)
+    lib.mosaic_fold(
+        logits.data_ptr(),
+        values_t.data_ptr(),
+        groups,
+        rows,
+        cols,
+        values_t.shape[1],
+        values_t.stride(0),
+        values_t.stride(1),
+        m.data_ptr(),
+        s.data_ptr(),
+        t.data_ptr(),
+        v.data_ptr(),
+        arg.data_ptr(),
+        float(floor),
+        torch.get_num_threads(),
+    )
+
+
+def panel(library: torch.Tensor) -> torch.Tensor:
+    """``(G, K, D)`` library columns -> ``(G, ceil(K / 16), D, 16)``, the layout :func:`fused` reads."""
+    groups, cols, dim = library.shape
+    padded = -(-cols // 16) * 16
+    if padded != cols:
+        library = torch.cat([library, library.new_zeros(groups, padded - cols, dim)], dim=1)
+    return library.view(groups, padded // 16, 16, dim).transpose(2, 3).contiguous()
+
+
+def fused(
+    queries: torch.Tensor,
+    library_panel: torch.Tensor,
+    cols: int,
+    values_t: torch.Tensor,
+    m: torch.Tensor,
+    s: torch.Tensor,
+    t: torch.Tensor,
+    v: torch.Tensor,
+    arg: torch.Tensor,
+    floor: float,
+) -> None:
+    """Like :func:`fold`, with the logits ``queries @ library.T`` computed inside the kernel.
+
+    ``queries`` ``(G, R, D)`` (rows contiguous), ``library_panel`` the first ``cols`` library
+    columns in the layout of :func:`panel` (a slice of whole blocks along dim 1 is fine),
+    ``D <= FUSED_MAX_DIM``.
+    """
+    lib = kernel()
+    assert lib is not None, "fused() called without an available kernel"
+    groups, rows, dim = queries.shape
+    assert dim <= FUSED_MAX_DIM and library_panel.shape[0] == groups and library_panel.shape[2:] == (dim, 16)
+    assert library_panel.shape[1] * 16 >= cols and library_panel[0].is_contiguous()
+    assert queries.stride(2) == 1 and queries.stride(1) == dim and queries.dtype == torch.float32
+    assert library_panel.dtype == torch.float32
+    _check_state((m, s, t, v, arg), values_t, groups, cols)
+    lib.mosaic_fused(
+        queries.data_ptr(),
+        library_panel.data_ptr(),
+        values_t.data_ptr(),
+        groups,
+        rows,
+        cols,
+        dim,
+        queries.stride(0),
+        library_panel.stride(0),
+        values_t.shape[1],
+        values_t.stride(0),
+        values_t.stride(1),
+        m.data_ptr(),
+        s.data_ptr(),
+        t.data_ptr(),
+        v.data_ptr(),
+        arg.data_ptr(),
+        float(floor),
+        torch.get_num_threads(),
+    )

@@ -1,0 +1,105 @@
+"""The native softmax kernels against the PyTorch streaming softmax, on awkward shapes."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from core.score import native
+from core.score.streaming import LOGIT_FLOOR, NativeSoftmax, StreamingSoftmax
+from core.score.tiles import values_with_ones
+
+
+@pytest.fixture(autouse=True)
+def need_kernel(softmax_path):
+    if softmax_path != "native":
+        pytest.skip("kernel-level test: runs once, in the native pass")
+    if native.kernel() is None:
+        pytest.fail("the native kernel did not build although this machine has a C compiler")
+
+
+def test_a_compiler_is_present_here():
+    # CI and the development machines have one; without it the studio still works (PyTorch path).
+    assert shutil.which("cc") or shutil.which("gcc")
+
+
+def _reference(chunks, values):
+    """PyTorch streaming softmax over column chunks: mean, best column, entropy."""
+    state = StreamingSoftmax()
+    start = 0
+    for logits in chunks:
+        k = logits.shape[-1]
+        vals = values_with_ones(values[:, start : start + k])
+        state.update(logits.clone(), torch.empty_like(logits), vals, lambda arg, s=start: arg + s)
+        start += k
+    return state.mean()[..., : values.shape[-1]], state.best, state.entropy()
+
+
+def _native(chunks, values, fused_queries=None, fused_library=None):
+    groups, rows = chunks[0].shape[:2]
+    state = NativeSoftmax(groups, rows, values.shape[-1], chunks[0])
+    start = 0
+    for i, logits in enumerate(chunks):
+        k = logits.shape[-1]
+        values_t = values[:, start : start + k].transpose(1, 2).contiguous()
+        if fused_queries is None:
+            state.update(logits.contiguous(), values_t, lambda arg, s=start: arg + s)
+        else:
+            panel = native.panel(fused_library[i])
+            state.update_fused(fused_queries, panel, k, values_t, lambda arg, s=start: arg + s)
+        start += k
+    return state.mean(), state.best, state.entropy()
+
+
+def _compare(ours, ref):
+    mean, best, entropy = ours
+    ref_mean, ref_best, ref_entropy = ref
+    torch.testing.assert_close(mean, ref_mean, atol=1e-5, rtol=1e-5)
+    assert torch.equal(best, ref_best)
+    torch.testing.assert_close(entropy, ref_entropy, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("value_dim", [1, 3, 7])
+@pytest.mark.parametrize("widths", [[5], [13, 1, 700], [1030, 9], [8, 16, 24]])
+@pytest.mark.parametrize("spread", [0.3, 30.0, 3000.0])
+def test_fold_matches_streaming_softmax(value_dim, widths, spread):
+    gen = torch.Generator().manual_seed(sum(widths) + value_dim)
+    groups, rows = 3, 5
+    chunks = [torch.randn(groups, rows, k, generator=gen) * spread for k in widths]
+    # A later chunk raises the maximum of some rows (the rescale path), by more than the floor on one.
+    chunks[-1][0, 0, -1] = chunks[0].max() + 1.0
+    chunks[-1][1, 2, 0] = chunks[0].max() - LOGIT_FLOOR + 5.0
+    values = torch.randn(groups, sum(widths), value_dim, generator=gen)
+    _compare(_native(chunks, values), _reference(chunks, values))
+
+
+def test_fold_keeps_the_first_of_tied_maxima():
+    logits = torch.zeros(1, 2, 40)
+    logits[0, 0, [3, 17, 39]] = 2.0
+    values = torch.arange(40.0).view(1, 40, 1)
+    mean, best, _ = _native([logits[..., :20], logits[..., 20:]], values)
+    assert best.tolist() == [[3, 0]]
+    assert mean[0, 1, 0] == pytest.approx(19.5)
+
+
+@pytest.mark.parametrize("dim", [3, 11, 27, 32])
+@pytest.mark.parametrize("widths", [[7], [16, 600], [1100]])
+def test_fused_logits_match_fold_of_the_same_product(dim, widths):
+    gen = torch.Generator().manual_seed(dim)
+    groups, rows = 2, 9  # 9 rows: two full blocks of 4 and a partial one
+    queries = torch.randn(groups, rows, dim, generator=gen)
+    libraries = [torch.randn(groups, k, dim, generator=gen) * 0.7 for k in widths]
+    chunks = [torch.bmm(queries, lib.transpose(1, 2)) for lib in libraries]
+    values = torch.randn(groups, sum(widths), 3, generator=gen)
+    fused = _native(chunks, values, fused_queries=queries, fused_library=libraries)
+    _compare(fused, _reference(chunks, values))
+
+
+def test_rows_far_below_the_floor_are_exact_zeros_not_nans():
+    logits = torch.full((1, 1, 64), -1e6)
+    logits[0, 0, 10] = 0.0
+    values = torch.arange(64.0).view(1, 64, 1)
+    mean, best, entropy = _native([logits], values)
+    assert best.item() == 10 and mean.item() == 10.0 and entropy.item() == 0.0
