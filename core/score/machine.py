@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -131,20 +133,54 @@ def _conditional(
     budget: int,
     should_cancel: CancelCheck | None,
 ) -> DenoiseResult:
-    """Run the machine once per class, on the samples and library images of that class."""
+    """Run the machine once per class, on the samples and library images of that class.
+
+    On a multi-core CPU with several classes, the classes run side by side, one thread each
+    (:func:`_map_classes`): a class is a whole independent machine evaluation, which scales far
+    better than splitting each small operation of one class over the cores.
+    """
     assert labels is not None
     labels = labels.to(x.device)
     class_labels = class_labels.to(x.device)
     batch, _, height, width = x.shape
-    x0 = torch.empty_like(x)
-    sources = torch.empty(batch, height, width, 3, dtype=torch.long, device=x.device)
-    entropy = x.new_empty(batch, height, width)
+    jobs = []
     for label in torch.unique(class_labels).tolist():
         samples = torch.nonzero(class_labels == label).flatten()
         members = torch.nonzero(labels == label).flatten()
-        part = _run_machine(x[samples], library[members], ab, kind, patch_size, budget, should_cancel)
+        jobs.append((samples, members))
+
+    def run(job: tuple[torch.Tensor, torch.Tensor], job_budget: int) -> DenoiseResult:
+        samples, members = job
+        return _run_machine(x[samples], library[members], ab, kind, patch_size, job_budget, should_cancel)
+
+    parts = _map_classes(run, jobs, budget, x.device)
+    x0 = torch.empty_like(x)
+    sources = torch.empty(batch, height, width, 3, dtype=torch.long, device=x.device)
+    entropy = x.new_empty(batch, height, width)
+    for (samples, members), part in zip(jobs, parts, strict=True):
         part.sources[..., 0] = members[part.sources[..., 0]]
         x0[samples] = part.x0
         sources[samples] = part.sources
         entropy[samples] = part.entropy
     return DenoiseResult(x0=x0, sources=sources, entropy=entropy)
+
+
+def _map_classes(
+    run: Callable[[tuple[torch.Tensor, torch.Tensor], int], DenoiseResult],
+    jobs: list[tuple[torch.Tensor, torch.Tensor]],
+    budget: int,
+    device: torch.device,
+) -> list[DenoiseResult]:
+    """``run(job, budget)`` for every job: in order on one thread, or on CPU with several cores
+    and jobs, on a pool of single-threaded workers that share the memory budget."""
+    workers = min(torch.get_num_threads(), len(jobs))
+    if device.type != "cpu" or workers < 2:
+        return [run(job, budget) for job in jobs]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score-class") as pool:
+            futures = [pool.submit(run, job, max(1, budget // workers)) for job in jobs]
+            return [future.result() for future in futures]
+    finally:
+        torch.set_num_threads(threads)
