@@ -15,7 +15,7 @@ import logging
 
 import torch
 
-from core.score.machine import denoise
+from core.score.machine import denoise, map_jobs
 from core.score.result import CancelCheck, DenoiseResult
 
 logger = logging.getLogger(__name__)
@@ -62,20 +62,24 @@ def denoise_pruned(
     budget: int,
     should_cancel: CancelCheck | None,
 ) -> DenoiseResult:
-    """The exact machine of each sample on its own candidate images (indices mapped back)."""
-    parts = []
-    for b, members in enumerate(candidates):
+    """The exact machine of each sample on its own candidate images (indices mapped back); the
+    samples run side by side on a multi-core CPU (:func:`core.score.machine.map_jobs`)."""
+    def run(job: tuple[torch.Tensor, torch.Tensor], job_budget: int) -> DenoiseResult:
+        sample_index, members = job
         part = denoise(
-            x[b : b + 1],
+            x[sample_index],
             ab,
             library[members],
             kind,
             patch_size,
-            memory_budget_bytes=budget,
+            memory_budget_bytes=job_budget,
             should_cancel=should_cancel,
         )
         part.sources[..., 0] = members[part.sources[..., 0]]
-        parts.append(part)
+        return part
+
+    jobs = [(torch.tensor([b], device=x.device), members) for b, members in enumerate(candidates)]
+    parts = map_jobs(run, jobs, budget, x.device)
     return DenoiseResult(
         x0=torch.cat([p.x0 for p in parts]),
         sources=torch.cat([p.sources for p in parts]),

@@ -118,8 +118,35 @@ def denoise(
     x = x_t.to(dev, torch.float32)
     lib = library.to(dev, torch.float32)
     if class_labels is None:
-        return _run_machine(x, lib, float(alpha_bar), kind, patch_size, budget, should_cancel)
+        return _unconditional(x, lib, float(alpha_bar), kind, patch_size, budget, should_cancel)
     return _conditional(x, lib, float(alpha_bar), kind, patch_size, labels, class_labels, budget, should_cancel)
+
+
+def _unconditional(
+    x: torch.Tensor,
+    library: torch.Tensor,
+    ab: float,
+    kind: str,
+    patch_size: int,
+    budget: int,
+    should_cancel: CancelCheck | None,
+) -> DenoiseResult:
+    """All samples against the whole library; on a multi-core CPU the batch is split between
+    single-threaded workers (see :func:`map_jobs`)."""
+    workers = min(torch.get_num_threads(), x.shape[0]) if x.device.type == "cpu" else 1
+    if workers < 2:
+        return _run_machine(x, library, ab, kind, patch_size, budget, should_cancel)
+    jobs = [(part, part) for part in torch.arange(x.shape[0], device=x.device).tensor_split(workers)]
+
+    def run(job: tuple[torch.Tensor, torch.Tensor], job_budget: int) -> DenoiseResult:
+        return _run_machine(x[job[0]], library, ab, kind, patch_size, job_budget, should_cancel)
+
+    parts = map_jobs(run, jobs, budget, x.device)
+    return DenoiseResult(
+        x0=torch.cat([p.x0 for p in parts]),
+        sources=torch.cat([p.sources for p in parts]),
+        entropy=torch.cat([p.entropy for p in parts]),
+    )
 
 
 def _conditional(
@@ -136,7 +163,7 @@ def _conditional(
     """Run the machine once per class, on the samples and library images of that class.
 
     On a multi-core CPU with several classes, the classes run side by side, one thread each
-    (:func:`_map_classes`): a class is a whole independent machine evaluation, which scales far
+    (:func:`map_jobs`): a class is a whole independent machine evaluation, which scales far
     better than splitting each small operation of one class over the cores.
     """
     assert labels is not None
@@ -153,7 +180,7 @@ def _conditional(
         samples, members = job
         return _run_machine(x[samples], library[members], ab, kind, patch_size, job_budget, should_cancel)
 
-    parts = _map_classes(run, jobs, budget, x.device)
+    parts = map_jobs(run, jobs, budget, x.device)
     x0 = torch.empty_like(x)
     sources = torch.empty(batch, height, width, 3, dtype=torch.long, device=x.device)
     entropy = x.new_empty(batch, height, width)
@@ -165,14 +192,15 @@ def _conditional(
     return DenoiseResult(x0=x0, sources=sources, entropy=entropy)
 
 
-def _map_classes(
+def map_jobs(
     run: Callable[[tuple[torch.Tensor, torch.Tensor], int], DenoiseResult],
     jobs: list[tuple[torch.Tensor, torch.Tensor]],
     budget: int,
     device: torch.device,
 ) -> list[DenoiseResult]:
-    """``run(job, budget)`` for every job: in order on one thread, or on CPU with several cores
-    and jobs, on a pool of single-threaded workers that share the memory budget."""
+    """``run(job, budget)`` for every independent job (a class, a sample): in order on one thread,
+    or on CPU with several cores and jobs, on a pool of single-threaded workers that share the
+    memory budget."""
     workers = min(torch.get_num_threads(), len(jobs))
     if device.type != "cpu" or workers < 2:
         return [run(job, budget) for job in jobs]

@@ -141,3 +141,19 @@ def test_streaming_softmax_raises_maxima_row_by_row():
     assert torch.equal(state.best, logits.argmax(dim=-1))
     entropy = -(weights * torch.log(weights.clamp_min(1e-300))).sum(-1)
     torch.testing.assert_close(state.entropy(), entropy, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_parallel_workers_give_the_sequential_result(data, conditional):
+    library, x, labels = data
+    kwargs = {"labels": labels, "class_labels": torch.tensor([7, 4])} if conditional else {}
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        sequential = denoise(x, 0.7, library, "bbels", 3, **kwargs)
+        torch.set_num_threads(2)
+        parallel = denoise(x, 0.7, library, "bbels", 3, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(parallel.x0, sequential.x0, atol=1e-6, rtol=1e-6)
+    assert torch.equal(parallel.sources, sequential.sources)
