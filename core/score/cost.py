@@ -8,18 +8,16 @@ from dataclasses import dataclass
 import torch
 
 from core.errors import BadInputError
-from core.score import inputs
+from core.score import inputs, native
 from core.score.kinds import group_buckets
 from core.score.memory import FLOAT_BYTES, default_budget_bytes, local_bytes_per_image, plan_chunks
 
-#: Fitted to single machine evaluations on the 2-core CPU dev machine (bbels, 32×32, P = 3..11): the
-#: distance GEMM speed and the time of the per-logit work that is not a GEMM (max, exp, weighted
-#: sums). Since logits are clamped before ``exp`` (no slow underflow path) and the GEMM writes
-#: shifted logits directly, that per-logit work is ~4 cache-resident passes (~1 ns per logit; it
-#: was 2.4 ns). A busy machine is several times slower.
-GEMM_FLOPS_PER_SECOND = 60e9
-SECONDS_PER_LOGIT = 1.0e-9
-
+#: Fitted to whole runs on the 2-core CPU dev machine (class-conditional bbels, FashionMNIST 32×32,
+#: 20 steps; BENCHMARKS.md): the distance GEMM speed and the time of the per-logit work that is not
+#: a GEMM (max, exp, weighted sums), with the native kernels (4.9 s/image measured) and with the
+#: PyTorch path (9.2 s/image). A busy machine is several times slower.
+GEMM_FLOPS_PER_SECOND = {"native": 110e9, "torch": 60e9}
+SECONDS_PER_LOGIT = {"native": 1.2e-9, "torch": 2.2e-9}
 
 @dataclass
 class Cost:
@@ -78,5 +76,6 @@ def estimate_cost(
     # library + per-step results (x0, sources, entropy)
     stored = num_library * channels * size * size * FLOAT_BYTES
     stored += len(sizes) * pixels * (channels * FLOAT_BYTES + 3 * 8 + FLOAT_BYTES)
-    seconds = flops / GEMM_FLOPS_PER_SECOND + logits * SECONDS_PER_LOGIT
+    path = "native" if native.available(torch.device("cpu")) else "torch"
+    seconds = flops / GEMM_FLOPS_PER_SECOND[path] + logits * SECONDS_PER_LOGIT[path]
     return Cost(flops=flops, peak_bytes=int(stored + working), seconds_estimate=seconds, logits=logits)
