@@ -49,8 +49,18 @@ for i, record in enumerate(records):
             on_click="ignore",
         )
         if c.button("", key=f"x_{record.id}", icon=":material/delete:", help="Delete"):
-            try:
-                store.delete(record.id)
-            except MosaicError as err:
-                st.error(str(err))
+            st.session_state["gallery_confirm_delete"] = record.id
             st.rerun()
+        if st.session_state.get("gallery_confirm_delete") == record.id:
+            st.warning("Delete this image and its mosaic data? This cannot be undone.")
+            yes, no = st.columns(2)
+            if yes.button("Delete", key=f"xy_{record.id}", type="primary"):
+                st.session_state.pop("gallery_confirm_delete", None)
+                try:
+                    store.delete(record.id)
+                except MosaicError as err:
+                    st.error(str(err))
+                st.rerun()
+            if no.button("Keep", key=f"xn_{record.id}"):
+                st.session_state.pop("gallery_confirm_delete", None)
+                st.rerun()

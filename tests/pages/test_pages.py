@@ -93,6 +93,21 @@ def test_gallery_lists_saved_images_after_restart():
     assert "2 image(s) saved" in texts(fresh)
 
 
+def test_gallery_delete_asks_first_and_keep_keeps():
+    at = generate_small(app(), count=2)
+    first, second = at.session_state["last_batch"]
+    goto(at, "gallery")
+    at.button(key=f"x_{first}").click().run()
+    assert "cannot be undone" in " ".join(w.value for w in at.warning)
+    assert "2 image(s) saved" in texts(at)  # nothing deleted yet
+    at.button(key=f"xn_{first}").click().run()
+    assert not at.warning and "2 image(s) saved" in texts(at)
+    at.button(key=f"x_{second}").click().run()
+    at.button(key=f"xy_{second}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "1 image(s) saved" in texts(at)
+
+
 def test_libraries_page_lists_builtins_and_imports_a_folder(tmp_path):
     folder = tmp_path / "brand"
     (folder / "shoes").mkdir(parents=True)
