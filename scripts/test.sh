@@ -4,11 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "== installing chromium (apt)"
+# chromium for the browser tests; gcc builds the native softmax kernel of the local score engine
+# (core/score/fold.c: the tests check both that path and the PyTorch fallback).
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="chromium fonts-dejavu-core"
+command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
+if [ -n "$missing" ]; then
+  echo "== installing$missing (apt)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium fonts-dejavu-core
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
 fi
 
 echo "== installing Python packages"
