@@ -22,6 +22,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import torch
@@ -40,6 +41,7 @@ FLAGS += ["-fno-math-errno", "-fno-trapping-math", "-ffinite-math-only", "-fno-s
 
 _library: ctypes.CDLL | None = None
 _tried = False
+_lock = threading.Lock()
 
 
 def _cache_dir() -> Path:
@@ -89,19 +91,21 @@ def _load() -> ctypes.CDLL | None:
 def kernel() -> ctypes.CDLL | None:
     """The loaded kernel, or None when it is disabled or cannot be built here (logged once)."""
     global _library, _tried
-    if _tried:
+    with _lock:  # the machines' worker threads may ask at the same time
+        if _tried:
+            return _library
+        _tried = True
+        if os.environ.get(NATIVE_ENV, "1") == "0":
+            logger.info("native softmax kernel disabled by %s=0", NATIVE_ENV)
+            return None
+        try:
+            _library = _load()
+        except (OSError, subprocess.CalledProcessError) as exc:
+            stderr = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else None
+            detail = stderr.decode(errors="replace")[-500:] if stderr else exc
+            logger.warning("native softmax kernel unavailable (%s); using the PyTorch path", detail)
+            _library = None
         return _library
-    _tried = True
-    if os.environ.get(NATIVE_ENV, "1") == "0":
-        logger.info("native softmax kernel disabled by %s=0", NATIVE_ENV)
-        return None
-    try:
-        _library = _load()
-    except (OSError, subprocess.CalledProcessError) as exc:
-        detail = exc.stderr.decode(errors="replace")[-500:] if isinstance(exc, subprocess.CalledProcessError) else exc
-        logger.warning("native softmax kernel unavailable (%s); using the PyTorch path", detail)
-        _library = None
-    return _library
 
 
 def available(device: torch.device) -> bool:
@@ -112,7 +116,8 @@ def available(device: torch.device) -> bool:
 def reset() -> None:
     """Forget the loaded kernel (tests switch ``MOSAIC_NATIVE`` between runs)."""
     global _library, _tried
-    _library, _tried = None, False
+    with _lock:
+        _library, _tried = None, False
 
 
 #: Longest query vector that :func:`fused` accepts (``MAX_DIM`` in ``fold.c``).
