@@ -1,20 +1,30 @@
-"""Creativity Lab benchmark: a trained UNet versus the IS / LS / ELS score machines (Kamb & Ganguli 2025).
+"""Creativity Lab benchmark: a trained UNet versus the IS / LS / ELS / bbELS score machines (Kamb & Ganguli 2025).
 
 On the Fashion-MNIST subset (3,615 images, resized to 32×32, class-conditional):
 
 1. ``train`` – train a convolution-only UNet with :mod:`core.lab.train` (resumable; run it in the background);
-2. ``calibrate`` – bbELS patch size per step along the UNet's own DDIM trajectories
-   (:func:`core.lab.calibrate.calibrate_scales`, saved as ``scales.json``);
-3. ``compare`` – the UNet against the IS, LS and bbELS machines from the same noise and label
-   (:func:`core.lab.compare.run_comparison`); seed ranges can run in parallel processes;
-4. ``report`` – merge the seed ranges into one table (``bench_table.md``, ``bench_summary.json``).
+2. ``calibrate`` – a machine's patch size per step along the UNet's own DDIM trajectories
+   (:func:`core.lab.calibrate.calibrate_scales`; ``--kind bbels`` → ``scales.json``, ``--kind ls`` →
+   ``scales_ls.json``, ``--kind els`` → ``scales_els.json``);
+3. ``compare`` – the UNet against the IS, LS, ELS and bbELS machines from the same noise and label
+   (:func:`core.lab.compare.run_comparison`); every machine uses its own calibrated schedule when the
+   folder has one, else the bbELS one. The machines run **exactly** unless ``--top-k K`` asks for the
+   approximate mode; seed ranges can run one after the other (or in parallel processes);
+4. ``report`` – merges the seed ranges (and machine sets run apart, ``--machines``) into one table
+   (``bench_table_exact.md``, ``bench_summary_exact.json``; ``_topK`` for approximate runs).
 
-Example (what BENCHMARKS.md reports)::
+Example (what BENCHMARKS.md reports; one torch thread per process, ``--threads``)::
 
-    nohup python benchmarks/bench_lab.py train --out /tmp/lab_fashion --minutes 50 > /tmp/lab_train.log 2>&1 &
-    python benchmarks/bench_lab.py calibrate --out /tmp/lab_fashion
-    python benchmarks/bench_lab.py compare --out /tmp/lab_fashion --first 0 --count 25 &
-    python benchmarks/bench_lab.py compare --out /tmp/lab_fashion --first 25 --count 25
+    nohup python benchmarks/bench_lab.py train --out /tmp/lab_fashion --minutes 48 > /tmp/lab_train.log 2>&1 &
+    python benchmarks/bench_lab.py calibrate --out /tmp/lab_fashion --samples 8 --top-k 32
+    python benchmarks/bench_lab.py calibrate --out /tmp/lab_fashion --kind ls --samples 8
+    python benchmarks/bench_lab.py calibrate --out /tmp/lab_fashion --kind els --samples 8 --top-k 32
+    for first in 0 10 20 30 40; do
+        python benchmarks/bench_lab.py compare --out /tmp/lab_fashion --first $first --count 10 --machines is ls bbels
+    done
+    for first in 0 10 20 30 40; do  # circular ELS: ~10× slower than bbELS, run apart
+        python benchmarks/bench_lab.py compare --out /tmp/lab_fashion --first $first --count 10 --machines els
+    done
     python benchmarks/bench_lab.py report --out /tmp/lab_fashion
 """
 
@@ -23,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -102,23 +113,32 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     model, _ = load_model(Path(args.out))
     top_k = args.top_k if args.top_k > 0 else None
     calibration = calibrate_scales(
-        model, images, labels, steps=args.steps, samples=args.samples, kind="bbels", seed=10_000, top_k=top_k
+        model, images, labels, steps=args.steps, samples=args.samples, kind=args.kind, seed=10_000, top_k=top_k
     )
     save_scales(Path(args.out), calibration)
-    logger.info("calibrated in %.0f s: %s", calibration.seconds, calibration.patch_sizes)
+    logger.info("calibrated %s in %.0f s: %s", args.kind, calibration.seconds, calibration.patch_sizes)
+
+
+def mode_tag(top_k: int) -> str:
+    """``exact``, or ``top<K>`` for the approximate mode: names a comparison's result files."""
+    return "exact" if top_k <= 0 else f"top{top_k}"
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from core.lab.calibrate import load_scales
+    from core.lab.calibrate import load_scales, saved_schedules
     from core.lab.checkpoint import load_model
-    from core.lab.compare import run_comparison
+    from core.lab.compare import run_comparison, run_environment
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     images, labels = load_fashion(Path(args.data), args.size)
     model, _ = load_model(out)
     scales = load_scales(out)
+    own = {k: c.patch_sizes for k, c in saved_schedules(out).items() if k in args.machines}
     seeds = list(range(args.first, args.first + args.count))
+    tag = mode_tag(args.top_k)
+    machines = "-".join(args.machines)
+    environment = run_environment()
     t0 = time.monotonic()
     table = run_comparison(
         model,
@@ -127,41 +147,74 @@ def cmd_compare(args: argparse.Namespace) -> None:
         seeds=seeds,
         steps=scales.steps,
         patch_sizes=scales.patch_sizes,
-        kinds=("is", "ls", "bbels"),
+        kinds=args.machines,
+        schedules=own,
         approximate=args.top_k > 0,
         top_k=max(1, args.top_k),
         batch=args.batch,
-        grid_path=out / f"comparison_{args.first}.png",
+        grid_path=out / f"comparison_{tag}_{machines}_{args.first}.png",
     )
     data = table.to_json()
     data["info"]["wall_seconds"] = round(time.monotonic() - t0, 1)
-    (out / f"compare_{args.first}.json").write_text(json.dumps(data, indent=2))
+    data["info"]["environment"] = environment
+    data["info"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    (out / f"compare_{tag}_{machines}_{args.first}.json").write_text(json.dumps(data, indent=2))
     print(table.to_markdown())
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from core.lab.calibrate import load_scales
+    from core.lab.calibrate import saved_schedules
     from core.lab.checkpoint import load_config
     from core.lab.compare import ComparisonTable
 
     out = Path(args.out)
-    parts = sorted(out.glob("compare_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-    table = ComparisonTable.merge([ComparisonTable.from_json(json.loads(p.read_text())) for p in parts])
-    config, scales = load_config(out), load_scales(out)
+    tag = mode_tag(args.top_k)
+    parts = sorted(out.glob(f"compare_{tag}_*_*.json"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    if not parts:
+        raise SystemExit(f"No compare_{tag}_*.json in {out}: run the compare command first.")
+    data = [json.loads(p.read_text()) for p in parts]
+    # Seed ranges of one machine set are stacked (merge); machine sets run apart are put side by side (join).
+    groups: dict[str, list[ComparisonTable]] = {}
+    for path, d in zip(parts, data, strict=True):
+        groups.setdefault(path.stem.split("_")[2], []).append(ComparisonTable.from_json(d))
+    table = ComparisonTable.join([ComparisonTable.merge(g) for g in groups.values()])
+    config = load_config(out)
     text = table.to_markdown()
     print(text)
+    kinds = [k for k in table.kinds if k != "is"]
+    print(
+        "\n" + "\n".join(f"{a} beats {b} on {table.fraction_beats(a, b):.0%}" for a in kinds for b in kinds if a != b)
+    )
+    seconds: dict[str, float] = {}
+    for d in data:
+        for kind, value in d["info"].get("seconds", {}).items():
+            seconds[kind] = round(seconds.get(kind, 0.0) + value, 1)
+    loads = [d["info"].get("environment", {}).get("load_average") for d in data]
+    loads += [d["info"].get("load_average_end") for d in data]
     summary = {
+        "mode": tag,
         "model_step": config.step,
         "training_seconds": config.info.get("training_seconds"),
         "parameters": config.info.get("parameters"),
-        "calibration_seconds": scales.seconds,
-        "patch_sizes": scales.patch_sizes,
-        "calibration_similarity": scales.similarity,
-        "comparison_wall_seconds": [json.loads(p.read_text())["info"].get("wall_seconds") for p in parts],
+        "calibrations": {
+            k: {
+                "samples": c.samples,
+                "top_k": c.top_k,
+                "seconds": round(c.seconds, 1),
+                "patch_sizes": c.patch_sizes,
+                "similarity": c.similarity,
+            }
+            for k, c in saved_schedules(out).items()
+        },
+        "comparison_wall_seconds": {p.stem: d["info"].get("wall_seconds") for p, d in zip(parts, data, strict=True)},
+        "comparison_wall_seconds_total": round(sum(d["info"].get("wall_seconds") or 0.0 for d in data), 1),
+        "seconds_per_machine": seconds,
+        "load_averages_1_5_15_min": [v for v in loads if v],
+        "environment": data[0]["info"].get("environment"),
         "table": table.to_json(),
     }
-    (out / "bench_summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "bench_table.md").write_text(text + "\n")
+    (out / f"bench_summary_{tag}.json").write_text(json.dumps(summary, indent=2))
+    (out / f"bench_table_{tag}.md").write_text(text + "\n")
 
 
 def main() -> None:
@@ -182,15 +235,22 @@ def main() -> None:
     ca.add_argument("--out", required=True)
     ca.add_argument("--steps", type=int, default=20)
     ca.add_argument("--samples", type=int, default=4)
-    ca.add_argument("--top-k", type=int, default=24, help="nearest library images per sample (0: exact)")
+    ca.add_argument("--kind", choices=["bbels", "els", "ls"], default="bbels", help="machine to calibrate")
+    ca.add_argument(
+        "--top-k", type=int, default=0, help="approximate: only the K library images nearest per sample (0: exact)"
+    )
     co = sub.add_parser("compare")
     co.add_argument("--out", required=True)
     co.add_argument("--first", type=int, default=0)
     co.add_argument("--count", type=int, default=50)
     co.add_argument("--batch", type=int, default=10)
-    co.add_argument("--top-k", type=int, default=24, help="approximate machines after 40%% of the steps (0: exact)")
+    co.add_argument("--machines", nargs="+", choices=["is", "ls", "els", "bbels"], default=["is", "ls", "els", "bbels"])
+    co.add_argument(
+        "--top-k", type=int, default=0, help="opt-in approximate machines after 40%% of the steps (default 0: exact)"
+    )
     re = sub.add_parser("report")
     re.add_argument("--out", required=True)
+    re.add_argument("--top-k", type=int, default=0, help="report the approximate runs of this K (default 0: exact)")
     args = parser.parse_args()
     commands = {"train": cmd_train, "calibrate": cmd_calibrate, "compare": cmd_compare, "report": cmd_report}
     commands[args.cmd](args)

@@ -7,7 +7,9 @@ from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
 from core.engines.trained import TrainedModelEngine, TrainedModelRequest
 from core.errors import MosaicError
 from core.images import from_tensor
+from core.lab.demo import DEMO_MODEL_DIR
 from core.score import PRESETS
+from pages._lab_comparison import show_comparison
 from pages._shared import enlarge, ensure_routed, get_libraries
 
 ensure_routed(__file__)
@@ -84,9 +86,11 @@ for image in st.session_state.get("lab_results", []):
         b.image(enlarge(from_tensor(torch.from_numpy(els).clamp(-1, 1)), 128), caption="patch machine (ELS)")
     c.metric("Similarity (Pearson r)", f"{image.params.get('els_r', float('nan')):.2f}")
 
-with st.expander("The numbers behind it"):
-    st.markdown(
-        "Over 50 seeds of the digits demo model, the boundary-aware ELS machine matches the network with a median "
-        "Pearson r of **0.97**, and beats the ideal (copying) machine on 98 % of seeds. See `BENCHMARKS.md` for "
-        "the table and the FashionMNIST run."
-    )
+st.subheader("3 · How well does the machine predict the network?")
+st.caption(
+    "The network and each training-free machine made images from the same noise and class; the table compares "
+    "them seed by seed. IS copies whole training images, LS uses patches at their own place, ELS and bbELS use "
+    "patches from anywhere. ELS wraps around the border, so it cannot tell the middle of the picture from the "
+    "edge; the network, padded with zeros, can, and so can bbELS (boundary-broken ELS)."
+)
+show_comparison(DEMO_MODEL_DIR)

@@ -5,7 +5,8 @@ candidate odd patch size ``P`` in ``1..2S-1``, the machine's clean-image estimat
 ``denoise(x_{t_k}, ā_k, library, kind, P)`` is compared with the network's by cosine similarity (per
 sample, of the flattened images; the scores ``(sqrt(ā) x0 − x) / (1 − ā)`` differ from these only by
 the shared ``x`` term). The calibrated size of step ``k`` maximises the median similarity over the
-samples. The result is saved next to the model as ``scales.json``.
+samples. The result is saved next to the model: ``scales.json`` for bbELS (the machine the Lab engine
+runs), ``scales_<kind>.json`` for a separate LS or ELS calibration (:func:`scales_file`).
 """
 
 from __future__ import annotations
@@ -86,12 +87,35 @@ class Calibration:
         )
 
 
+#: Machines a schedule can be calibrated for.
+CALIBRATED_KINDS: tuple[str, ...] = ("bbels", "els", "ls")
+
+
+def scales_file(kind: str = "bbels") -> str:
+    """File name of a machine's calibrated schedule in a model folder: ``scales.json`` for bbELS,
+    ``scales_els.json`` / ``scales_ls.json`` for a separate ELS / LS calibration."""
+    if kind not in CALIBRATED_KINDS:
+        raise BadInputError(f"Only {', '.join(CALIBRATED_KINDS)} have calibrated patch sizes (not {kind!r}).")
+    return SCALES_FILE if kind == "bbels" else f"scales_{kind}.json"
+
+
 def save_scales(folder: Path, calibration: Calibration) -> None:
-    write_json(Path(folder) / SCALES_FILE, calibration.to_json())
+    """Write ``calibration`` to the file of its machine kind (:func:`scales_file`) in ``folder``."""
+    write_json(Path(folder) / scales_file(calibration.kind), calibration.to_json())
 
 
-def load_scales(folder: Path) -> Calibration:
-    return Calibration.from_json(read_json(Path(folder) / SCALES_FILE))
+def load_scales(folder: Path, kind: str = "bbels") -> Calibration:
+    """The calibration of machine ``kind`` saved in ``folder`` (``scales.json`` for bbELS)."""
+    calibration = Calibration.from_json(read_json(Path(folder) / scales_file(kind)))
+    if calibration.kind != kind:
+        logger.warning("%s holds a %s calibration, used for %s", scales_file(kind), calibration.kind, kind)
+    return calibration
+
+
+def saved_schedules(folder: Path, kinds: Sequence[str] = CALIBRATED_KINDS) -> dict[str, Calibration]:
+    """The calibrations among ``kinds`` that ``folder`` holds (kinds without a file are left out)."""
+    folder = Path(folder)
+    return {k: load_scales(folder, k) for k in kinds if k in CALIBRATED_KINDS and (folder / scales_file(k)).is_file()}
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,9 @@ A model folder holds
 * ``model.safetensors`` – the weights used for sampling (the EMA weights);
 * ``training_state.safetensors`` – (optional, only needed to resume) the raw weights, the optimizer
   state and the data RNG state; the optimizer's param groups are JSON in the file's metadata;
-* ``scales.json`` – (optional) calibrated patch sizes, see :mod:`core.lab.calibrate`.
+* ``scales.json`` – (optional) calibrated bbELS patch sizes, see :mod:`core.lab.calibrate`
+  (``scales_ls.json`` / ``scales_els.json``: separate LS / ELS calibrations);
+* ``comparison.json`` – (optional) the network versus the score machines, see :mod:`core.lab.compare`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.safetensors"
 SCALES_FILE = "scales.json"
+COMPARISON_FILE = "comparison.json"
 
 
 @dataclass

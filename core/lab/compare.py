@@ -1,18 +1,22 @@
 """How well do the score machines predict what a trained network makes? (Kamb & Ganguli 2025, Table 1.)
 
-From the same initial noise (and class label) the trained network and the IS, LS and (boundary
-broken) ELS machines each run the same deterministic DDIM; per seed the final images are compared by
-Pearson correlation ``r`` (and ``r²``). :func:`run_comparison` returns a :class:`ComparisonTable`
-with medians over seeds and the fraction of seeds where ELS beats IS; :func:`comparison_grid` draws
-the images side by side.
+From the same initial noise (and class label) the trained network and the IS, LS, ELS (circular) and
+bbELS (boundary broken) machines each run the same deterministic DDIM; per seed the final images are
+compared by Pearson correlation ``r`` (and ``r²``). :func:`run_comparison` returns a
+:class:`ComparisonTable` with medians over seeds and the fraction of seeds where each machine beats IS;
+:func:`comparison_grid` draws the images side by side. :func:`save_comparison` /
+:func:`load_comparison` keep a table next to its model (``comparison.json``).
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
+import os
+import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from torch import nn
 
 from core.errors import BadInputError
 from core.lab.calibrate import sample_labels
+from core.lab.checkpoint import COMPARISON_FILE, read_json, write_json
 from core.lab.ddim import ddim_sample, seeded_noise
 from core.score import MACHINE_KINDS, sample
 
@@ -32,6 +37,11 @@ logger = logging.getLogger(__name__)
 COLUMN_TITLES: dict[str, str] = {"net": "network", "is": "IS", "ls": "LS", "els": "ELS", "bbels": "bbELS"}
 
 ComparisonCallback = Callable[[str, int, int], None]
+
+
+def _join(names: list[str]) -> str:
+    """``A``, ``A and B``, ``A, B and C``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def pearson_r(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
@@ -74,6 +84,9 @@ class ComparisonTable:
     def mean_r(self, kind: str) -> float:
         return float(statistics.fmean(self.r[kind]))
 
+    def min_r(self, kind: str) -> float:
+        return float(min(self.r[kind]))
+
     def fraction_beats(self, kind: str, other: str) -> float:
         """Fraction of seeds where ``kind``'s r is higher than ``other``'s."""
         wins = sum(1 for a, b in zip(self.r[kind], self.r[other], strict=True) if a > b)
@@ -82,25 +95,64 @@ class ComparisonTable:
     def els_kind(self) -> str | None:
         return next((k for k in ("bbels", "els") if k in self.kinds), None)
 
-    def to_markdown(self) -> str:
-        """A table like the paper's: median r and r² per machine, and how often ELS beats IS."""
-        lines = [
-            "| machine | median r | median r² | mean r | min r |",
-            "|---|---|---|---|---|",
-        ]
+    def exact(self) -> bool:
+        """True when every machine ran exactly (no nearest-images approximation)."""
+        return not self.info.get("approximate")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per machine: median r, median r², mean r, min r and (with IS) the fraction of
+        seeds where it beats IS (None for IS itself)."""
+        rows = []
         for kind in self.kinds:
-            title = COLUMN_TITLES.get(kind, kind)
-            lines.append(
-                f"| {title} | {self.median_r(kind):.3f} | {self.median_r2(kind):.3f} | "
-                f"{self.mean_r(kind):.3f} | {min(self.r[kind]):.3f} |"
+            row: dict[str, Any] = {
+                "machine": COLUMN_TITLES.get(kind, kind),
+                "median r": self.median_r(kind),
+                "median r²": self.median_r2(kind),
+                "mean r": self.mean_r(kind),
+                "min r": self.min_r(kind),
+            }
+            if "is" in self.kinds:
+                row["beats IS"] = None if kind == "is" else self.fraction_beats(kind, "is")
+            rows.append(row)
+        return rows
+
+    def schedule_note(self) -> str:
+        """Which patch sizes each machine used, e.g. ``LS and bbELS: own calibration; ELS: the bbELS schedule``."""
+        own = [k for k in self.kinds if k in self.info.get("own_schedule", [])]
+        shared = [k for k in self.kinds if k != "is" and k not in own]
+        shared_name = COLUMN_TITLES.get(self.info.get("shared_schedule", ""), "calibrated")
+        parts = []
+        if own:
+            parts.append(_join([COLUMN_TITLES.get(k, k) for k in own]) + ": own calibrated patch sizes")
+        if shared:
+            parts.append(_join([COLUMN_TITLES.get(k, k) for k in shared]) + f": the {shared_name} schedule")
+        return "; ".join(parts)
+
+    def to_markdown(self) -> str:
+        """A table like the paper's: median r and r² per machine, and how often each machine beats IS."""
+        with_is = "is" in self.kinds
+        header = "| machine | median r | median r² | mean r | min r |" + (" beats IS |" if with_is else "")
+        lines = [header, "|---|---|---|---|---|" + ("---|" if with_is else "")]
+        for row in self.rows():
+            line = (
+                f"| {row['machine']} | {row['median r']:.3f} | {row['median r²']:.3f} | "
+                f"{row['mean r']:.3f} | {row['min r']:.3f} |"
             )
+            if with_is:
+                line += " — |" if row["beats IS"] is None else f" {row['beats IS']:.0%} |"
+            lines.append(line)
         els = self.els_kind()
         note = f"\n{len(self.seeds)} seeds, {self.steps} DDIM steps"
-        if els is not None and "is" in self.kinds:
+        if els is not None and with_is:
             frac = self.fraction_beats(els, "is")
             note += f"; {COLUMN_TITLES[els]} beats IS on {frac:.0%} of seeds"
         if self.info.get("approximate"):
             note += f" (machines approximate after the first steps: top {self.info.get('top_k')} images per sample)"
+        else:
+            note += "; all machines exact"
+        schedules = self.schedule_note()
+        if schedules:
+            note += f". Patch sizes: {schedules}"
         return "\n".join(lines) + note + "."
 
     @classmethod
@@ -109,9 +161,12 @@ class ComparisonTable:
         if not tables:
             raise BadInputError("Nothing to merge.")
         first = tables[0]
+        settings = ("approximate", "top_k", "schedules")
         for t in tables[1:]:
             if (t.kinds, t.steps, t.patch_sizes) != (first.kinds, first.steps, first.patch_sizes):
                 raise BadInputError("Only comparisons with the same machines, steps and patch sizes can be merged.")
+            if any(t.info.get(key) != first.info.get(key) for key in settings):
+                raise BadInputError("Only comparisons run the same way (exact or approximate, same schedules) merge.")
         labels = None if any(t.class_labels is None for t in tables) else [v for t in tables for v in t.class_labels]
         return cls(
             kinds=list(first.kinds),
@@ -121,6 +176,44 @@ class ComparisonTable:
             steps=first.steps,
             patch_sizes=list(first.patch_sizes),
             info=dict(first.info),
+        )
+
+    @classmethod
+    def join(cls, tables: Sequence[ComparisonTable]) -> ComparisonTable:
+        """One table from runs of different machines on the same seeds (e.g. the slow ELS run apart).
+
+        The runs must share seeds, labels, steps, the shared schedule and exact/approximate mode; a
+        machine may appear in one run only. Machines come in the order of :data:`MACHINE_KINDS`.
+        """
+        if not tables:
+            raise BadInputError("Nothing to join.")
+        first = tables[0]
+        kinds = [k for t in tables for k in t.kinds]
+        if len(set(kinds)) != len(kinds):
+            raise BadInputError("Each machine may come from one run only.")
+        for t in tables[1:]:
+            if (t.seeds, t.class_labels, t.steps, t.patch_sizes) != (
+                first.seeds,
+                first.class_labels,
+                first.steps,
+                first.patch_sizes,
+            ):
+                raise BadInputError("Only runs on the same seeds, labels, steps and patch sizes can be joined.")
+            if any(t.info.get(key) != first.info.get(key) for key in ("approximate", "top_k", "shared_schedule")):
+                raise BadInputError("Only runs made the same way (exact or approximate) can be joined.")
+        order = sorted(kinds, key=lambda k: MACHINE_KINDS.index(k) if k in MACHINE_KINDS else len(MACHINE_KINDS))
+        info = dict(first.info)
+        info["schedules"] = {k: v for t in tables for k, v in t.info.get("schedules", {}).items()}
+        info["own_schedule"] = [k for k in order if any(k in t.info.get("own_schedule", []) for t in tables)]
+        info["seconds"] = {k: v for t in tables for k, v in t.info.get("seconds", {}).items()}
+        return cls(
+            kinds=order,
+            seeds=list(first.seeds),
+            class_labels=first.class_labels,
+            r={k: list(t.r[k]) for t in tables for k in t.kinds},
+            steps=first.steps,
+            patch_sizes=list(first.patch_sizes),
+            info=info,
         )
 
     @classmethod
@@ -137,7 +230,13 @@ class ComparisonTable:
 
     def to_json(self) -> dict[str, Any]:
         summary = {
-            k: {"median_r": self.median_r(k), "median_r2": self.median_r2(k), "mean_r": self.mean_r(k)}
+            k: {
+                "median_r": self.median_r(k),
+                "median_r2": self.median_r2(k),
+                "mean_r": self.mean_r(k),
+                "min_r": self.min_r(k),
+                "beats_is": self.fraction_beats(k, "is") if "is" in self.kinds and k != "is" else None,
+            }
             for k in self.kinds
         }
         els = self.els_kind()
@@ -163,6 +262,8 @@ def run_comparison(
     steps: int = 20,
     kinds: Sequence[str] = ("is", "ls", "bbels"),
     ls_patch_sizes: Sequence[int] | None = None,
+    schedules: Mapping[str, Sequence[int]] | None = None,
+    patch_sizes_kind: str = "bbels",
     approximate: bool = False,
     top_k: int = 32,
     batch: int = 10,
@@ -178,10 +279,13 @@ def run_comparison(
             gets the class :func:`core.lab.calibrate.sample_labels` gives it, for the network and the machines).
         library: ``(N, C, S, S)`` the training images; ``labels`` ``(N,)`` their labels.
         seeds: one sample per seed; noise as :func:`core.lab.ddim.seeded_noise`.
-        patch_sizes: machine patch size per step (the calibrated schedule), ``steps`` entries.
+        patch_sizes: machine patch size per step (the calibrated schedule), ``steps`` entries; used by
+            every machine without its own entry in ``schedules``.
         kinds: machine kinds to compare (any of ``is``, ``ls``, ``els``, ``bbels``).
-        ls_patch_sizes: a separate schedule for ``ls`` (default: ``patch_sizes``).
-        approximate, top_k: passed to :func:`core.score.sample` (faster, not exact).
+        ls_patch_sizes: a separate schedule for ``ls`` (same as ``schedules={"ls": ...}``).
+        schedules: a machine's own calibrated schedule (``steps`` entries), by kind.
+        patch_sizes_kind: which machine ``patch_sizes`` was calibrated for (only for the table note).
+        approximate, top_k: passed to :func:`core.score.sample` (faster, not exact); default exact.
         batch: samples per machine call.
         grid_path: also save :func:`comparison_grid` of the first ``grid_rows`` seeds there.
         on_progress: ``on_progress(what, done, total)``.
@@ -192,6 +296,13 @@ def run_comparison(
     for kind in kinds:
         if kind not in MACHINE_KINDS:
             raise BadInputError(f"Unknown machine kind {kind!r}. Valid kinds: {', '.join(MACHINE_KINDS)}.")
+    own = {k: [int(p) for p in v] for k, v in (schedules or {}).items()}
+    if ls_patch_sizes is not None:
+        own.setdefault("ls", [int(p) for p in ls_patch_sizes])
+    for kind, schedule in own.items():
+        if len(schedule) != steps:
+            raise BadInputError(f"The {kind} schedule has {len(schedule)} sizes for {steps} steps.")
+    used = {k: own.get(k, sizes) for k in kinds if k != "is"}
     if not seeds:
         raise BadInputError("Give at least one seed.")
     seeds = [int(s) for s in seeds]
@@ -210,7 +321,7 @@ def run_comparison(
     r: dict[str, list[float]] = {}
     for kind in kinds:
         started = time.monotonic()
-        schedule = list(ls_patch_sizes) if (kind == "ls" and ls_patch_sizes is not None) else sizes
+        schedule = used.get(kind, sizes)
         parts = []
         for start in range(0, len(seeds), batch):
             part_labels = class_labels[start : start + batch] if class_labels is not None else None
@@ -242,12 +353,69 @@ def run_comparison(
         info={
             "approximate": approximate,
             "top_k": top_k if approximate else None,
+            "schedules": used,
+            "own_schedule": [k for k in kinds if k in own],
+            "shared_schedule": patch_sizes_kind,
+            "threads": torch.get_num_threads(),
             "seconds": {k: round(v, 1) for k, v in timings.items()},
         },
         images=images if keep_images else {},
     )
     if grid_path is not None:
         comparison_grid(images, table, rows=grid_rows).save(grid_path)
+    return table
+
+
+def run_environment() -> dict[str, Any]:
+    """Where a comparison ran: CPU model and cores, torch threads and version, load average, date."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "load_average": load,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def save_comparison(folder: Path, table: ComparisonTable, **provenance: Any) -> Path:
+    """Write ``table`` (without images) to ``comparison.json`` in the model folder ``folder``.
+
+    ``provenance`` (e.g. ``command=``, ``wall_seconds=``) is stored in the table's ``info`` together
+    with :func:`run_environment`, so a reader can tell how the numbers were made.
+    """
+    data = table.to_json()
+    data["info"] = {**data["info"], "environment": run_environment(), **provenance}
+    path = Path(folder) / COMPARISON_FILE
+    write_json(path, data)
+    logger.info("saved the comparison of %d seeds to %s", len(table.seeds), path)
+    return path
+
+
+def load_comparison(folder: Path) -> ComparisonTable | None:
+    """The table saved by :func:`save_comparison` in ``folder``; None when there is none.
+
+    Raises:
+        BadInputError: the file exists but cannot be read or does not hold a comparison.
+    """
+    path = Path(folder) / COMPARISON_FILE
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    try:
+        table = ComparisonTable.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadInputError(f"{path} does not hold a comparison table ({exc}).") from exc
+    if not table.kinds or any(len(table.r.get(k, [])) != len(table.seeds) for k in table.kinds):
+        raise BadInputError(f"{path} does not hold one r per seed for every machine.")
     return table
 
 

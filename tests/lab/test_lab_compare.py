@@ -90,3 +90,121 @@ def test_run_comparison_same_noise(tiny, tmp_path):
     assert "| IS |" in table.to_markdown()
     with pytest.raises(BadInputError):
         run_comparison(model, library, labels, seeds=[0], patch_sizes=[3], steps=2)
+
+
+def test_run_comparison_els_and_own_schedules(tiny):
+    """Circular ELS runs as its own machine; a machine's own schedule replaces the shared one."""
+    from core.lab.calibrate import sample_labels
+    from core.lab.ddim import seeded_noise
+    from core.score import sample
+
+    model, library, labels = tiny
+    shared, own_ls = [7, 5, 3], [1, 1, 3]
+    table = run_comparison(
+        model,
+        library,
+        labels,
+        seeds=[0, 1],
+        patch_sizes=shared,
+        steps=3,
+        kinds=("is", "ls", "els", "bbels"),
+        schedules={"ls": own_ls},
+    )
+    assert table.kinds == ["is", "ls", "els", "bbels"] and len(table.r["els"]) == 2
+    noise = seeded_noise([0, 1], 1, 8)
+    class_labels = sample_labels([0, 1], labels, True)
+    for kind, sizes in (("els", shared), ("ls", own_ls), ("bbels", shared)):
+        expected = sample(library, noise, kind, sizes, labels=labels, class_labels=class_labels).images
+        torch.testing.assert_close(table.images[kind], expected)
+    assert not torch.allclose(table.images["els"], table.images["bbels"])
+    assert table.info["schedules"] == {"ls": own_ls, "els": shared, "bbels": shared}
+    assert table.info["own_schedule"] == ["ls"] and table.exact()
+    text = table.to_markdown()
+    assert "| ELS |" in text and "all machines exact" in text
+    assert "LS: own calibrated patch sizes; ELS and bbELS: the bbELS schedule" in text
+    with pytest.raises(BadInputError):
+        run_comparison(model, library, labels, seeds=[0], patch_sizes=shared, steps=3, schedules={"ls": [3]})
+
+
+def _table(r: dict[str, list[float]], **info) -> ComparisonTable:
+    seeds = list(range(len(next(iter(r.values())))))
+    return ComparisonTable(kinds=list(r), seeds=seeds, class_labels=None, r=r, steps=2, patch_sizes=[3, 1], info=info)
+
+
+def test_table_rows_beats_is_column_and_json():
+    table = _table({"is": [0.5, 0.9, 0.2, 0.7], "els": [0.6, 0.8, 0.3, 0.9], "bbels": [0.9, 0.8, 0.95, 0.97]})
+    rows = {row["machine"]: row for row in table.rows()}
+    assert rows["IS"]["beats IS"] is None
+    assert rows["ELS"]["beats IS"] == 0.75 and rows["bbELS"]["beats IS"] == 0.75
+    assert rows["ELS"]["min r"] == pytest.approx(0.3) and rows["ELS"]["mean r"] == pytest.approx(0.65)
+    text = table.to_markdown()
+    assert "| ELS | 0.700 | 0.500 | 0.650 | 0.300 | 75% |" in text
+    assert "| IS | 0.600 | 0.370 | 0.575 | 0.200 | — |" in text
+    summary = table.to_json()["summary"]
+    assert summary["els"]["beats_is"] == 0.75 and summary["is"]["beats_is"] is None
+    assert summary["bbels"]["min_r"] == pytest.approx(0.8)
+    approx = _table({"is": [0.5], "bbels": [0.7]}, approximate=True, top_k=32)
+    assert "top 32 images" in approx.to_markdown() and "exact" not in approx.to_markdown()
+    assert "beats IS" not in _table({"ls": [0.5], "bbels": [0.7]}).to_markdown()
+
+
+def test_merge_refuses_exact_with_approximate():
+    exact = _table({"is": [0.5], "bbels": [0.7]}, approximate=False, top_k=None)
+    approx = _table({"is": [0.4], "bbels": [0.6]}, approximate=True, top_k=32)
+    with pytest.raises(BadInputError):
+        ComparisonTable.merge([exact, approx])
+    merged = ComparisonTable.merge([exact, _table({"is": [0.4], "bbels": [0.9]}, approximate=False, top_k=None)])
+    assert merged.r["bbels"] == [0.7, 0.9]
+
+
+def test_save_and_load_comparison(tmp_path):
+    from core.lab.compare import load_comparison, save_comparison
+
+    assert load_comparison(tmp_path) is None
+    table = _table({"is": [0.5, 0.9], "els": [0.6, 0.95]}, approximate=False, top_k=None)
+    path = save_comparison(tmp_path, table, command="make it", wall_seconds=1.5)
+    assert path == tmp_path / "comparison.json"
+    loaded = load_comparison(tmp_path)
+    assert loaded is not None and loaded.r == table.r and loaded.seeds == table.seeds
+    assert loaded.info["command"] == "make it" and loaded.info["wall_seconds"] == 1.5
+    assert loaded.info["environment"]["threads"] == torch.get_num_threads()
+    assert loaded.to_markdown() == table.to_markdown()
+    path.write_text('{"kinds": ["is"], "seeds": [0, 1], "r": {"is": [0.5]}, "steps": 2, "patch_sizes": [1, 1]}')
+    with pytest.raises(BadInputError):
+        load_comparison(tmp_path)
+    path.write_text("{not json")
+    with pytest.raises(BadInputError):
+        load_comparison(tmp_path)
+
+
+def test_scales_files_per_machine(tmp_path):
+    from core.lab.calibrate import Calibration, saved_schedules, scales_file
+
+    assert scales_file("bbels") == "scales.json" and scales_file("ls") == "scales_ls.json"
+    with pytest.raises(BadInputError):
+        scales_file("is")
+    save_scales(tmp_path, Calibration(kind="bbels", steps=2, size=8, patch_sizes=[5, 3], similarity=[0.0, 0.0]))
+    save_scales(tmp_path, Calibration(kind="ls", steps=2, size=8, patch_sizes=[7, 1], similarity=[0.0, 0.0]))
+    assert {p.name for p in tmp_path.iterdir()} == {"scales.json", "scales_ls.json"}
+    assert load_scales(tmp_path).patch_sizes == [5, 3]
+    assert load_scales(tmp_path, "ls").patch_sizes == [7, 1]
+    assert {k: c.patch_sizes for k, c in saved_schedules(tmp_path).items()} == {"bbels": [5, 3], "ls": [7, 1]}
+    with pytest.raises(BadInputError):
+        load_scales(tmp_path, "els")
+
+
+def test_join_puts_machine_runs_side_by_side():
+    base = {"approximate": False, "top_k": None, "shared_schedule": "bbels"}
+    main = _table({"is": [0.5, 0.6], "bbels": [0.9, 0.8]}, **base, own_schedule=["bbels"], schedules={"bbels": [3, 1]})
+    els = _table({"els": [0.1, 0.7]}, **base, own_schedule=["els"], schedules={"els": [5, 1]})
+    joined = ComparisonTable.join([main, els])
+    assert joined.kinds == ["is", "els", "bbels"] and joined.r["els"] == [0.1, 0.7]
+    assert joined.info["schedules"] == {"bbels": [3, 1], "els": [5, 1]}
+    assert joined.info["own_schedule"] == ["els", "bbels"]
+    assert joined.fraction_beats("els", "is") == 0.5
+    with pytest.raises(BadInputError):
+        ComparisonTable.join([main, main])
+    with pytest.raises(BadInputError):
+        ComparisonTable.join([main, _table({"els": [0.1, 0.7]}, **{**base, "approximate": True})])
+    with pytest.raises(BadInputError):
+        ComparisonTable.join([main, _table({"els": [0.1, 0.7, 0.2]}, **base)])

@@ -22,7 +22,14 @@ def engine():
 
 def test_demo_model_is_committed_small_and_safe():
     names = {p.name for p in DEMO_MODEL_DIR.iterdir()}
-    assert names == {"config.json", "model.safetensors", "scales.json"}
+    assert names == {
+        "config.json",
+        "model.safetensors",
+        "scales.json",
+        "scales_ls.json",
+        "scales_els.json",
+        "comparison.json",
+    }
     assert sum(p.stat().st_size for p in DEMO_MODEL_DIR.iterdir()) < 5 * 2**20
     config = json.loads((DEMO_MODEL_DIR / "config.json").read_text())
     scales = json.loads((DEMO_MODEL_DIR / "scales.json").read_text())
@@ -43,6 +50,23 @@ def test_demo_generates_reproducibly(engine):
     # Image i depends only on its own seed.
     single = engine.generate(TrainedModelRequest(seed=8, count=1, label="3", steps=10))
     assert single[0].image.tobytes() == first[1].image.tobytes()
+
+
+def test_demo_comparison_is_reproducible():
+    """comparison.json of the demo model: exact, 50 seeds, its own schedules, and the first seeds recompute."""
+    from core.lab import compare_saved_model
+    from core.lab.calibrate import saved_schedules
+    from core.lab.compare import load_comparison
+
+    torch.set_num_threads(1)
+    saved = load_comparison(DEMO_MODEL_DIR)
+    assert saved is not None and saved.exact() and saved.seeds == list(range(50))
+    assert saved.kinds == ["is", "ls", "els", "bbels"]
+    schedules = {k: c.patch_sizes for k, c in saved_schedules(DEMO_MODEL_DIR).items()}
+    assert saved.info["schedules"] == schedules and saved.patch_sizes == schedules["bbels"]
+    again = compare_saved_model(DEMO_MODEL_DIR, seeds=[0, 1], keep_images=False)
+    for kind in saved.kinds:
+        assert again.r[kind] == pytest.approx(saved.r[kind][:2], abs=1e-3), kind
 
 
 def test_bad_requests(engine):
@@ -88,3 +112,35 @@ def test_workflow_on_demo_model(tmp_path):
     shutil.copytree(DEMO_MODEL_DIR, folder)
     table = compare_saved_model(folder, seeds=[0], kinds=("is",))
     assert len(table.r["is"]) == 1 and -1.0 <= table.r["is"][0] <= 1.0
+
+
+def test_compare_demo_calibrates_and_saves_comparison(tmp_path):
+    """compare_demo on a tiny model: own LS / ELS schedules, then an exact comparison in comparison.json."""
+    from core.lab.calibrate import load_scales
+    from core.lab.compare import load_comparison
+    from core.lab.demo import compare_demo
+    from core.libraries import LibraryManager
+
+    torch.set_num_threads(1)
+    lib = LibraryManager().load("digits", 8)
+    folder = tmp_path / "tiny"
+    config = TrainConfig(
+        model_kind="unet",
+        hparams={"block_channels": [8, 16], "layers_per_block": 1, "norm_groups": 4},
+        steps=1,
+        batch_size=4,
+        device="cpu",
+    )
+    train(lib.images[:40], folder, config, labels=lib.labels[:40], label_names=lib.label_names, library="digits")
+    bbels = Calibration(kind="bbels", steps=3, size=8, patch_sizes=[9, 5, 3], similarity=[0.0] * 3, samples=1)
+    save_scales(folder, bbels)
+    table = compare_demo(folder, seeds=2, calibration_samples=1)
+    ls, els = load_scales(folder, "ls"), load_scales(folder, "els")
+    assert ls.kind == "ls" and els.kind == "els" and ls.samples == 1 and len(els.patch_sizes) == 3
+    saved = load_comparison(folder)
+    assert saved is not None and saved.kinds == ["is", "ls", "els", "bbels"] and saved.seeds == [0, 1]
+    assert saved.exact() and saved.r == table.r
+    assert saved.info["schedules"] == {"ls": ls.patch_sizes, "els": els.patch_sizes, "bbels": [9, 5, 3]}
+    assert saved.info["own_schedule"] == ["ls", "els", "bbels"]
+    assert saved.info["command"].startswith("python -m core.lab.demo --compare-only --seeds 2")
+    assert saved.info["calibrations"]["ls"]["samples"] == 1 and saved.info["wall_seconds"] >= 0
