@@ -132,6 +132,13 @@ def _check_state(state: tuple[torch.Tensor, ...], values_t: torch.Tensor, groups
     assert (values_t.stride(2) == 1 or cols == 1) and values_t.device.type == "cpu"
 
 
+def _state_args(
+    m: torch.Tensor, s: torch.Tensor, t: torch.Tensor, v: torch.Tensor, arg: torch.Tensor, floor: float
+) -> tuple[int, int, int, int, int, float, int]:
+    """The trailing arguments shared by both kernels: state pointers, floor, threads."""
+    return m.data_ptr(), s.data_ptr(), t.data_ptr(), v.data_ptr(), arg.data_ptr(), float(floor), torch.get_num_threads()
+
+
 def fold(
     logits: torch.Tensor,
     values_t: torch.Tensor,
@@ -163,13 +170,7 @@ def fold(
         values_t.shape[1],
         values_t.stride(0),
         values_t.stride(1),
-        m.data_ptr(),
-        s.data_ptr(),
-        t.data_ptr(),
-        v.data_ptr(),
-        arg.data_ptr(),
-        float(floor),
-        torch.get_num_threads(),
+        *_state_args(m, s, t, v, arg, floor),
     )
 
 
@@ -221,11 +222,5 @@ def fused(
         values_t.shape[1],
         values_t.stride(0),
         values_t.stride(1),
-        m.data_ptr(),
-        s.data_ptr(),
-        t.data_ptr(),
-        v.data_ptr(),
-        arg.data_ptr(),
-        float(floor),
-        torch.get_num_threads(),
+        *_state_args(m, s, t, v, arg, floor),
     )

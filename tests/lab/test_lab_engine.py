@@ -78,8 +78,8 @@ def test_bad_requests(engine):
         engine.generate(TrainedModelRequest(model_path="/nonexistent/model"))
 
 
-def test_els_prediction_from_same_noise(tmp_path, engine):
-    """A tiny model on the built-in digits library: ELS image and r come with each generated image."""
+def _tiny_digits_model(tmp_path):
+    """A one-step UNet on 40 images of the built-in digits library at 8×8, saved in ``tmp_path/tiny``."""
     from core.libraries import LibraryManager
 
     lib = LibraryManager().load("digits", 8)
@@ -92,6 +92,13 @@ def test_els_prediction_from_same_noise(tmp_path, engine):
         device="cpu",
     )
     train(lib.images[:40], folder, config, labels=lib.labels[:40], label_names=lib.label_names, library="digits")
+    return lib, folder
+
+
+def test_els_prediction_from_same_noise(tmp_path, engine):
+    """A tiny model on the built-in digits library: ELS image and r come with each generated image."""
+
+    lib, folder = _tiny_digits_model(tmp_path)
     save_scales(folder, Calibration(kind="bbels", steps=4, size=8, patch_sizes=[9, 7, 5, 3], similarity=[0.0] * 4))
     out = engine.generate(
         TrainedModelRequest(model_path=str(folder), seed=3, count=1, label="1", steps=4, compare_els=True)
@@ -119,19 +126,9 @@ def test_compare_demo_calibrates_and_saves_comparison(tmp_path):
     from core.lab.calibrate import load_scales
     from core.lab.compare import load_comparison
     from core.lab.demo import compare_demo
-    from core.libraries import LibraryManager
 
     torch.set_num_threads(1)
-    lib = LibraryManager().load("digits", 8)
-    folder = tmp_path / "tiny"
-    config = TrainConfig(
-        model_kind="unet",
-        hparams={"block_channels": [8, 16], "layers_per_block": 1, "norm_groups": 4},
-        steps=1,
-        batch_size=4,
-        device="cpu",
-    )
-    train(lib.images[:40], folder, config, labels=lib.labels[:40], label_names=lib.label_names, library="digits")
+    lib, folder = _tiny_digits_model(tmp_path)
     bbels = Calibration(kind="bbels", steps=3, size=8, patch_sizes=[9, 5, 3], similarity=[0.0] * 3, samples=1)
     save_scales(folder, bbels)
     table = compare_demo(folder, seeds=2, calibration_samples=1)
