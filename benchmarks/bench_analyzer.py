@@ -1,11 +1,13 @@
 """Benchmark of the patch-mosaic analyzer (CPU).
 
-    python benchmarks/bench_analyzer.py --images 1000 --queries 5 [--threads 2]
+    python benchmarks/bench_analyzer.py --images 1000 --queries 3 [--threads 2]
 
-Builds a library of ``--images`` random 128 px crops of scikit-image sample photos in a temporary
-data directory, then reports: index build time (per 1,000 images) for exact and FAISS search,
-analysis time of a 512×512 collage after indexing (warm), and how often exact and FAISS search
-give the same per-pixel source image.
+Builds a library of ``--images`` random crops (resized to 128 px) of scikit-image sample photos in a
+temporary data directory, then reports, for exact and for FAISS search: index build time (per 1,000
+images), index load time, analysis time of a 512×512 collage after indexing (warm, wall clock and
+process CPU time, with the stages), per-pixel accuracy against the collage's known provenance, and
+how often exact and FAISS search give the same per-pixel source image. The load average is printed
+at the start and at the end: timings on a shared machine are only comparable at similar load.
 """
 
 from __future__ import annotations
@@ -22,13 +24,24 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+QUERY_SIDE = 512
+#: crop ``i`` comes from photo ``i % len(PHOTOS)``
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "gravel", "grass", "brick",
+          "camera", "coins", "moon", "hubble_deep_field", "retina")
+
+
+def _load_average() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
 
 def _crops(count: int, seed: int = 0) -> list[np.ndarray]:
     import skimage.data
 
     photos = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "gravel", "grass", "brick",
-                 "camera", "coins", "moon", "hubble_deep_field", "retina"):
+    for name in PHOTOS:
         array = np.asarray(getattr(skimage.data, name)())
         if array.ndim == 2:
             array = np.stack([array] * 3, axis=-1)
@@ -53,16 +66,33 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def _query(library: list[np.ndarray], seed: int):
+    """A 512×512 collage: one library image as background, five pasted rectangles (96-255 px) from
+    others; returns (image, per-pixel library index)."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    canvas = np.asarray(Image.fromarray(library[int(rng.integers(len(library)))]).resize((512, 512))).copy()
+    first = int(rng.integers(len(library)))
+    canvas = np.asarray(Image.fromarray(library[first]).resize((QUERY_SIDE, QUERY_SIDE))).copy()
+    truth = np.full((QUERY_SIDE, QUERY_SIDE), first, dtype=np.int64)
     for _ in range(5):
-        item = np.asarray(Image.fromarray(library[int(rng.integers(len(library)))]).resize((512, 512)))
+        pick = int(rng.integers(len(library)))
+        item = np.asarray(Image.fromarray(library[pick]).resize((QUERY_SIDE, QUERY_SIDE)))
         h, w = (int(v) for v in rng.integers(96, 256, size=2))
-        sy, sx, ty, tx = (int(v) for v in rng.integers(0, 512 - 256, size=4))
+        sy, sx, ty, tx = (int(v) for v in rng.integers(0, QUERY_SIDE - 256, size=4))
         canvas[ty : ty + h, tx : tx + w] = item[sy : sy + h, sx : sx + w]
-    return Image.fromarray(canvas)
+        truth[ty : ty + h, tx : tx + w] = pick
+    return Image.fromarray(canvas), truth
+
+
+def _accuracy(source_map: np.ndarray, truth: np.ndarray, position_to_crop: np.ndarray) -> tuple[float, float]:
+    """Share of the analysis grid whose source (mapped to crop numbers) is the true crop, and share whose
+    source is a crop of the same photo (crops of one photo overlap, so the same content can be in several)."""
+    from core.analyzer.compare import _resample
+
+    small_truth = _resample(truth, *source_map.shape)
+    named = np.where(source_map >= 0, position_to_crop[source_map.clip(0)], -1)
+    same_photo = (named >= 0) & (named % len(PHOTOS) == small_truth % len(PHOTOS))
+    return float((named == small_truth).mean()), float(same_photo.mean())
 
 
 def main() -> None:
@@ -80,12 +110,15 @@ def main() -> None:
     from core.analyzer.index import clear_cache
     from core.libraries import LibraryManager
 
+    print(f"load average at start: {_load_average()}; torch threads: {torch.get_num_threads()}")
     manager = LibraryManager()
     library = _crops(args.images)
     t0 = time.perf_counter()
     manager.create_from_files("bench", [(f"crop_{i:04d}.png", _png(a)) for i, a in enumerate(library)])
     print(f"library import: {time.perf_counter() - t0:.1f} s for {args.images} images")
     manager.load("bench", 128, 3)  # library tensor cache, shared by both indexes
+    position_to_crop = np.array([int(Path(item["source"]).stem.split("_")[1]) for item in manager.items("bench")])
+    queries = [_query(library, q) for q in range(args.queries)]
 
     results = {}
     for backend in ("faiss", "exact"):
@@ -95,23 +128,31 @@ def main() -> None:
         build = time.perf_counter() - t0
         sizes = {p: s.searcher.count for p, s in index.scales.items()}
         print(f"[{backend}] index build: {build:.1f} s ({build * 1000 / args.images:.1f} s per 1,000 images); "
-              f"patches per scale: {sizes}")
+              f"indexed patches per scale: {sizes}")
         clear_cache()
         t0 = time.perf_counter()
         analyzer.index("bench")
         print(f"[{backend}] index load from disk (checksums verified): {time.perf_counter() - t0:.2f} s")
-        times, maps = [], []
-        for q in range(args.queries):
-            image = _query(library, q)
-            t0 = time.perf_counter()
+        analyzer.analyze(queries[0][0], "bench")  # warm-up: first-call allocations, library cache
+        times, cpus, maps, accuracies = [], [], [], []
+        for q, (image, truth) in enumerate(queries):
+            t0, c0 = time.perf_counter(), time.process_time()
             result = analyzer.analyze(image, "bench")
             times.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
             maps.append(result.source_map)
-            print(f"[{backend}] query {q}: {times[-1]:.2f} s {result.timings} — {result.summary}")
-        print(f"[{backend}] analysis of a 512×512 image: median {np.median(times):.2f} s, max {max(times):.2f} s")
+            accuracies.append(_accuracy(result.source_map, truth, position_to_crop))
+            stages = {k: round(v, 2) for k, v in result.timings.items()}
+            print(f"[{backend}] query {q}: {times[-1]:.2f} s (CPU {cpus[-1]:.2f} s) {stages}; accuracy "
+                  f"{accuracies[-1][0]:.3f} (same photo {accuracies[-1][1]:.3f}) — {result.summary}")
+        print(f"[{backend}] analysis of a {QUERY_SIDE}×{QUERY_SIDE} image: median {np.median(times):.2f} s, "
+              f"max {max(times):.2f} s (CPU median {np.median(cpus):.2f} s); "
+              f"per-pixel accuracy mean {np.mean([a[0] for a in accuracies]):.3f} "
+              f"(same photo {np.mean([a[1] for a in accuracies]):.3f})")
         results[backend] = maps
     agree = [float((a == b).mean()) for a, b in zip(results["exact"], results["faiss"], strict=True)]
     print(f"exact vs FAISS: per-pixel source agreement mean {np.mean(agree):.3f} (min {min(agree):.3f})")
+    print(f"load average at end: {_load_average()}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from core.analyzer.assign import Assignment, DenseAssigner
@@ -20,7 +21,8 @@ from core.analyzer.nearcopy import NearCopyChecker
 from core.analyzer.result import AnalysisResult, NearCopy, ScaleResult
 from core.analyzer.scoring import copy_risk, originality_score, regions_and_shares, summary_sentence
 from core.analyzer.settings import SPACES, AnalyzerSettings, ProgressFn
-from core.analyzer.voting import Candidate, OffsetVoter
+from core.analyzer.shortlist import fine_scale_index, patches_per_image, shortlist
+from core.analyzer.voting import Candidate, OffsetVoter, supported
 from core.errors import BadInputError
 from core.images import from_tensor, load_image, load_image_file
 from core.libraries import LibraryManager
@@ -114,10 +116,7 @@ class Analyzer:
         features = feature_space.encode(query_pixels[None])
         structure = feature_space.structure(features)
         grid_size = self.settings.work_size // factor
-        voter = OffsetVoter(self.settings)
-        per_scale: dict[int, list[Candidate]] = {}
-        for patch, scale in index.scales.items():
-            per_scale[patch] = voter.candidates(scale, features, structure, allowed, grid_size)
+        per_scale = self._search(index, feature_space, features, structure, allowed, grid_size)
         timings["search"] = time.perf_counter() - t0
         if on_progress is not None:
             on_progress(0.8, "Building the mosaic")
@@ -130,14 +129,17 @@ class Analyzer:
             noise = 0.12 * float(query.std())
         assigner = DenseAssigner(self.settings, index, noise, feature_space.structure)
         main_window = max(3, (self.settings.window // factor) | 1)
-        refined = assigner.refine(query, [c for cands in per_scale.values() for c in cands], main_window)
+        # votes count patches, and a coarser feature grid (latents) has factor² fewer patches per region
+        min_votes = self.settings.min_votes / factor**2
+        found = supported([c for cands in per_scale.values() for c in cands], min_votes)
+        refined = assigner.refine(query, found, main_window)
         union: dict[tuple[int, int, int], Candidate] = {}
         for cand in sorted(refined, key=lambda c: -c.votes):
             union.setdefault(cand.key, cand)
         main = assigner.assign(query, list(union.values()), main_window)
         scale_assignments = {
             patch: assigner.assign(query, [c for c in refined if c.scale == patch], _window(patch))
-            for patch in index.scales
+            for patch in per_scale
         }
         timings["assign"] = time.perf_counter() - t0
 
@@ -227,6 +229,34 @@ class Analyzer:
             work_size=self.settings.work_size,
             analysed_image=from_tensor(query_pixels),
         )
+
+    def _search(
+        self,
+        index: PatchIndex,
+        space: Any,
+        features: torch.Tensor,
+        structure: torch.Tensor,
+        allowed: np.ndarray,
+        grid_size: int,
+    ) -> dict[int, list[Candidate]]:
+        """Offset candidates per patch size: indexed (large) sizes over the whole library, largest first,
+        then small sizes over the library images those point to most (see :mod:`.shortlist`)."""
+        voter = OffsetVoter(self.settings)
+        per_scale: dict[int, list[Candidate]] = {}
+        scores = np.zeros(allowed.shape[0], dtype=np.float64)
+        for patch in sorted(index.scales, reverse=True):
+            votes = voter.candidates(index.scales[patch], features, structure, allowed, grid_size)
+            per_scale[patch] = votes.candidates
+            scores += votes.image_scores
+        for patch in sorted(set(self.settings.scales_for(index.factor)) - set(index.scales), reverse=True):
+            limit = max(1, self.settings.shortlist_vectors // max(1, patches_per_image(grid_size, patch)))
+            rows = shortlist(scores, allowed, limit)
+            scale = fine_scale_index(index, rows, patch, self.settings, space.structure)
+            votes = voter.candidates(scale, features, structure, allowed, grid_size)
+            per_scale[patch] = votes.candidates
+            logger.debug("%d px patches: %d shortlisted images, %d candidates", patch, rows.shape[0],
+                         len(votes.candidates))
+        return dict(sorted(per_scale.items()))
 
     @staticmethod
     def _maps(assignment: Assignment, row_to_index: np.ndarray, factor: int, height: int, width: int):

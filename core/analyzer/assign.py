@@ -1,7 +1,7 @@
 """Dense assignment: per pixel, which offset candidate explains the image best, as connected regions.
 
-1. *Refine* each candidate's offset by a few steps of hill climbing on its local-correlation map
-   (votes come from a coarse patch grid, so offsets can be a pixel or two off).
+1. *Refine* each candidate's offset: the best-correlating offset within two pixels
+   (votes come from a coarse patch grid, so offsets can be a pixel or two off; see :mod:`.refine`).
 2. *Anchor*: pixels whose neighbourhood correlates strongly (``anchor_correlation``) with one
    candidate, where the image has texture, anchor that candidate. Candidates without anchors drop.
 3. *Colour fit*: per candidate, a per-channel gain and offset fitted on its anchors, so a colour
@@ -23,15 +23,16 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from core.analyzer.features import box_mean
+from core.analyzer.features import box_mean, box_sum
 from core.analyzer.index import PatchIndex
+from core.analyzer.refine import refine_offsets, shifted
 from core.analyzer.settings import AnalyzerSettings
 from core.analyzer.voting import Candidate
 
 logger = logging.getLogger(__name__)
 
-_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 _CHUNK = 96
+_RADIUS = 2  # pixels (feature grid) an offset may move when refined
 _ANCHOR_SHARE = 0.15  # a region needs at least this share of anchor pixels
 _PIXEL_TOLERANCE = 0.25  # a pixel's own squared error may add this share of the local contrast
 
@@ -45,33 +46,23 @@ class Assignment:
     candidates: list[Candidate]
 
 
-def _shifted(lib: torch.Tensor, dy: int, dx: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``lib`` (C, S, S) sampled at (y + dy, x + dx) for a (height, width) grid, and a validity mask."""
-    channels, size, _ = lib.shape
-    out = torch.zeros(channels, height, width)
-    valid = torch.zeros(1, height, width)
-    y0, y1 = max(0, -dy), min(height, size - dy)
-    x0, x1 = max(0, -dx), min(width, size - dx)
-    if y1 > y0 and x1 > x0:
-        out[:, y0:y1, x0:x1] = lib[:, y0 + dy : y1 + dy, x0 + dx : x1 + dx]
-        valid[:, y0:y1, x0:x1] = 1.0
-    return out, valid
-
-
 def _masked_stats(query: torch.Tensor, lib: torch.Tensor, valid: torch.Tensor, window: int):
-    """Windowed means over valid pixels: n, E[q], E[l], E[ql], E[q²], E[l²] (per channel)."""
-    n = box_mean(valid, window).clamp_min(1e-6)
+    """Windowed means over valid pixels: n (valid count), E[q], E[l], E[ql], E[q²], E[l²] (per channel)."""
+    n = box_sum(valid, window).clamp_min(1e-6)
     q = query[None] * valid
-    e_q = box_mean(q, window) / n
-    e_l = box_mean(lib * valid, window) / n
-    e_ql = box_mean(q * lib, window) / n
-    e_qq = box_mean(q * query[None], window) / n
-    e_ll = box_mean(lib * lib * valid, window) / n
+    e_q = box_sum(q, window) / n
+    e_l = box_sum(lib * valid, window) / n
+    e_ql = box_sum(q * lib, window) / n
+    e_qq = box_sum(q * query[None], window) / n
+    e_ll = box_sum(lib * lib * valid, window) / n
     return n, e_q, e_l, e_ql, e_qq, e_ll
 
 
 class DenseAssigner:
-    """Assigns every pixel of a query feature map to one of a set of offset candidates (or none)."""
+    """Assigns every pixel of a query feature map to one of a set of offset candidates (or none).
+
+    Shifted library images are cached per key, so several assignments (all scales together, then
+    each scale) of one query share that work."""
 
     def __init__(
         self,
@@ -86,6 +77,7 @@ class DenseAssigner:
         self.structure = structure
         self._library: dict[int, torch.Tensor] = {}
         self._structure: dict[int, torch.Tensor] = {}
+        self._shifted: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _lib(self, row: int) -> torch.Tensor:
         if row not in self._library:
@@ -97,64 +89,48 @@ class DenseAssigner:
             self._structure[row] = self.structure(self._lib(row)[None])[0]
         return self._structure[row]
 
-    def _stack(self, keys: list[tuple[int, int, int]], height: int, width: int, structure: bool = False):
+    def _stack(self, keys: list[tuple[int, int, int]], height: int, width: int):
         libs, valids = [], []
-        source = self._lib_structure if structure else self._lib
-        for row, dy, dx in keys:
-            lib, valid = _shifted(source(row), dy, dx, height, width)
+        for key in keys:
+            if key not in self._shifted:
+                row, dy, dx = key
+                self._shifted[key] = shifted(self._lib(row), dy, dx, height, width)
+            lib, valid = self._shifted[key]
             libs.append(lib)
             valids.append(valid)
         return torch.stack(libs), torch.stack(valids)
 
-    def correlation(
-        self, query: torch.Tensor, keys: list[tuple[int, int, int]], window: int, structure: bool = False
-    ) -> torch.Tensor:
-        """Local (windowed, masked) correlation of the query with each shifted candidate, (K, h, w).
-
-        With ``structure`` the query must be structure channels and library images are converted too."""
-        _, height, width = query.shape
-        channels = query.shape[0]
+    def correlation(self, query: torch.Tensor, keys: list[tuple[int, int, int]], window: int) -> torch.Tensor:
+        """Local (windowed, masked) correlation of the query with each shifted candidate, (K, h, w)."""
+        channels, height, width = query.shape
         eps = channels * (self.settings.flat_std * 0.7) ** 2
+        area = box_sum(torch.ones(1, 1, height, width), window)[0]
         out = []
         for start in range(0, len(keys), _CHUNK):
-            lib, valid = self._stack(keys[start : start + _CHUNK], height, width, structure)
+            lib, valid = self._stack(keys[start : start + _CHUNK], height, width)
             n, e_q, e_l, e_ql, e_qq, e_ll = _masked_stats(query, lib, valid, window)
             cov = (e_ql - e_q * e_l).sum(dim=1)
             var_q = (e_qq - e_q**2).clamp_min(0).sum(dim=1)
             var_l = (e_ll - e_l**2).clamp_min(0).sum(dim=1)
             ncc = cov / torch.sqrt((var_q + eps) * (var_l + eps))
-            ncc = torch.where((n[:, 0] > 0.5) & (valid[:, 0] > 0), ncc, torch.full_like(ncc, -1.0))
+            inside = (n / area)[:, 0] > 0.5
+            ncc = torch.where(inside & (valid[:, 0] > 0), ncc, torch.full_like(ncc, -1.0))
             out.append(ncc)
         return torch.cat(out) if out else torch.zeros(0, height, width)
 
     def refine(self, query: torch.Tensor, candidates: list[Candidate], window: int) -> list[Candidate]:
-        """Hill-climb each candidate's offset on its correlation map; merge duplicates."""
-        textured = self._textured(query, window)
+        """Move each candidate to its best offset within two pixels; merge duplicates, drop unmatched ones."""
+        textured = self._textured(query, window) > 0
         struct_query = self.structure(query[None])[0]
-
-        def scores(keys: list[tuple[int, int, int]]) -> np.ndarray:
-            ncc = self.correlation(struct_query, keys, window, structure=True)
-            return ((ncc - 0.5).clamp_min(0) * textured).flatten(1).sum(dim=1).numpy()
-
-        current = [c.key for c in candidates]
-        best = scores(current) if current else np.zeros(0)
-        for _ in range(3):
-            trials = [(r, dy + a, dx + b) for r, dy, dx in current for a, b in _NEIGHBOURS]
-            if not trials:
-                break
-            values = scores(trials).reshape(len(current), len(_NEIGHBOURS))
-            moved = False
-            for i in range(len(current)):
-                j = int(values[i].argmax())
-                if values[i, j] > best[i] * 1.0001 + 1e-6:
-                    r, dy, dx = current[i]
-                    current[i] = (r, dy + _NEIGHBOURS[j][0], dx + _NEIGHBOURS[j][1])
-                    best[i] = values[i, j]
-                    moved = True
-            if not moved:
-                break
+        unique = list(dict.fromkeys(c.key for c in candidates))  # scales often agree on an offset
+        moved, values = refine_offsets(
+            struct_query, self._lib_structure, unique, textured, window, _RADIUS, self.settings.flat_std
+        )
+        found = dict(zip(unique, zip(moved, values, strict=True), strict=True))
+        keys = [found[c.key][0] for c in candidates]
+        scores = [found[c.key][1] for c in candidates]
         merged: dict[tuple[tuple[int, int, int], int], Candidate] = {}
-        for cand, key, value in zip(candidates, current, best, strict=True):
+        for cand, key, value in zip(candidates, keys, scores, strict=True):
             if value <= 0:
                 continue
             if (key, cand.scale) in merged:
@@ -174,35 +150,34 @@ class DenseAssigner:
         if not candidates:
             return Assignment(np.full((height, width), -1), np.zeros((height, width), np.float32), [])
         keys = [c.key for c in candidates]
-        textured = self._textured(query, window) > 0
+        mean_q = box_mean(query[None], window)[0]
+        local_var = (box_mean((query**2)[None], window)[0] - mean_q**2).clamp_min(0).mean(dim=0)
+        textured = local_var > s.flat_std**2
         ncc = self.correlation(query, keys, window)
         best_ncc, winner = ncc.max(dim=0)
         anchor = (best_ncc >= s.anchor_correlation) & textured
         min_anchors = max(4, window)
-        kept: list[int] = []
+        counts = torch.bincount(winner[anchor], minlength=len(keys))
+        kept = [k for k in range(len(keys)) if int(counts[k]) >= min_anchors]
+        if not kept:
+            return Assignment(np.full((height, width), -1), np.zeros((height, width), np.float32), [])
         fits: list[tuple[torch.Tensor, torch.Tensor]] = []
         anchor_maps: list[np.ndarray] = []
-        for k, (row, dy, dx) in enumerate(keys):
+        for k in kept:
             mask = anchor & (winner == k)
-            if int(mask.sum()) < min_anchors:
-                continue
-            lib, _ = _shifted(self._lib(row), dy, dx, height, width)
+            lib, _ = self._stack([keys[k]], height, width)
             q = query[:, mask]
-            lv = lib[:, mask]
+            lv = lib[0][:, mask]
             qm, lm = q.mean(dim=1, keepdim=True), lv.mean(dim=1, keepdim=True)
             cov = ((q - qm) * (lv - lm)).mean(dim=1, keepdim=True)
             var = ((lv - lm) ** 2).mean(dim=1, keepdim=True)
             gain = (cov / var.clamp_min(1e-6)).clamp(0.5, 2.0)
             bias = qm - gain * lm
-            kept.append(k)
             fits.append((gain[:, 0], bias[:, 0]))
             anchor_maps.append(mask.numpy())
-        if not kept:
-            return Assignment(
-                np.full((height, width), -1), np.zeros((height, width), np.float32), []
-            )
-        mean_q = box_mean(query[None], window)[0]
-        local_var = (box_mean((query**2)[None], window)[0] - mean_q**2).clamp_min(0).mean(dim=0)
+        area = box_sum(torch.ones(1, 1, height, width), window)[0]
+        floor = local_var + self.noise_floor**2
+        tolerance = (2.0 * self.noise_floor) ** 2 + _PIXEL_TOLERANCE * local_var
         sims = []
         pad = window // 2
         for start in range(0, len(kept), _CHUNK):
@@ -210,17 +185,14 @@ class DenseAssigner:
             lib, valid = self._stack([keys[k] for k in part], height, width)
             gain = torch.stack([fits[start + i][0] for i in range(len(part))])[:, :, None, None]
             bias = torch.stack([fits[start + i][1] for i in range(len(part))])[:, :, None, None]
-            fitted = gain * lib + bias
-            err = ((query[None] - fitted) ** 2).mean(dim=1, keepdim=True) * valid
-            n = box_mean(valid, window).clamp_min(1e-6)
-            floor = local_var + self.noise_floor**2
-            residual = (box_mean(err, window) / n)[:, 0]
+            err = ((query[None] - (gain * lib + bias)) ** 2).mean(dim=1, keepdim=True) * valid
+            n = box_sum(valid, window).clamp_min(1e-6)
+            residual = (box_sum(err, window) / n)[:, 0]
             sim = (1.0 - residual / floor).clamp(0.0, 1.0)
-            sim = torch.where((n[:, 0] > 0.5) & (valid[:, 0] > 0), sim, torch.zeros_like(sim))
+            sim = torch.where(((n / area)[:, 0] > 0.5) & (valid[:, 0] > 0), sim, torch.zeros_like(sim))
             # a pixel is explained by any well-matching window that contains it (so borders are not
             # lost), provided the pixel itself matches too (so the match does not bleed outwards)
             pooled = F.max_pool2d(sim[:, None], window, stride=1, padding=pad)[:, 0]
-            tolerance = (2.0 * self.noise_floor) ** 2 + _PIXEL_TOLERANCE * local_var
             pixel_ok = (err[:, 0] <= tolerance) & (valid[:, 0] > 0)
             sims.append(torch.where(pixel_ok, pooled, sim))
         sim_all = torch.cat(sims)

@@ -80,3 +80,28 @@ def library_stride(patch: int) -> int:
 def query_stride(patch: int) -> int:
     """Query patches are denser, so some of them line up with the library grid."""
     return max(2, patch // 8)
+
+
+def latin_mask(positions: np.ndarray, period: int) -> np.ndarray:
+    """Keep one position in ``period`` per row of each ``period``×``period`` block, the column phase
+    changing from block to block, so that every (y mod period, x mod period) class appears in every
+    2×2 group of blocks (for periods up to 4)."""
+    ys, xs = positions[:, 0].astype(np.int64), positions[:, 1].astype(np.int64)
+    phase = ys // period + 2 * (xs // period)
+    return (xs - ys - phase) % period == 0
+
+
+def query_descriptors(describer: PatchDescriber, features: torch.Tensor, structure: torch.Tensor) -> PatchDescriptors:
+    """Descriptors of the query's patches for matching against a library grid of ``library_stride``.
+
+    Large patches use a regular grid (``query_stride``): a neighbour one or two pixels off still
+    matches, since their cells are 4 px or more. Small patches (library grid of 4 px or less) would
+    only ever line up with the library grid at even offsets, and a one-pixel miss of 2 px cells is
+    not a match; so they use a pattern as dense as a stride-2 grid that contains every offset
+    class (see :func:`latin_mask`): every offset gets exactly aligned patches."""
+    period = library_stride(describer.patch)
+    if period > 4:
+        return describer(features, structure, query_stride(describer.patch))
+    dense = describer(features, structure, 1)
+    keep = latin_mask(dense.positions, period)
+    return PatchDescriptors(dense.vectors[:, keep], dense.positions[keep], dense.textured[:, keep])

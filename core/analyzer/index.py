@@ -114,7 +114,7 @@ class IndexManager:
                 f"The working size {settings.work_size} px must be a multiple of the VAE's "
                 f"downsampling factor {space.factor}."
             )
-        self.scales = settings.scales_for(space.factor)
+        self.scales = settings.indexed_scales(space.factor)
         self.key = settings.index_key(space.name, space.key_extra() + (force_backend or ""))
 
     def directory(self, library: str) -> Path:

@@ -1,12 +1,14 @@
-"""Whole-image near-copy check: retrieve with global descriptors, then verify pixel by pixel.
+"""Whole-image near-copy check: retrieve with global descriptors, then align and verify pixel by pixel.
 
 Each library image is described at 49 crops (keeping 100 %, 95 % or 90 % of each side, at the
 start, middle or end of the side): a tiny mean-subtracted, unit-length luminance thumbnail. A query
 is described whole and centre-squared, each also mirrored. The best crops of the best few images are
-then verified: both are resized to 64×64, the library crop's colours are fitted to the query's
-(per-channel gain and offset, so colour shifts do not hide a copy) and the share of pixels whose
-neighbourhood matches is the copy score. Different images fail verification even when their
-thumbnails correlate, so the score is robust to resizing, JPEG, flips, colour shifts and small crops.
+then aligned and verified at 64×64: the crop box (top, left, height, width, continuous) is refined by
+coordinate descent with shrinking steps down to a sixth of a pixel, the library crop's colours are fitted
+to the query's (per-channel gain and offset, so colour shifts do not hide a copy) and the share of
+pixels whose neighbourhood matches is the copy score (see :func:`verify`). Different images fail
+verification even when their thumbnails correlate, so the score is robust to resizing, JPEG, flips,
+colour shifts and small crops.
 """
 
 from __future__ import annotations
@@ -26,6 +28,18 @@ THUMB = 16
 VERIFY = 64
 _KEEP = (1.0, 0.95, 0.9)
 _NOISE = 0.06  # local contrast below which a pixel counts as flat ([-1, 1] units)
+_MIN_SIDE = 0.85  # smallest crop side kept by the alignment (fraction of the library image)
+_STEPS = (0.02, 0.01, 0.005, 0.0025)  # alignment steps (fractions of the side; 0.0025 ≈ 1/6 px at 64)
+_ROUNDS = 4  # moves per step size at most
+_REFINED = 4  # picks aligned per query at most (the best few after a first verification)
+#: alignment moves of (top, left, height, width): each edge on its own, and the whole box, both ways
+_MOVES = torch.tensor(
+    [
+        [sign * a for a in move]
+        for move in ((1, 0, -1, 0), (0, 0, 1, 0), (0, 1, 0, -1), (0, 0, 0, 1), (1, 0, 0, 0), (0, 1, 0, 0))
+        for sign in (-1.0, 1.0)
+    ]
+)
 
 
 def crop_boxes() -> list[tuple[float, float, float, float]]:
@@ -81,22 +95,82 @@ def _variants(query: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
-def verify(query: torch.Tensor, reference: torch.Tensor) -> float:
-    """Share of pixels of ``query`` (C, 64, 64) explained by ``reference`` after a colour fit."""
-    q = query.reshape(query.shape[0], -1)
-    r = reference.reshape(reference.shape[0], -1)
-    if r.shape[0] != q.shape[0]:
-        r = r.mean(dim=0, keepdim=True).expand_as(q)
-    qm, rm = q.mean(dim=1, keepdim=True), r.mean(dim=1, keepdim=True)
-    cov = ((q - qm) * (r - rm)).mean(dim=1, keepdim=True)
-    var = ((r - rm) ** 2).mean(dim=1, keepdim=True)
+def sample_boxes(references: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Crops ``boxes`` (K, 4: top, left, height, width as fractions) of ``references`` (K, C, R, R), each
+    resampled to VERIFY×VERIFY (bilinear; pixel centres map to pixel centres)."""
+    top, left, height, width = boxes.unbind(1)
+    theta = torch.zeros(boxes.shape[0], 2, 3)
+    theta[:, 0, 0] = width
+    theta[:, 0, 2] = 2 * left + width - 1
+    theta[:, 1, 1] = height
+    theta[:, 1, 2] = 2 * top + height - 1
+    grid = F.affine_grid(theta, [boxes.shape[0], 1, VERIFY, VERIFY], align_corners=False)
+    return F.grid_sample(references, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def verify(queries: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+    """Per pair, the share of the query explained by the reference after a colour fit, in [0, 1].
+
+    ``queries``: (K, C, V, V) or one (C, V, V) for all; ``references``: (K, C', V, V). Per pixel:
+    ``1 - residual / (local contrast + noise floor)`` over 5×5 neighbourhoods, clamped to [0, 1] and
+    averaged over the image."""
+    if queries.ndim == 3:
+        queries = queries[None].expand(references.shape[0], -1, -1, -1)
+    count = references.shape[0]
+    channels = queries.shape[1]
+    q = queries.reshape(count, channels, -1)
+    r = references.reshape(count, references.shape[1], -1)
+    if r.shape[1] != channels:
+        r = r.mean(dim=1, keepdim=True).expand(count, channels, r.shape[-1])
+    qm, rm = q.mean(dim=-1, keepdim=True), r.mean(dim=-1, keepdim=True)
+    cov = ((q - qm) * (r - rm)).mean(dim=-1, keepdim=True)
+    var = ((r - rm) ** 2).mean(dim=-1, keepdim=True)
     gain = (cov / var.clamp_min(1e-6)).clamp(0.3, 3.0)
-    fitted = (gain * (r - rm) + qm).reshape(query.shape)
-    residual = box_mean(((query - fitted) ** 2).mean(dim=0, keepdim=True)[None], 5)[0, 0]
-    mean_q = box_mean(query[None], 5)[0]
-    local_var = (box_mean((query**2)[None], 5)[0] - mean_q**2).clamp_min(0).mean(dim=0)
+    fitted = (gain * (r - rm) + qm).reshape(queries.shape)
+    residual = box_mean(((queries - fitted) ** 2).mean(dim=1, keepdim=True), 5)[:, 0]
+    mean_q = box_mean(queries, 5)
+    local_var = (box_mean(queries**2, 5) - mean_q**2).clamp_min(0).mean(dim=1)
     similarity = (1.0 - residual / (local_var + _NOISE**2)).clamp(0.0, 1.0)
-    return float(similarity.mean())
+    return similarity.flatten(1).mean(dim=1)
+
+
+def _inside(boxes: torch.Tensor) -> torch.Tensor:
+    top, left, height, width = boxes.unbind(-1)
+    return (
+        (top >= -1e-6)
+        & (left >= -1e-6)
+        & (height >= _MIN_SIDE)
+        & (width >= _MIN_SIDE)
+        & (top + height <= 1.0 + 1e-6)
+        & (left + width <= 1.0 + 1e-6)
+    )
+
+
+def align(
+    queries: torch.Tensor, references: torch.Tensor, boxes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Refine crop boxes so each library crop lines up with its query; returns (boxes, scores).
+
+    ``queries``: (P, C, V, V); ``references``: (P, C', R, R); ``boxes``: (P, 4). All picks move together:
+    per round every pick tries the 12 moves of the current step (each edge alone, the whole box) and
+    takes the best one."""
+    picks, moves = boxes.shape[0], _MOVES.shape[0]
+    scores = verify(queries, sample_boxes(references, boxes))
+    for step in _STEPS:
+        for _ in range(_ROUNDS):
+            trials = boxes[:, None, :] + step * _MOVES[None]  # (P, 8, 4)
+            ok = _inside(trials).flatten()
+            owner = torch.arange(picks).repeat_interleave(moves)[ok]
+            values = torch.full((picks * moves,), -1.0)
+            if bool(ok.any()):
+                values[ok] = verify(queries[owner], sample_boxes(references[owner], trials.reshape(-1, 4)[ok]))
+            best, move = values.view(picks, moves).max(dim=1)
+            better = best > scores + 1e-4
+            if not bool(better.any()):
+                break
+            boxes = torch.where(better[:, None], trials[torch.arange(picks), move], boxes)
+            scores = torch.where(better, best, scores)
+    return boxes, scores
 
 
 @dataclass
@@ -119,6 +193,11 @@ class NearCopyChecker:
         self.pixels = pixels  # (N, C, S, S) uint8
         self.candidates = candidates
 
+    def _reference(self, row: int) -> torch.Tensor:
+        """A library image at the verification size (antialiased), ready to be cropped with sub-pixel boxes."""
+        image = torch.from_numpy(self.pixels[row]).float() / 127.5 - 1.0
+        return F.interpolate(image[None], size=(VERIFY, VERIFY), mode="bilinear", antialias=True)[0]
+
     def check(self, query: torch.Tensor, allowed: np.ndarray | None = None) -> CopyMatch | None:
         """``query`` (C, h, w) in [-1, 1]; ``allowed``: bool mask of index rows still in the library."""
         if self.descriptors.shape[0] == 0:
@@ -131,41 +210,25 @@ class NearCopyChecker:
         if allowed is not None:
             per_item[~torch.from_numpy(allowed)] = -2.0
         top = torch.topk(per_item, min(self.candidates, per_item.shape[0])).indices.tolist()
-        best: CopyMatch | None = None
+        picks: list[tuple[int, int, int, float]] = []  # (row, variant, box, retrieval score)
+        references: dict[int, torch.Tensor] = {}
         for row in top:
             if per_item[row] <= -2.0:
                 continue
-            reference = torch.from_numpy(self.pixels[row]).float() / 127.5 - 1.0
+            references[row] = self._reference(row)
             flat = scores[:, row, :].flatten()
             for pick in torch.topk(flat, min(3, flat.shape[0])).indices.tolist():
                 v, b = divmod(pick, self.per_item)
-                name, image = variants[v]
-                box, score = self._refine(image, reference, BOXES[b])
-                if best is None or score > best.score:
-                    best = CopyMatch(row, score, float(flat[pick]), name, box)
-        return best
-
-    @staticmethod
-    def _refine(query: torch.Tensor, reference: torch.Tensor, box: tuple[float, float, float, float]):
-        def score_of(candidate: tuple[float, float, float, float]) -> float:
-            return verify(query, _crop(reference[None], candidate, VERIFY)[0])
-
-        best_box, best = box, score_of(box)
-        step = 0.0125
-        for _ in range(3):
-            improved = False
-            for axis in range(4):
-                for sign in (-1.0, 1.0):
-                    trial = list(best_box)
-                    trial[axis] += sign * step
-                    top, left, height, width = trial
-                    if min(top, left) < -1e-6 or height < 0.85 or width < 0.85:
-                        continue
-                    if top + height > 1.0 + 1e-6 or left + width > 1.0 + 1e-6:
-                        continue
-                    value = score_of((top, left, height, width))
-                    if value > best + 1e-4:
-                        best_box, best, improved = (top, left, height, width), value, True
-            if not improved:
-                break
-        return best_box, best
+                picks.append((row, v, b, float(flat[pick])))
+        if not picks:
+            return None
+        queries = torch.stack([variants[v][1] for _, v, _, _ in picks])
+        refs = torch.stack([references[row] for row, _, _, _ in picks])
+        boxes = torch.tensor([BOXES[b] for _, _, b, _ in picks])
+        first = verify(queries, sample_boxes(refs, boxes))
+        chosen = torch.argsort(first, descending=True)[:_REFINED]
+        aligned, verified = align(queries[chosen], refs[chosen], boxes[chosen])
+        best = int(verified.argmax())
+        row, v, _, retrieval = picks[int(chosen[best])]
+        box = tuple(float(x) for x in aligned[best].tolist())
+        return CopyMatch(row, float(verified[best]), retrieval, variants[v][0], box)  # type: ignore[arg-type]

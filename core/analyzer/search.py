@@ -15,7 +15,12 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-_QUERY_CHUNK = 2048
+_QUERY_CHUNK = 256
+_BUFFER_FLOATS = 16 * 1024 * 1024  # distance buffer of exact search: 64 MiB at most
+#: IVF training: k-means on this many sampled vectors per list, for this many iterations (the lists only
+#: need to partition the data roughly; ``nprobe`` lists are searched exhaustively)
+_TRAIN_PER_LIST = 40
+_TRAIN_ITERATIONS = 10
 
 
 class ExactSearch:
@@ -38,16 +43,23 @@ class ExactSearch:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.count)
         q_all = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-        dists, rows = [], []
-        for start in range(0, q_all.shape[0], _QUERY_CHUNK):
-            q = q_all[start : start + _QUERY_CHUNK]
-            d = torch.addmm(self._norms[None, :], q, self._tensor.T, beta=1.0, alpha=-2.0)
-            value, index = torch.topk(d, k, dim=1, largest=False, sorted=True)
-            dists.append((value + (q * q).sum(dim=1, keepdim=True)).clamp_min_(0.0))
-            rows.append(index)
-        if not dists:
-            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        return torch.cat(dists).numpy(), torch.cat(rows).numpy()
+        count = q_all.shape[0]
+        dists = torch.empty(count, k)
+        rows = torch.empty(count, k, dtype=torch.int64)
+        if count == 0 or k == 0:
+            return dists.numpy(), rows.numpy()
+        # query chunks share one reused distance buffer: no fresh memory pages per chunk, and for small
+        # libraries the block is still in cache when the top-k reads what the product wrote
+        chunk = max(8, min(_QUERY_CHUNK, _BUFFER_FLOATS // self.count))
+        buffer = torch.empty(min(chunk, count), self.count)
+        for start in range(0, count, chunk):
+            q = q_all[start : start + chunk]
+            block = buffer[: q.shape[0]]
+            torch.addmm(self._norms[None, :], q, self._tensor.T, beta=1.0, alpha=-2.0, out=block)
+            torch.topk(block, k, dim=1, largest=False, sorted=True, out=(dists[start : start + q.shape[0]],
+                                                                       rows[start : start + q.shape[0]]))
+        dists.add_((q_all * q_all).sum(dim=1, keepdim=True)).clamp_min_(0.0)
+        return dists.numpy(), rows.numpy()
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as handle:
@@ -80,12 +92,15 @@ class FaissSearch:
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         count, dim = vectors.shape
-        nlist = int(min(4096, max(16, 4 * math.sqrt(count))))
-        nlist = min(nlist, max(1, count // 39))
+        nlist = int(min(4096, max(16, 2 * math.sqrt(count))))
+        nlist = min(nlist, max(1, count // _TRAIN_PER_LIST))
         quantizer = faiss.IndexFlatL2(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_L2)
+        index.cp.niter = _TRAIN_ITERATIONS
+        index.cp.min_points_per_centroid = 1  # the sample below is deliberately small
         rng = np.random.default_rng(seed)
-        sample = vectors if count <= nlist * 64 else vectors[rng.choice(count, nlist * 64, replace=False)]
+        wanted = nlist * _TRAIN_PER_LIST
+        sample = vectors if count <= wanted else vectors[np.sort(rng.choice(count, wanted, replace=False))]
         index.train(sample)
         index.add(vectors)
         logger.info("built FAISS IVF index: %d vectors, dim %d, %d lists", count, dim, nlist)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 #: Bump when the on-disk index layout or the descriptors change.
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 #: ``on_progress(fraction in [0, 1], message)``; matches ``st.progress(value, text)``.
 ProgressFn = Callable[[float, str], None]
@@ -28,6 +28,12 @@ class AnalyzerSettings:
     work_size: int = 128
     #: patch sizes in working-resolution pixels (latent space divides them by the VAE factor)
     scales: tuple[int, ...] = (8, 16, 32)
+    #: patch sizes (working-resolution pixels) from this size up are indexed over the whole library;
+    #: smaller ones are matched only against the shortlisted library images (see ``shortlist_vectors``)
+    index_min_patch: int = 16
+    #: small-patch search covers the library images that larger patches point to most, up to this many
+    #: library patches (all images of a small library)
+    shortlist_vectors: int = 48_000
     #: descriptors pool each patch to at most this many cells per side
     grid: int = 4
     #: weight of the mean-colour term of a descriptor (structure part has unit length)
@@ -40,6 +46,9 @@ class AnalyzerSettings:
     max_distance: float = 0.5
     #: offset candidates kept per scale
     candidates_per_scale: int = 24
+    #: a candidate needs this many (distance-weighted) patch votes, over all scales, for its image at
+    #: about its offset; chance matches of simple shapes (an edge, a soft gradient) gather a handful
+    min_votes: float = 6.0
     #: exact (matmul) search up to this many library patches per scale, FAISS above
     exact_max_vectors: int = 150_000
     #: FAISS IVF lists probed per query
@@ -47,7 +56,7 @@ class AnalyzerSettings:
     #: per-pixel similarity needed to call a pixel borrowed
     similarity_threshold: float = 0.5
     #: pixels well matched (by local correlation) that anchor a borrowed region
-    anchor_correlation: float = 0.9
+    anchor_correlation: float = 0.85
     #: smallest borrowed region kept, as a fraction of the image
     min_region_fraction: float = 0.004
     #: whole-image copy check: verified similarity needed for a near copy
@@ -67,6 +76,12 @@ class AnalyzerSettings:
                 out.append(value)
         return tuple(out)
 
+    def indexed_scales(self, factor: int) -> tuple[int, ...]:
+        """The patch sizes (feature grid) indexed over the whole library: large ones, at least the largest."""
+        scales = self.scales_for(factor)
+        indexed = tuple(p for p in scales if p * max(1, factor) >= self.index_min_patch)
+        return indexed or (max(scales),)
+
     def index_key(self, space: str, extra: str = "") -> str:
         """Folder name of an index: space, working size, scales and a hash of descriptor settings."""
         described = {
@@ -75,6 +90,7 @@ class AnalyzerSettings:
             "scales": list(self.scales),
             "grid": self.grid,
             "colour_weight": self.colour_weight,
+            "index_min_patch": self.index_min_patch,
             "extra": extra,
         }
         digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:10]

@@ -15,13 +15,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.analyzer.descriptors import PatchDescriber, query_stride
+from core.analyzer.descriptors import PatchDescriber, query_descriptors
 from core.analyzer.index import ScaleIndex
 from core.analyzer.settings import AnalyzerSettings
 
 logger = logging.getLogger(__name__)
 
 _SUPPRESS = 4  # offsets of one image closer than this (pixels on the feature grid) are one candidate
+
+
+@dataclass
+class ScaleVotes:
+    """What one scale's patch matches say: offset candidates, and per index row its best offset's votes."""
+
+    candidates: list[Candidate]
+    image_scores: np.ndarray  # (index rows,) float: votes of the best (image, offset) bin of each image
 
 
 @dataclass
@@ -52,28 +60,30 @@ class OffsetVoter:
         structure: torch.Tensor,
         allowed: np.ndarray,
         library_size: int,
-    ) -> list[Candidate]:
+    ) -> ScaleVotes:
         s = self.settings
+        image_scores = np.zeros(allowed.shape[0], dtype=np.float64)
+        nothing = ScaleVotes([], image_scores)
         if scale.searcher.count == 0:
-            return []
+            return nothing
         describer = PatchDescriber(scale.patch, s.grid, s.colour_weight, s.flat_std)
-        described = describer(features, structure, query_stride(scale.patch))
+        described = query_descriptors(describer, features, structure)
         mask = described.textured[0].numpy()
         if not mask.any():
-            return []
+            return nothing
         vectors = described.vectors[0].numpy()[mask]
         positions = described.positions[mask]
         dist, idx = scale.searcher.search(vectors, s.top_k)
         good = (idx >= 0) & (dist <= s.max_distance)
         if not good.any():
-            return []
+            return nothing
         q_index = np.nonzero(good)[0]
         matched = scale.rows[idx[good]]  # (V, 3)
         weight = 1.0 - dist[good] / s.max_distance
         keep = allowed[matched[:, 0]]
         matched, weight, q_index = matched[keep], weight[keep], q_index[keep]
         if matched.shape[0] == 0:
-            return []
+            return nothing
         span = 4 * library_size + 4
         dy = matched[:, 1].astype(np.int64) - positions[q_index, 0] + 2 * library_size
         dx = matched[:, 2].astype(np.int64) - positions[q_index, 1] + 2 * library_size
@@ -86,6 +96,7 @@ class OffsetVoter:
         bins = (k_row * half + k_dy // 2) * half + k_dx // 2
         bin_keys, bin_inverse = np.unique(bins, return_inverse=True)
         bin_totals = np.bincount(bin_inverse, weights=totals)
+        np.maximum.at(image_scores, bin_keys // (half * half), bin_totals)
         # best exact key per bin: sort by (bin, -total) and take the first of each bin
         order = np.lexsort((-totals, bin_inverse))
         first = np.ones(order.shape[0], dtype=bool)
@@ -102,4 +113,22 @@ class OffsetVoter:
             if any(c.row == row and abs(c.dy - dy) <= _SUPPRESS and abs(c.dx - dx) <= _SUPPRESS for c in out):
                 continue
             out.append(Candidate(row=row, dy=dy, dx=dx, votes=float(bin_totals[b]), scale=scale.patch))
-        return out
+        return ScaleVotes(out, image_scores)
+
+
+def supported(candidates: list[Candidate], min_votes: float, radius: int = 2) -> list[Candidate]:
+    """Candidates whose hypothesis gathers at least ``min_votes`` over all scales: the votes of every
+    candidate of the same image with an offset within ``radius`` (on the feature grid) add up.
+
+    A copied region makes many patches agree, at several sizes; a chance match of a simple shape
+    (one edge, a smooth gradient) is supported by a handful of patches only."""
+    out = []
+    for cand in candidates:
+        total = sum(
+            other.votes
+            for other in candidates
+            if other.row == cand.row and abs(other.dy - cand.dy) <= radius and abs(other.dx - cand.dx) <= radius
+        )
+        if total >= min_votes:
+            out.append(cand)
+    return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from analyzer_synth import collage
 
 from core.analyzer import rebuilt_image, similarity_heatmap, source_map_image, top_source_images
@@ -49,13 +48,22 @@ def test_perturbed_collage_is_still_attributed(shared):
     assert _accuracy(result, planted.truth) >= 0.85
 
 
-@pytest.mark.slow
+SEEDS = range(40)
+
+
 def test_collage_accuracy_over_many_seeds(shared):
+    """Per-pixel source accuracy over 40 clean and 40 perturbed collages (5 pieces of 24-64 px each, pasted
+    over a photo that is not in the library; perturbed: colour jitter per piece, resize, JPEG 50)."""
     analyzer, arrays = shared
-    clean = [_accuracy(analyzer.analyze((c := collage(arrays, s)).image, "shots"), c.truth) for s in range(8)]
-    perturbed = [
-        _accuracy(analyzer.analyze((c := collage(arrays, s, perturb=True)).image, "shots"), c.truth)
-        for s in range(8)
-    ]
-    assert np.mean(clean) >= 0.95, clean
-    assert np.mean(perturbed) >= 0.85, perturbed
+    results = {}
+    for perturb in (False, True):
+        accuracies = []
+        for seed in SEEDS:
+            planted = collage(arrays, seed, perturb=perturb)
+            accuracies.append(_accuracy(analyzer.analyze(planted.image, "shots"), planted.truth))
+        results[perturb] = accuracies
+        label = "perturbed" if perturb else "clean"
+        print(f"{label}: mean per-pixel accuracy {np.mean(accuracies):.4f} over {len(accuracies)} collages "
+              f"(min {min(accuracies):.3f})")
+    assert np.mean(results[False]) >= 0.95, results[False]
+    assert np.mean(results[True]) >= 0.85, results[True]

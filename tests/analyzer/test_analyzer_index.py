@@ -70,7 +70,7 @@ def test_damaged_index_is_rebuilt_with_a_notice(small, damage):
         data[-10:] = b"\x00" * 10
         path.write_bytes(bytes(data))
     elif damage == "faiss-like":
-        (folder / "scale-8.npy").write_bytes(b"garbage")
+        (folder / "scale-16.npy").write_bytes(b"garbage")  # 8 px patches are not indexed (shortlist)
     else:
         (folder / "global.npy").unlink()
     result = analyzer.analyze(_image(arrays[1]), "mini")

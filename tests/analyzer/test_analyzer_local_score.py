@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from core.analyzer import Analyzer, compare_with_exact_sources
 from core.analyzer.settings import AnalyzerSettings
@@ -31,17 +30,10 @@ def _check(images, analyzer):
     return copies, agreements
 
 
-@pytest.mark.slow  # generation alone takes ~1-2 min on a busy 2-core machine
-def test_local_score_images_are_not_flagged_as_copies(isolated_data_dir):
-    analyzer = Analyzer(LibraryManager(), settings=AnalyzerSettings(work_size=64, scales=(8, 16)))
-    copies, _ = _check(_engine_images(2), analyzer)
-    assert copies == 0
-
-
-@pytest.mark.slow
 def test_local_score_images_flagged_as_copies_in_at_most_1_percent(isolated_data_dir):
     analyzer = Analyzer(LibraryManager(), settings=AnalyzerSettings(work_size=64, scales=(8, 16)))
     images = [g for seed in range(0, 112, 16) for g in _engine_images(16, seed)]
     copies, agreements = _check(images, analyzer)
+    print(f"flagged as copies: {copies} of {len(images)}; mean agreement with exact sources: {np.mean(agreements):.3f}")
+    assert len(images) == 112
     assert copies / len(images) <= 0.01
-    print(f"mean agreement with exact sources: {np.mean(agreements):.3f}")

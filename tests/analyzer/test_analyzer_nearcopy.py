@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from analyzer_synth import background, collage, near_copy
 
 from core.analyzer.nearcopy import NearCopyChecker
@@ -53,9 +52,11 @@ def test_full_analysis_reports_a_near_copy(shared):
     assert "near copy" in result.summary
 
 
-@pytest.mark.slow
-def test_near_copies_are_flagged_in_99_percent_of_120_cases(shared):
+def test_near_copies_are_flagged_in_99_percent_of_240_cases(shared):
+    """240 near copies (each library image about 6 times: resized ×0.6-2.5, cropped ≤ 10 % per side,
+    JPEG 40-90, half mirrored, half colour-jittered) and 60 images that are not copies."""
     analyzer, arrays = shared
-    hit_rate, false_rate = _rates(analyzer, arrays, 120)
+    hit_rate, false_rate = _rates(analyzer, arrays, 240)
+    print(f"near copies flagged: {hit_rate * 100:.1f} % of 240; non-copies flagged: {false_rate * 100:.1f} % of 60")
     assert hit_rate >= 0.99
-    assert false_rate <= 0.05
+    assert false_rate <= 0.01

@@ -1,0 +1,106 @@
+"""Offset refinement: votes come from a coarse patch grid, so a candidate's offset can be a pixel or two off.
+
+For every candidate, all offsets within ``radius`` pixels are scored at once: the local (windowed)
+correlation of the query's structure channels with the shifted library image, summed over textured
+pixels where it exceeds 0.5 (on a 4-pixel grid of window centres). Windows must lie inside the query and the
+library image. Library-side
+window statistics are computed once per candidate on an enlarged patch and sliced per offset, so only
+the cross term needs a box filter per offset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+_ELEMENTS = 2_000_000  # floats of the enlarged library patches per chunk
+_STEP = 4  # offsets are scored on every 4th pixel of every 4th row (windows still cover all pixels)
+
+
+def shifted(lib: torch.Tensor, dy: int, dx: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``lib`` (C, S, S) sampled at (y + dy, x + dx) for a (height, width) grid, and a validity mask."""
+    channels, size_y, size_x = lib.shape
+    out = torch.zeros(channels, height, width)
+    valid = torch.zeros(1, height, width)
+    y0, y1 = max(0, -dy), min(height, size_y - dy)
+    x0, x1 = max(0, -dx), min(width, size_x - dx)
+    if y1 > y0 and x1 > x0:
+        out[:, y0:y1, x0:x1] = lib[:, y0 + dy : y1 + dy, x0 + dx : x1 + dx]
+        valid[:, y0:y1, x0:x1] = 1.0
+    return out, valid
+
+
+def box_valid(x: torch.Tensor, window: int, stride: int = 1) -> torch.Tensor:
+    """Means over ``window``×``window`` windows lying fully inside the last two dims (no padding), every
+    ``stride`` pixels."""
+    shape = x.shape
+    flat = x.reshape(-1, 1, shape[-2], shape[-1])
+    pooled = F.avg_pool2d(flat, (window, 1), stride=(stride, 1))
+    pooled = F.avg_pool2d(pooled, (1, window), stride=(1, stride))
+    return pooled.reshape(shape[:-2] + pooled.shape[-2:])
+
+
+def _offsets(radius: int) -> list[tuple[int, int]]:
+    """Offsets within ``radius``, the unshifted one first (so ties keep the voted offset)."""
+    rest = [(a, b) for a in range(-radius, radius + 1) for b in range(-radius, radius + 1) if (a, b) != (0, 0)]
+    return [(0, 0)] + rest
+
+
+def refine_offsets(
+    query: torch.Tensor,
+    library: Callable[[int], torch.Tensor],
+    keys: list[tuple[int, int, int]],
+    textured: torch.Tensor,
+    window: int,
+    radius: int,
+    flat_std: float,
+) -> tuple[list[tuple[int, int, int]], list[float]]:
+    """Best key within ``radius`` of each of ``keys`` and its score (0: no textured pixel correlates).
+
+    ``query``: (Cs, H, W) structure channels; ``library(row)``: (Cs, S, S) structure of a library image;
+    ``textured``: (H, W) bool, pixels with some contrast.
+    """
+    channels, height, width = query.shape
+    r = window // 2
+    inner_h, inner_w = height - 2 * r, width - 2 * r
+    if not keys or inner_h <= 0 or inner_w <= 0:
+        return list(keys), [1.0] * len(keys)
+    offsets = _offsets(radius)
+    eps = channels * (flat_std * 0.7) ** 2
+    step = _STEP
+    m_q = box_valid(query, window, step)
+    var_q = (box_valid(query * query, window, step) - m_q**2).clamp_min(0).sum(dim=0)
+    weight = textured[r : height - r : step, r : width - r : step].float()
+    big_h, big_w = height + 2 * radius, width + 2 * radius
+    chunk = max(1, _ELEMENTS // (channels * big_h * big_w))
+    out_keys: list[tuple[int, int, int]] = []
+    out_scores: list[float] = []
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        pairs = [shifted(library(row), dy - radius, dx - radius, big_h, big_w) for row, dy, dx in part]
+        ext = torch.stack([p[0] for p in pairs])  # (K, Cs, big_h, big_w)
+        m_l = box_valid(ext, window)
+        m_ll = box_valid(ext * ext, window)
+        m_v = box_valid(torch.stack([p[1] for p in pairs]), window)[:, 0]
+        scores = torch.zeros(len(part), len(offsets))
+        for j, (a, b) in enumerate(offsets):
+            ys = slice(radius + a, radius + a + inner_h, step)
+            xs = slice(radius + b, radius + b + inner_w, step)
+            view = ext[:, :, radius + a : radius + a + height, radius + b : radius + b + width]
+            l_mean = m_l[:, :, ys, xs]
+            cov = (box_valid(view * query, window, step) - m_q * l_mean).sum(dim=1)
+            var_l = (m_ll[:, :, ys, xs] - l_mean**2).clamp_min(0).sum(dim=1)
+            ncc = cov / torch.sqrt((var_q + eps) * (var_l + eps))
+            gain = (ncc - 0.5).clamp_min(0) * (m_v[:, ys, xs] > 1.0 - 1e-4) * weight
+            scores[:, j] = gain.flatten(1).sum(dim=1)
+        best, pick = scores.max(dim=1)
+        for (row, dy, dx), j, value in zip(part, pick.tolist(), best.tolist(), strict=True):
+            a, b = offsets[j]
+            out_keys.append((row, dy + a, dx + b))
+            out_scores.append(float(value))
+    return out_keys, out_scores
