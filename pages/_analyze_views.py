@@ -176,7 +176,11 @@ def show_pictures(result: AnalysisResult, image: Image.Image, libraries: Library
     with cols[2]:
         st.markdown("**How close to the library**")
         picture(similarity_heatmap(result, scale, upscale=1))
-        st.caption("Yellow: identical to a piece of a library picture. Dark blue: unlike anything in it.")
+        st.caption(
+            "Yellow: identical to a piece of a library picture; dark blue: unlike anything in it. "
+            "Only solid, detailed pieces count as borrowed (coloured in the map to the left); "
+            "plain or tiny look-alikes do not."
+        )
     with cols[3]:
         st.markdown("**Rebuilt from library pieces**")
         try:
