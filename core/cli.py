@@ -43,6 +43,8 @@ def _local_score_request(args: argparse.Namespace, overrides: dict):
         preset=args.preset,
         steps=args.steps or 20,
         label=args.label,
+        approximate=args.approximate,
+        top_k=args.top_k,
     )
 
 
@@ -290,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--size", type=int, default=32, help="image side in pixels")
     local.add_argument("--preset", default="balanced", help="locality preset (patch-size schedule)")
     local.add_argument("--label", default=None, help="sample one class of the library, or 'random'")
+    local.add_argument(
+        "--approximate",
+        action="store_true",
+        help="faster, not exact: after the first steps each image only uses its --top-k nearest library images",
+    )
+    local.add_argument("--top-k", type=int, default=32, help="library images kept per image with --approximate")
     sd = gen.add_argument_group("Stable Diffusion engine (--engine sd)")
     sd.add_argument("--model", default=None, help="diffusers folder, .safetensors file, hub id or models-folder name")
     sd.add_argument("--model-config", default=None, help="config folder for a single-file checkpoint")

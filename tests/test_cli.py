@@ -34,6 +34,13 @@ def test_generate_json_saves_to_gallery(capsys, tmp_path):
     assert {d["id"] for d in listed} == {d["id"] for d in data}
 
 
+def test_generate_approximate_json(capsys):
+    code = main(["generate", "--library", "faces", "--size", "16", "--approximate", "--top-k", "5", "--json"])
+    assert code == 0
+    (data,) = json.loads(capsys.readouterr().out)
+    assert data["params"]["approximate"] is True and data["params"]["top_k"] == 5
+
+
 def test_libraries_list_and_show_json(capsys):
     assert main(["libraries", "list", "--json"]) == 0
     names = [d["name"] for d in json.loads(capsys.readouterr().out)]

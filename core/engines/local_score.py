@@ -39,6 +39,10 @@ class LocalScoreRequest(GenerationRequest):
     #: class-conditional sampling: a label name of the library, "random" (a label per image
     #: drawn from its seed) or None (unconditional)
     label: str | None = None
+    #: approximate mode (faster, not exact): after the first steps each image only compares with the
+    #: ``top_k`` library images nearest to its current estimate (see :mod:`core.score.approximate`)
+    approximate: bool = False
+    top_k: int = 32
 
     def validate(self) -> None:
         if self.machine not in MACHINE_KINDS:
@@ -49,6 +53,8 @@ class LocalScoreRequest(GenerationRequest):
             raise BadInputError(f"Number of images must be between 1 and {MAX_COUNT} (got {self.count}).")
         if not 2 <= int(self.steps) <= 200:
             raise BadInputError(f"Steps must be between 2 and 200 (got {self.steps}).")
+        if self.approximate and not 1 <= int(self.top_k) <= 100_000:
+            raise BadInputError(f"top_k must be between 1 and 100000 library images (got {self.top_k}).")
 
 
 class LocalScoreEngine(Engine):
@@ -69,7 +75,13 @@ class LocalScoreEngine(Engine):
             raise BadInputError(f"Library {info.title!r} is empty: add images on the Libraries page first.")
         schedule = patch_schedule(request.preset, int(request.size), int(request.steps))
         cost = estimate_cost(
-            info.count, info.channels, int(request.size), int(request.count), request.machine, schedule
+            info.count,
+            info.channels,
+            int(request.size),
+            int(request.count),
+            request.machine,
+            schedule,
+            approximate_top_k=int(request.top_k) if request.approximate else None,
         )
         available = available_memory_bytes(self.device)
         if cost.peak_bytes > 0.8 * available:
@@ -109,8 +121,12 @@ class LocalScoreEngine(Engine):
             on_step=on_step,
             should_cancel=(lambda: cancel.cancelled) if cancel else None,
             device=self.device,
+            approximate=bool(request.approximate),
+            top_k=int(request.top_k),
         )
         base = asdict(request)
+        if not request.approximate:
+            base.pop("top_k", None)
         base.pop("count", None)
         outputs = []
         for i, seed in enumerate(seeds):

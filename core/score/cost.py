@@ -9,6 +9,7 @@ import torch
 
 from core.errors import BadInputError
 from core.score import inputs, native
+from core.score.approximate import exact_steps
 from core.score.kinds import group_buckets
 from core.score.memory import FLOAT_BYTES, default_budget_bytes, local_bytes_per_image, plan_chunks
 
@@ -48,12 +49,19 @@ def step_work(
 
 
 def estimate_cost(
-    num_library: int, channels: int, size: int, batch: int, kind: str, patch_sizes: Sequence[int]
+    num_library: int,
+    channels: int,
+    size: int,
+    batch: int,
+    kind: str,
+    patch_sizes: Sequence[int],
+    approximate_top_k: int | None = None,
 ) -> Cost:
     """Estimate a run of ``len(patch_sizes)`` steps on ``size``×``size`` images.
 
     ``num_library`` is the number of library images each sample compares with (for
-    class-conditional runs: the images of its class).
+    class-conditional runs: the images of its class). ``approximate_top_k``: estimate the approximate
+    mode instead (after its exact steps, each sample compares with that many images).
     """
     inputs.check_kind(kind)
     if num_library < 1 or channels < 1 or size < 1 or batch < 1:
@@ -62,8 +70,10 @@ def estimate_cost(
     flops = logits = 0.0
     working = 0
     budget = default_budget_bytes(torch.device("cpu"))
-    for patch_size in sizes:
-        f, n = step_work(kind, size, size, channels, batch, num_library, patch_size)
+    exact = exact_steps(len(sizes)) if approximate_top_k is not None else len(sizes)
+    for k, patch_size in enumerate(sizes):
+        members = num_library if k < exact else min(num_library, max(1, int(approximate_top_k or 1)))
+        f, n = step_work(kind, size, size, channels, batch, members, patch_size)
         flops += f
         logits += n
         if kind == "is":

@@ -59,6 +59,25 @@ def test_generate_page_shows_estimate_and_makes_images():
     assert "Results" in texts(at)
 
 
+def test_generate_page_fast_draft_lowers_the_estimate_and_is_recorded():
+    at = goto(app(), "generate")
+    at.select_slider(key="gen_size").set_value(16).run()
+
+    def estimate() -> int:
+        line = next(c.value for c in at.caption if "Estimated time" in c.value)
+        return int(line.split("about ")[1].split(" s")[0])
+
+    exact_seconds = estimate()
+    at.toggle(key="gen_approximate").set_value(True).run()
+    assert estimate() <= exact_seconds
+    at.button(key="gen_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from core.store import Store
+
+    record = Store().get(at.session_state["last_batch"][0])
+    assert record.params["approximate"] is True
+
+
 def test_generate_page_reports_bad_class_clearly():
     at = goto(app(), "generate")
     at.selectbox(key="gen_library").set_value("digits").run()

@@ -182,6 +182,18 @@ def test_estimate_cost_grows_with_work():
     assert els.flops == pytest.approx(2 * 9 * 256 * 100 * 256)
 
 
+def test_estimate_cost_of_the_approximate_mode():
+    sizes = patch_schedule("fashion-unet", 16)
+    exact = estimate_cost(400, 1, 16, 2, "bbels", sizes)
+    approx = estimate_cost(400, 1, 16, 2, "bbels", sizes, approximate_top_k=32)
+    assert 0 < approx.flops < exact.flops and approx.seconds_estimate < exact.seconds_estimate
+    # keeping every image is the exact run
+    assert estimate_cost(400, 1, 16, 2, "bbels", sizes, approximate_top_k=400).flops == pytest.approx(exact.flops)
+    # the exact steps are counted in full: the first 40 % of the steps with all 400 images
+    first = sizes[: round(len(sizes) * 0.4)]
+    assert approx.flops > estimate_cost(400, 1, 16, 2, "bbels", first).flops
+
+
 def test_approximate_with_all_images_kept_is_exact(data):
     library, noise = data
     labels, class_labels = torch.tensor([0, 1, 1]), torch.tensor([1, 0])
