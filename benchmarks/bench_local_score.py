@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--preset", default="fashion-unet")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--top-k", type=int, default=32, help="library images per sample (approximate)")
+    parser.add_argument("--top-k", type=int, default=40, help="library images per sample (approximate)")
     parser.add_argument("--skip-approximate", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_local_score"))
     args = parser.parse_args()

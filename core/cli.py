@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="faster, not exact: after the first steps each image only uses its --top-k nearest library images",
     )
-    local.add_argument("--top-k", type=int, default=32, help="library images kept per image with --approximate")
+    local.add_argument("--top-k", type=int, default=40, help="library images kept per image with --approximate")
     sd = gen.add_argument_group("Stable Diffusion engine (--engine sd)")
     sd.add_argument("--model", default=None, help="diffusers folder, .safetensors file, hub id or models-folder name")
     sd.add_argument("--model-config", default=None, help="config folder for a single-file checkpoint")

@@ -42,7 +42,7 @@ class LocalScoreRequest(GenerationRequest):
     #: approximate mode (faster, not exact): after the first steps each image only compares with the
     #: ``top_k`` library images nearest to its current estimate (see :mod:`core.score.approximate`)
     approximate: bool = False
-    top_k: int = 32
+    top_k: int = 40
 
     def validate(self) -> None:
         if self.machine not in MACHINE_KINDS:

@@ -1,12 +1,14 @@
 """Approximate sampling: after the high-noise steps, each sample only compares with a few
 library images.
 
-The first 40 % of the steps (high noise, big patches: cheap) are exact and set the layout of the
-image. The remaining low-noise steps with small patches are the expensive ones, and nearly all
-their weight goes to patches of library images that resemble the current estimate. Each sample
-then keeps its ``top_k`` library images (of its class) nearest to its ``x0`` estimate, and the
-machine is exact on that subset. The result is deterministic but no longer equal to the exact
-sampler (see BENCHMARKS.md for the agreement measured on FashionMNIST).
+The first 35 % of the steps (high noise, big patches) are exact and set the layout of the image.
+The remaining low-noise steps with small patches are the expensive ones, and most of their weight
+goes to patches of the library images the image is already made of. Each sample then keeps the
+``top_k`` library images (of its class) that supplied the most pixels at the last exact step (the
+top patch of each pixel), topped up with the images nearest to its ``x0`` estimate when fewer
+images supplied pixels, and the machine is exact on that subset. The result is deterministic but
+no longer equal to the exact sampler (see BENCHMARKS.md for the agreement measured on
+FashionMNIST: about 3.5× faster, Pearson r 0.98–0.99 per image).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 #: Fraction of the steps (from the highest noise) that stay exact.
-EXACT_FRACTION = 0.4
+EXACT_FRACTION = 0.35
 
 
 def exact_steps(steps: int) -> int:
@@ -32,12 +34,18 @@ def exact_steps(steps: int) -> int:
 
 def choose_candidates(
     x0: torch.Tensor,
+    sources: torch.Tensor,
     library: torch.Tensor,
     top_k: int,
     labels: torch.Tensor | None,
     class_labels: torch.Tensor | None,
 ) -> list[torch.Tensor]:
-    """Sorted library indices each sample keeps: its ``top_k`` nearest images (L2 to ``x0``)."""
+    """Sorted library indices each sample keeps (at most ``top_k`` of its allowed images).
+
+    ``sources`` ``(B, H, W, 3)``: the top patch of every pixel at the last exact step. The images that
+    supplied the most pixels come first (ties: lower index); when fewer than ``top_k`` images supplied
+    pixels, the images nearest to ``x0`` (L2 over the whole image) fill the set.
+    """
     flat_lib = library.flatten(1)
     lib_norms = flat_lib.pow(2).sum(1)
     result = []
@@ -46,9 +54,16 @@ def choose_candidates(
         if class_labels is not None:
             assert labels is not None
             allowed = torch.nonzero(labels.to(library.device) == class_labels[b].to(library.device)).flatten()
-        distances = lib_norms[allowed] - 2.0 * (flat_lib[allowed] @ x0[b].flatten())
-        nearest = allowed[torch.topk(distances, min(top_k, allowed.numel()), largest=False).indices]
-        result.append(torch.sort(nearest).values)
+        keep = min(top_k, allowed.numel())
+        used = torch.bincount(sources[b, ..., 0].flatten().to(library.device), minlength=library.shape[0])[allowed]
+        by_use = torch.argsort(used, descending=True, stable=True)
+        chosen = allowed[by_use[: min(keep, int((used > 0).sum()))]]
+        if chosen.numel() < keep:
+            distances = lib_norms[allowed] - 2.0 * (flat_lib[allowed] @ x0[b].flatten())
+            distances[torch.isin(allowed, chosen)] = float("inf")
+            nearest = allowed[torch.topk(distances, keep - chosen.numel(), largest=False).indices]
+            chosen = torch.cat([chosen, nearest])
+        result.append(torch.sort(chosen).values)
     return result
 
 

@@ -56,7 +56,7 @@ def sample(
     device: torch.device | str | None = None,
     memory_budget_bytes: int | None = None,
     approximate: bool = False,
-    top_k: int = 32,
+    top_k: int = 40,
 ) -> SampleResult:
     """Generate images by deterministic DDIM with a training-free score machine.
 
@@ -88,9 +88,9 @@ def sample(
         device: compute device (default: the device of ``noise``).
         memory_budget_bytes: working memory of one machine evaluation (default: a quarter of the
             free memory). It changes speed, not results.
-        approximate: faster, not exact: after the first 40 % of the steps each sample only
-            compares with its ``top_k`` library images nearest to its current estimate; see
-            :mod:`core.score.approximate`.
+        approximate: faster, not exact: after the first 35 % of the steps each sample only
+            compares with the ``top_k`` library images its pixels came from most (then the nearest
+            ones); see :mod:`core.score.approximate`.
         top_k: library images kept per sample in approximate mode.
 
     Returns:
@@ -126,7 +126,7 @@ def sample(
         ab_next = float(alpha_bar(times[k + 1]))
         if approximate and k >= exact_steps(steps):
             if candidates is None:
-                candidates = choose_candidates(step_x0[-1], lib, top_k, labels, class_labels)
+                candidates = choose_candidates(step_x0[-1], step_sources[-1], lib, top_k, labels, class_labels)
             result = denoise_pruned(x, ab_now, lib, kind, patch_size, candidates, budget, should_cancel)
         else:
             result = denoise(x, ab_now, lib, kind, patch_size, labels, class_labels, dev, budget, should_cancel)

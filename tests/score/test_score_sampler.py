@@ -9,6 +9,7 @@ from score_reference import reference_sample
 
 from core.errors import BadInputError, GenerationCancelled
 from core.score import MACHINE_KINDS, denoise, estimate_cost, patch_schedule, sample
+from core.score.approximate import choose_candidates, exact_steps
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +190,8 @@ def test_estimate_cost_of_the_approximate_mode():
     assert 0 < approx.flops < exact.flops and approx.seconds_estimate < exact.seconds_estimate
     # keeping every image is the exact run
     assert estimate_cost(400, 1, 16, 2, "bbels", sizes, approximate_top_k=400).flops == pytest.approx(exact.flops)
-    # the exact steps are counted in full: the first 40 % of the steps with all 400 images
-    first = sizes[: round(len(sizes) * 0.4)]
+    # the exact steps are counted in full: the first 35 % of the steps with all 400 images
+    first = sizes[: exact_steps(len(sizes))]
     assert approx.flops > estimate_cost(400, 1, 16, 2, "bbels", first).flops
 
 
@@ -205,6 +206,26 @@ def test_approximate_with_all_images_kept_is_exact(data):
     assert torch.equal(approx.sources, exact.sources)
     with pytest.raises(BadInputError, match="top_k"):
         sample(library, noise, "bbels", [3], approximate=True, top_k=0)
+
+
+def test_candidates_are_the_most_used_images_of_the_class_then_the_nearest():
+    library = torch.stack([torch.full((1, 4, 4), v) for v in (-1.0, -0.5, 0.0, 0.5, 1.0, 0.9)])
+    labels = torch.tensor([0, 0, 0, 0, 1, 0])
+    sources = torch.zeros(2, 4, 4, 3, dtype=torch.long)
+    sources[0, ..., 0] = 1
+    sources[0, :2, :, 0] = 3
+    sources[0, 0, 0, 0] = 4  # another class: never kept for a class-0 sample
+    sources[1, ..., 0] = 2
+    x0 = torch.full((2, 1, 4, 4), 0.95)
+    chosen = choose_candidates(x0, sources, library, 3, labels, torch.tensor([0, 0]))
+    # sample 0: images 1 (8 pixels) and 3 (7 pixels), then the nearest to x0 among the rest (5: 0.9)
+    assert chosen[0].tolist() == [1, 3, 5]
+    # sample 1: image 2, then the nearest: 5 (0.9), 3 (0.5)
+    assert chosen[1].tolist() == [2, 3, 5]
+    # top_k larger than the class keeps the whole class
+    assert choose_candidates(x0, sources, library, 10, labels, torch.tensor([0, 0]))[0].tolist() == [0, 1, 2, 3, 5]
+    # unconditional: every image is allowed
+    assert choose_candidates(x0, sources, library, 2, None, None)[0].tolist() == [1, 3]
 
 
 def test_approximate_keeps_few_candidates():
