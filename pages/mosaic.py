@@ -63,7 +63,11 @@ st.caption(
     f"Library **{record.library}** · machine **{params.get('machine')}** · locality **{params.get('preset')}** · "
     f"seed **{record.seed}** · {record.width}×{record.height} px"
     + (f" · class **{params['label']}**" if params.get("label") else "")
-    + (f" · fast draft (nearest {params.get('top_k')} pictures per image)" if params.get("approximate") else "")
+    + (
+        f" · fast draft ({params.get('top_k')} library pictures per image after the first steps)"
+        if params.get("approximate")
+        else ""
+    )
 )
 
 step = st.slider(
