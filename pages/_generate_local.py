@@ -77,8 +77,9 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
         "Fast draft (approximate)",
         key="gen_approximate",
         help="About 3× faster on large libraries. After the first steps each image only compares with the "
-        "40 library pictures it has used most so far, so it comes out close to, but not exactly, the image "
-        "the same seed gives without this option. Its mosaic still shows where every pixel came from.",
+        f"{LocalScoreRequest.top_k} library pictures it has used most so far, so it comes out close to, but not "
+        "exactly, the image the same seed gives without this option. Its mosaic still shows where every pixel "
+        "came from.",
     )
     request = LocalScoreRequest(
         seed=seed,

@@ -25,6 +25,7 @@ from core.errors import BadInputError
 from core.lab.checkpoint import SCALES_FILE, read_json, write_json
 from core.lab.ddim import ddim_sample, seeded_noise
 from core.score import denoise
+from core.score.approximate import choose_candidates
 from core.score.schedules import alpha_bar
 
 logger = logging.getLogger(__name__)
@@ -161,23 +162,6 @@ def _similarity(
     return cosine(machine_x0, net_x0)
 
 
-def nearest_subsets(
-    x0: torch.Tensor, library: torch.Tensor, top_k: int, labels: torch.Tensor | None, class_labels: torch.Tensor | None
-) -> list[torch.Tensor]:
-    """Per sample, the indices of its ``top_k`` library images (of its class) nearest (L2) to ``x0[b]``."""
-    flat = library.flatten(1)
-    norms = flat.pow(2).sum(1)
-    out = []
-    for b in range(x0.shape[0]):
-        allowed = torch.arange(library.shape[0])
-        if class_labels is not None and labels is not None:
-            allowed = torch.nonzero(labels == class_labels[b]).flatten()
-        distances = norms[allowed] - 2.0 * (flat[allowed] @ x0[b].flatten())
-        nearest = allowed[torch.topk(distances, min(top_k, allowed.numel()), largest=False).indices]
-        out.append(torch.sort(nearest).values)
-    return out
-
-
 @torch.no_grad()
 def calibrate_scales(
     model: nn.Module,
@@ -236,7 +220,8 @@ def calibrate_scales(
         x, net_x0 = run.step_x[k], run.step_x0[k]
         subsets = None
         if top_k is not None:
-            subsets = nearest_subsets(net_x0.cpu(), library, top_k, machine_labels, class_labels)
+            wanted = class_labels if machine_labels is not None else None
+            subsets = choose_candidates(net_x0.cpu(), None, library, top_k, machine_labels, wanted)
         scores: dict[int, torch.Tensor] = {}
         if mode == "full":
             tries = list(candidates)

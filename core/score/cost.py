@@ -66,13 +66,15 @@ def estimate_cost(
     inputs.check_kind(kind)
     if num_library < 1 or channels < 1 or size < 1 or batch < 1:
         raise BadInputError("num_library, channels, size and batch must all be at least 1.")
+    if approximate_top_k is not None and approximate_top_k < 1:
+        raise BadInputError(f"top_k must be at least 1 (got {approximate_top_k}).")
     sizes = inputs.check_patch_sizes(patch_sizes, kind, size, size)
     flops = logits = 0.0
     working = 0
     budget = default_budget_bytes(torch.device("cpu"))
-    exact = exact_steps(len(sizes)) if approximate_top_k is not None else len(sizes)
+    exact = exact_steps(len(sizes))
     for k, patch_size in enumerate(sizes):
-        members = num_library if k < exact else min(num_library, max(1, int(approximate_top_k or 1)))
+        members = num_library if approximate_top_k is None or k < exact else min(num_library, approximate_top_k)
         f, n = step_work(kind, size, size, channels, batch, members, patch_size)
         flops += f
         logits += n
