@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from core.analyzer.features import box_mean, box_sum
 from core.analyzer.index import PatchIndex
-from core.analyzer.refine import refine_offsets, shifted
+from core.analyzer.refine import ncc_floor, refine_offsets, shifted
 from core.analyzer.settings import AnalyzerSettings
 from core.analyzer.voting import Candidate
 
@@ -103,7 +103,7 @@ class DenseAssigner:
     def correlation(self, query: torch.Tensor, keys: list[tuple[int, int, int]], window: int) -> torch.Tensor:
         """Local (windowed, masked) correlation of the query with each shifted candidate, (K, h, w)."""
         channels, height, width = query.shape
-        eps = channels * (self.settings.flat_std * 0.7) ** 2
+        eps = ncc_floor(channels, self.settings.flat_std)
         area = box_sum(torch.ones(1, 1, height, width), window)[0]
         out = []
         for start in range(0, len(keys), _CHUNK):
@@ -120,7 +120,7 @@ class DenseAssigner:
 
     def refine(self, query: torch.Tensor, candidates: list[Candidate], window: int) -> list[Candidate]:
         """Move each candidate to its best offset within two pixels; merge duplicates, drop unmatched ones."""
-        textured = self._textured(query, window) > 0
+        textured = self._local_variance(query, window) > self.settings.flat_std**2
         struct_query = self.structure(query[None])[0]
         unique = list(dict.fromkeys(c.key for c in candidates))  # scales often agree on an offset
         moved, values = refine_offsets(
@@ -139,10 +139,11 @@ class DenseAssigner:
                 merged[(key, cand.scale)] = Candidate(key[0], key[1], key[2], cand.votes, cand.scale)
         return list(merged.values())
 
-    def _textured(self, query: torch.Tensor, window: int) -> torch.Tensor:
+    @staticmethod
+    def _local_variance(query: torch.Tensor, window: int) -> torch.Tensor:
+        """(h, w) variance of the query over ``window``×``window`` neighbourhoods, averaged over channels."""
         mean = box_mean(query[None], window)[0]
-        var = (box_mean((query**2)[None], window)[0] - mean**2).clamp_min(0).mean(dim=0)
-        return (var > self.settings.flat_std**2).float()
+        return (box_mean((query**2)[None], window)[0] - mean**2).clamp_min(0).mean(dim=0)
 
     def assign(self, query: torch.Tensor, candidates: list[Candidate], window: int) -> Assignment:
         s = self.settings
@@ -150,8 +151,7 @@ class DenseAssigner:
         if not candidates:
             return Assignment(np.full((height, width), -1), np.zeros((height, width), np.float32), [])
         keys = [c.key for c in candidates]
-        mean_q = box_mean(query[None], window)[0]
-        local_var = (box_mean((query**2)[None], window)[0] - mean_q**2).clamp_min(0).mean(dim=0)
+        local_var = self._local_variance(query, window)
         textured = local_var > s.flat_std**2
         ncc = self.correlation(query, keys, window)
         best_ncc, winner = ncc.max(dim=0)

@@ -22,6 +22,11 @@ _ELEMENTS = 2_000_000  # floats of the enlarged library patches per chunk
 _STEP = 4  # offsets are scored on every 4th pixel of every 4th row (windows still cover all pixels)
 
 
+def ncc_floor(channels: int, flat_std: float) -> float:
+    """Variance added to both sides of a local correlation, so that flat windows do not correlate."""
+    return channels * (flat_std * 0.7) ** 2
+
+
 def shifted(lib: torch.Tensor, dy: int, dx: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``lib`` (C, S, S) sampled at (y + dy, x + dx) for a (height, width) grid, and a validity mask."""
     channels, size_y, size_x = lib.shape
@@ -71,7 +76,7 @@ def refine_offsets(
     if not keys or inner_h <= 0 or inner_w <= 0:
         return list(keys), [1.0] * len(keys)
     offsets = _offsets(radius)
-    eps = channels * (flat_std * 0.7) ** 2
+    eps = ncc_floor(channels, flat_std)
     step = _STEP
     m_q = box_valid(query, window, step)
     var_q = (box_valid(query * query, window, step) - m_q**2).clamp_min(0).sum(dim=0)
