@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,12 +34,6 @@ from bench_topk_truncation import SIZES, interior_patches  # noqa: E402
 import core.score.local as local_module  # noqa: E402
 from core.score.machine import denoise  # noqa: E402
 from core.score.schedules import alpha_bar, sampling_times  # noqa: E402
-
-
-def query_patches(x: torch.Tensor, patch: int) -> torch.Tensor:
-    r, side = patch // 2, x.shape[-1]
-    padded = F.pad(x, (r, r, r, r))
-    return padded.unfold(2, patch, 1).unfold(3, patch, 1)[0, 0, r : side - r, r : side - r].reshape(-1, patch * patch)
 
 
 def trajectory(library, labels, noise, classes, from_step=None, k=0, perturb=0.0, perturb_step=-1):
@@ -63,7 +56,7 @@ def trajectory(library, labels, noise, classes, from_step=None, k=0, perturb=0.0
                     centres = members[:, 0, r : side - r, r : side - r].reshape(-1)
                     dictionaries[key] = (patches, patches.pow(2).sum(1), centres)
                 patches, squares, centres = dictionaries[key]
-                queries = query_patches(x[b : b + 1], patch)
+                queries = interior_patches(x[b : b + 1], patch)
                 means = []
                 for start in range(0, queries.shape[0], 128):
                     logits = (2.0 * a * queries[start : start + 128] @ patches.T - a * a * squares) * c
@@ -118,7 +111,7 @@ def step_costs(library, labels) -> None:
             index.nprobe = 16
             indexes[patch] = index
             totals["build"] += time.process_time() - start
-        queries = np.ascontiguousarray(query_patches(x, patch).numpy() / a, dtype=np.float32)
+        queries = np.ascontiguousarray(interior_patches(x, patch).numpy() / a, dtype=np.float32)
         start = time.process_time()
         indexes[patch].search(queries, 256)
         search_s = time.process_time() - start
