@@ -76,10 +76,9 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
     approximate = st.toggle(
         "Fast draft (approximate)",
         key="gen_approximate",
-        help="About 3× faster on large libraries. After the first steps each image only compares with the "
-        f"{LocalScoreRequest.top_k} library pictures it has used most so far, so it comes out close to, but not "
-        "exactly, the image the same seed gives without this option. Its mosaic still shows where every pixel "
-        "came from.",
+        help="A quick draft, about 3× faster with large libraries: once the layout is set, each image only "
+        f"looks at the {LocalScoreRequest.top_k} library pictures it has used most. It comes out very close to, "
+        "but not exactly, the full image for the same seed. Its mosaic still shows where every pixel came from.",
     )
     request = LocalScoreRequest(
         seed=seed,

@@ -40,7 +40,7 @@ class LocalScoreRequest(GenerationRequest):
     #: drawn from its seed) or None (unconditional)
     label: str | None = None
     #: approximate mode (faster, not exact): after the first steps each image only compares with the
-    #: ``top_k`` library images nearest to its current estimate (see :mod:`core.score.approximate`)
+    #: ``top_k`` library images it has used most so far (see :mod:`core.score.approximate`)
     approximate: bool = False
     top_k: int = 40
 
