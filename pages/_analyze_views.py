@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "originality.md"
 RISK = {  # label, colour, what to do
-    "low": ("Low", "#1e8e3e", "Only small pieces, from several pictures; nothing recognisable is copied."),
+    "low": ("Low", "#1e8e3e", "Nothing recognisable from the library is copied: any borrowed pieces are small."),
     "medium": (
         "Medium",
         "#e37400",
