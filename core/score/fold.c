@@ -245,6 +245,36 @@ void mosaic_fold(const float *logits, const float *values, int64_t groups, int64
 }
 
 /*
+ * Logits of 4 query rows (row r at q + r * q_stride) against one block of 16 library columns
+ * (pb: (dim, 16)), written to out + r * out_stride + [0, 16). Register tile: 8 accumulators.
+ */
+static inline void tile_logits(const float *q, int64_t q_stride, const float *pb, int64_t dim, float *out,
+                               int64_t out_stride) {
+    v8f a00 = splat(0.0f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    for (int64_t k = 0; k < dim; k++) {
+        v8f x0 = load8(pb + 16 * k), x1 = load8(pb + 16 * k + 8);
+        v8f q0 = splat(q[k]), q1 = splat(q[q_stride + k]);
+        v8f q2 = splat(q[2 * q_stride + k]), q3 = splat(q[3 * q_stride + k]);
+        a00 += q0 * x0;
+        a01 += q0 * x1;
+        a10 += q1 * x0;
+        a11 += q1 * x1;
+        a20 += q2 * x0;
+        a21 += q2 * x1;
+        a30 += q3 * x0;
+        a31 += q3 * x1;
+    }
+    store8(out, a00);
+    store8(out + 8, a01);
+    store8(out + out_stride, a10);
+    store8(out + out_stride + 8, a11);
+    store8(out + 2 * out_stride, a20);
+    store8(out + 2 * out_stride + 8, a21);
+    store8(out + 3 * out_stride, a30);
+    store8(out + 3 * out_stride + 8, a31);
+}
+
+/*
  * Logits computed here: l(r, j) = sum_k q[r, k] * lib[k, j] for short vectors (dim <= MAX_DIM).
  * queries: (G, R, D) with strides (q_group_stride, D, 1).
  * panel: the library columns in blocks of 16, (G, ceil(K / 16), D, 16) with group stride
@@ -274,35 +304,92 @@ void mosaic_fused(const float *queries, const float *panel, const float *values,
             int64_t n = cols - j0 < CHUNK ? cols - j0 : CHUNK;
             int64_t blocks = (n + 15) / 16;
             for (int64_t b = 0; b < blocks; b++) {
-                const float *pb = pg + (j0 / 16 + b) * dim * 16;
-                v8f a00 = splat(0.0f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-                for (int64_t k = 0; k < dim; k++) {
-                    v8f x0 = load8(pb + 16 * k), x1 = load8(pb + 16 * k + 8);
-                    v8f q0 = splat(q[k]), q1 = splat(q[MAX_DIM + k]);
-                    v8f q2 = splat(q[2 * MAX_DIM + k]), q3 = splat(q[3 * MAX_DIM + k]);
-                    a00 += q0 * x0;
-                    a01 += q0 * x1;
-                    a10 += q1 * x0;
-                    a11 += q1 * x1;
-                    a20 += q2 * x0;
-                    a21 += q2 * x1;
-                    a30 += q3 * x0;
-                    a31 += q3 * x1;
-                }
-                float *o = &buf[0][16 * b];
-                store8(o, a00);
-                store8(o + 8, a01);
-                store8(o + CHUNK, a10);
-                store8(o + CHUNK + 8, a11);
-                store8(o + 2 * CHUNK, a20);
-                store8(o + 2 * CHUNK + 8, a21);
-                store8(o + 3 * CHUNK, a30);
-                store8(o + 3 * CHUNK + 8, a31);
+                tile_logits(q, MAX_DIM, pg + (j0 / 16 + b) * dim * 16, dim, &buf[0][16 * b], CHUNK);
             }
             for (int r = 0; r < nr; r++) {
                 for (int64_t j = n; j < (n + 7) / 8 * 8; j++) buf[r][j] = -FLT_MAX;
                 RowState st = row_state(m, s, t, v, arg, g * rows + r0 + r, value_dim);
                 fold_chunk(buf[r], n, j0, vals, value_dim, channel_stride, st, floor_value);
+            }
+        }
+    }
+}
+
+/*
+ * Copy 16 library columns into the (dim, 16) layout of tile_logits: column lane is the patch of
+ * image[lane] with top-left corner (y[lane], x[lane]) in padded (N, C, hp, wp), then its squared
+ * norm (dim = C * patch * patch + 1). Columns with image < 0 are zero.
+ */
+static void gather_block(const float *padded, int64_t channels, int64_t hp, int64_t wp, int64_t patch,
+                         const int64_t *image, const int64_t *y, const int64_t *x, float *out) {
+    const float *src[16];
+    static const float zero = 0.0f;
+    int64_t step[16]; /* 0 for padding lanes: they keep reading the same zero */
+    for (int lane = 0; lane < 16; lane++) {
+        src[lane] = image[lane] < 0 ? &zero : padded + (image[lane] * channels * hp + y[lane]) * wp + x[lane];
+        step[lane] = image[lane] < 0 ? 0 : 1;
+    }
+    float norm[16] = {0};
+    int64_t k = 0;
+    for (int64_t c = 0; c < channels; c++) {
+        for (int64_t dy = 0; dy < patch; dy++) {
+            int64_t row = (c * hp + dy) * wp;
+            for (int64_t dx = 0; dx < patch; dx++, k++) {
+                float *o = out + k * 16;
+                for (int lane = 0; lane < 16; lane++) {
+                    float val = src[lane][(row + dx) * step[lane]];
+                    o[lane] = val;
+                    norm[lane] += val * val;
+                }
+            }
+        }
+    }
+    memcpy(out + k * 16, norm, sizeof(norm));
+}
+
+/*
+ * Inverted-file softmax (core/score/ivf.py): every query row folds only the library columns of the
+ * lists it probes. Columns are sorted by list, every list starting on a multiple of 16; column j is
+ * the patch of image[j] at top-left (y[j], x[j]) of padded (N, C, hp, wp) (image < 0: padding).
+ * List l holds list_cols[l] columns from column 16 * list_block[l]; the query rows probing it are
+ * pair_rows[pair_start[l] .. pair_start[l + 1]). Queries (R, dim) hold [2ac q, -a^2 c] so that a
+ * logit is the dot product with [phi, |phi|^2]. Lists are visited one after another: each block of
+ * 16 library columns is copied once into cache and used by every query of its list. values
+ * (V, columns) channel-major; arg receives the column of a row's new maximum. Single-threaded.
+ * scratch: at least (max rows of a list rounded up to 4) * (dim + CHUNK) + dim * 16 floats.
+ */
+void mosaic_ivf(const float *queries, int64_t dim, const float *padded, int64_t channels, int64_t hp, int64_t wp,
+                int64_t patch, const int64_t *image, const int64_t *y, const int64_t *x, const int64_t *list_block,
+                const int64_t *list_cols, int64_t lists, const int64_t *pair_start, const int64_t *pair_rows,
+                const float *values, int64_t value_dim, int64_t channel_stride, float *m, float *s, float *t,
+                float *v, int64_t *arg, float floor_value, float *scratch) {
+    for (int64_t l = 0; l < lists; l++) {
+        int64_t rows = pair_start[l + 1] - pair_start[l];
+        if (rows == 0) continue;
+        const int64_t *who = pair_rows + pair_start[l];
+        int64_t padded_rows = (rows + ROWS - 1) / ROWS * ROWS;
+        float *q = scratch;
+        float *logits = q + padded_rows * dim;
+        float *block = logits + padded_rows * CHUNK;
+        for (int64_t r = 0; r < padded_rows; r++) {
+            if (r < rows) memcpy(q + r * dim, queries + who[r] * dim, (size_t)dim * sizeof(float));
+            else memset(q + r * dim, 0, (size_t)dim * sizeof(float));
+        }
+        int64_t first = list_block[l] * 16, cols = list_cols[l];
+        for (int64_t j0 = 0; j0 < cols; j0 += CHUNK) {
+            int64_t n = cols - j0 < CHUNK ? cols - j0 : CHUNK;
+            for (int64_t b = 0; b < (n + 15) / 16; b++) {
+                int64_t c0 = first + j0 + 16 * b;
+                gather_block(padded, channels, hp, wp, patch, image + c0, y + c0, x + c0, block);
+                for (int64_t r0 = 0; r0 < padded_rows; r0 += ROWS) {
+                    tile_logits(q + r0 * dim, dim, block, dim, logits + r0 * CHUNK + 16 * b, CHUNK);
+                }
+            }
+            for (int64_t r = 0; r < rows; r++) {
+                float *row = logits + r * CHUNK;
+                for (int64_t j = n; j < (n + 7) / 8 * 8; j++) row[j] = -FLT_MAX;
+                RowState st = row_state(m, s, t, v, arg, who[r], value_dim);
+                fold_chunk(row, n, first + j0, values, value_dim, channel_stride, st, floor_value);
             }
         }
     }

@@ -82,7 +82,11 @@ def local_score(
     patch_size: int,
     plan: ChunkPlan,
     should_cancel: CancelCheck | None,
+    singles_only: bool = False,
 ) -> DenoiseResult:
+    """The machine's estimate of every pixel. With ``singles_only`` only the pixels whose class has
+    a single position (all of ``ls``, the corners of ``bbels``) are computed; the others are left
+    uninitialised for the caller to fill (:mod:`core.score.ivf`)."""
     batch, channels, height, width = x.shape
     num = library.shape[0]
     padding = PADDING[kind]
@@ -92,7 +96,7 @@ def local_score(
     x_grid = patch_grid(x_pad, patch_size)
     buckets = [b.to(x.device) for b in group_buckets(kind, height, width, patch_size)]
     singles = [b for b in buckets if b.size == 1]
-    multis = [b for b in buckets if b.size > 1]
+    multis = [b for b in buckets if b.size > 1 and not singles_only]
     # Positions of all single-position groups, handled together by box sums.
     single_flat = torch.cat([b.flat.reshape(-1) for b in singles]) if singles else None
     single_run = GroupRun(x.new_empty(single_flat.numel(), batch, 1), channels, batch, 1) if singles else None

@@ -85,6 +85,9 @@ def _load() -> ctypes.CDLL | None:
     lib.mosaic_fold.restype = None
     lib.mosaic_fused.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, i64, i64, *state]
     lib.mosaic_fused.restype = None
+    lib.mosaic_ivf.argtypes = [ptr, i64, ptr, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr, i64,
+                               i64, *state[:-1], ptr]
+    lib.mosaic_ivf.restype = None
     return lib
 
 
@@ -223,4 +226,52 @@ def fused(
         values_t.stride(0),
         values_t.stride(1),
         *_state_args(m, s, t, v, arg, floor),
+    )
+
+
+
+def ivf(
+    queries: torch.Tensor,
+    padded: torch.Tensor,
+    patch: int,
+    columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    lists: tuple[torch.Tensor, torch.Tensor],
+    pairs: tuple[torch.Tensor, torch.Tensor],
+    values_t: torch.Tensor,
+    m: torch.Tensor,
+    s: torch.Tensor,
+    t: torch.Tensor,
+    v: torch.Tensor,
+    arg: torch.Tensor,
+    floor: float,
+) -> None:
+    """Inverted-file fold (``mosaic_ivf`` in ``fold.c``, used by :mod:`core.score.ivf`).
+
+    ``queries`` ``(R, C·P·P + 1)``; ``padded`` ``(N, C, H', W')`` library images; ``columns`` the
+    image, top-left y and x ``(K,)`` of every library column (``K`` a multiple of 16, image -1 on
+    padding); ``lists`` the first 16-column block and the column count of every list; ``pairs``
+    ``(pair_start (L + 1,), pair_rows)``: the query rows of every list; ``values_t`` ``(V, K)``;
+    state as in :func:`fold` for ``(R,)`` rows (``v`` ``(R, V)``). ``arg`` receives columns.
+    """
+    lib = kernel()
+    assert lib is not None, "ivf() called without an available kernel"
+    rows, dim = queries.shape
+    _, channels, hp, wp = padded.shape
+    image, y, x = columns
+    list_block, list_cols = lists
+    pair_start, pair_rows = pairs
+    assert dim == channels * patch * patch + 1 and image.numel() % 16 == 0
+    assert values_t.shape[1] == image.numel() and pair_start.numel() == list_block.numel() + 1
+    for index in (image, y, x, list_block, list_cols, pair_start, pair_rows):
+        assert index.dtype == torch.int64 and index.is_contiguous() and index.device.type == "cpu"
+    for tensor in (queries, padded, values_t, m, s, t, v):
+        assert tensor.dtype == torch.float32 and tensor.is_contiguous() and tensor.device.type == "cpu"
+    assert m.numel() == rows and v.shape == (rows, values_t.shape[0]) and arg.dtype == torch.int64
+    most = int((pair_start[1:] - pair_start[:-1]).max()) if list_block.numel() else 0
+    scratch = queries.new_empty(-(-most // 4) * 4 * (dim + 512) + 16 * dim)  # CHUNK = 512 in fold.c
+    lib.mosaic_ivf(
+        queries.data_ptr(), dim, padded.data_ptr(), channels, hp, wp, patch,
+        image.data_ptr(), y.data_ptr(), x.data_ptr(), list_block.data_ptr(), list_cols.data_ptr(),
+        list_block.numel(), pair_start.data_ptr(), pair_rows.data_ptr(), values_t.data_ptr(), values_t.shape[0],
+        values_t.stride(0), *_state_args(m, s, t, v, arg, floor)[:-1], scratch.data_ptr(),
     )
