@@ -295,9 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument(
         "--approximate",
         action="store_true",
-        help="faster, not exact: after the first steps each image only uses its --top-k nearest library images",
+        help="faster, not exact: after the first steps each pixel only uses the closest groups of library "
+        "patches (els, bbels on CPU; the library is indexed once) or each image its --top-k most used images",
     )
-    local.add_argument("--top-k", type=int, default=40, help="library images kept per image with --approximate")
+    local.add_argument(
+        "--top-k", type=int, default=40, help="library images kept per image with --approximate (is, ls, or GPU)"
+    )
     sd = gen.add_argument_group("Stable Diffusion engine (--engine sd)")
     sd.add_argument("--model", default=None, help="diffusers folder, .safetensors file, hub id or models-folder name")
     sd.add_argument("--model-config", default=None, help="config folder for a single-file checkpoint")

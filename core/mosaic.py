@@ -59,6 +59,13 @@ class Mosaic:
         return int(self.step_sources.shape[0])
 
 
+def fast_draft_caption(params: dict) -> str:
+    """How an approximate ("fast draft") image was made, in plain words, from its parameters."""
+    if params.get("approximate_method") == "patch index":
+        return "fast draft (after the first steps each pixel looked only at the closest groups of library patches)"
+    return f"fast draft ({params.get('top_k')} library pictures per image after the first steps)"
+
+
 def build_mosaic(arrays: dict[str, np.ndarray], library: str, libraries: LibraryManager) -> Mosaic:
     """Map saved source arrays (which name library items by id) onto the library's current order."""
     items = libraries.items(library)

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import MosaicError
-from core.lab.compare import COLUMN_TITLES, ComparisonTable, load_comparison
+from core.lab.compare import COLUMN_TITLES, ComparisonTable, approximate_method, load_comparison
 
 MAKE_COMMAND = "python -m core.lab.demo --compare-only --seeds 50 --out <model folder>"
 
@@ -36,7 +36,7 @@ def comparison_caption(table: ComparisonTable) -> str:
     mode = (
         "all machines exact"
         if table.exact()
-        else f"machines approximate (the {info.get('top_k')} nearest library images per sample after the first steps)"
+        else f"machines approximate after the first steps ({approximate_method(info)})"
     )
     text = (
         f"{seed_text(table.seeds)}, one class per seed (seed mod number of classes), network and machines "

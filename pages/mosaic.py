@@ -6,6 +6,7 @@ from core.errors import MosaicError
 from core.mosaic import (
     boxed_source,
     build_mosaic,
+    fast_draft_caption,
     mosaic_image,
     prediction_image,
     source_map_figure,
@@ -63,11 +64,7 @@ st.caption(
     f"Library **{record.library}** · machine **{params.get('machine')}** · locality **{params.get('preset')}** · "
     f"seed **{record.seed}** · {record.width}×{record.height} px"
     + (f" · class **{params['label']}**" if params.get("label") else "")
-    + (
-        f" · fast draft ({params.get('top_k')} library pictures per image after the first steps)"
-        if params.get("approximate")
-        else ""
-    )
+    + (f" · {fast_draft_caption(params)}" if params.get("approximate") else "")
 )
 
 step = st.slider(

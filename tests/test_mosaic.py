@@ -2,7 +2,15 @@ import numpy as np
 from PIL import Image
 
 from core.libraries import LibraryManager
-from core.mosaic import OTHER, build_mosaic, colour_indices, mosaic_image, source_map_figure, top_sources
+from core.mosaic import (
+    OTHER,
+    build_mosaic,
+    colour_indices,
+    fast_draft_caption,
+    mosaic_image,
+    source_map_figure,
+    top_sources,
+)
 
 
 def _library(tmp_path, n=3):
@@ -66,3 +74,8 @@ def test_only_the_largest_sources_get_their_own_colour():
     slots, order = colour_indices(src)
     assert order[0] == 99 and slots[0, 0] == 0
     assert slots.max() == OTHER
+
+
+def test_fast_draft_caption_names_how_the_draft_was_made():
+    assert "groups of library patches" in fast_draft_caption({"approximate": True, "approximate_method": "patch index"})
+    assert "12 library pictures" in fast_draft_caption({"approximate": True, "top_k": 12})  # older drafts

@@ -20,6 +20,7 @@ from core.images import from_tensor
 from core.libraries import LibraryManager, LibraryTensor
 from core.resources import available_memory_bytes
 from core.score import MACHINE_KINDS, estimate_cost, patch_schedule, sample, seeded_noise
+from core.score.approximate import uses_index
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,9 @@ class LocalScoreRequest(GenerationRequest):
     #: class-conditional sampling: a label name of the library, "random" (a label per image
     #: drawn from its seed) or None (unconditional)
     label: str | None = None
-    #: approximate mode (faster, not exact): after the first steps each image only compares with the
-    #: ``top_k`` library images it has used most so far (see :mod:`core.score.approximate`)
+    #: approximate mode (faster, not exact): after the first steps each pixel compares with the
+    #: nearest lists of a patch index (els, bbels on CPU), or each image with the ``top_k`` library
+    #: images it has used most so far (the other machines; see :mod:`core.score.approximate`)
     approximate: bool = False
     top_k: int = 40
 
@@ -82,6 +84,7 @@ class LocalScoreEngine(Engine):
             request.machine,
             schedule,
             approximate_top_k=int(request.top_k) if request.approximate else None,
+            indexed=uses_index(request.machine, self.device),
         )
         available = available_memory_bytes(self.device)
         if cost.peak_bytes > 0.8 * available:
@@ -125,7 +128,10 @@ class LocalScoreEngine(Engine):
             top_k=int(request.top_k),
         )
         base = asdict(request)
-        if not request.approximate:
+        indexed = uses_index(request.machine, self.device)
+        if request.approximate:
+            base["approximate_method"] = "patch index" if indexed else "candidate images"
+        if not request.approximate or indexed:
             base.pop("top_k", None)
         base.pop("count", None)
         outputs = []

@@ -31,6 +31,7 @@ from core.lab.calibrate import sample_labels
 from core.lab.checkpoint import COMPARISON_FILE, read_json, write_json
 from core.lab.ddim import ddim_sample, seeded_noise
 from core.score import MACHINE_KINDS, sample
+from core.score.approximate import uses_index
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,14 @@ def pearson_r(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> flo
     if denom == 0.0:
         return 0.0
     return float(np.clip((x * y).sum() / denom, -1.0, 1.0))
+
+
+def approximate_method(info: dict) -> str:
+    """How the machines of an approximate comparison compared with the library, in words."""
+    images = f"the {info.get('top_k')} most used library images per sample"
+    if info.get("patch_index"):
+        return f"each pixel with the nearest lists of a patch index for ELS / bbELS, {images} for the others"
+    return images
 
 
 @dataclass
@@ -147,7 +156,7 @@ class ComparisonTable:
             frac = self.fraction_beats(els, "is")
             note += f"; {COLUMN_TITLES[els]} beats IS on {frac:.0%} of seeds"
         if self.info.get("approximate"):
-            note += f" (machines approximate after the first steps: top {self.info.get('top_k')} images per sample)"
+            note += f" (machines approximate after the first steps: {approximate_method(self.info)})"
         else:
             note += "; all machines exact"
         schedules = self.schedule_note()
@@ -353,6 +362,7 @@ def run_comparison(
         info={
             "approximate": approximate,
             "top_k": top_k if approximate else None,
+            "patch_index": approximate and uses_index("bbels", device),
             "schedules": used,
             "own_schedule": [k for k in kinds if k in own],
             "shared_schedule": patch_sizes_kind,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from core.errors import BadInputError
-from core.score import inputs, native
+from core.score import inputs, ivf, native
 from core.score.approximate import exact_steps
 from core.score.kinds import group_buckets
 from core.score.memory import FLOAT_BYTES, default_budget_bytes, local_bytes_per_image, plan_chunks
@@ -19,6 +19,10 @@ from core.score.memory import FLOAT_BYTES, default_budget_bytes, local_bytes_per
 #: PyTorch path (9.2 s/image). A busy machine is several times slower.
 GEMM_FLOPS_PER_SECOND = {"native": 110e9, "torch": 60e9}
 SECONDS_PER_LOGIT = {"native": 1.2e-9, "torch": 2.2e-9}
+#: Approximate steps with the patch index, per query–patch pair (copying patches into cache, the
+#: probes, the fold; fitted the same way: 0.74 s/image in the same benchmark). The PyTorch path loops
+#: over the lists in Python.
+SECONDS_PER_INDEXED_PAIR = {"native": 3e-8, "torch": 3e-7}
 
 @dataclass
 class Cost:
@@ -48,6 +52,21 @@ def step_work(
     return 2.0 * dim * pairs, pairs
 
 
+def indexed_step_work(
+    kind: str, height: int, width: int, channels: int, batch: int, num_library: int, patch_size: int
+) -> tuple[float, float]:
+    """:func:`step_work` of an approximate step with the patch index: pixels of shared classes
+    compare with about ``NPROBE · LIST_SIZE`` patches, single-position classes stay exact."""
+    dim = channels * patch_size * patch_size
+    pairs = 0.0
+    for bucket in group_buckets(kind, height, width, patch_size):
+        patches = num_library * bucket.size
+        if bucket.size > 1:
+            patches = min(patches, ivf.NPROBE * ivf.LIST_SIZE)
+        pairs += float(bucket.groups) * (batch * bucket.size) * patches
+    return 2.0 * dim * pairs, pairs
+
+
 def estimate_cost(
     num_library: int,
     channels: int,
@@ -56,12 +75,15 @@ def estimate_cost(
     kind: str,
     patch_sizes: Sequence[int],
     approximate_top_k: int | None = None,
+    indexed: bool = False,
 ) -> Cost:
     """Estimate a run of ``len(patch_sizes)`` steps on ``size``×``size`` images.
 
     ``num_library`` is the number of library images each sample compares with (for
     class-conditional runs: the images of its class). ``approximate_top_k``: estimate the approximate
-    mode instead (after its exact steps, each sample compares with that many images).
+    mode instead: after its exact steps, each sample compares with that many images or, with
+    ``indexed`` (see :func:`core.score.approximate.uses_index`), each pixel with the patches of
+    :data:`~core.score.ivf.NPROBE` lists of its patch index (the one-time index build is not counted).
     """
     inputs.check_kind(kind)
     if num_library < 1 or channels < 1 or size < 1 or batch < 1:
@@ -69,15 +91,20 @@ def estimate_cost(
     if approximate_top_k is not None and approximate_top_k < 1:
         raise BadInputError(f"top_k must be at least 1 (got {approximate_top_k}).")
     sizes = inputs.check_patch_sizes(patch_sizes, kind, size, size)
-    flops = logits = 0.0
+    flops = logits = indexed_pairs = 0.0
     working = 0
     budget = default_budget_bytes(torch.device("cpu"))
-    exact = exact_steps(len(sizes))
+    approximate = approximate_top_k is not None
+    exact = exact_steps(len(sizes), indexed)
     for k, patch_size in enumerate(sizes):
-        members = num_library if approximate_top_k is None or k < exact else min(num_library, approximate_top_k)
-        f, n = step_work(kind, size, size, channels, batch, members, patch_size)
+        if approximate and k >= exact and indexed:
+            f, n = indexed_step_work(kind, size, size, channels, batch, num_library, patch_size)
+            indexed_pairs += n
+        else:
+            members = num_library if not approximate or k < exact else min(num_library, approximate_top_k)
+            f, n = step_work(kind, size, size, channels, batch, members, patch_size)
+            logits += n
         flops += f
-        logits += n
         if kind == "is":
             per_image = 3 * channels * size * size * FLOAT_BYTES
         else:
@@ -90,4 +117,5 @@ def estimate_cost(
     stored += len(sizes) * pixels * (channels * FLOAT_BYTES + 3 * 8 + FLOAT_BYTES)
     path = "native" if native.available(torch.device("cpu")) else "torch"
     seconds = flops / GEMM_FLOPS_PER_SECOND[path] + logits * SECONDS_PER_LOGIT[path]
-    return Cost(flops=flops, peak_bytes=int(stored + working), seconds_estimate=seconds, logits=logits)
+    seconds += indexed_pairs * SECONDS_PER_INDEXED_PAIR[path]
+    return Cost(flops=flops, peak_bytes=int(stored + working), seconds_estimate=seconds, logits=logits + indexed_pairs)

@@ -11,7 +11,7 @@ import torch
 
 from core.errors import BadInputError, GenerationCancelled
 from core.score import inputs
-from core.score.approximate import choose_candidates, denoise_pruned, exact_steps
+from core.score.approximate import IndexedRun, choose_candidates, denoise_pruned, exact_steps, uses_index
 from core.score.machine import denoise, resolve_device
 from core.score.memory import default_budget_bytes
 from core.score.schedules import alpha_bar, sampling_times
@@ -88,10 +88,10 @@ def sample(
         device: compute device (default: the device of ``noise``).
         memory_budget_bytes: working memory of one machine evaluation (default: a quarter of the
             free memory). It changes speed, not results.
-        approximate: faster, not exact: after the first 35 % of the steps each sample only
-            compares with the ``top_k`` library images its pixels came from most (then the nearest
-            ones); see :mod:`core.score.approximate`.
-        top_k: library images kept per sample in approximate mode.
+        approximate: faster, not exact: after the first steps each pixel only compares with the
+            nearest lists of a patch index (``els``, ``bbels`` on CPU), or each sample with the
+            ``top_k`` library images its pixels came from most; see :mod:`core.score.approximate`.
+        top_k: library images kept per sample in the candidate-image approximate mode.
 
     Returns:
         :class:`SampleResult` on ``device``.
@@ -119,12 +119,17 @@ def sample(
     times = sampling_times(steps)
     step_x0, step_sources, step_entropy = [], [], []
     candidates: list[torch.Tensor] | None = None
+    indexed = approximate and uses_index(kind, dev)
+    indexed_run = IndexedRun(lib, kind, labels, class_labels, x.shape[0]) if indexed else None
+    first_approximate = exact_steps(steps, indexed)
     for k, patch_size in enumerate(sizes):
         if should_cancel is not None and should_cancel():
             raise GenerationCancelled()
         ab_now = float(alpha_bar(times[k]))
         ab_next = float(alpha_bar(times[k + 1]))
-        if approximate and k >= exact_steps(steps):
+        if indexed_run is not None and k >= first_approximate:
+            result = indexed_run.denoise(x, ab_now, patch_size, budget, should_cancel)
+        elif approximate and k >= first_approximate:
             if candidates is None:
                 candidates = choose_candidates(step_x0[-1], step_sources[-1], lib, top_k, labels, class_labels)
             result = denoise_pruned(x, ab_now, lib, kind, patch_size, candidates, budget, should_cancel)

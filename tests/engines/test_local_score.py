@@ -91,16 +91,29 @@ def test_request_that_does_not_fit_in_memory_says_what_to_change(monkeypatch):
 
 
 def test_approximate_mode_is_recorded_and_keeps_few_library_images():
-    engine = LocalScoreEngine()
-    exact_request = LocalScoreRequest(seed=2, library="faces", size=16, machine="bbels")
-    request = LocalScoreRequest(seed=2, library="faces", size=16, machine="bbels", approximate=True, top_k=4)
+    engine = LocalScoreEngine(device="cpu")
+    exact_request = LocalScoreRequest(seed=2, library="faces", size=16, machine="ls")
+    request = LocalScoreRequest(seed=2, library="faces", size=16, machine="ls", approximate=True, top_k=4)
     assert engine.plan(request)["cost"].seconds_estimate < engine.plan(exact_request)["cost"].seconds_estimate
     (image,) = engine.generate(request)
     assert image.params["approximate"] is True and image.params["top_k"] == 4
+    assert image.params["approximate_method"] == "candidate images"
     late = image.arrays["step_sources"][7:, ..., 0]  # after the exact steps (35 % of 20)
     assert len(np.unique(late)) <= 4
     (exact,) = engine.generate(exact_request)
     assert "top_k" not in exact.params and exact.params["approximate"] is False
+    assert "approximate_method" not in exact.params
     assert len(np.unique(exact.arrays["step_sources"][7:, ..., 0])) > 4
     with pytest.raises(BadInputError, match="top_k"):
         engine.plan(LocalScoreRequest(library="faces", size=16, approximate=True, top_k=0))
+
+
+def test_approximate_bbels_uses_the_patch_index():
+    engine = LocalScoreEngine(device="cpu")
+    exact_request = LocalScoreRequest(seed=3, library="faces", size=16, machine="bbels")
+    request = LocalScoreRequest(seed=3, library="faces", size=16, machine="bbels", approximate=True)
+    (image,) = engine.generate(request)
+    (exact,) = engine.generate(exact_request)
+    assert image.params["approximate_method"] == "patch index" and "top_k" not in image.params
+    a, b = np.asarray(image.image, dtype=float).ravel(), np.asarray(exact.image, dtype=float).ravel()
+    assert np.corrcoef(a, b)[0, 1] > 0.9  # close to the exact image from the same seed

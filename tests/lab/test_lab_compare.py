@@ -208,3 +208,11 @@ def test_join_puts_machine_runs_side_by_side():
         ComparisonTable.join([main, _table({"els": [0.1, 0.7]}, **{**base, "approximate": True})])
     with pytest.raises(BadInputError):
         ComparisonTable.join([main, _table({"els": [0.1, 0.7, 0.2]}, **base)])
+
+
+def test_approximate_method_note():
+    from core.lab.compare import approximate_method
+
+    assert approximate_method({"top_k": 8}) == "the 8 most used library images per sample"
+    both = approximate_method({"top_k": 8, "patch_index": True})
+    assert "patch index for ELS / bbELS" in both and "8 most used" in both

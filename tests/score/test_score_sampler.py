@@ -193,6 +193,11 @@ def test_estimate_cost_of_the_approximate_mode():
     # the exact steps are counted in full: the first 35 % of the steps with all 400 images
     first = sizes[: exact_steps(len(sizes))]
     assert approx.flops > estimate_cost(400, 1, 16, 2, "bbels", first).flops
+    # with the patch index: cheaper than exact for a big library, more expensive the more lists probed
+    sizes = patch_schedule("fashion-unet", 32)
+    indexed = estimate_cost(4000, 1, 32, 2, "bbels", sizes, approximate_top_k=40, indexed=True)
+    assert indexed.seconds_estimate < estimate_cost(4000, 1, 32, 2, "bbels", sizes).seconds_estimate / 3
+    assert indexed.flops > estimate_cost(4000, 1, 32, 2, "bbels", sizes[: exact_steps(20, indexed=True)]).flops
 
 
 def test_approximate_with_all_images_kept_is_exact(data):
