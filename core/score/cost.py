@@ -20,9 +20,9 @@ from core.score.memory import FLOAT_BYTES, default_budget_bytes, local_bytes_per
 GEMM_FLOPS_PER_SECOND = {"native": 110e9, "torch": 60e9}
 SECONDS_PER_LOGIT = {"native": 1.2e-9, "torch": 2.2e-9}
 #: Approximate steps with the patch index, per query–patch pair (copying patches into cache, the
-#: probes, the fold; fitted the same way: 0.74 s/image in the same benchmark). The PyTorch path loops
+#: probes, the fold; fitted the same way: 0.89 s/image in the same benchmark). The PyTorch path loops
 #: over the lists in Python.
-SECONDS_PER_INDEXED_PAIR = {"native": 3e-8, "torch": 3e-7}
+SECONDS_PER_INDEXED_PAIR = {"native": 8.5e-9, "torch": 8.5e-8}
 
 @dataclass
 class Cost:
