@@ -35,10 +35,15 @@ def test_generate_json_saves_to_gallery(capsys, tmp_path):
 
 
 def test_generate_approximate_json(capsys):
-    code = main(["generate", "--library", "faces", "--size", "16", "--approximate", "--top-k", "5", "--json"])
+    code = main(["generate", "--library", "faces", "--size", "16", "--approximate", "--json"])
     assert code == 0
     (data,) = json.loads(capsys.readouterr().out)
-    assert data["params"]["approximate"] is True and data["params"]["top_k"] == 5
+    assert data["params"]["approximate"] is True and "top_k" not in data["params"]  # bbels: the patch index
+    assert data["params"]["approximate_method"] == "patch index"
+    args = ["generate", "--library", "faces", "--size", "16", "--machine", "ls", "--approximate", "--top-k", "5"]
+    assert main([*args, "--json"]) == 0
+    (data,) = json.loads(capsys.readouterr().out)
+    assert data["params"]["top_k"] == 5 and data["params"]["approximate_method"] == "candidate images"
 
 
 def test_libraries_list_and_show_json(capsys):

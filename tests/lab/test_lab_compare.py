@@ -144,7 +144,7 @@ def test_table_rows_beats_is_column_and_json():
     assert summary["els"]["beats_is"] == 0.75 and summary["is"]["beats_is"] is None
     assert summary["bbels"]["min_r"] == pytest.approx(0.8)
     approx = _table({"is": [0.5], "bbels": [0.7]}, approximate=True, top_k=32)
-    assert "top 32 images" in approx.to_markdown() and "exact" not in approx.to_markdown()
+    assert "32 most used library images" in approx.to_markdown() and "exact" not in approx.to_markdown()
     assert "beats IS" not in _table({"ls": [0.5], "bbels": [0.7]}).to_markdown()
 
 
