@@ -36,10 +36,18 @@ class Cost:
 
 
 def step_work(
-    kind: str, height: int, width: int, channels: int, batch: int, num_library: int, patch_size: int
+    kind: str,
+    height: int,
+    width: int,
+    channels: int,
+    batch: int,
+    num_library: int,
+    patch_size: int,
+    indexed: bool = False,
 ) -> tuple[float, float]:
     """``(flops, logits)`` of one machine evaluation: GEMM flops ``2·queries·patches·d`` and the
-    number of logits (query–patch pairs)."""
+    number of logits (query–patch pairs). ``indexed``: an approximate step with the patch index,
+    where pixels of shared classes compare with about ``NPROBE · LIST_SIZE`` patches."""
     if kind == "is":
         dim = channels * height * width
         pairs = float(batch) * num_library
@@ -48,22 +56,10 @@ def step_work(
     pairs = 0.0
     for bucket in group_buckets(kind, height, width, patch_size):
         groups, size = bucket.groups, bucket.size
-        pairs += float(groups) * (batch * size) * (num_library * size)
-    return 2.0 * dim * pairs, pairs
-
-
-def indexed_step_work(
-    kind: str, height: int, width: int, channels: int, batch: int, num_library: int, patch_size: int
-) -> tuple[float, float]:
-    """:func:`step_work` of an approximate step with the patch index: pixels of shared classes
-    compare with about ``NPROBE · LIST_SIZE`` patches, single-position classes stay exact."""
-    dim = channels * patch_size * patch_size
-    pairs = 0.0
-    for bucket in group_buckets(kind, height, width, patch_size):
-        patches = num_library * bucket.size
-        if bucket.size > 1:
+        patches = num_library * size
+        if indexed and size > 1:
             patches = min(patches, ivf.NPROBE * ivf.LIST_SIZE)
-        pairs += float(bucket.groups) * (batch * bucket.size) * patches
+        pairs += float(groups) * (batch * size) * patches
     return 2.0 * dim * pairs, pairs
 
 
@@ -98,7 +94,7 @@ def estimate_cost(
     exact = exact_steps(len(sizes), indexed)
     for k, patch_size in enumerate(sizes):
         if approximate and k >= exact and indexed:
-            f, n = indexed_step_work(kind, size, size, channels, batch, num_library, patch_size)
+            f, n = step_work(kind, size, size, channels, batch, num_library, patch_size, indexed=True)
             indexed_pairs += n
         else:
             members = num_library if not approximate or k < exact else min(num_library, approximate_top_k)
