@@ -32,7 +32,7 @@ from core.score.kinds import PADDING, group_buckets
 from core.score.local import local_score, pad, patch_grid
 from core.score.memory import local_bytes_per_image, plan_chunks
 from core.score.result import CancelCheck, DenoiseResult, raise_if_cancelled
-from core.score.streaming import LOGIT_FLOOR
+from core.score.streaming import LOGIT_FLOOR, NativeSoftmax
 
 logger = logging.getLogger(__name__)
 
@@ -229,16 +229,18 @@ def _probe(
 
 
 def _fold_torch(
-    queries: torch.Tensor, padded: torch.Tensor, index: PatchIndex, pair_start: torch.Tensor, pair_rows: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The PyTorch path of ``mosaic_ivf``: ``(m, s, t, v, arg)`` per query row."""
-    rows = queries.shape[0]
+    state: NativeSoftmax,
+    queries: torch.Tensor,
+    padded: torch.Tensor,
+    index: PatchIndex,
+    pair_start: torch.Tensor,
+    pair_rows: torch.Tensor,
+) -> None:
+    """The PyTorch path of ``mosaic_ivf``: the same fold into ``state`` (``G = 1``), list by list."""
     p = index.patch_size
     grid = padded.unfold(2, p, 1).unfold(3, p, 1)  # (N, C, H, W, P, P)
-    m = queries.new_full((rows,), -math.inf)
-    s, t = queries.new_zeros(rows), queries.new_zeros(rows)
-    v = queries.new_zeros(rows, index.values.shape[0])
-    arg = torch.zeros(rows, dtype=torch.long)
+    m, s, t = state.m.view(-1), state.s.view(-1), state.t.view(-1)
+    v, best = state.v.view(m.numel(), -1), state.best.view(-1)
     for lst in range(index.list_block.numel()):
         members = pair_rows[int(pair_start[lst]) : int(pair_start[lst + 1])]
         if members.numel() == 0:
@@ -256,9 +258,8 @@ def _fold_torch(
         t[members] = scale * (t[members] + old * s[members]) + (e * shift).sum(1)
         s[members] = scale * s[members] + e.sum(1)
         v[members] = scale.unsqueeze(1) * v[members] + e @ index.values[:, cols].T
-        arg[members] = torch.where(top > m[members], cols[where], arg[members])
+        best[members] = torch.where(top > m[members], cols[where], best[members])
         m[members] = new_m
-    return m, s, t, v, arg
 
 
 def probes_for(patch_size: int, lists: int) -> int:
@@ -300,19 +301,18 @@ def ivf_denoise(
     pair_start = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).contiguous()
     raise_if_cancelled(should_cancel)
     padded = pad(library, patch_size, PADDING[kind]).contiguous()
+    state = NativeSoftmax(1, rows, channels, augmented)
     if native.available(x.device):
-        m = augmented.new_full((rows,), torch.finfo(torch.float32).min)
-        s, t = augmented.new_zeros(rows), augmented.new_zeros(rows)
-        v = augmented.new_zeros(rows, channels)
-        arg = torch.zeros(rows, dtype=torch.long)
-        native.ivf(augmented, padded, patch_size, (index.image, index.y, index.x), (index.list_block, index.list_cols),
-                   (pair_start, pair_rows), index.values, m, s, t, v, arg, LOGIT_FLOOR)
+        columns = (index.image, index.y, index.x)
+        lists = (index.list_block, index.list_cols)
+        state.update_ivf(augmented, padded, patch_size, columns, lists, (pair_start, pair_rows), index.values)
     else:
-        m, s, t, v, arg = _fold_torch(augmented, padded, index, pair_start, pair_rows)
+        _fold_torch(state, augmented, padded, index, pair_start, pair_rows)
     sample = torch.arange(rows) % batch
-    x0[sample, :, flats] = v / s.unsqueeze(1)
-    entropy[sample, flats] = (torch.log(s) - t / s).clamp_min(0.0)
-    sources[sample, flats] = torch.stack([index.image[arg], index.y[arg], index.x[arg]], 1)
+    x0[sample, :, flats] = state.mean().view(rows, channels)
+    entropy[sample, flats] = state.entropy().view(-1)
+    best = state.best.view(-1)
+    sources[sample, flats] = torch.stack([index.image[best], index.y[best], index.x[best]], 1)
     return DenoiseResult(
         x0=x0.view(batch, channels, height, width),
         sources=sources.view(batch, height, width, 3),
