@@ -139,18 +139,21 @@ class IndexedRun:
     ) -> None:
         self.library = library
         self.kind = kind
-        self.jobs: list[tuple[torch.Tensor, torch.Tensor, str]] = []
+        # (samples, their library images, the indices of those images, content hash): the images are
+        # selected once per run, not at every step
+        self.jobs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]] = []
         if class_labels is None:
             everything = torch.arange(library.shape[0])
             key = fingerprint(library)
             parts = max(1, min(torch.get_num_threads(), batch))
-            self.jobs = [(samples, everything, key) for samples in torch.arange(batch).tensor_split(parts)]
+            self.jobs = [(samples, library, everything, key) for samples in torch.arange(batch).tensor_split(parts)]
         else:
             assert labels is not None
             for label in torch.unique(class_labels).tolist():
                 members = torch.nonzero(labels.cpu() == label).flatten()
                 samples = torch.nonzero(class_labels.cpu() == label).flatten()
-                self.jobs.append((samples, members, fingerprint(library[members])))
+                images = library[members]
+                self.jobs.append((samples, images, members, fingerprint(images)))
 
     def denoise(
         self, x: torch.Tensor, ab: float, patch_size: int, budget: int, should_cancel: CancelCheck | None
@@ -158,19 +161,18 @@ class IndexedRun:
         """One approximate evaluation of the batch ``x``; jobs run side by side (:func:`map_jobs`)."""
 
         def run(job: tuple[torch.Tensor, torch.Tensor], job_budget: int) -> DenoiseResult:
-            samples, members, key = self.jobs[int(job[1])]
-            library = self.library[members]
+            samples, library, members, key = self.jobs[int(job[1])]
             index = INDEXES.get(library, key, self.kind, patch_size)
             part = ivf_denoise(x[samples], ab, library, index, job_budget, should_cancel)
             part.sources[..., 0] = members[part.sources[..., 0]]
             return part
 
-        numbered = [(samples, torch.tensor(i)) for i, (samples, _, _) in enumerate(self.jobs)]
+        numbered = [(job[0], torch.tensor(i)) for i, job in enumerate(self.jobs)]
         parts = map_jobs(run, numbered, budget, x.device)
         batch, _, height, width = x.shape
         x0 = torch.empty_like(x)
         sources = torch.empty(batch, height, width, 3, dtype=torch.long)
         entropy = x.new_empty(batch, height, width)
-        for (samples, _, _), part in zip(self.jobs, parts, strict=True):
+        for (samples, *_), part in zip(self.jobs, parts, strict=True):
             x0[samples], sources[samples], entropy[samples] = part.x0, part.sources, part.entropy
         return DenoiseResult(x0=x0, sources=sources, entropy=entropy)
