@@ -25,7 +25,7 @@ import torch
 
 from core.score.ivf import INDEXES, IVF_KINDS, fingerprint, ivf_denoise
 from core.score.machine import denoise, map_jobs
-from core.score.result import CancelCheck, DenoiseResult
+from core.score.result import CancelCheck, DenoiseResult, scatter_parts
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,6 @@ class IndexedRun:
         class_labels: torch.Tensor | None,
         batch: int,
     ) -> None:
-        self.library = library
         self.kind = kind
         # (samples, their library images, the indices of those images, content hash): the images are
         # selected once per run, not at every step
@@ -169,10 +168,4 @@ class IndexedRun:
 
         numbered = [(job[0], torch.tensor(i)) for i, job in enumerate(self.jobs)]
         parts = map_jobs(run, numbered, budget, x.device)
-        batch, _, height, width = x.shape
-        x0 = torch.empty_like(x)
-        sources = torch.empty(batch, height, width, 3, dtype=torch.long)
-        entropy = x.new_empty(batch, height, width)
-        for (samples, *_), part in zip(self.jobs, parts, strict=True):
-            x0[samples], sources[samples], entropy[samples] = part.x0, part.sources, part.entropy
-        return DenoiseResult(x0=x0, sources=sources, entropy=entropy)
+        return scatter_parts(x, [job[0] for job in self.jobs], parts)

@@ -24,7 +24,7 @@ import torch
 from core.score import inputs
 from core.score.local import local_score
 from core.score.memory import ChunkPlan, default_budget_bytes, local_bytes_per_image, plan_chunks
-from core.score.result import CancelCheck, DenoiseResult, raise_if_cancelled
+from core.score.result import CancelCheck, DenoiseResult, raise_if_cancelled, scatter_parts
 from core.score.tiles import GroupRun, values_with_ones
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,6 @@ def _conditional(
     assert labels is not None
     labels = labels.to(x.device)
     class_labels = class_labels.to(x.device)
-    batch, _, height, width = x.shape
     jobs = []
     for label in torch.unique(class_labels).tolist():
         samples = torch.nonzero(class_labels == label).flatten()
@@ -181,15 +180,9 @@ def _conditional(
         return _run_machine(x[samples], library[members], ab, kind, patch_size, job_budget, should_cancel)
 
     parts = map_jobs(run, jobs, budget, x.device)
-    x0 = torch.empty_like(x)
-    sources = torch.empty(batch, height, width, 3, dtype=torch.long, device=x.device)
-    entropy = x.new_empty(batch, height, width)
-    for (samples, members), part in zip(jobs, parts, strict=True):
+    for (_, members), part in zip(jobs, parts, strict=True):
         part.sources[..., 0] = members[part.sources[..., 0]]
-        x0[samples] = part.x0
-        sources[samples] = part.sources
-        entropy[samples] = part.entropy
-    return DenoiseResult(x0=x0, sources=sources, entropy=entropy)
+    return scatter_parts(x, [samples for samples, _ in jobs], parts)
 
 
 def map_jobs(

@@ -31,3 +31,14 @@ class DenoiseResult:
 def raise_if_cancelled(should_cancel: CancelCheck | None) -> None:
     if should_cancel is not None and should_cancel():
         raise GenerationCancelled()
+
+
+def scatter_parts(x: torch.Tensor, samples: list[torch.Tensor], parts: list[DenoiseResult]) -> DenoiseResult:
+    """One result for the batch ``x`` from the results of jobs that each handled the rows ``samples[i]``."""
+    batch, _, height, width = x.shape
+    x0 = torch.empty_like(x)
+    sources = torch.empty(batch, height, width, 3, dtype=torch.long, device=x.device)
+    entropy = x.new_empty(batch, height, width)
+    for rows, part in zip(samples, parts, strict=True):
+        x0[rows], sources[rows], entropy[rows] = part.x0, part.sources, part.entropy
+    return DenoiseResult(x0=x0, sources=sources, entropy=entropy)
