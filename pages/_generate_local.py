@@ -77,8 +77,9 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
         "Fast draft (approximate)",
         key="gen_approximate",
         help="A quick draft, about 4× faster with large libraries: once the layout is set, each pixel only "
-        "looks at the library patches that resemble it most (the first draft with a library also sorts its "
-        "patches, once). It comes out very close to, but not exactly, the full image for the same seed. "
+        "looks at the library patches that resemble it most. The first draft with a library takes longer: "
+        "the studio sorts that library's patches once. It comes out very close to, but not exactly, the full "
+        "image for the same seed. "
         "Its mosaic still shows where every pixel came from.",
     )
     request = LocalScoreRequest(
