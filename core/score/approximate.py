@@ -23,7 +23,7 @@ import logging
 
 import torch
 
-from core.score.ivf import INDEXES, IVF_KINDS, fingerprint, ivf_denoise
+from core.score.ivf import INDEXES, IVF_KINDS, MAX_LISTS, fingerprint, ivf_denoise
 from core.score.machine import denoise, map_jobs
 from core.score.result import CancelCheck, DenoiseResult, scatter_parts
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 #: Fraction of the steps (from the highest noise) that stay exact: with candidate images, and
 #: with the patch index (``els`` / ``bbels`` on CPU, :mod:`core.score.ivf`).
 EXACT_FRACTION = 0.35
-INDEXED_EXACT_FRACTION = 0.15
+INDEXED_EXACT_FRACTION = 0.1
 
 
 def uses_index(kind: str, device: torch.device | str) -> bool:
@@ -155,14 +155,23 @@ class IndexedRun:
                 self.jobs.append((samples, images, members, fingerprint(images)))
 
     def denoise(
-        self, x: torch.Tensor, ab: float, patch_size: int, budget: int, should_cancel: CancelCheck | None
+        self,
+        x: torch.Tensor,
+        ab: float,
+        patch_size: int,
+        budget: int,
+        should_cancel: CancelCheck | None,
+        every_list: bool = False,
     ) -> DenoiseResult:
-        """One approximate evaluation of the batch ``x``; jobs run side by side (:func:`map_jobs`)."""
+        """One approximate evaluation of the batch ``x``; jobs run side by side (:func:`map_jobs`).
+        With ``every_list`` every pixel compares with all lists of its class: the exact machine
+        (the native kernel does that faster than the exact machine's own path at big patches)."""
+        nprobe = MAX_LISTS if every_list else None
 
         def run(job: tuple[torch.Tensor, torch.Tensor], job_budget: int) -> DenoiseResult:
             samples, library, members, key = self.jobs[int(job[1])]
             index = INDEXES.get(library, key, self.kind, patch_size)
-            part = ivf_denoise(x[samples], ab, library, index, job_budget, should_cancel)
+            part = ivf_denoise(x[samples], ab, library, index, job_budget, should_cancel, nprobe)
             part.sources[..., 0] = members[part.sources[..., 0]]
             return part
 

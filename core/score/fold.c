@@ -315,52 +315,112 @@ void mosaic_fused(const float *queries, const float *panel, const float *values,
     }
 }
 
-/*
- * Copy 16 library columns into the (dim, 16) layout of tile_logits: column lane is the patch of
- * image[lane] with top-left corner (y[lane], x[lane]) in padded (N, C, hp, wp), then its squared
- * norm (dim = C * patch * patch + 1). Columns with image < 0 are zero.
- */
-static void gather_block(const float *padded, int64_t channels, int64_t hp, int64_t wp, int64_t patch,
-                         const int64_t *image, const int64_t *y, const int64_t *x, float *out) {
-    const float *src[16];
-    static const float zero = 0.0f;
-    int64_t step[16]; /* 0 for padding lanes: they keep reading the same zero */
-    for (int lane = 0; lane < 16; lane++) {
-        src[lane] = image[lane] < 0 ? &zero : padded + (image[lane] * channels * hp + y[lane]) * wp + x[lane];
-        step[lane] = image[lane] < 0 ? 0 : 1;
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define HAVE_SHUFFLE 1
+/* Transpose the 8x8 block r[0..7] (row i, lane j) in place. */
+static inline void transpose8(v8f r[8]) {
+    v8f t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
     }
-    float norm[16] = {0};
-    int64_t k = 0;
-    for (int64_t c = 0; c < channels; c++) {
-        for (int64_t dy = 0; dy < patch; dy++) {
-            int64_t row = (c * hp + dy) * wp;
-            for (int64_t dx = 0; dx < patch; dx++, k++) {
-                float *o = out + k * 16;
-                for (int lane = 0; lane < 16; lane++) {
-                    float val = src[lane][(row + dx) * step[lane]];
-                    o[lane] = val;
-                    norm[lane] += val * val;
-                }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = __builtin_shufflevector(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[i + 1] = __builtin_shufflevector(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        u[i + 2] = __builtin_shufflevector(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[i + 3] = __builtin_shufflevector(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = __builtin_shufflevector(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        r[i + 4] = __builtin_shufflevector(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+#endif
+
+/*
+ * Copy 16 library columns into the (dim, 16) layout of tile_logits: column lane is the ph x pw
+ * window of image[lane] with top-left corner (y[lane], x[lane]) in origin (images of C x hp x wp
+ * floats, rows of wp), then its squared norm (dim = C * ph * pw + 1). Padding columns (image < 0) repeat a real column: their
+ * logits are never folded. With vector shuffles the patches are first copied lane by lane, 8 floats
+ * at a time, into tmp (16 rows of `pitch` >= dim - 1 + 8 floats; the copies read up to 7 floats
+ * past a patch row, so padded must be followed by 8 readable floats), then transposed 8x8.
+ */
+static void gather_block(const float *origin, int64_t channels, int64_t hp, int64_t wp, int64_t ph, int64_t pw,
+                         const int64_t *image, const int64_t *y, const int64_t *x, float *out, float *tmp,
+                         int64_t pitch) {
+    const float *src[16];
+    int64_t first = 0;
+    for (int lane = 0; lane < 16; lane++) {
+        if (image[lane] >= 0) {
+            first = lane;
+            break;
+        }
+    }
+    for (int lane = 0; lane < 16; lane++) {
+        int64_t l = image[lane] < 0 ? first : lane;
+        src[lane] = origin + (image[l] * channels * hp + y[l]) * wp + x[l];
+    }
+    int64_t dim = channels * ph * pw;
+#ifdef HAVE_SHUFFLE
+    for (int lane = 0; lane < 16; lane++) {
+        float *row_out = tmp + lane * pitch;
+        for (int64_t c = 0; c < channels; c++) {
+            for (int64_t dy = 0; dy < ph; dy++, row_out += pw) {
+                const float *row_in = src[lane] + (c * hp + dy) * wp;
+                for (int64_t dx = 0; dx < pw; dx += 8) store8(row_out + dx, load8(row_in + dx));
             }
         }
     }
-    memcpy(out + k * 16, norm, sizeof(norm));
+    for (int64_t k0 = 0; k0 < dim; k0 += 8) {
+        int64_t n = dim - k0 < 8 ? dim - k0 : 8;
+        for (int half = 0; half < 2; half++) {
+            v8f r[8];
+            for (int i = 0; i < 8; i++) r[i] = load8(tmp + (8 * half + i) * pitch + k0);
+            transpose8(r);
+            for (int64_t j = 0; j < n; j++) store8(out + (k0 + j) * 16 + 8 * half, r[j]);
+        }
+    }
+#else
+    int64_t k = 0;
+    (void)tmp;
+    (void)pitch;
+    for (int64_t c = 0; c < channels; c++) {
+        for (int64_t dy = 0; dy < ph; dy++) {
+            int64_t row = (c * hp + dy) * wp;
+            for (int64_t dx = 0; dx < pw; dx++, k++) {
+                float *o = out + k * 16;
+                for (int lane = 0; lane < 16; lane++) o[lane] = src[lane][row + dx];
+            }
+        }
+    }
+#endif
+    v8f n0 = splat(0.0f), n1 = n0;
+    for (int64_t j = 0; j < dim; j++) {
+        v8f a = load8(out + 16 * j), b = load8(out + 16 * j + 8);
+        n0 += a * a;
+        n1 += b * b;
+    }
+    store8(out + dim * 16, n0);
+    store8(out + dim * 16 + 8, n1);
 }
 
 /*
  * Inverted-file softmax (core/score/ivf.py): every query row folds only the library columns of the
  * lists it probes. Columns are sorted by list, every list starting on a multiple of 16; column j is
  * the patch of image[j] at top-left (y[j], x[j]) of padded (N, C, hp, wp) (image < 0: padding).
- * List l holds list_cols[l] columns from column 16 * list_block[l]; the query rows probing it are
- * pair_rows[pair_start[l] .. pair_start[l + 1]). Queries (R, dim) hold [2ac q, -a^2 c] so that a
- * logit is the dot product with [phi, |phi|^2]. Lists are visited one after another: each block of
+ * List l holds list_cols[l] columns from column 16 * list_block[l]; its patches are compared on the
+ * window list_window[4l .. 4l + 4) = (y0, rows, x0, cols) of the patch only (the rest is zero
+ * padding for all of them), d_l = C * rows * cols + 1 values. The query rows probing it are
+ * pair_rows[pair_start[l] .. pair_start[l + 1]). Queries (R, dim) hold, in their first d_l values,
+ * [2ac q, -a^2 c] on that window, so that a logit is the dot product with [phi, |phi|^2]. Lists are visited one after another: each block of
  * 16 library columns is copied once into cache and used by every query of its list. values
  * (V, columns) channel-major; arg receives the column of a row's new maximum. Single-threaded.
- * scratch: at least (max rows of a list rounded up to 4) * (dim + CHUNK) + dim * 16 floats.
+ * scratch: at least (max rows of a list rounded up to 4) * (dim + CHUNK) + dim * 16 + 16 * pitch floats
+ * (pitch: dim + 7 rounded up to 8); padded must be followed by 8 readable floats (see gather_block).
  */
 void mosaic_ivf(const float *queries, int64_t dim, const float *padded, int64_t channels, int64_t hp, int64_t wp,
-                int64_t patch, const int64_t *image, const int64_t *y, const int64_t *x, const int64_t *list_block,
-                const int64_t *list_cols, int64_t lists, const int64_t *pair_start, const int64_t *pair_rows,
+                const int64_t *image, const int64_t *y, const int64_t *x, const int64_t *list_block,
+                const int64_t *list_cols, const int64_t *list_window, int64_t lists, const int64_t *pair_start, const int64_t *pair_rows,
                 const float *values, int64_t value_dim, int64_t channel_stride, float *m, float *s, float *t,
                 float *v, int64_t *arg, float floor_value, float *scratch) {
     for (int64_t l = 0; l < lists; l++) {
@@ -368,21 +428,27 @@ void mosaic_ivf(const float *queries, int64_t dim, const float *padded, int64_t 
         if (rows == 0) continue;
         const int64_t *who = pair_rows + pair_start[l];
         int64_t padded_rows = (rows + ROWS - 1) / ROWS * ROWS;
+        const int64_t *win = list_window + 4 * l;
+        const float *origin = padded + win[0] * wp + win[2];
+        int64_t d = channels * win[1] * win[3] + 1;
         float *q = scratch;
-        float *logits = q + padded_rows * dim;
+        float *logits = q + padded_rows * d;
         float *block = logits + padded_rows * CHUNK;
+        float *tmp = block + d * 16;
+        int64_t pitch = (d + 7 + 7) / 8 * 8;
         for (int64_t r = 0; r < padded_rows; r++) {
-            if (r < rows) memcpy(q + r * dim, queries + who[r] * dim, (size_t)dim * sizeof(float));
-            else memset(q + r * dim, 0, (size_t)dim * sizeof(float));
+            if (r < rows) memcpy(q + r * d, queries + who[r] * dim, (size_t)d * sizeof(float));
+            else memset(q + r * d, 0, (size_t)d * sizeof(float));
         }
         int64_t first = list_block[l] * 16, cols = list_cols[l];
         for (int64_t j0 = 0; j0 < cols; j0 += CHUNK) {
             int64_t n = cols - j0 < CHUNK ? cols - j0 : CHUNK;
             for (int64_t b = 0; b < (n + 15) / 16; b++) {
                 int64_t c0 = first + j0 + 16 * b;
-                gather_block(padded, channels, hp, wp, patch, image + c0, y + c0, x + c0, block);
+                gather_block(origin, channels, hp, wp, win[1], win[3], image + c0, y + c0, x + c0, block, tmp,
+                             pitch);
                 for (int64_t r0 = 0; r0 < padded_rows; r0 += ROWS) {
-                    tile_logits(q + r0 * dim, dim, block, dim, logits + r0 * CHUNK + 16 * b, CHUNK);
+                    tile_logits(q + r0 * d, d, block, d, logits + r0 * CHUNK + 16 * b, CHUNK);
                 }
             }
             for (int64_t r = 0; r < rows; r++) {
@@ -391,6 +457,32 @@ void mosaic_ivf(const float *queries, int64_t dim, const float *padded, int64_t 
                 RowState st = row_state(m, s, t, v, arg, who[r], value_dim);
                 fold_chunk(row, n, first + j0, values, value_dim, channel_stride, st, floor_value);
             }
+        }
+    }
+}
+
+/*
+ * The k smallest of every row of distance (rows, cols), ascending, into out (rows, k) as column
+ * indices; equal distances keep the lower column first. 1 <= k <= cols. Single-threaded: an
+ * insertion into a sorted list of k, which most columns skip after one compare (k is small).
+ */
+void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k, int64_t *out) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *d = distance + r * cols;
+        int64_t *best = out + r * k;
+        float kept[k];
+        int64_t n = 0;
+        for (int64_t j = 0; j < cols; j++) {
+            float value = d[j];
+            if (n == k && !(value < kept[k - 1])) continue;
+            int64_t i = n < k ? n++ : k - 1;
+            while (i > 0 && value < kept[i - 1]) {
+                kept[i] = kept[i - 1];
+                best[i] = best[i - 1];
+                i--;
+            }
+            kept[i] = value;
+            best[i] = j;
         }
     }
 }

@@ -41,7 +41,7 @@ IVF_KINDS = ("els", "bbels")
 #: Library patches per list (k-means cluster), on average.
 LIST_SIZE = 400
 #: Most lists per class.
-MAX_LISTS = 256
+MAX_LISTS = 1024
 #: Lists each pixel compares with.
 NPROBE = 16
 #: Pixels whose class has one position (``bbels`` corners) are indexed too up to this patch size
@@ -60,9 +60,12 @@ class PatchIndex:
     multiple of 16 columns. Attributes:
         kind, patch_size: the machine and patch size.
         classes: ``flat`` ``(S,)`` positions ``y * width + x`` of each class (queries and library
-            patches alike) and its ``(L, d)`` list centres.
+            patches alike) and its ``(L, d)`` list centres (``d``: the class window's values).
         class_lists: index of the first list of each class.
+        windows: the part ``(y0, rows, x0, cols)`` of the patch that each class compares (see
+            :func:`patch_window`).
         list_block, list_cols: ``(L_total,)`` first block of 16 columns and columns of each list.
+        list_window: ``(L_total, 4)`` the window of each list's class.
         image, y, x: ``(K,)`` library image and centre of each column (image -1: padding); ``(y, x)``
             is also the patch's top-left corner in the padded library.
         values: ``(C, K)`` the centre pixel of each column's patch.
@@ -73,8 +76,10 @@ class PatchIndex:
     patch_size: int
     classes: list[tuple[torch.Tensor, torch.Tensor]]
     class_lists: list[int]
+    windows: list[tuple[int, int, int, int]]
     list_block: torch.Tensor
     list_cols: torch.Tensor
+    list_window: torch.Tensor
     image: torch.Tensor
     y: torch.Tensor
     x: torch.Tensor
@@ -113,11 +118,34 @@ def class_positions(kind: str, height: int, width: int, patch_size: int) -> tupl
     return classes, exact
 
 
-def library_patches(library: torch.Tensor, kind: str, patch_size: int, flat: torch.Tensor) -> torch.Tensor:
-    """``(N·S, C·P·P)`` patches of every library image at the positions ``flat``, rows ``image * S + j``."""
+def patch_window(kind: str, height: int, width: int, patch_size: int, flat: torch.Tensor) -> tuple[int, int, int, int]:
+    """``(y0, rows, x0, cols)``: the part of the patches centred on the positions ``flat`` that can be
+    non-zero. With zero padding (``bbels``) the rows and columns of a patch that fall outside the
+    image are zero for every pixel of an edge or corner class, queries and library alike: they add
+    nothing to a distance, so the class compares only the rest (up to half of a big patch)."""
+    if PADDING[kind] == "circular":
+        return 0, patch_size, 0, patch_size
+    r = patch_size // 2
+    ys, xs = flat // width, flat % width
+    y0, y1 = int((r - ys).clamp_min(0).min()), int((height + r - ys).clamp_max(patch_size).max())
+    x0, x1 = int((r - xs).clamp_min(0).min()), int((width + r - xs).clamp_max(patch_size).max())
+    return y0, y1 - y0, x0, x1 - x0
+
+
+def in_window(patches: torch.Tensor, window: tuple[int, int, int, int]) -> torch.Tensor:
+    """``patches`` ``(..., C, P, P)`` cut to ``window`` and flattened: ``(..., C·rows·cols)``."""
+    y0, rows, x0, cols = window
+    return patches[..., y0 : y0 + rows, x0 : x0 + cols].flatten(-3)
+
+
+def library_patches(
+    library: torch.Tensor, kind: str, patch_size: int, flat: torch.Tensor, window: tuple[int, int, int, int]
+) -> torch.Tensor:
+    """``(N·S, d)`` patches (their ``window``) of every library image at the positions ``flat``,
+    rows ``image * S + j``."""
     grid = patch_grid(pad(library, patch_size, PADDING[kind]), patch_size)  # (H, W, N, C, P, P)
     width = library.shape[3]
-    picked = grid[flat // width, flat % width]  # (S, N, C, P, P)
+    picked = in_window(grid[flat // width, flat % width], window)  # (S, N, d)
     return picked.transpose(0, 1).reshape(flat.numel() * library.shape[0], -1)
 
 
@@ -136,9 +164,10 @@ def build_index(library: torch.Tensor, kind: str, patch_size: int) -> PatchIndex
     """Cluster the library patches of every class of ``kind`` at ``patch_size`` (see module doc)."""
     height, width = library.shape[2], library.shape[3]
     positions, exact = class_positions(kind, height, width, patch_size)
-    classes, class_lists, counts, columns = [], [], [], []
+    classes, class_lists, windows, counts, columns = [], [], [], [], []
     for flat in positions:
-        vectors = library_patches(library, kind, patch_size, flat)
+        windows.append(patch_window(kind, height, width, patch_size, flat))
+        vectors = library_patches(library, kind, patch_size, flat, windows[-1])
         lists = max(1, min(MAX_LISTS, vectors.shape[0] // LIST_SIZE))
         centroids, assign = kmeans(vectors, lists)
         class_lists.append(sum(c.shape[0] for _, c in classes))
@@ -155,9 +184,11 @@ def build_index(library: torch.Tensor, kind: str, patch_size: int) -> PatchIndex
     values = library[image.clamp_min(0), :, y, x].T * real
     list_cols = torch.cat(counts).long()
     blocks = (list_cols + 15) // 16
+    list_window = torch.tensor(windows, dtype=torch.long).repeat_interleave(torch.tensor([len(c) for c in counts]), 0)
     return PatchIndex(
-        kind, patch_size, classes, class_lists, (torch.cumsum(blocks, 0) - blocks).contiguous(),
-        list_cols.contiguous(), image.contiguous(), y.contiguous(), x.contiguous(), values.contiguous(), exact,
+        kind, patch_size, classes, class_lists, windows, (torch.cumsum(blocks, 0) - blocks).contiguous(),
+        list_cols.contiguous(), list_window.contiguous(), image.contiguous(), y.contiguous(), x.contiguous(),
+        values.contiguous(), exact,
     )
 
 
@@ -205,22 +236,28 @@ INDEXES = IndexCache()
 
 
 def _probe(
-    x_grid: torch.Tensor, index: PatchIndex, a: float, nprobe: int | None
+    x_grid: torch.Tensor, index: PatchIndex, a: float, c: float, nprobe: int | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Query patches ``(R, d)`` of all indexed pixels (rows: class by class, position, sample),
+    """Queries ``(R, C·P·P + 1)`` of all indexed pixels (rows: class by class, position, sample),
     their flat positions ``(R,)``, and the (query row, global list) pairs to fold: each row with
     the ``nprobe`` (default :func:`probes_for`) lists of its class (or all of them, if fewer) whose
-    centres are nearest to it."""
+    centres are nearest to it. A query row starts with ``[2ac·q, -a²c]``, ``q`` its patch's class
+    window (the logit of a library patch ``φ`` is its dot product with ``[φ, ‖φ‖²]``)."""
     width, batch = x_grid.shape[1], x_grid.shape[2]
+    dim = x_grid[0, 0, 0].numel()
     queries, flats, pair_rows, pair_lists = [], [], [], []
     rows = 0
-    for (flat, centroids), first_list in zip(index.classes, index.class_lists, strict=True):
-        q = x_grid[flat // width, flat % width].reshape(flat.numel() * batch, -1)
+    classes = zip(index.classes, index.class_lists, index.windows, strict=True)
+    for (flat, centroids), first_list, window in classes:
+        q = in_window(x_grid[flat // width, flat % width], window).reshape(flat.numel() * batch, -1)
         distance = centroids.pow(2).sum(1) - (2.0 / a) * (q @ centroids.T)
         lists = centroids.shape[0]
         wanted = probes_for(index.patch_size, lists) if nprobe is None else nprobe
-        nearest = distance.topk(min(wanted, lists), 1, largest=False).indices
-        queries.append(q)
+        nearest = native.nearest(distance, min(wanted, lists))
+        augmented = q.new_zeros(q.shape[0], dim + 1)
+        torch.mul(q, 2.0 * a * c, out=augmented[:, : q.shape[1]])
+        augmented[:, q.shape[1]] = -a * a * c
+        queries.append(augmented)
         flats.append(flat.repeat_interleave(batch))
         pair_rows.append((torch.arange(q.shape[0]) + rows).repeat_interleave(nearest.shape[1]))
         pair_lists.append(nearest.flatten() + first_list)
@@ -247,8 +284,10 @@ def _fold_torch(
             continue
         first = int(index.list_block[lst]) * 16
         cols = torch.arange(first, first + int(index.list_cols[lst]))
-        patches = grid[index.image[cols], :, index.y[cols], index.x[cols]].reshape(cols.numel(), -1)
-        logits = queries[members] @ torch.cat([patches, patches.pow(2).sum(1, keepdim=True)], 1).T
+        window = tuple(int(w) for w in index.list_window[lst])
+        patches = in_window(grid[index.image[cols], :, index.y[cols], index.x[cols]], window)
+        augmented = torch.cat([patches, patches.pow(2).sum(1, keepdim=True)], 1)
+        logits = queries[members, : augmented.shape[1]] @ augmented.T
         top, where = logits.max(1)
         new_m = torch.maximum(m[members], top)
         shift = (logits - new_m.unsqueeze(1)).clamp_min(LOGIT_FLOOR)
@@ -293,18 +332,17 @@ def ivf_denoise(
         sources = torch.empty(batch, height * width, 3, dtype=torch.long)
         entropy = x.new_empty(batch, height * width)
     x_grid = patch_grid(pad(x, patch_size, PADDING[kind]), patch_size)  # (H, W, B, C, P, P)
-    queries, flats, rows_of_pairs, pair_list = _probe(x_grid, index, a, nprobe)
-    rows = queries.shape[0]
-    augmented = torch.cat([queries * (2.0 * a * c), queries.new_full((rows, 1), -a * a * c)], 1).contiguous()
+    augmented, flats, rows_of_pairs, pair_list = _probe(x_grid, index, a, c, nprobe)
+    rows = augmented.shape[0]
     pair_rows = rows_of_pairs[torch.argsort(pair_list, stable=True)].contiguous()
     counts = torch.bincount(pair_list, minlength=index.list_block.numel())
     pair_start = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).contiguous()
     raise_if_cancelled(should_cancel)
-    padded = pad(library, patch_size, PADDING[kind]).contiguous()
+    padded = native.with_read_slack(pad(library, patch_size, PADDING[kind]))
     state = NativeSoftmax(1, rows, channels, augmented)
     if native.available(x.device):
         columns = (index.image, index.y, index.x)
-        lists = (index.list_block, index.list_cols)
+        lists = (index.list_block, index.list_cols, index.list_window)
         state.update_ivf(augmented, padded, patch_size, columns, lists, (pair_start, pair_rows), index.values)
     else:
         _fold_torch(state, augmented, padded, index, pair_start, pair_rows)

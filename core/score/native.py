@@ -85,9 +85,11 @@ def _load() -> ctypes.CDLL | None:
     lib.mosaic_fold.restype = None
     lib.mosaic_fused.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, i64, i64, *state]
     lib.mosaic_fused.restype = None
-    lib.mosaic_ivf.argtypes = [ptr, i64, ptr, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr, i64,
+    lib.mosaic_ivf.argtypes = [ptr, i64, ptr, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr, i64,
                                i64, *state[:-1], ptr]
     lib.mosaic_ivf.restype = None
+    lib.mosaic_nearest.argtypes = [ptr, i64, i64, i64, ptr]
+    lib.mosaic_nearest.restype = None
     return lib
 
 
@@ -230,12 +232,42 @@ def fused(
 
 
 
+def nearest(distance: torch.Tensor, k: int) -> torch.Tensor:
+    """Column indices ``(rows, k)`` of the ``k`` smallest entries of every row of ``distance``
+    ``(rows, cols)``, ascending (ties: lower column first); ``mosaic_nearest`` in ``fold.c``, or
+    :func:`torch.topk` without the kernel or off the CPU. Much faster than ``topk`` for the small
+    ``k`` of the patch index's probes."""
+    rows, cols = distance.shape
+    if not 1 <= k <= cols:
+        raise ValueError(f"k must be between 1 and {cols} (got {k})")
+    lib = kernel() if distance.device.type == "cpu" else None
+    if lib is None:
+        return distance.topk(k, 1, largest=False).indices
+    distance = distance.to(torch.float32).contiguous()
+    out = torch.empty(rows, k, dtype=torch.int64)
+    lib.mosaic_nearest(distance.data_ptr(), rows, cols, k, out.data_ptr())
+    return out
+
+
+#: Floats that :func:`ivf` may read past the end of its padded library (its patch copies move 8
+#: floats at a time).
+READ_SLACK = 8
+
+
+def with_read_slack(images: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy of ``images`` followed by :data:`READ_SLACK` readable floats, for :func:`ivf`."""
+    buffer = images.new_zeros(images.numel() + READ_SLACK)
+    view = buffer[: images.numel()].view(images.shape)
+    view.copy_(images)
+    return view
+
+
 def ivf(
     queries: torch.Tensor,
     padded: torch.Tensor,
     patch: int,
     columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    lists: tuple[torch.Tensor, torch.Tensor],
+    lists: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     pairs: tuple[torch.Tensor, torch.Tensor],
     values_t: torch.Tensor,
     m: torch.Tensor,
@@ -247,9 +279,12 @@ def ivf(
 ) -> None:
     """Inverted-file fold (``mosaic_ivf`` in ``fold.c``, used by :mod:`core.score.ivf`).
 
-    ``queries`` ``(R, C·P·P + 1)``; ``padded`` ``(N, C, H', W')`` library images; ``columns`` the
+    ``queries`` ``(R, C·P·P + 1)``; ``padded`` ``(N, C, H', W')`` library images, followed by
+    :data:`READ_SLACK` readable floats (:func:`with_read_slack`); ``columns`` the
     image, top-left y and x ``(K,)`` of every library column (``K`` a multiple of 16, image -1 on
-    padding); ``lists`` the first 16-column block and the column count of every list; ``pairs``
+    padding); ``lists`` the first 16-column block, the column count and the compared window
+    ``(y0, rows, x0, cols)`` of the patch ``(L, 4)`` of every list (queries hold
+    ``C·rows·cols + 1`` values for the lists they probe, the rest of their row unused); ``pairs``
     ``(pair_start (L + 1,), pair_rows)``: the query rows of every list; ``values_t`` ``(V, K)``;
     state as in :func:`fold` for ``(R,)`` rows (``v`` ``(R, V)``). ``arg`` receives columns.
     """
@@ -258,20 +293,28 @@ def ivf(
     rows, dim = queries.shape
     _, channels, hp, wp = padded.shape
     image, y, x = columns
-    list_block, list_cols = lists
+    list_block, list_cols, list_window = lists
     pair_start, pair_rows = pairs
     assert dim == channels * patch * patch + 1 and image.numel() % 16 == 0
+    assert list_window.shape == (list_block.numel(), 4)
+    assert bool((list_window[:, 0] >= 0).all() and (list_window[:, 0] + list_window[:, 1] <= patch).all())
+    assert bool((list_window[:, 2] >= 0).all() and (list_window[:, 2] + list_window[:, 3] <= patch).all())
     assert values_t.shape[1] == image.numel() and pair_start.numel() == list_block.numel() + 1
-    for index in (image, y, x, list_block, list_cols, pair_start, pair_rows):
+    for index in (image, y, x, list_block, list_cols, list_window, pair_start, pair_rows):
         assert index.dtype == torch.int64 and index.is_contiguous() and index.device.type == "cpu"
     for tensor in (queries, padded, values_t, m, s, t, v):
         assert tensor.dtype == torch.float32 and tensor.is_contiguous() and tensor.device.type == "cpu"
     assert m.numel() == rows and v.shape == (rows, values_t.shape[0]) and arg.dtype == torch.int64
+    slack = padded.untyped_storage().nbytes() // 4 - padded.storage_offset() - padded.numel()
+    if slack < READ_SLACK:
+        raise ValueError("ivf() needs READ_SLACK readable floats after padded: make it with with_read_slack()")
     most = int((pair_start[1:] - pair_start[:-1]).max()) if list_block.numel() else 0
-    scratch = queries.new_empty(-(-most // 4) * 4 * (dim + 512) + 16 * dim)  # CHUNK = 512 in fold.c
+    pitch = (dim + 14) // 8 * 8
+    scratch = queries.new_empty(-(-most // 4) * 4 * (dim + 512) + 16 * dim + 16 * pitch)  # CHUNK = 512 in fold.c
     lib.mosaic_ivf(
-        queries.data_ptr(), dim, padded.data_ptr(), channels, hp, wp, patch,
+        queries.data_ptr(), dim, padded.data_ptr(), channels, hp, wp,
         image.data_ptr(), y.data_ptr(), x.data_ptr(), list_block.data_ptr(), list_cols.data_ptr(),
-        list_block.numel(), pair_start.data_ptr(), pair_rows.data_ptr(), values_t.data_ptr(), values_t.shape[0],
-        values_t.stride(0), *_state_args(m, s, t, v, arg, floor)[:-1], scratch.data_ptr(),
+        list_window.data_ptr(), list_block.numel(), pair_start.data_ptr(), pair_rows.data_ptr(),
+        values_t.data_ptr(), values_t.shape[0], values_t.stride(0), *_state_args(m, s, t, v, arg, floor)[:-1],
+        scratch.data_ptr(),
     )

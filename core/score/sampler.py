@@ -127,8 +127,10 @@ def sample(
             raise GenerationCancelled()
         ab_now = float(alpha_bar(times[k]))
         ab_next = float(alpha_bar(times[k + 1]))
-        if indexed_run is not None and k >= first_approximate:
-            result = indexed_run.denoise(x, ab_now, patch_size, budget, should_cancel)
+        if indexed_run is not None and (k >= first_approximate or patch_size in sizes[first_approximate:]):
+            # exact steps at an indexed patch size probe every list: the exact machine, and faster
+            every = k < first_approximate
+            result = indexed_run.denoise(x, ab_now, patch_size, budget, should_cancel, every_list=every)
         elif approximate and k >= first_approximate:
             if candidates is None:
                 candidates = choose_candidates(step_x0[-1], step_sources[-1], lib, top_k, labels, class_labels)

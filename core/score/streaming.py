@@ -155,7 +155,7 @@ class NativeSoftmax:
         padded: torch.Tensor,
         patch: int,
         columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        lists: tuple[torch.Tensor, torch.Tensor],
+        lists: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         pairs: tuple[torch.Tensor, torch.Tensor],
         values_t: torch.Tensor,
     ) -> None:

@@ -96,18 +96,66 @@ def test_approximate_sampler_uses_the_index_for_els_and_bbels(small_lists, monke
     original = ivf.ivf_denoise
 
     def counting(*args, **kwargs):
-        calls.append(args[3].kind)
+        calls.append((args[3].kind, args[3].patch_size, args[6] if len(args) > 6 else kwargs.get("nprobe")))
         return original(*args, **kwargs)
 
     monkeypatch.setattr("core.score.approximate.ivf_denoise", counting)
-    sizes = [5, 5, 5, 5, 3, 3, 3, 3]
+    sizes = [7, 5, 5, 5, 3, 3, 3, 3, 3, 3]
+    first = exact_steps(len(sizes), indexed=True)
+    assert first == 1
     exact = sample(library, noise, "bbels", sizes, labels=labels, class_labels=class_labels)
     approx = sample(library, noise, "bbels", sizes, labels=labels, class_labels=class_labels, approximate=True)
-    # one call per class and approximate step
-    assert calls == ["bbels"] * 2 * (len(sizes) - exact_steps(len(sizes), indexed=True))
+    # one call per class and approximate step (default probes)
+    assert calls == [("bbels", p, None) for p in sizes[first:] for _ in range(2)]
+    torch.testing.assert_close(approx.step_x0[0], exact.step_x0[0])  # exact step (7 px: no index built for it)
     assert approx.images.shape == exact.images.shape and torch.isfinite(approx.images).all()
     # sources point into the right class
     assert bool((labels[approx.sources[..., 0]] == class_labels.view(2, 1, 1)).all())
     calls.clear()
     sample(library, noise, "ls", sizes, approximate=True, top_k=3)
     assert calls == []  # ls has no shared dictionaries: candidate images instead
+
+
+def test_exact_steps_at_indexed_patch_sizes_probe_every_list(small_lists, monkeypatch):
+    library = _library(9, n=8)
+    noise = torch.randn(2, 1, 10, 9, generator=torch.Generator().manual_seed(10))
+    calls = []
+    original = ivf.ivf_denoise
+
+    def counting(*args, **kwargs):
+        calls.append((args[3].patch_size, args[6] if len(args) > 6 else kwargs.get("nprobe")))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("core.score.approximate.ivf_denoise", counting)
+    sizes = [5] * 10
+    exact = sample(library, noise, "els", sizes)
+    approx = sample(library, noise, "els", sizes, approximate=True)
+    parts = len(calls) // len(sizes)  # samples split over the worker threads
+    assert [nprobe for _, nprobe in calls[:parts]] == [ivf.MAX_LISTS] * parts  # the exact step: every list
+    assert all(nprobe is None for _, nprobe in calls[parts:])
+    torch.testing.assert_close(approx.step_x0[0], exact.step_x0[0], atol=1e-5, rtol=1e-5)
+    assert torch.equal(approx.step_sources[0], exact.step_sources[0])
+
+
+def test_patch_window_drops_the_zero_padding_of_edges_and_corners():
+    height, width, p = 10, 9, 5  # r = 2
+    row0 = torch.tensor([0 * width + x for x in range(2, 7)])
+    assert ivf.patch_window("bbels", height, width, p, row0) == (2, 3, 0, 5)
+    row1_bottom = torch.tensor([9 * width + x for x in range(2, 7)])  # last row: rows 3-4 padding
+    assert ivf.patch_window("bbels", height, width, p, row1_bottom) == (0, 3, 0, 5)
+    corner = torch.tensor([1 * width + 8])  # second row, last column
+    assert ivf.patch_window("bbels", height, width, p, corner) == (1, 4, 0, 3)
+    interior = torch.tensor([y * width + x for y in range(2, 8) for x in range(2, 7)])
+    assert ivf.patch_window("bbels", height, width, p, interior) == (0, 5, 0, 5)
+    assert ivf.patch_window("els", height, width, p, row0) == (0, 5, 0, 5)  # circular: nothing is padding
+    # the index keeps each class's window, and the windowed patches are the non-zero part
+    library = _library(11, n=3)
+    index = ivf.build_index(library, "bbels", p)
+    assert (2, 3, 0, 5) in index.windows and (0, 5, 0, 5) in index.windows
+    grid = ivf.patch_grid(ivf.pad(library, p, "constant"), p)  # (H, W, N, C, P, P)
+    for (flat, _), window in zip(index.classes, index.windows, strict=True):
+        patches = grid[flat // width, flat % width]
+        y0, rows, x0, cols = window
+        outside = patches.clone()
+        outside[..., y0 : y0 + rows, x0 : x0 + cols] = 0
+        assert not outside.any()

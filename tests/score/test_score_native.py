@@ -103,3 +103,37 @@ def test_rows_far_below_the_floor_are_exact_zeros_not_nans():
     values = torch.arange(64.0).view(1, 64, 1)
     mean, best, entropy = _native([logits], values)
     assert best.item() == 10 and mean.item() == 10.0 and entropy.item() == 0.0
+
+
+@pytest.mark.parametrize(("rows", "cols", "k"), [(1, 1, 1), (7, 40, 16), (300, 810, 16), (5, 17, 17)])
+def test_nearest_is_topk_of_the_smallest(rows, cols, k):
+    distance = torch.randn(rows, cols, generator=torch.Generator().manual_seed(cols))
+    expected = distance.topk(k, 1, largest=False).indices
+    assert torch.equal(native.nearest(distance, k), expected)
+
+
+def test_nearest_keeps_the_lower_column_among_equal_distances():
+    distance = torch.randint(0, 4, (30, 25), generator=torch.Generator().manual_seed(1)).float()
+    got = native.nearest(distance, 6)
+    for row, picked in zip(distance.tolist(), got.tolist(), strict=True):
+        assert picked == sorted(range(25), key=lambda j: (row[j], j))[:6]
+    with pytest.raises(ValueError, match="k must be"):
+        native.nearest(distance, 26)
+
+
+def test_ivf_refuses_a_library_without_read_slack():
+    padded = torch.zeros(1, 1, 5, 5)
+    slack = native.with_read_slack(padded)
+    assert torch.equal(slack, padded)
+    assert slack.untyped_storage().nbytes() // 4 - slack.numel() >= native.READ_SLACK
+    queries = torch.zeros(1, 10)
+    columns = tuple(torch.zeros(16, dtype=torch.long) for _ in range(3))
+    lists = (torch.zeros(1, dtype=torch.long), torch.ones(1, dtype=torch.long), torch.tensor([[0, 3, 0, 3]]))
+    pairs = (torch.tensor([0, 1]), torch.tensor([0]))
+    m, s, t, v = torch.full((1,), -float("inf")), torch.zeros(1), torch.zeros(1), torch.zeros(1, 1)
+    arg = torch.full((1,), -1, dtype=torch.long)
+    args = (3, columns, lists, pairs, torch.zeros(1, 16), m, s, t, v, arg, -80.0)
+    with pytest.raises(ValueError, match="with_read_slack"):
+        native.ivf(queries, padded.contiguous(), *args)
+    native.ivf(queries, slack, *args)
+    assert float(s) == 1.0 and int(arg) == 0  # one column, zero logit

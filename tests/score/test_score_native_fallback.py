@@ -21,3 +21,11 @@ def test_broken_compiler_falls_back_to_pytorch(tmp_path, monkeypatch, caplog):
     result = denoise(torch.randn(1, 1, 5, 5), 0.5, library, "bbels", 3)
     assert torch.isfinite(result.x0).all()
     native.reset()
+
+
+def test_nearest_without_the_kernel_is_topk(monkeypatch):
+    monkeypatch.setenv(native.NATIVE_ENV, "0")
+    native.reset()
+    distance = torch.randn(9, 30, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(native.nearest(distance, 4), distance.topk(4, 1, largest=False).indices)
+    native.reset()
