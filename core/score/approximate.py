@@ -2,12 +2,12 @@
 
 Two ways, chosen by :func:`uses_index`:
 
-* **Patch index** (``els`` and ``bbels`` on CPU, :mod:`core.score.ivf`): the first 15 % of the steps
+* **Patch index** (``els`` and ``bbels`` on CPU, :mod:`core.score.ivf`): the first 10 % of the steps
   (high noise, big patches) are exact; afterwards every pixel of a shared patch dictionary
   compares with the library patches of the few k-means lists nearest to its own patch (top-k
   patches per pixel from an inverted-file index, built once per library and patch size); corner
-  pixels of ``bbels`` stay exact. Measured on FashionMNIST (BENCHMARKS.md): about 4.2× faster than
-  the exact sampler once the index exists, Pearson r ≥ 0.997 per image from the same noise.
+  pixels of ``bbels`` stay exact. Measured on FashionMNIST (BENCHMARKS.md): about 6× faster than
+  the exact sampler once the index exists, Pearson r ≥ 0.994 per image from the same noise.
 * **Candidate images** (``is``, ``ls``, or on a GPU): the first 35 % of the steps are exact; each
   sample then keeps the ``top_k`` library images (of its class) that supplied the most pixels at the
   last exact step (the top patch of each pixel), topped up with the images nearest to its ``x0``

@@ -8,7 +8,11 @@ library patches are clustered once by k-means into lists of about :data:`LIST_SI
 ``Ω_p(x_t) / sqrt(ā)``, instead of with all of them: the softmax is exact over those patches and
 ignores the rest (top-k patches per pixel, from an index). Pixels whose class has a single
 position (the corners of ``bbels``) stay exact: a class of one list up to
-:data:`SINGLES_MAX_PATCH`, above it the exact machine's box sums.
+:data:`SINGLES_MAX_PATCH`, above it the exact machine's box sums. With every list probed the
+result is the exact machine's (the sampler uses that for its exact steps at indexed patch sizes).
+
+An edge or corner class of ``bbels`` compares only the window of its patches that lies inside the
+image (:func:`patch_window`): the rest is zero padding for all its queries and library patches.
 
 The lists are visited one after another by the native kernel ``mosaic_ivf`` (``fold.c``): it
 copies the patches of a list from the padded library images into cache, block by block, and folds
