@@ -91,20 +91,32 @@ class PatchIndex:
     exact: bool
 
 
+def nearest_centroid(vectors: torch.Tensor, centroids: torch.Tensor, part: int = 1024) -> torch.Tensor:
+    """Index of the nearest centroid ``(M,)`` of every row of ``vectors``, ``part`` rows at a time
+    into one reused, cache-sized buffer (fresh large buffers cost a page fault per page)."""
+    norms, transposed = centroids.pow(2).sum(1), centroids.T.contiguous()
+    buffer = vectors.new_empty(min(part, vectors.shape[0]), centroids.shape[0])
+    out = torch.empty(vectors.shape[0], dtype=torch.long)
+    for start in range(0, vectors.shape[0], part):
+        rows = vectors[start : start + part]
+        distance = buffer[: rows.shape[0]]
+        torch.addmm(norms, rows, transposed, alpha=-2.0, out=distance)
+        torch.argmin(distance, 1, out=out[start : start + rows.shape[0]])
+    return out
+
+
 def kmeans(vectors: torch.Tensor, lists: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Deterministic k-means: ``(centroids (L', d), assignment (M,))`` with no empty list (``L' <= lists``)."""
     generator = torch.Generator().manual_seed(seed)
     sample = vectors[torch.randperm(vectors.shape[0], generator=generator)[:KMEANS_SAMPLE]]
     centroids = sample[torch.randperm(sample.shape[0], generator=generator)[:lists]].clone()
     for _ in range(KMEANS_ITERATIONS):
-        assign = (centroids.pow(2).sum(1) - 2.0 * sample @ centroids.T).argmin(1)
+        assign = nearest_centroid(sample, centroids)
         counts = torch.bincount(assign, minlength=centroids.shape[0])
         sums = torch.zeros_like(centroids).index_add_(0, assign, sample)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled].unsqueeze(1).to(sums.dtype)
-    assign = torch.cat(
-        [(centroids.pow(2).sum(1) - 2.0 * part @ centroids.T).argmin(1) for part in vectors.split(65536)]
-    )
+    assign = nearest_centroid(vectors, centroids)
     used = torch.bincount(assign, minlength=centroids.shape[0]) > 0
     renumber = torch.cumsum(used.long(), 0) - 1
     return centroids[used].contiguous(), renumber[assign]

@@ -159,3 +159,11 @@ def test_patch_window_drops_the_zero_padding_of_edges_and_corners():
         outside = patches.clone()
         outside[..., y0 : y0 + rows, x0 : x0 + cols] = 0
         assert not outside.any()
+
+
+def test_nearest_centroid_in_parts_is_the_brute_force_argmin():
+    gen = torch.Generator().manual_seed(12)
+    vectors, centroids = torch.randn(2500, 7, generator=gen), torch.randn(33, 7, generator=gen)
+    expected = torch.cdist(vectors.double(), centroids.double()).argmin(1)
+    assert torch.equal(ivf.nearest_centroid(vectors, centroids, part=1000), expected)
+    assert torch.equal(ivf.nearest_centroid(vectors[:5], centroids), expected[:5])
