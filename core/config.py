@@ -40,3 +40,8 @@ def images_dir() -> Path:
     path = data_dir() / "images"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def score_indexes_dir() -> Path:
+    """Where the local score engine keeps the patch indexes of its fast drafts (rebuildable)."""
+    return data_dir() / "score-indexes"

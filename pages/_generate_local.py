@@ -78,9 +78,9 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
         key="gen_approximate",
         help="A quick draft, faster the larger the library (about 3× with the built-in faces, 5–6× with a few "
         "thousand images): once the layout is set, each pixel only looks at the library patches that resemble it "
-        "most. The first draft with a library takes longer: the studio sorts that library's patches once. It "
-        "comes out very close to, but not exactly, the full image for the same seed. "
-        "Its mosaic still shows where every pixel came from.",
+        "most. The first draft with a library (and size) takes longer: the studio sorts that library's patches once "
+        "and keeps them for later drafts. It comes out very close to, but not exactly, the full image for the same "
+        "seed. Its mosaic still shows where every pixel came from.",
     )
     request = LocalScoreRequest(
         seed=seed,

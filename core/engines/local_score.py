@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core import config
 from core.engines.base import CancelToken, Engine, GeneratedImage, GenerationRequest, Progress, ProgressCallback
 from core.errors import BadInputError, ResourceError
 from core.images import from_tensor
@@ -126,6 +127,7 @@ class LocalScoreEngine(Engine):
             device=self.device,
             approximate=bool(request.approximate),
             top_k=int(request.top_k),
+            index_dir=config.score_indexes_dir(),
         )
         base = asdict(request)
         indexed = uses_index(request.machine, self.device)

@@ -20,9 +20,11 @@ Both are deterministic but no longer equal to the exact sampler.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
+from core.score.index_store import IndexStore
 from core.score.ivf import INDEXES, IVF_KINDS, MAX_LISTS, fingerprint, ivf_denoise
 from core.score.machine import denoise, map_jobs
 from core.score.result import CancelCheck, DenoiseResult, scatter_parts
@@ -126,7 +128,8 @@ class IndexedRun:
 
     Every job (a class of a class-conditional run, else a share of the samples against the whole
     library) uses the patch index of its library images, built on first use and kept for later
-    runs (:data:`core.score.ivf.INDEXES`).
+    runs of this process (:data:`core.score.ivf.INDEXES`) and, with an ``index_dir``, on disk
+    (:class:`~core.score.index_store.IndexStore`).
     """
 
     def __init__(
@@ -136,8 +139,10 @@ class IndexedRun:
         labels: torch.Tensor | None,
         class_labels: torch.Tensor | None,
         batch: int,
+        index_dir: Path | None = None,
     ) -> None:
         self.kind = kind
+        self.store = IndexStore(index_dir) if index_dir is not None else None
         # (samples, their library images, the indices of those images, content hash): the images are
         # selected once per run, not at every step
         self.jobs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]] = []
@@ -170,7 +175,7 @@ class IndexedRun:
 
         def run(job: tuple[torch.Tensor, torch.Tensor], job_budget: int) -> DenoiseResult:
             samples, library, members, key = self.jobs[int(job[1])]
-            index = INDEXES.get(library, key, self.kind, patch_size)
+            index = INDEXES.get(library, key, self.kind, patch_size, self.store)
             part = ivf_denoise(x[samples], ab, library, index, job_budget, should_cancel, nprobe)
             part.sources[..., 0] = members[part.sources[..., 0]]
             return part

@@ -3,7 +3,8 @@
 In ``els`` and ``bbels`` many pixels share one patch dictionary (a *class*: all positions for
 ``els``; the interior, or one edge row or column, for ``bbels``). For each class and patch size the
 library patches are clustered once by k-means into lists of about :data:`LIST_SIZE` patches
-(:func:`build_index`, cached per library). A pixel then compares with the patches of the
+(:func:`build_index`, cached per library in memory and, when a folder is given, on disk:
+:mod:`core.score.index_store`). A pixel then compares with the patches of the
 :data:`NPROBE` lists whose centres are nearest to its patch scaled back to the clean signal,
 ``Ω_p(x_t) / sqrt(ā)``, instead of with all of them: the softmax is exact over those patches and
 ignores the rest (top-k patches per pixel, from an index). Pixels whose class has a single
@@ -28,6 +29,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -37,6 +39,9 @@ from core.score.local import local_score, pad, patch_grid
 from core.score.memory import local_bytes_per_image, plan_chunks
 from core.score.result import CancelCheck, DenoiseResult, raise_if_cancelled
 from core.score.streaming import LOGIT_FLOOR, NativeSoftmax
+
+if TYPE_CHECKING:
+    from core.score.index_store import IndexStore
 
 logger = logging.getLogger(__name__)
 
@@ -227,8 +232,11 @@ class IndexCache:
         with self._lock:
             self._items.clear()
 
-    def get(self, library: torch.Tensor, key: str, kind: str, patch_size: int) -> PatchIndex:
-        """The index of ``library`` (content hash ``key``, see :func:`fingerprint`), built if needed;
+    def get(
+        self, library: torch.Tensor, key: str, kind: str, patch_size: int, store: IndexStore | None = None
+    ) -> PatchIndex:
+        """The index of ``library`` (content hash ``key``, see :func:`fingerprint`): from memory, else
+        from ``store`` (:class:`~core.score.index_store.IndexStore`), else built (and stored there);
         workers asking for the same index while it is built wait for it."""
         full_key = (key, kind, patch_size)
         with self._lock:
@@ -238,8 +246,12 @@ class IndexCache:
                 if full_key in self._items:
                     self._items.move_to_end(full_key)
                     return self._items[full_key]
-            logger.info("indexing %d library images for %s patches of %d px", library.shape[0], kind, patch_size)
-            index = build_index(library, kind, patch_size)
+            index = store.load(library, key, kind, patch_size) if store is not None else None
+            if index is None:
+                logger.info("indexing %d library images for %s patches of %d px", library.shape[0], kind, patch_size)
+                index = build_index(library, kind, patch_size)
+                if store is not None:
+                    store.save(key, index)
             with self._lock:
                 self._items[full_key] = index
                 self._building.pop(full_key, None)

@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -57,6 +58,7 @@ def sample(
     memory_budget_bytes: int | None = None,
     approximate: bool = False,
     top_k: int = 40,
+    index_dir: Path | None = None,
 ) -> SampleResult:
     """Generate images by deterministic DDIM with a training-free score machine.
 
@@ -92,6 +94,8 @@ def sample(
             nearest lists of a patch index (``els``, ``bbels`` on CPU), or each sample with the
             ``top_k`` library images its pixels came from most; see :mod:`core.score.approximate`.
         top_k: library images kept per sample in the candidate-image approximate mode.
+        index_dir: a folder where the approximate mode keeps the patch indexes it builds, so that
+            later runs (other processes too) reuse them; default: kept in memory only.
 
     Returns:
         :class:`SampleResult` on ``device``.
@@ -120,7 +124,7 @@ def sample(
     step_x0, step_sources, step_entropy = [], [], []
     candidates: list[torch.Tensor] | None = None
     indexed = approximate and uses_index(kind, dev)
-    indexed_run = IndexedRun(lib, kind, labels, class_labels, x.shape[0]) if indexed else None
+    indexed_run = IndexedRun(lib, kind, labels, class_labels, x.shape[0], index_dir) if indexed else None
     first_approximate = exact_steps(steps, indexed)
     for k, patch_size in enumerate(sizes):
         if should_cancel is not None and should_cancel():

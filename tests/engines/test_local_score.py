@@ -117,3 +117,20 @@ def test_approximate_bbels_uses_the_patch_index():
     assert image.params["approximate_method"] == "patch index" and "top_k" not in image.params
     a, b = np.asarray(image.image, dtype=float).ravel(), np.asarray(exact.image, dtype=float).ravel()
     assert np.corrcoef(a, b)[0, 1] > 0.9  # close to the exact image from the same seed
+
+
+def test_fast_draft_indexes_are_kept_in_the_data_directory(monkeypatch):
+    from core import config
+    from core.score import ivf
+
+    ivf.INDEXES.clear()
+    engine = LocalScoreEngine(device="cpu")
+    request = LocalScoreRequest(seed=4, library="faces", size=16, machine="els", approximate=True)
+    (first,) = engine.generate(request)
+    stored = sorted(p.name for p in config.score_indexes_dir().glob("*.safetensors"))
+    assert stored and all(name.startswith("els-") for name in stored)
+    # a restarted studio (empty memory) reads them instead of building them again
+    ivf.INDEXES.clear()
+    monkeypatch.setattr(ivf, "build_index", lambda *a: (_ for _ in ()).throw(AssertionError("built again")))
+    (again,) = engine.generate(request)
+    assert np.array_equal(np.asarray(first.image), np.asarray(again.image))
