@@ -110,6 +110,10 @@ class LocalScoreEngine(Engine):
         seeds = request.seeds()
         noise = seeded_noise(seeds, lib.images.shape[1], int(request.size))
 
+        def on_status(step: int, total: int, message: str) -> None:
+            if on_progress is not None:
+                on_progress(Progress(step=step, total_steps=total, message=message))
+
         def on_step(step: int, total: int, x0: torch.Tensor) -> None:
             if on_progress is not None:
                 preview = _grid(x0)
@@ -128,6 +132,7 @@ class LocalScoreEngine(Engine):
             approximate=bool(request.approximate),
             top_k=int(request.top_k),
             index_dir=config.score_indexes_dir(),
+            on_status=on_status,
         )
         base = asdict(request)
         indexed = uses_index(request.machine, self.device)

@@ -159,6 +159,15 @@ class IndexedRun:
                 images = library[members]
                 self.jobs.append((samples, images, members, fingerprint(images)))
 
+    def missing(self, patch_size: int) -> int:
+        """How many jobs have no index at ``patch_size`` yet (neither in memory nor stored)."""
+        return sum(
+            1
+            for _, _, _, key in self.jobs
+            if not INDEXES.has(key, self.kind, patch_size)
+            and (self.store is None or not self.store.has(key, self.kind, patch_size))
+        )
+
     def denoise(
         self,
         x: torch.Tensor,

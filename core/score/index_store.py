@@ -62,6 +62,10 @@ class IndexStore:
         name = hashlib.blake2b(f"{key}|{kind}|{patch_size}|{settings()}".encode(), digest_size=16).hexdigest()
         return self.directory / f"{kind}-{patch_size}-{name}{SUFFIX}"
 
+    def has(self, key: str, kind: str, patch_size: int) -> bool:
+        """Whether a stored file exists for this index (it is checked only when loaded)."""
+        return self.path(key, kind, patch_size).is_file()
+
     def load(self, library: torch.Tensor, key: str, kind: str, patch_size: int) -> ivf.PatchIndex | None:
         """The stored index of ``library`` (content hash ``key``), or None if there is none usable."""
         path = self.path(key, kind, patch_size)

@@ -232,6 +232,11 @@ class IndexCache:
         with self._lock:
             self._items.clear()
 
+    def has(self, key: str, kind: str, patch_size: int) -> bool:
+        """Whether the index of the library with content hash ``key`` is in memory."""
+        with self._lock:
+            return (key, kind, patch_size) in self._items
+
     def get(
         self, library: torch.Tensor, key: str, kind: str, patch_size: int, store: IndexStore | None = None
     ) -> PatchIndex:
