@@ -110,8 +110,9 @@ class LocalScoreEngine(Engine):
         seeds = request.seeds()
         noise = seeded_noise(seeds, lib.images.shape[1], int(request.size))
 
-        def on_status(step: int, total: int, message: str) -> None:
+        def on_index_build(step: int, total: int, patch_size: int) -> None:
             if on_progress is not None:
+                message = f"Sorting the library's {patch_size} px patches for fast drafts (kept for later drafts)…"
                 on_progress(Progress(step=step, total_steps=total, message=message))
 
         def on_step(step: int, total: int, x0: torch.Tensor) -> None:
@@ -132,7 +133,7 @@ class LocalScoreEngine(Engine):
             approximate=bool(request.approximate),
             top_k=int(request.top_k),
             index_dir=config.score_indexes_dir(),
-            on_status=on_status,
+            on_index_build=on_index_build,
         )
         base = asdict(request)
         indexed = uses_index(request.machine, self.device)

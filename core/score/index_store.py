@@ -158,8 +158,7 @@ class IndexStore:
         except (KeyError, ValueError) as exc:
             raise IndexDamagedError(f"incomplete: {exc}") from exc
         _check(library, patch_size, classes, class_lists, windows, image, y, x, list_block, list_cols, list_window)
-        real = image >= 0
-        values = library[image.clamp_min(0), :, y, x].T * real
+        values = ivf.centre_values(library, image, y, x)
         return ivf.PatchIndex(
             kind, patch_size, classes, class_lists, windows, list_block, list_cols, list_window,
             image.contiguous(), y.contiguous(), x.contiguous(), values.contiguous(), metadata.get("exact") == "1",

@@ -181,6 +181,11 @@ def _padded_columns(counts: torch.Tensor, columns: torch.Tensor) -> torch.Tensor
     return out
 
 
+def centre_values(library: torch.Tensor, image: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(C, K)`` the library pixel at the centre of each column's patch (0 on padding columns)."""
+    return library[image.clamp_min(0), :, y, x].T * (image >= 0)
+
+
 def build_index(library: torch.Tensor, kind: str, patch_size: int) -> PatchIndex:
     """Cluster the library patches of every class of ``kind`` at ``patch_size`` (see module doc)."""
     height, width = library.shape[2], library.shape[3]
@@ -200,9 +205,8 @@ def build_index(library: torch.Tensor, kind: str, patch_size: int) -> PatchIndex
         images.append(torch.where(col >= 0, col // flat.numel(), -1))
         flats.append(torch.where(col >= 0, flat[col.clamp_min(0) % flat.numel()], 0))
     image, position = torch.cat(images), torch.cat(flats)
-    real = image >= 0
     y, x = position // width, position % width
-    values = library[image.clamp_min(0), :, y, x].T * real
+    values = centre_values(library, image, y, x)
     list_cols = torch.cat(counts).long()
     blocks = (list_cols + 15) // 16
     list_window = torch.tensor(windows, dtype=torch.long).repeat_interleave(torch.tensor([len(c) for c in counts]), 0)

@@ -231,7 +231,6 @@ def fused(
     )
 
 
-
 def nearest(distance: torch.Tensor, k: int) -> torch.Tensor:
     """Column indices ``(rows, k)`` of the ``k`` smallest entries of every row of ``distance``
     ``(rows, cols)``, ascending (ties: lower column first); ``mosaic_nearest`` in ``fold.c``, or
@@ -309,7 +308,7 @@ def ivf(
     if slack < READ_SLACK:
         raise ValueError("ivf() needs READ_SLACK readable floats after padded: make it with with_read_slack()")
     most = int((pair_start[1:] - pair_start[:-1]).max()) if list_block.numel() else 0
-    pitch = (dim + 14) // 8 * 8
+    pitch = (dim + 14) // 8 * 8  # fold.c's patch-copy rows: dim + 7 rounded up to 8
     scratch = queries.new_empty(-(-most // 4) * 4 * (dim + 512) + 16 * dim + 16 * pitch)  # CHUNK = 512 in fold.c
     lib.mosaic_ivf(
         queries.data_ptr(), dim, padded.data_ptr(), channels, hp, wp,

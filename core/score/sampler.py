@@ -20,8 +20,8 @@ from core.score.schedules import alpha_bar, sampling_times
 logger = logging.getLogger(__name__)
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
-#: ``(steps_done, total_steps, message)``: a long pause before the next step, in plain words.
-StatusCallback = Callable[[int, int, str], None]
+#: ``(steps_done, total_steps, patch_size)``: a patch index is about to be built (a long pause).
+IndexBuildCallback = Callable[[int, int, int], None]
 
 
 @dataclass
@@ -61,7 +61,7 @@ def sample(
     approximate: bool = False,
     top_k: int = 40,
     index_dir: Path | None = None,
-    on_status: StatusCallback | None = None,
+    on_index_build: IndexBuildCallback | None = None,
 ) -> SampleResult:
     """Generate images by deterministic DDIM with a training-free score machine.
 
@@ -99,8 +99,8 @@ def sample(
         top_k: library images kept per sample in the candidate-image approximate mode.
         index_dir: a folder where the approximate mode keeps the patch indexes it builds, so that
             later runs (other processes too) reuse them; default: kept in memory only.
-        on_status: called before a step that first has to build a patch index (approximate mode),
-            as ``on_status(steps_done, total_steps, message)``.
+        on_index_build: called before a step that first has to build a patch index (approximate
+            mode), as ``on_index_build(steps_done, total_steps, patch_size)``.
 
     Returns:
         :class:`SampleResult` on ``device``.
@@ -137,9 +137,8 @@ def sample(
         ab_now = float(alpha_bar(times[k]))
         ab_next = float(alpha_bar(times[k + 1]))
         if indexed_run is not None and (k >= first_approximate or patch_size in sizes[first_approximate:]):
-            if on_status is not None and indexed_run.missing(patch_size):
-                kept = "kept for later drafts" if index_dir is not None else "kept while the studio runs"
-                on_status(k, steps, f"Sorting the library's {patch_size} px patches for fast drafts ({kept})…")
+            if on_index_build is not None and indexed_run.missing(patch_size):
+                on_index_build(k, steps, patch_size)
             # exact steps at an indexed patch size probe every list: the exact machine, and faster
             every = k < first_approximate
             result = indexed_run.denoise(x, ab_now, patch_size, budget, should_cancel, every_list=every)

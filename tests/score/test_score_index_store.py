@@ -62,24 +62,22 @@ def test_cache_reads_the_store_instead_of_building(tmp_path, monkeypatch):
     _same(ivf.IndexCache().get(library, key, "bbels", 5, store), first)  # a new process: from disk
 
 
-class _Notes(list):
-    def append_(self, *args):
-        self.append(args)
-
-
 def test_sampler_with_index_dir_reuses_indexes_across_runs(tmp_path, monkeypatch):
     library, noise = _library(3), torch.randn(2, 1, 10, 9, generator=torch.Generator().manual_seed(4))
     sizes = [5, 5, 5, 3, 3, 3, 3, 3, 3, 3]
-    notes = _Notes()
-    first = sample(library, noise, "els", sizes, approximate=True, index_dir=tmp_path, on_status=notes.append_)
+    notes = []
+
+    def note(*args):
+        notes.append(args)
+
+    first = sample(library, noise, "els", sizes, approximate=True, index_dir=tmp_path, on_index_build=note)
     assert len(list(tmp_path.glob("*.safetensors"))) == 2  # one per patch size
     # announced before the first step of each patch size (step 0: the exact step, every list probed)
-    assert [(k, total) for k, total, _ in notes] == [(0, 10), (3, 10)]
-    assert "5 px" in notes[0][2] and "3 px" in notes[1][2]
+    assert notes == [(0, 10, 5), (3, 10, 3)]
     ivf.INDEXES.clear()
     monkeypatch.setattr(ivf, "build_index", lambda *a: (_ for _ in ()).throw(AssertionError("built again")))
     notes.clear()
-    again = sample(library, noise, "els", sizes, approximate=True, index_dir=tmp_path, on_status=notes.append_)
+    again = sample(library, noise, "els", sizes, approximate=True, index_dir=tmp_path, on_index_build=note)
     assert torch.equal(first.images, again.images) and notes == []
 
 
