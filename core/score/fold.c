@@ -463,8 +463,9 @@ void mosaic_ivf(const float *queries, int64_t dim, const float *padded, int64_t 
 
 /*
  * The k smallest of every row of distance (rows, cols), ascending, into out (rows, k) as column
- * indices; equal distances keep the lower column first. 1 <= k <= cols. Single-threaded: an
- * insertion into a sorted list of k, which most columns skip after one compare (k is small).
+ * indices; equal distances keep the lower column first. 1 <= k <= cols, k small (the list lives on
+ * the stack; native.py calls it for k <= 64). Single-threaded: an insertion into a sorted list of
+ * k, which most columns skip after one compare.
  */
 void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k, int64_t *out) {
     for (int64_t r = 0; r < rows; r++) {

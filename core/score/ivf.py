@@ -290,7 +290,10 @@ def _probe(
         distance = centroids.pow(2).sum(1) - (2.0 / a) * (q @ centroids.T)
         lists = centroids.shape[0]
         wanted = probes_for(index.patch_size, lists) if nprobe is None else nprobe
-        nearest = native.nearest(distance, min(wanted, lists))
+        if wanted >= lists:  # every list
+            nearest = torch.arange(lists).expand(q.shape[0], lists)
+        else:
+            nearest = native.nearest(distance, wanted)
         augmented = q.new_zeros(q.shape[0], dim + 1)
         torch.mul(q, 2.0 * a * c, out=augmented[:, : q.shape[1]])
         augmented[:, q.shape[1]] = -a * a * c

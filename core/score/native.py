@@ -231,6 +231,10 @@ def fused(
     )
 
 
+#: Largest ``k`` for which :func:`nearest` uses the kernel (an insertion into a sorted list of ``k``).
+NEAREST_MAX_K = 64
+
+
 def nearest(distance: torch.Tensor, k: int) -> torch.Tensor:
     """Column indices ``(rows, k)`` of the ``k`` smallest entries of every row of ``distance``
     ``(rows, cols)``, ascending (ties: lower column first); ``mosaic_nearest`` in ``fold.c``, or
@@ -239,7 +243,7 @@ def nearest(distance: torch.Tensor, k: int) -> torch.Tensor:
     rows, cols = distance.shape
     if not 1 <= k <= cols:
         raise ValueError(f"k must be between 1 and {cols} (got {k})")
-    lib = kernel() if distance.device.type == "cpu" else None
+    lib = kernel() if distance.device.type == "cpu" and k <= NEAREST_MAX_K else None
     if lib is None:
         return distance.topk(k, 1, largest=False).indices
     distance = distance.to(torch.float32).contiguous()

@@ -105,7 +105,7 @@ def test_rows_far_below_the_floor_are_exact_zeros_not_nans():
     assert best.item() == 10 and mean.item() == 10.0 and entropy.item() == 0.0
 
 
-@pytest.mark.parametrize(("rows", "cols", "k"), [(1, 1, 1), (7, 40, 16), (300, 810, 16), (5, 17, 17)])
+@pytest.mark.parametrize(("rows", "cols", "k"), [(1, 1, 1), (7, 40, 16), (300, 810, 16), (5, 17, 17), (4, 200, 100)])
 def test_nearest_is_topk_of_the_smallest(rows, cols, k):
     distance = torch.randn(rows, cols, generator=torch.Generator().manual_seed(cols))
     expected = distance.topk(k, 1, largest=False).indices
