@@ -62,7 +62,9 @@ def test_cache_reads_the_store_instead_of_building(tmp_path, monkeypatch):
     _same(ivf.IndexCache().get(library, key, "bbels", 5, store), first)  # a new process: from disk
 
 
-def test_sampler_with_index_dir_reuses_indexes_across_runs(tmp_path, monkeypatch):
+def test_sampler_with_index_dir_reuses_indexes_across_runs(tmp_path, monkeypatch, softmax_path):
+    if softmax_path != "native":
+        pytest.skip("the sampler uses the patch index only with the native kernel")
     library, noise = _library(3), torch.randn(2, 1, 10, 9, generator=torch.Generator().manual_seed(4))
     sizes = [5, 5, 5, 3, 3, 3, 3, 3, 3, 3]
     notes = []
