@@ -21,7 +21,8 @@ GEMM_FLOPS_PER_SECOND = {"native": 110e9, "torch": 60e9}
 SECONDS_PER_LOGIT = {"native": 1.2e-9, "torch": 2.2e-9}
 #: Approximate steps with the patch index, per query–patch pair (copying patches into cache, the
 #: probes, the fold), fitted so that the estimate keeps the measured ratio to the exact run (×6.0 in
-#: the same benchmark: 0.57 against 3.41 s/image). The PyTorch path loops over the lists in Python.
+#: the same benchmark: 0.57 against 3.41 s/image). The PyTorch entry applies only when asked for
+#: explicitly: without the kernel the approximate mode uses candidate images (``uses_index``).
 SECONDS_PER_INDEXED_PAIR = {"native": 5.4e-9, "torch": 8.5e-8}
 
 @dataclass
