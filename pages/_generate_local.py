@@ -96,7 +96,13 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
     try:
         with st.spinner("Preparing the library…"):
             plan = engine.plan(request)
-        st.caption(f"Estimated time: about {max(1, round(plan['cost'].seconds_estimate))} s on this machine.")
+        cost = plan["cost"]
+        estimate = f"Estimated time: about {max(1, round(cost.seconds_estimate))} s on this machine."
+        if cost.index_build_seconds:
+            build = max(1, round(cost.index_build_seconds))
+            estimate += f" The first fast draft with this library and size takes about {build} s more"
+            estimate += ", to sort its patches once."
+        st.caption(estimate)
     except MosaicError as err:
         return engine, None, str(err)
     return engine, request, None

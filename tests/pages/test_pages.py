@@ -68,8 +68,10 @@ def test_generate_page_fast_draft_lowers_the_estimate_and_is_recorded():
         return int(line.split("about ")[1].split(" s")[0])
 
     exact_seconds = estimate()
+    assert "first fast draft" not in next(c.value for c in at.caption if "Estimated time" in c.value)
     at.toggle(key="gen_approximate").set_value(True).run()
     assert estimate() <= exact_seconds
+    assert "The first fast draft with this library and size takes about" in texts(at)
     at.button(key="gen_go").click().run()
     assert not at.exception, [e.value for e in at.exception]
     from core.store import Store

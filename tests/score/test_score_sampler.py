@@ -198,6 +198,10 @@ def test_estimate_cost_of_the_approximate_mode():
     indexed = estimate_cost(4000, 1, 32, 2, "bbels", sizes, approximate_top_k=40, indexed=True)
     assert indexed.seconds_estimate < estimate_cost(4000, 1, 32, 2, "bbels", sizes).seconds_estimate / 3
     assert indexed.flops > estimate_cost(4000, 1, 32, 2, "bbels", sizes[: exact_steps(20, indexed=True)]).flops
+    # the first run also builds the index: once per patch size of the approximate steps, linear in the library
+    assert indexed.index_build_seconds > 0 and exact.index_build_seconds == 0 == approx.index_build_seconds
+    bigger = estimate_cost(8000, 1, 32, 2, "bbels", sizes, approximate_top_k=40, indexed=True)
+    assert bigger.index_build_seconds == pytest.approx(2 * indexed.index_build_seconds)
 
 
 def test_approximate_with_all_images_kept_is_exact(data):
