@@ -381,9 +381,11 @@ def ivf_denoise(
     padded = native.with_read_slack(pad(library, patch_size, PADDING[kind]))
     state = NativeSoftmax(1, rows, channels, augmented)
     if native.available(x.device):
-        columns = (index.image, index.y, index.x)
-        lists = (index.list_block, index.list_cols, index.list_window)
-        state.update_ivf(augmented, padded, patch_size, columns, lists, (pair_start, pair_rows), index.values)
+        layout = native.IvfLayout(
+            padded, patch_size, (index.image, index.y, index.x), (index.list_block, index.list_cols, index.list_window),
+            (pair_start, pair_rows), index.values,
+        )
+        state.update_ivf(augmented, layout)
     else:
         _fold_torch(state, augmented, padded, index, pair_start, pair_rows)
     sample = torch.arange(rows) % batch

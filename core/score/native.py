@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -265,14 +266,25 @@ def with_read_slack(images: torch.Tensor) -> torch.Tensor:
     return view
 
 
+class IvfLayout(NamedTuple):
+    """The library side of :func:`ivf`, fixed for one step: ``padded`` ``(N, C, H', W')`` library
+    images, followed by :data:`READ_SLACK` readable floats (:func:`with_read_slack`); ``patch`` the
+    patch size; ``columns`` the image, top-left y and x ``(K,)`` of every library column (``K`` a
+    multiple of 16, image -1 on padding); ``lists`` the first 16-column block, the column count and
+    the compared window ``(y0, rows, x0, cols)`` of the patch ``(L, 4)`` of every list; ``pairs``
+    ``(pair_start (L + 1,), pair_rows)``: the query rows of every list; ``values_t`` ``(V, K)``."""
+
+    padded: torch.Tensor
+    patch: int
+    columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    lists: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    pairs: tuple[torch.Tensor, torch.Tensor]
+    values_t: torch.Tensor
+
+
 def ivf(
     queries: torch.Tensor,
-    padded: torch.Tensor,
-    patch: int,
-    columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    lists: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    pairs: tuple[torch.Tensor, torch.Tensor],
-    values_t: torch.Tensor,
+    layout: IvfLayout,
     m: torch.Tensor,
     s: torch.Tensor,
     t: torch.Tensor,
@@ -282,15 +294,11 @@ def ivf(
 ) -> None:
     """Inverted-file fold (``mosaic_ivf`` in ``fold.c``, used by :mod:`core.score.ivf`).
 
-    ``queries`` ``(R, C·P·P + 1)``; ``padded`` ``(N, C, H', W')`` library images, followed by
-    :data:`READ_SLACK` readable floats (:func:`with_read_slack`); ``columns`` the
-    image, top-left y and x ``(K,)`` of every library column (``K`` a multiple of 16, image -1 on
-    padding); ``lists`` the first 16-column block, the column count and the compared window
-    ``(y0, rows, x0, cols)`` of the patch ``(L, 4)`` of every list (queries hold
-    ``C·rows·cols + 1`` values for the lists they probe, the rest of their row unused); ``pairs``
-    ``(pair_start (L + 1,), pair_rows)``: the query rows of every list; ``values_t`` ``(V, K)``;
-    state as in :func:`fold` for ``(R,)`` rows (``v`` ``(R, V)``). ``arg`` receives columns.
+    ``queries`` ``(R, C·P·P + 1)``: for the lists a row probes, its first ``C·rows·cols + 1``
+    values (the list's window, see :class:`IvfLayout`), the rest unused. State as in :func:`fold`
+    for ``(R,)`` rows (``v`` ``(R, V)``). ``arg`` receives columns.
     """
+    padded, patch, columns, lists, pairs, values_t = layout
     lib = kernel()
     assert lib is not None, "ivf() called without an available kernel"
     rows, dim = queries.shape

@@ -149,22 +149,13 @@ class NativeSoftmax:
         native.fused(queries, library_panel, cols, values_t, self.m, self.s, self.t, self.v, self._arg, LOGIT_FLOOR)
         self._move_best(to_global)
 
-    def update_ivf(
-        self,
-        queries: torch.Tensor,
-        padded: torch.Tensor,
-        patch: int,
-        columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        lists: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        pairs: tuple[torch.Tensor, torch.Tensor],
-        values_t: torch.Tensor,
-    ) -> None:
+    def update_ivf(self, queries: torch.Tensor, layout: native.IvfLayout) -> None:
         """Fold every row (``G = 1``) over the library columns of the lists it probes
         (:func:`core.score.native.ivf`); ``best`` receives index columns."""
         rows = self.m.numel()
         self._arg.fill_(-1)
-        native.ivf(queries, padded, patch, columns, lists, pairs, values_t, self.m.view(-1), self.s.view(-1),
-                   self.t.view(-1), self.v.view(rows, -1), self._arg.view(-1), LOGIT_FLOOR)
+        state = (self.m.view(-1), self.s.view(-1), self.t.view(-1), self.v.view(rows, -1), self._arg.view(-1))
+        native.ivf(queries, layout, *state, LOGIT_FLOOR)
         self._move_best(lambda arg: arg)
 
     def _move_best(self, to_global: ColumnMap) -> None:

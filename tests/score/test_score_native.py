@@ -132,8 +132,8 @@ def test_ivf_refuses_a_library_without_read_slack():
     pairs = (torch.tensor([0, 1]), torch.tensor([0]))
     m, s, t, v = torch.full((1,), -float("inf")), torch.zeros(1), torch.zeros(1), torch.zeros(1, 1)
     arg = torch.full((1,), -1, dtype=torch.long)
-    args = (3, columns, lists, pairs, torch.zeros(1, 16), m, s, t, v, arg, -80.0)
+    state = (m, s, t, v, arg, -80.0)
     with pytest.raises(ValueError, match="with_read_slack"):
-        native.ivf(queries, padded.contiguous(), *args)
-    native.ivf(queries, slack, *args)
+        native.ivf(queries, native.IvfLayout(padded.contiguous(), 3, columns, lists, pairs, torch.zeros(1, 16)), *state)
+    native.ivf(queries, native.IvfLayout(slack, 3, columns, lists, pairs, torch.zeros(1, 16)), *state)
     assert float(s) == 1.0 and int(arg) == 0  # one column, zero logit
