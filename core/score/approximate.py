@@ -27,7 +27,7 @@ import torch
 
 from core.score import native
 from core.score.index_store import IndexStore
-from core.score.ivf import INDEXES, IVF_KINDS, MAX_LISTS, fingerprint, ivf_denoise
+from core.score.ivf import INDEXES, IVF_KINDS, MAX_LISTS, fingerprint, ivf_denoise, padded_library
 from core.score.machine import denoise, map_jobs
 from core.score.result import CancelCheck, DenoiseResult, scatter_parts
 
@@ -148,6 +148,8 @@ class IndexedRun:
     ) -> None:
         self.kind = kind
         self.store = IndexStore(index_dir) if index_dir is not None else None
+        # per job: (patch size, its padded library images): consecutive steps often share a size
+        self._padded: dict[int, tuple[int, torch.Tensor]] = {}
         # (samples, their library images, the indices of those images, content hash): the images are
         # selected once per run, not at every step
         self.jobs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]] = []
@@ -188,9 +190,13 @@ class IndexedRun:
         nprobe = MAX_LISTS if every_list else None
 
         def run(job: tuple[torch.Tensor, torch.Tensor], job_budget: int) -> DenoiseResult:
-            samples, library, members, key = self.jobs[int(job[1])]
+            number = int(job[1])
+            samples, library, members, key = self.jobs[number]
             index = INDEXES.get(library, key, self.kind, patch_size, self.store)
-            part = ivf_denoise(x[samples], ab, library, index, job_budget, should_cancel, nprobe)
+            if self._padded.get(number, (None,))[0] != patch_size:  # each job on one worker: no race
+                self._padded[number] = (patch_size, padded_library(library, self.kind, patch_size))
+            padded = self._padded[number][1]
+            part = ivf_denoise(x[samples], ab, library, index, job_budget, should_cancel, nprobe, padded)
             part.sources[..., 0] = members[part.sources[..., 0]]
             return part
 

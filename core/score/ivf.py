@@ -341,6 +341,12 @@ def _fold_torch(
         m[members] = new_m
 
 
+def padded_library(library: torch.Tensor, kind: str, patch_size: int) -> torch.Tensor:
+    """``library`` padded for ``patch_size`` as ``kind`` pads it, followed by the readable floats the
+    kernel needs (:func:`core.score.native.with_read_slack`)."""
+    return native.with_read_slack(pad(library, patch_size, PADDING[kind]))
+
+
 def probes_for(patch_size: int, lists: int) -> int:
     """Lists each pixel of a class with ``lists`` lists compares with at ``patch_size``."""
     return NPROBE
@@ -354,9 +360,11 @@ def ivf_denoise(
     budget: int,
     should_cancel: CancelCheck | None,
     nprobe: int | None = None,
+    padded: torch.Tensor | None = None,
 ) -> DenoiseResult:
     """One approximate machine evaluation of ``x`` ``(B, C, H, W)`` against ``library`` (CPU);
-    every indexed pixel compares with ``nprobe`` lists (default :func:`probes_for`)."""
+    every indexed pixel compares with ``nprobe`` lists (default :func:`probes_for`). ``padded``:
+    :func:`padded_library` of ``library`` at this patch size, if the caller keeps it between steps."""
     raise_if_cancelled(should_cancel)
     batch, channels, height, width = x.shape
     kind, patch_size = index.kind, index.patch_size
@@ -378,7 +386,8 @@ def ivf_denoise(
     counts = torch.bincount(pair_list, minlength=index.list_block.numel())
     pair_start = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).contiguous()
     raise_if_cancelled(should_cancel)
-    padded = native.with_read_slack(pad(library, patch_size, PADDING[kind]))
+    if padded is None:
+        padded = padded_library(library, kind, patch_size)
     state = NativeSoftmax(1, rows, channels, augmented)
     if native.available(x.device):
         layout = native.IvfLayout(
