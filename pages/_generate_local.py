@@ -78,8 +78,8 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
         key="gen_approximate",
         help="A quick draft, faster the larger the library (about 3× with the built-in faces, 5–6× with a few "
         "thousand images): once the layout is set, each pixel only looks at the library patches that resemble it "
-        "most. The first draft with a library (and size) takes longer: the studio sorts that library's patches once "
-        "and keeps them for later drafts. It comes out very close to, but not exactly, the full image for the same "
+        "most. The first draft with a library (and size) takes longer: the studio prepares that library once and "
+        "keeps it ready for later drafts. It comes out very close to, but not exactly, the full image for the same "
         "seed. Its mosaic still shows where every pixel came from.",
     )
     request = LocalScoreRequest(
@@ -101,7 +101,7 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
         if cost.index_build_seconds:
             build = max(1, round(cost.index_build_seconds))
             estimate += f" The first fast draft with this library and size takes about {build} s more"
-            estimate += ", to sort its patches once."
+            estimate += " to prepare the library (only once)."
         st.caption(estimate)
     except MosaicError as err:
         return engine, None, str(err)

@@ -112,7 +112,8 @@ class LocalScoreEngine(Engine):
 
         def on_index_build(step: int, total: int, patch_size: int) -> None:
             if on_progress is not None:
-                message = f"Sorting the library's {patch_size} px patches for fast drafts (kept for later drafts)…"
+                del patch_size  # one notice per patch size; the words stay the same
+                message = "Preparing this library for fast drafts, only needed the first time…"
                 on_progress(Progress(step=step, total_steps=total, message=message))
 
         def on_step(step: int, total: int, x0: torch.Tensor) -> None:

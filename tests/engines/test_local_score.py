@@ -130,12 +130,12 @@ def test_fast_draft_indexes_are_kept_in_the_data_directory(monkeypatch):
     (first,) = engine.generate(request, on_progress=seen.append)
     stored = sorted(p.name for p in config.score_indexes_dir().glob("*.safetensors"))
     assert stored and all(name.startswith("els-") for name in stored)
-    sorting = [p.message for p in seen if p.message.startswith("Sorting the library's")]
-    assert len(sorting) == len(stored) and all("kept for later drafts" in m for m in sorting)
+    preparing = [p.message for p in seen if p.message.startswith("Preparing this library for fast drafts")]
+    assert len(preparing) == len(stored) and all("only needed the first time" in m for m in preparing)
     # a restarted studio (empty memory) reads them instead of building them again, without the notice
     ivf.INDEXES.clear()
     monkeypatch.setattr(ivf, "build_index", lambda *a: (_ for _ in ()).throw(AssertionError("built again")))
     seen.clear()
     (again,) = engine.generate(request, on_progress=seen.append)
     assert np.array_equal(np.asarray(first.image), np.asarray(again.image))
-    assert not [p for p in seen if p.message.startswith("Sorting")]
+    assert not [p for p in seen if p.message.startswith("Preparing")]
