@@ -4,11 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# chromium for the browser tests; gcc builds the native softmax kernel of the local score engine
+# chromium for the browser tests; postgresql for the database tests; gcc builds the native softmax kernel of the local score engine
 # (core/score/fold.c: the tests check both that path and the PyTorch fallback).
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="chromium fonts-dejavu-core"
 command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
+# PostgreSQL server binaries: the store, campaign and jobs tests also run against a throwaway cluster
+# (tests/postgres.py starts it with initdb / pg_ctl, as the postgres user when run as root)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 if [ -n "$missing" ]; then
   echo "== installing$missing (apt)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

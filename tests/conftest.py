@@ -22,3 +22,53 @@ def isolated_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("MOSAIC_DATABASE_URL", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return data
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """URL of a PostgreSQL server for this test session (see ``tests/postgres.py``).
+
+    Skips where PostgreSQL is not installed, except under CI (``CI=true``), where that is a failure:
+    ``scripts/test.sh`` installs it.
+    """
+    from tests import postgres
+
+    if os.environ.get(postgres.URL_ENV):
+        yield os.environ[postgres.URL_ENV]
+        return
+    if not postgres.available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; scripts/test.sh installs it (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server = postgres.ThrowawayPostgres()
+    server.start()
+    try:
+        yield server.server_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, monkeypatch, isolated_data_dir):
+    """Run a test once on SQLite (in the test's data folder) and once on a real PostgreSQL database.
+
+    Sets ``MOSAIC_DATABASE_URL`` so that ``Store()`` and everything built on it use that database.
+    """
+    if request.param == "sqlite":
+        url = f"sqlite:///{isolated_data_dir / 'mosaic.db'}"
+        isolated_data_dir.mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv("MOSAIC_DATABASE_URL", url)
+        yield url
+        from core.store.store import dispose_engine
+
+        dispose_engine(url)
+        return
+    from tests import postgres
+
+    server_url = request.getfixturevalue("postgres_server")
+    url = postgres.fresh_database(server_url)
+    monkeypatch.setenv("MOSAIC_DATABASE_URL", url)
+    try:
+        yield url
+    finally:
+        postgres.drop_database(server_url, url)

@@ -84,6 +84,7 @@ class CampaignStore:
         ]
         with self.store.session() as session, session.begin():
             session.add(record)
+            session.flush()  # the campaign row first: items reference it (foreign key)
             session.add_all(items)
         logger.info("created campaign %s (%d items)", campaign_id, len(items))
         return self.get(campaign_id)

@@ -63,7 +63,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # enforce foreign keys as PostgreSQL does, so that an ordering mistake fails on SQLite too
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def dispose_engine(url: str) -> None:
+    """Close the pooled connections of ``url``'s engine and forget it (tests, shutdown)."""
+    with _engines_lock:
+        engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
