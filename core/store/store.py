@@ -31,7 +31,8 @@ from core.engines.base import GeneratedImage
 from core.errors import BadInputError
 from core.images import save_png
 from core.metadata import png_text
-from core.store.models import Base, GenerationRecord
+from core.store import schema
+from core.store.models import GenerationRecord
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def _sql_engine(url: str) -> SAEngine:
             engine = create_engine(url, **kwargs)
             if url.startswith("sqlite"):
                 event.listen(engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(engine)
+            schema.upgrade(engine)
             _engines[url] = engine
         return engine
 

@@ -1,0 +1,108 @@
+"""What each kind of job does. A handler takes a :class:`JobContext` and returns a closing message.
+
+Handlers are written to be run again after a crash: they read what an earlier attempt finished
+from ``context.result`` and only do the rest (a generation keeps the images it saved, a campaign
+its finished items).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from core.errors import BadInputError
+from core.jobs.context import JobContext
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[JobContext], str]
+
+
+def _engine(context: JobContext, name: str):
+    """One engine per worker and name: the SD pipeline and libraries stay loaded between jobs."""
+    from core.engines.registry import get_engine
+
+    key = f"engine:{name}"
+    if key not in context.cache:
+        context.cache[key] = get_engine(name)
+    return context.cache[key]
+
+
+def generate(context: JobContext) -> str:
+    """Make the request's images, saving each one in the gallery as it is finished."""
+    from core.jobs.requests import decode_request
+    from core.store import Store
+
+    engine_name, request = decode_request(context.params)
+    done: list[str] = list(context.result.get("records") or [])
+    batch_id = context.result.get("batch_id") or context.job.id[:12]
+    remaining = int(request.count) - len(done)
+    if remaining <= 0:
+        return _made(len(done))
+    if done:  # an earlier attempt saved the first images: make the others with their own seeds
+        request = dataclasses.replace(request, seed=int(request.seed) + len(done), count=remaining)
+    engine = _engine(context, engine_name)
+    store = Store(recover=False)
+    title = str(context.params.get("title") or "")
+
+    def saved(record) -> None:
+        done.append(record.id)
+        context.save_result(records=list(done), batch_id=batch_id)
+
+    from core.engines.saving import generate_and_save
+
+    generate_and_save(
+        engine,
+        request,
+        store,
+        title=title,
+        batch_id=batch_id,
+        on_saved=saved,
+        on_progress=context.engine_progress,
+        cancel=context.cancel,
+    )
+    return _made(len(done))
+
+
+def _made(count: int) -> str:
+    return f"Done: {count} image(s) saved to the gallery." if count != 1 else "Done: 1 image saved to the gallery."
+
+
+def campaign(context: JobContext) -> str:
+    """Generate a campaign's pending items (claimed one by one, so two runs never make the same item)."""
+    from core.campaigns.runner import CampaignRunner
+    from core.campaigns.store import CampaignStore
+
+    campaign_id = str(context.params.get("campaign_id") or "")
+    if not campaign_id:
+        raise BadInputError("This campaign job names no campaign.")
+    item_ids = context.params.get("item_ids")
+    campaigns = CampaignStore()
+    runner = CampaignRunner(campaigns, engines=lambda name: _engine(context, name))
+    context.save_result(campaign_id=campaign_id)
+    report = runner.run(campaign_id, on_progress=context.engine_progress, cancel=context.cancel, item_ids=item_ids)
+    if report.cancelled:
+        from core.errors import GenerationCancelled
+
+        raise GenerationCancelled(
+            f"Campaign paused: {len(report.made)} image(s) made in this run are kept. Resume it to finish."
+        )
+    context.save_result(campaign_id=campaign_id, made=len(report.made), failed=len(report.failed), status=report.status)
+    text = f"Campaign {report.status}: {len(report.made)} image(s) made"
+    if report.failed:
+        text += f", {len(report.failed)} failed ({report.errors[0]})"
+    return text + "."
+
+
+HANDLERS: dict[str, Handler] = {
+    "generate": generate,
+    "campaign": campaign,
+}
+
+
+def run_handler(context: JobContext) -> str:
+    handler = HANDLERS.get(context.job.kind)
+    if handler is None:
+        raise BadInputError(f"This studio cannot run jobs of kind {context.job.kind!r}.")
+    return handler(context)

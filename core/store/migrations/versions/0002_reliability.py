@@ -1,0 +1,26 @@
+"""Reliability fixes: 64-bit seeds.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # SQLite's INTEGER is already 64-bit; PostgreSQL's is 32-bit
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column("generations", "seed", type_=sa.BigInteger(), existing_nullable=False)
+        op.alter_column("campaigns", "seed", type_=sa.BigInteger(), existing_nullable=False)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column("campaigns", "seed", type_=sa.Integer(), existing_nullable=False)
+        op.alter_column("generations", "seed", type_=sa.Integer(), existing_nullable=False)
