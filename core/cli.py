@@ -357,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     gal.add_argument("--limit", type=int, default=50)
     gal.add_argument("--json", action="store_true")
     gal.set_defaults(func=cmd_gallery)
+
+    from core.jobs.cli import add_parsers as add_job_parsers
+
+    add_job_parsers(sub)
     return parser
 
 

@@ -48,16 +48,17 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     address = address or ray_address()
     env = {
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-        config.DATA_DIR_ENV: str(config.data_dir()),
-        config.DATABASE_URL_ENV: config.database_url(),
         "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"),
     }
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "ignore_reinit_error": True,
                               "log_to_driver": False}
     if address and address != "local":
         kwargs["address"] = address
-    elif num_cpus is not None:
-        kwargs["num_cpus"] = num_cpus
+    else:  # a Ray instance of this process, on loopback only
+        kwargs["_node_ip_address"] = "127.0.0.1"
+        kwargs["include_dashboard"] = False
+        if num_cpus is not None:
+            kwargs["num_cpus"] = num_cpus
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as err:
@@ -95,11 +96,13 @@ def adopt(queue: JobQueue, job_id: str, dispatch_id: str, worker: str) -> JobRec
     return None
 
 
-def run_task(job_id: str, dispatch_id: str) -> str:
-    """Body of the Ray task: run one job in this Ray worker process."""
+def run_task(job_id: str, dispatch_id: str, data_dir: str, database_url: str) -> str:
+    """Body of the Ray task: run one job in this Ray worker process (against the dispatcher's database)."""
     from core.jobs.worker import execute
 
     logging.basicConfig(level=logging.INFO)
+    os.environ[config.DATA_DIR_ENV] = data_dir
+    os.environ[config.DATABASE_URL_ENV] = database_url
     queue = JobQueue()
     worker = _task_worker_id()
     queue.worker_alive(worker, device="ray", backend="ray", job_id=job_id)
@@ -107,13 +110,14 @@ def run_task(job_id: str, dispatch_id: str) -> str:
         job = adopt(queue, job_id, dispatch_id, worker)
         if job is None:
             return queue.get(job_id).state
-        cache = _TASK_CACHE
+        cache = _TASK_CACHE.setdefault(f"{data_dir}|{database_url}", {})
         return execute(queue, job, worker, cache, device="ray")
     finally:
         queue.worker_gone(worker)
 
 
-_TASK_CACHE: dict[str, Any] = {}
+#: engines kept loaded between the tasks a Ray worker process runs, per data folder and database
+_TASK_CACHE: dict[str, dict[str, Any]] = {}
 
 
 class RayDispatcher:
@@ -159,7 +163,9 @@ class RayDispatcher:
                         options: dict[str, Any] = {"num_cpus": 1}
                         if job.device == "gpu":
                             options["num_gpus"] = 1
-                        ref = remote.options(**options).remote(job.id, self.id)
+                        ref = remote.options(**options).remote(
+                            job.id, self.id, str(config.data_dir()), config.database_url()
+                        )
                         self.in_flight[ref] = job.id
                         self.sent += 1
                         continue

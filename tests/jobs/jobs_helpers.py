@@ -1,0 +1,35 @@
+"""Shared helpers of the job tests: real generation jobs on the built-in faces library."""
+
+from __future__ import annotations
+
+import time
+
+from core.engines.local_score import LocalScoreRequest
+from core.jobs import FINISHED, JobQueue, JobRecord
+from core.jobs.requests import encode_request
+from core.store import Store
+
+
+def submit_generation(queue: JobQueue, count: int = 2, size: int = 16, steps: int = 4, owner: str = "ann",
+                      seed: int = 10) -> JobRecord:
+    request = LocalScoreRequest(library="faces", size=size, steps=steps, count=count, seed=seed)
+    return queue.submit("generate", encode_request("local-score", request), owner=owner, title=f"{count} images")
+
+
+def wait_until(predicate, timeout: float = 120.0, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s")
+
+
+def wait_finished(queue: JobQueue, job_id: str, timeout: float = 180.0) -> JobRecord:
+    return wait_until(lambda: (j := queue.get(job_id)).state in FINISHED and j, timeout)
+
+
+def saved_seeds(job: JobRecord) -> list[int]:
+    store = Store(recover=False)
+    return sorted(store.get(r).seed for r in job.result.get("records") or [])
