@@ -76,14 +76,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if ray_address():
         from core.jobs.ray_backend import RayDispatcher
 
-        dispatcher = RayDispatcher()
+        dispatcher = RayDispatcher(parent_pid=args.parent_pid)
         dispatcher.install_signal_handlers()
         print(f"Sending jobs to the Ray cluster at {ray_address()} (Ctrl-C to stop).", file=sys.stderr)
         dispatcher.run(max_jobs=args.max_jobs)
         return 0
     from core.jobs.worker import Worker
 
-    worker = Worker(device=args.device, idle_exit_s=args.idle_exit)
+    worker = Worker(device=args.device, idle_exit_s=args.idle_exit, parent_pid=args.parent_pid)
     worker.install_signal_handlers()
     if not args.json:
         print(f"Worker {worker.id} is running jobs (Ctrl-C to stop).", file=sys.stderr)
@@ -105,6 +105,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--device", default="cpu", help="cpu, or cuda:N for one GPU")
     worker.add_argument("--max-jobs", type=_positive, default=None, help="stop after this many jobs")
     worker.add_argument("--idle-exit", type=float, default=None, help="stop after this many idle seconds")
+    worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(func=cmd_worker)
 

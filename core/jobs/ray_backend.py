@@ -50,13 +50,13 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
         "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"),
     }
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "ignore_reinit_error": True,
-                              "log_to_driver": False}
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "ignore_reinit_error": True, "log_to_driver": False}
     if address and address != "local":
         kwargs["address"] = address
     else:  # a Ray instance of this process, on loopback only
         kwargs["_node_ip_address"] = "127.0.0.1"
         kwargs["include_dashboard"] = False
+        num_cpus = num_cpus or int(os.environ.get("MOSAIC_RAY_NUM_CPUS", "0") or 0) or None
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
     try:
@@ -123,7 +123,14 @@ _TASK_CACHE: dict[str, dict[str, Any]] = {}
 class RayDispatcher:
     """Claims queued jobs and sends them to the Ray cluster; watches them until they end."""
 
-    def __init__(self, queue: JobQueue | None = None, poll_s: float = 0.5, num_cpus: int | None = None) -> None:
+    def __init__(
+        self,
+        queue: JobQueue | None = None,
+        poll_s: float = 0.5,
+        num_cpus: int | None = None,
+        parent_pid: int | None = None,
+    ) -> None:
+        self.parent_pid = parent_pid
         self.queue = queue or JobQueue()
         self.id = f"ray-dispatch@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.poll_s = poll_s
@@ -151,6 +158,9 @@ class RayDispatcher:
         last_requeue = 0.0
         try:
             while not self.stopping.is_set():
+                if self.parent_pid and os.getppid() != self.parent_pid and not self.in_flight:
+                    logger.info("dispatcher %s: the studio that started it is gone; stopping", self.id)
+                    break
                 now = time.monotonic()
                 self.queue.worker_alive(self.id, device="ray", backend="ray")
                 if now - last_requeue > 5.0:
