@@ -37,8 +37,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_studio(data_dir: Path, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port of 127.0.0.1 with ``data_dir`` as the data folder; yields its URL."""
+def running_studio(
+    data_dir: Path, script: str | Path = "app.py", address: str | None = "127.0.0.1"
+) -> Iterator[str]:
+    """``streamlit run app.py`` (or ``script``) from the repository on a free port with ``data_dir`` as the data
+    folder; yields its URL on 127.0.0.1. ``address=None`` leaves the address to ``.streamlit/config.toml``."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: run `bash scripts/test.sh`, which installs it.")
     port = free_port()
@@ -51,14 +54,12 @@ def running_studio(data_dir: Path, extra_args: tuple[str, ...] = ()) -> Iterator
             "-m",
             "streamlit",
             "run",
-            "app.py",
+            str(script),
             "--server.port",
             str(port),
-            "--server.address",
-            "127.0.0.1",
+            *(["--server.address", address] if address else []),
             "--server.headless",
             "true",
-            *extra_args,
         ],
         cwd=ROOT,
         env=env,
