@@ -57,7 +57,7 @@ def allowed_folders() -> list[Path]:
 def _refusal(what: str, folders: list[Path]) -> BadInputError:
     listed = "; ".join(str(folder) for folder in folders)
     return BadInputError(
-        f"For safety the studio only reads {what} inside these folders: {listed}. "
+        f"For safety the studio only reads {what} from these folders and the folders inside them: {listed}. "
         f"Move it into one of them, or ask your administrator to add its folder with {ALLOWED_FOLDERS_ENV}."
     )
 
