@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import torch
 from PIL import Image, ImageDraw
 
+from core.html import escape
 from core.images import from_tensor
 from core.libraries import LibraryManager
 
@@ -140,7 +141,9 @@ def source_map_figure(mosaic: Mosaic, step: int | None = None, height: int = 420
         for x in range(w):
             index, sy, sx = (int(v) for v in src[y, x])
             name = mosaic.names.get(index, "removed from library")
-            text[y, x] = f"pixel ({y}, {x})<br>from library image #{index}: {name}<br>patch centre ({sy}, {sx})"
+            text[y, x] = (
+                f"pixel ({y}, {x})<br>from library image #{index}: {escape(name)}<br>patch centre ({sy}, {sx})"
+            )
     n = len(PALETTE)
     colorscale = []
     for i, colour in enumerate(PALETTE):

@@ -12,6 +12,7 @@ from PIL import Image
 
 from core.analyzer import AnalyzerSettings
 from core.errors import MosaicError
+from core.html import md
 from core.images import load_image
 from core.libraries import LibraryManager
 from core.libraries.records import LibraryInfo
@@ -115,7 +116,9 @@ def choose_subject(store: Store) -> Subject | None:
     try:
         image = store.image(record)
     except OSError as err:
-        st.error(f"The picture file of this image could not be read ({err.strerror or err}). Choose another image.")
+        st.error(
+            f"The picture file of this image could not be read ({md(err.strerror or err)}). Choose another image."
+        )
         return None
     return Subject(key=f"record:{record.id}", image=image, label=_record_label(record), record=record)
 
@@ -132,7 +135,7 @@ def _upload_subject() -> Subject | None:
     try:
         return decode_upload(upload.getvalue(), upload.name)
     except MosaicError as err:
-        st.error(f"This picture cannot be checked. {err}")
+        st.error(f"This picture cannot be checked. {md(err)}")
         return None
 
 
@@ -192,7 +195,7 @@ def choose_library(subject: Subject, libraries: LibraryManager) -> LibraryInfo |
         "Add libraries on the Libraries page.",
     )
     if note:
-        st.caption(f":material/info: {note}")
+        st.caption(f":material/info: {md(note)}")
     return infos[name]
 
 
@@ -241,7 +244,7 @@ def choose_method() -> Method:
             except Exception as err:  # noqa: BLE001 - a broken models folder must not break the page
                 logger.exception("listing models failed")
                 models = []
-                method.problem = f"The image models could not be listed ({err})."
+                method.problem = f"The image models could not be listed ({md(err)})."
             if not models and method.problem is None:
                 method.problem = (
                     "The image-model view needs a Stable Diffusion model on this computer, and none is "

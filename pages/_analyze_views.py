@@ -18,6 +18,7 @@ from core.analyzer import (
     top_source_images,
 )
 from core.errors import MosaicError
+from core.html import colour_mark, md
 from core.libraries import LibraryManager
 from pages._shared import enlarge
 
@@ -63,7 +64,7 @@ def show_headline(result: AnalysisResult) -> None:
     """The summary sentence in the risk colour and the big numbers."""
     label, colour, advice = RISK.get(result.copy_risk, RISK["medium"])
     box = {"low": st.success, "medium": st.warning, "high": st.error}.get(result.copy_risk, st.info)
-    box(f"{result.summary}\n\n{advice}")
+    box(f"{md(result.summary)}\n\n{advice}")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(
         "Originality score",
@@ -106,8 +107,8 @@ def show_near_copy(result: AnalysisResult, libraries: LibraryManager) -> None:
     text, pic = st.columns([3, 1])
     with text:
         st.markdown(
-            f":red[:material/block:] **Near copy** of the library picture `{near.name}`{flipped}: "
-            f"{near.reason or 'the whole image matches'} (match {near.score * 100:.0f} %). "
+            f":red[:material/block:] **Near copy** of the library picture “{md(near.name)}”{flipped}: "
+            f"{md(near.reason or 'the whole image matches')} (match {near.score * 100:.0f} %). "
             "Resizing, cropping, re-saving or recolouring a picture does not make it original."
         )
     if near.index is not None and near.index >= 0:
@@ -120,7 +121,7 @@ def show_near_copy(result: AnalysisResult, libraries: LibraryManager) -> None:
 
 def show_notices(result: AnalysisResult, extra: list[str]) -> None:
     for notice in [*extra, *result.notices]:
-        st.caption(f":material/info: {notice}")
+        st.caption(f":material/info: {md(notice)}")
 
 
 # ----------------------------------------------------------------------------------------- pictures
@@ -187,7 +188,7 @@ def show_pictures(result: AnalysisResult, image: Image.Image, libraries: Library
             picture(rebuilt_image(result, libraries, scale, upscale=1))
             st.caption("Only the borrowed pieces, taken from the library pictures; faded parts are the image's own.")
         except (MosaicError, OSError) as err:
-            st.caption(f"Cannot rebuild: the library changed ({err}).")
+            st.caption(f"Cannot rebuild: the library changed ({md(err)}).")
 
 
 def show_sources(result: AnalysisResult, libraries: LibraryManager, scale: int | None) -> None:
@@ -195,7 +196,7 @@ def show_sources(result: AnalysisResult, libraries: LibraryManager, scale: int |
     try:
         tops = top_source_images(result, libraries, k=6, scale=scale, upscale=2)
     except (MosaicError, OSError) as err:
-        st.warning(f"The library pictures cannot be shown: the library changed since the check ({err}).")
+        st.warning(f"The library pictures cannot be shown: the library changed since the check ({md(err)}).")
         return
     if not tops:
         st.success("No piece of this image was found in the library.")
@@ -208,7 +209,7 @@ def show_sources(result: AnalysisResult, libraries: LibraryManager, scale: int |
         with cols[i % 6]:
             picture(image)
             st.markdown(
-                f"<span style='color:{share.colour}'>■</span> **{_pct(share.share)}** · `{share.name}`",
+                f"{colour_mark(share.colour)} **{_pct(share.share)}** · <code>{md(share.name)}</code>",
                 unsafe_allow_html=True,
             )
 
@@ -240,14 +241,14 @@ def show_exact_comparison(result: AnalysisResult, record, arrays: dict, librarie
     st.subheader("Exact sources vs. this check")
     if result.library != record.library:
         st.info(
-            f"This image was made from the library **{record.library}**, so its exact sources are known only "
-            f"for that library. Check it against **{record.library}** to compare them with this check."
+            f"This image was made from the library **{md(record.library)}**, so its exact sources are known only "
+            f"for that library. Check it against **{md(record.library)}** to compare them with this check."
         )
         return
     try:
         mosaic = build_mosaic(arrays, record.library, libraries)
     except (MosaicError, KeyError, ValueError) as err:
-        st.warning(f"The exact sources of this image cannot be read ({err}).")
+        st.warning(f"The exact sources of this image cannot be read ({md(err)}).")
         return
     agreement = compare_with_exact_sources(result, mosaic)
     c1, c2, c3 = st.columns([1, 1, 1.2])

@@ -7,9 +7,9 @@ import re
 import streamlit as st
 
 from core.errors import MosaicError
+from core.html import md, swatches
 from core.libraries import LibraryManager
 from core.templates import DEFAULT_WORKSPACE, BrandKit, TemplateLibrary, dump_template, load_brand_kit, save_brand_kit
-from pages._campaign_form import swatches
 
 NO_LIBRARY = "__none__"
 
@@ -24,13 +24,13 @@ def _load_into_editor(library: TemplateLibrary) -> None:
         else:
             template = library.get(source)
     except MosaicError as err:
-        st.session_state["camp_tpl_message"] = ("error", str(err))
+        st.session_state["camp_tpl_message"] = ("error", md(err))
         return
     st.session_state["camp_tpl_yaml"] = dump_template(template)
     st.session_state["camp_tpl_id"] = template.id
     st.session_state["camp_tpl_message"] = (
         "info",
-        f"Editing **{template.name}**. Change it below and press **Save as my template**.",
+        f"Editing **{md(template.name)}**. Change it below and press **Save as my template**.",
     )
 
 
@@ -41,7 +41,7 @@ def template_editor(library: TemplateLibrary) -> None:
     )
     templates = {t.id: t for t in library.list()}
     for problem in library.problems():
-        st.warning(problem)
+        st.warning(md(problem))
     if not templates:
         st.error("No templates found.")
         return
@@ -88,9 +88,9 @@ def template_editor(library: TemplateLibrary) -> None:
             try:
                 saved = library.save_text(text, template_id)
             except MosaicError as err:  # TemplateError names the field; the text stays in the box
-                st.error(f"Not saved — {err}")
+                st.error(f"Not saved — {md(err)}")
             else:
-                st.success(f"Saved **{saved.name}**. Choose it under **New campaign**.")
+                st.success(f"Saved **{md(saved.name)}**. Choose it under **New campaign**.")
 
 
 # ---------------------------------------------------------------------------------------- brand kit
@@ -112,7 +112,9 @@ def _init_kit_state() -> None:
     try:
         kit = load_brand_kit(DEFAULT_WORKSPACE)
     except MosaicError as err:
-        st.session_state["camp_kit_message"] = f"Your saved brand kit could not be read ({err}). Fix it and save again."
+        st.session_state["camp_kit_message"] = (
+            f"Your saved brand kit could not be read ({md(err)}). Fix it and save again."
+        )
         kit = BrandKit()
     st.session_state["camp_kit_name"] = kit.name
     st.session_state["camp_kit_palette"] = ", ".join(kit.palette)
@@ -127,7 +129,7 @@ def current_kit() -> BrandKit:
     try:
         return load_brand_kit(DEFAULT_WORKSPACE)
     except MosaicError as err:
-        st.error(f"The brand kit could not be read, so it is not applied: {err}")
+        st.error(f"The brand kit could not be read, so it is not applied: {md(err)}")
         return BrandKit()
 
 
@@ -177,8 +179,8 @@ def brand_kit_editor(libraries: LibraryManager) -> None:
         try:
             saved = save_brand_kit(data, DEFAULT_WORKSPACE)
         except MosaicError as err:
-            st.error(f"Not saved — {err}")
+            st.error(f"Not saved — {md(err)}")
         else:
             st.success("Brand kit saved. It is applied to every new campaign.")
             if saved.palette:
-                st.caption(f"Prompts will say: “{saved.palette_words()}”.")
+                st.caption(f"Prompts will say: “{md(saved.palette_words())}”.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import random
 from typing import Any
 
@@ -10,7 +9,9 @@ import streamlit as st
 
 from core.campaigns import LOCAL_SCORE, SD, CampaignPlan, plan_campaign
 from core.errors import MosaicError
+from core.html import md, swatches
 from core.libraries import LibraryManager
+from core.roots import check_model_location
 from core.score import PRESETS
 from core.templates import CHANNELS, BrandKit, Template, TemplateLibrary
 from core.templates.formats import LOCAL_SCORE_SIZES
@@ -24,21 +25,6 @@ CUSTOM_MODEL = "__custom__"
 NONE_CHOICE = "(none)"
 
 
-def swatches(colours: list[str]) -> str:
-    """Small coloured squares for hex codes (names are shown as words)."""
-    parts = []
-    for colour in colours:
-        colour = colour.strip()
-        if colour.startswith("#") and len(colour) == 7:
-            parts.append(
-                f'<span title="{html.escape(colour)}" style="display:inline-block;width:1.2em;height:1.2em;'
-                f'border-radius:3px;border:1px solid #9995;margin-right:4px;background:{html.escape(colour)}"></span>'
-            )
-        elif colour:
-            parts.append(f"<span style='margin-right:6px'>{html.escape(colour)}</span>")
-    return "".join(parts)
-
-
 def template_label(template: Template) -> str:
     mine = "" if template.builtin else " (yours)"
     return f"{template.name}{mine}"
@@ -50,7 +36,7 @@ def pick_template(library: TemplateLibrary) -> Template | None:
         st.error("No templates found. Check the templates folder.")
         return None
     for problem in library.problems():
-        st.warning(f"One of your templates cannot be used until it is fixed: {problem}")
+        st.warning(f"One of your templates cannot be used until it is fixed: {md(problem)}")
     ids = list(templates)
     if st.session_state.get("camp_template") not in templates:
         st.session_state["camp_template"] = "marketing-variations" if "marketing-variations" in templates else ids[0]
@@ -62,7 +48,7 @@ def pick_template(library: TemplateLibrary) -> Template | None:
         help="A template is a ready-made brief: what you fill in, the looks (styles) and where the images go.",
     )
     template = templates[template_id]
-    st.caption(template.purpose)
+    st.caption(md(template.purpose))
     return template
 
 
@@ -71,8 +57,8 @@ def field_widgets(template: Template) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for item in template.fields:
         key = f"camp_f_{template.id}_{item.key}"
-        label = item.label + (" *" if item.required else "")
-        help_text = item.help or None
+        label = md(item.label) + (" *" if item.required else "")
+        help_text = md(item.help) if item.help else None
         default = item.default
         if item.type == "text":
             values[item.key] = st.text_input(label, value=default or "", key=key, help=help_text, max_chars=2000)
@@ -191,7 +177,7 @@ def sd_model_picker() -> tuple[str, str | None]:
 
         models = list_models()
     except Exception as err:  # SD not installed or the models folder unreadable
-        st.error(f"Stable Diffusion is not available here: {err}. Use the offline option instead.")
+        st.error(f"Stable Diffusion is not available here: {md(err)}. Use the offline option instead.")
         return "", None
     by_id = {m.id: m for m in models}
 
@@ -203,12 +189,21 @@ def sd_model_picker() -> tuple[str, str | None]:
 
     model_id = st.selectbox("AI model", [*by_id, CUSTOM_MODEL], format_func=describe, key="camp_model")
     if model_id == CUSTOM_MODEL:
-        return st.text_input(
-            "Model location", key="camp_model_custom", placeholder="/models/my-model.safetensors"
-        ), None
+        typed = st.text_input(
+            "Model location",
+            key="camp_model_custom",
+            placeholder="/models/my-model.safetensors",
+            help="A Hugging Face model id, or a folder or .safetensors file inside the studio's data folder "
+            "or a folder your administrator allows (MOSAIC_ALLOWED_FOLDERS).",
+        )
+        try:
+            return check_model_location(typed), None
+        except MosaicError as err:
+            st.error(md(err))
+            return "", None
     entry = by_id[model_id]
     if entry.description:
-        st.caption(entry.description)
+        st.caption(md(entry.description))
     return model_id, getattr(entry, "family", None) or None
 
 

@@ -27,6 +27,7 @@ from core.campaigns import (
 from core.campaigns.export import slug
 from core.engines.base import Progress
 from core.errors import MosaicError
+from core.html import md
 from core.libraries import LibraryManager
 from pages._campaign_analysis import analyzer_available, make_analyzer
 from pages._shared import enlarge
@@ -66,7 +67,7 @@ def run_with_progress(
 
     def report(progress: Progress) -> None:
         done[0] = progress.fraction
-        bar.progress(progress.fraction, text=progress.message or "Working…")
+        bar.progress(progress.fraction, text=md(progress.message) if progress.message else "Working…")
         if progress.preview is not None:
             preview.image(enlarge(progress.preview, 128), caption="Forming…")
 
@@ -88,7 +89,7 @@ def run_with_progress(
     except MosaicError as err:
         bar.empty()
         preview.empty()
-        st.error(str(err))
+        st.error(md(err))
         return None
     preview.empty()
     bar.progress(1.0, text=f"Done: {len(result.made)} image(s) made and saved.")
@@ -122,7 +123,7 @@ def pick_campaign(campaigns: CampaignStore) -> CampaignRecord | None:
             campaigns.reconcile(campaign_id)
             campaigns.refresh_status(campaign_id)
         except MosaicError as err:
-            st.error(str(err))
+            st.error(md(err))
             return None
         st.session_state["camp_reconciled"] = campaign_id
     return campaigns.get(campaign_id)
@@ -178,14 +179,14 @@ def _notes(campaigns: CampaignStore, item_id: str) -> None:
 def show_campaign(campaign: CampaignRecord, campaigns: CampaignStore, libraries: LibraryManager) -> None:
     flash = st.session_state.pop("camp_flash", None)
     if flash:
-        st.error(flash)
+        st.error(md(flash))
     counts = campaigns.counts(campaign.id)
-    st.subheader(campaign.name)
+    st.subheader(md(campaign.name))
     engine_words = (
-        "offline library engine" if campaign.engine == "local-score" else f"Stable Diffusion · {campaign.model}"
+        "offline library engine" if campaign.engine == "local-score" else f"Stable Diffusion · {md(campaign.model)}"
     )
     st.caption(
-        f"Template **{(campaign.template_snapshot or {}).get('name', campaign.template)}** · {engine_words} · "
+        f"Template **{md((campaign.template_snapshot or {}).get('name', campaign.template))}** · {engine_words} · "
         f"{counts[ITEM_DONE]} of {counts['total']} images made"
         + (f" · {counts[PENDING]} waiting" if counts[PENDING] else "")
         + (f" · {counts[FAILED]} failed" if counts[FAILED] else "")
@@ -196,9 +197,9 @@ def show_campaign(campaign: CampaignRecord, campaigns: CampaignStore, libraries:
         for key, value in (campaign.fields or {}).items():
             if value not in (None, "", []):
                 shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-                st.markdown(f"**{labels.get(key) or key}:** {shown}")
+                st.markdown(f"**{md(labels.get(key) or key)}:** {md(shown)}")
         for notice in campaign.notices or []:
-            st.caption(f"ℹ️ {notice}")
+            st.caption(f"ℹ️ {md(notice)}")
 
     analyse = _analysis_choice("camp_analyse_resume") if counts[PENDING] or counts[FAILED] else False
     actions = st.columns(3)
@@ -272,7 +273,7 @@ def _analyse_button(column, campaign, campaigns, libraries, counts) -> None:
                 campaigns.set_analysis(item.id, result)
         bar.progress(1.0, text="Checked.")
         if problems:
-            st.error(f"Some images could not be checked: {problems[0]}")
+            st.error(f"Some images could not be checked: {md(problems[0])}")
         else:
             st.rerun()
 
@@ -297,10 +298,10 @@ def _card(item, campaigns, libraries, campaign_id, store) -> None:
         except (OSError, MosaicError):
             st.warning("The image file is missing. Press “New variation” to make it again.")
     elif item.status == FAILED:
-        st.error(f"Could not be made: {item.error or 'unknown reason'}")
+        st.error(f"Could not be made: {md(item.error or 'unknown reason')}")
     else:
         st.info("Waiting to be made")
-    st.markdown(f"**#{item.position + 1}** {variation.title} · {variation.width}×{variation.height}")
+    st.markdown(f"**#{item.position + 1}** {md(variation.title)} · {variation.width}×{variation.height}")
     if record is not None:
         st.markdown(originality_text(item))
         _verdicts(item, campaigns)
@@ -347,7 +348,7 @@ def _export(campaign: CampaignRecord, campaigns: CampaignStore, counts: dict[str
             campaign.id, campaigns=campaigns, include_rejected=not skip_rejected, only_starred=only_starred
         )
     except MosaicError as err:
-        st.error(str(err))
+        st.error(md(err))
         return
     st.download_button(
         "Download ZIP (images, manifest.csv, contact sheet)",

@@ -16,7 +16,9 @@ from core.engines.sd import (
 )
 from core.engines.sd.request import MAX_COUNT
 from core.errors import MosaicError
+from core.html import md
 from core.images import load_image
+from core.roots import check_model_location
 from pages._generate_local import seed_and_count
 
 TASK_LABELS = {
@@ -38,7 +40,7 @@ def reuse_settings_box() -> None:
     try:
         settings = read_settings(dropped.getvalue())
     except MosaicError as err:
-        st.error(str(err))
+        st.error(md(err))
         return
     mapping = {"prompt": "sd_prompt", "negative_prompt": "sd_negative", "seed": "sd_seed"}
     for key, state_key in mapping.items():
@@ -50,7 +52,9 @@ def reuse_settings_box() -> None:
         st.session_state["sd_guidance"] = float(settings["guidance"])
     if settings.get("sampler") in SCHEDULER_NAMES:
         st.session_state["sd_scheduler"] = settings["sampler"]
-    st.success(f"Settings copied from a {settings.get('source', 'PNG')} image. Check the model and press Generate.")
+    st.success(
+        f"Settings copied from a {md(settings.get('source', 'PNG'))} image. Check the model and press Generate."
+    )
 
 
 def _image_upload(label: str, key: str):
@@ -60,10 +64,10 @@ def _image_upload(label: str, key: str):
     try:
         loaded = load_image(upload.getvalue(), upload.name)
     except MosaicError as err:
-        st.error(str(err))
+        st.error(md(err))
         return None
     for notice in loaded.notices:
-        st.caption(notice)
+        st.caption(md(notice))
     return loaded.image
 
 
@@ -82,12 +86,23 @@ def sd_form() -> tuple[StableDiffusionEngine, SDRequest | None, str | None]:
 
     model_id = st.selectbox("Model", options, format_func=describe, key="sd_model")
     entry = by_id.get(model_id)
+    location_problem = None
     if model_id == CUSTOM:
-        model = st.text_input("Model location", key="sd_model_custom", placeholder="/models/my-model.safetensors")
+        typed = st.text_input(
+            "Model location",
+            key="sd_model_custom",
+            placeholder="/models/my-model.safetensors",
+            help="A Hugging Face model id, or a folder or .safetensors file inside the studio's data folder "
+            "or a folder your administrator allows (MOSAIC_ALLOWED_FOLDERS).",
+        )
+        try:
+            model = check_model_location(typed)
+        except MosaicError as err:
+            model, location_problem = "", str(err)
     else:
         model = model_id
         if entry is not None and entry.description:
-            st.caption(entry.description)
+            st.caption(md(entry.description))
     family = FAMILIES.get(entry.family) if entry is not None and entry.family else None
 
     task = st.radio("What to do", list(TASK_LABELS), format_func=TASK_LABELS.get, horizontal=True, key="sd_task")
@@ -133,6 +148,8 @@ def sd_form() -> tuple[StableDiffusionEngine, SDRequest | None, str | None]:
         preset=preset,
         memory=memory,
     )
+    if location_problem:
+        return engine, None, location_problem
     try:
         request.validate()
     except MosaicError as err:

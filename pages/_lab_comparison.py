@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import MosaicError
+from core.html import md
 from core.lab.compare import COLUMN_TITLES, ComparisonTable, approximate_method, load_comparison
 
 MAKE_COMMAND = "python -m core.lab.demo --compare-only --seeds 50 --out <model folder>"
@@ -75,7 +76,7 @@ def show_comparison(folder: Path) -> ComparisonTable | None:
     try:
         table = load_comparison(Path(folder))
     except MosaicError as err:
-        st.warning(f"The saved comparison of this model could not be read: {err}")
+        st.warning(f"The saved comparison of this model could not be read: {md(err)}")
         return None
     if table is None:
         st.info(f"No saved comparison for this model yet. Make one with `{MAKE_COMMAND}`.")

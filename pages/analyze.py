@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.analyzer import Analyzer
 from core.errors import MosaicError
+from core.html import md
 from pages._analyze_inputs import choose_library, choose_method, choose_subject
 from pages._analyze_views import (
     choose_scale,
@@ -39,7 +40,7 @@ with pick:
         show_how_we_score()
         st.stop()
     for notice in subject.notices:
-        st.caption(f":material/info: {notice}")
+        st.caption(f":material/info: {md(notice)}")
     library = choose_library(subject, libraries)
     method = choose_method()
 with preview:
@@ -67,7 +68,7 @@ if go:
     bar = st.progress(0.0, text="Starting…")
 
     def report(fraction: float, message: str) -> None:
-        bar.progress(min(1.0, max(0.0, float(fraction))), text=message or "Working…")
+        bar.progress(min(1.0, max(0.0, float(fraction))), text=md(message) if message else "Working…")
 
     try:
         vae = None
@@ -81,11 +82,11 @@ if go:
         )
     except MosaicError as err:
         bar.empty()
-        st.error(f"The check could not run. {err}")
-    except Exception as err:  # noqa: BLE001 - a failed check must not lose the page
+        st.error(f"The check could not run. {md(err)}")
+    except Exception:  # noqa: BLE001 - a failed check must not lose the page
         logger.exception("originality check failed")
         bar.empty()
-        st.error(f"Something went wrong during the check ({type(err).__name__}: {err}). Nothing was changed.")
+        st.error("Something went wrong during the check; the details are in the studio's log. Nothing was changed.")
     else:
         bar.empty()
         results.pop(key, None)
@@ -97,7 +98,7 @@ result = results.get(key)
 if result is None:
     if not go:
         st.info(
-            f"Press **Check originality** to compare this image with **{library.title}**. "
+            f"Press **Check originality** to compare this image with **{md(library.title)}**. "
             "It takes from a few seconds to a minute; the first check of a library takes longer "
             "because its pictures are prepared once."
         )
@@ -109,7 +110,7 @@ space = "pixels" if result.space == "pixel" else "the image-model view"
 detail = "standard detail" if result.work_size >= 128 else "quick check"
 took = result.timings.get("total")
 st.caption(
-    f"Checked against **{library.title}** ({library.count} pictures) · compared on {space} · "
+    f"Checked against **{md(library.title)}** ({library.count} pictures) · compared on {space} · "
     f"{detail}" + (f" · took {took:.0f} s" if took else "")
 )
 show_headline(result)

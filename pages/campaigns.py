@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.campaigns import LOCAL_SCORE, CampaignStore
 from core.errors import MosaicError
+from core.html import md
 from core.templates import TemplateLibrary
 from pages._campaign_editors import brand_kit_editor, current_kit, template_editor
 from pages._campaign_form import (
@@ -70,13 +71,13 @@ if view == "new":
             variations = variation_settings(template)
             if not kit.is_empty:
                 st.caption("Your brand kit is applied (see the **Brand kit** section).")
-        missing = [f.label for f in template.fields if f.required and not str(values.get(f.key) or "").strip()]
+        missing = [md(f.label) for f in template.fields if f.required and not str(values.get(f.key) or "").strip()]
         plan, problem = make_plan(template, values, engine, settings, variations, kit, name)
         st.subheader("What will be made")
         if missing:
             st.info(f"Fill in **{', '.join(missing)}** to see the list of images.")
         elif problem:
-            st.error(problem)
+            st.error(md(problem))
         else:
             seconds = None
             if engine == LOCAL_SCORE:
@@ -88,13 +89,13 @@ if view == "new":
                     seconds = cost.seconds_estimate * plan.count
                 except MosaicError as err:
                     problem = str(err)
-                    st.error(problem)
+                    st.error(md(problem))
             if not problem:
                 estimate = f" · about {duration(seconds)} to make" if seconds else ""
                 st.markdown(f"**{plan.count} image(s)**{estimate}. Check the list, then press **Generate campaign**.")
                 for notice in plan.notices:
                     if "no text model" not in notice:  # already explained next to the engine choice
-                        st.caption(f"ℹ️ {notice}")
+                        st.caption(f"ℹ️ {md(notice)}")
                 st.dataframe(preview_table(plan), hide_index=True, width="stretch")
         analyse = _analysis_choice("camp_analyse_new")
         dice, go = st.columns([1, 3])
@@ -107,7 +108,7 @@ if view == "new":
             try:
                 campaign = campaigns.create(plan)
             except MosaicError as err:
-                st.error(str(err))
+                st.error(md(err))
             else:
                 # set first: if the run is interrupted (page left, another click), the next visit shows
                 # this campaign with its finished images and a Resume button

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.errors import MosaicError
+from core.html import md
 from pages._shared import enlarge, ensure_routed, get_store, open_analysis, open_mosaic
 
 ensure_routed(__file__)
@@ -30,7 +31,7 @@ for i, record in enumerate(records):
         except OSError:
             st.warning("Image file missing")
             continue
-        st.caption(f"{record.created_at:%d %b %H:%M} · {record.library or record.engine} · seed {record.seed}")
+        st.caption(f"{record.created_at:%d %b %H:%M} · {md(record.library or record.engine)} · seed {record.seed}")
         a, v, b, c = st.columns(4)
         if record.engine == "local-score" and a.button(
             "", key=f"m_{record.id}", icon=":material/grid_view:", help="Mosaic view: exact sources"
@@ -59,7 +60,7 @@ for i, record in enumerate(records):
                 try:
                     store.delete(record.id)
                 except MosaicError as err:
-                    st.error(str(err))
+                    st.error(md(err))
                 st.rerun()
             if no.button("Keep", key=f"xn_{record.id}"):
                 st.session_state.pop("gallery_confirm_delete", None)

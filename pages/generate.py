@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.engines.base import Progress
 from core.errors import MosaicError
+from core.html import md
 from pages._generate_local import local_score_form
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
 
@@ -31,7 +32,7 @@ with left:
     else:
         engine, request, problem = local_score_form(libraries)
     if problem:
-        st.error(problem)
+        st.error(md(problem))
     go = st.button("Generate", type="primary", disabled=request is None, width="stretch", key="gen_go")
 
 with right:
@@ -40,7 +41,7 @@ with right:
         preview = st.empty()
 
         def report(progress: Progress) -> None:
-            bar.progress(progress.fraction, text=progress.message or "Working…")
+            bar.progress(progress.fraction, text=md(progress.message) if progress.message else "Working…")
             if progress.preview is not None:
                 preview.image(enlarge(progress.preview, 256), caption="Forming…")
 
@@ -51,7 +52,7 @@ with right:
             bar.progress(1.0, text=f"Done: {len(records)} image(s) saved to the gallery.")
         except MosaicError as err:
             bar.empty()
-            st.error(str(err))
+            st.error(md(err))
         preview.empty()
 
     batch = st.session_state.get("last_batch", [])
@@ -66,7 +67,7 @@ with right:
             with cols[i % 4]:
                 st.image(enlarge(store.image(record), 192), caption=f"seed {record.seed}")
                 for notice in record.params.get("notices") or []:
-                    st.warning(notice)
+                    st.warning(md(notice))
                 if record.engine == "local-score" and st.button(
                     "Open mosaic", key=f"open_{record_id}", icon=":material/grid_view:"
                 ):

@@ -6,6 +6,7 @@ import streamlit as st
 from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
 from core.engines.trained import TrainedModelEngine, TrainedModelRequest
 from core.errors import MosaicError
+from core.html import md
 from core.images import from_tensor
 from core.lab.demo import DEMO_MODEL_DIR
 from core.score import PRESETS
@@ -42,7 +43,7 @@ if st.button("Make one image per patch size", key="lab_locality"):
                     )
                 )
         except MosaicError as err:
-            st.error(str(err))
+            st.error(md(err))
             break
         row.append((preset, image.image, len(np.unique(image.arrays["sources"][..., 0]))))
     st.session_state["lab_locality_row"] = row
@@ -58,7 +59,7 @@ engine = trained_engine()
 try:
     info = engine.describe()
 except MosaicError as err:
-    st.error(str(err))
+    st.error(md(err))
     st.stop()
 st.caption(
     f"A small {info['model_kind'].upper()} trained by this studio on the *{info['library']}* library "
@@ -73,7 +74,7 @@ if st.button("Compare", type="primary", key="lab_compare"):
                 TrainedModelRequest(seed=int(seed), count=int(count), label="random", compare_els=True)
             )
     except MosaicError as err:
-        st.error(str(err))
+        st.error(md(err))
     else:
         st.session_state["lab_results"] = images
 for image in st.session_state.get("lab_results", []):

@@ -1,11 +1,12 @@
 """Libraries: the built-in picture sets and your own uploads."""
 
 import re
-from pathlib import Path
 
 import streamlit as st
 
 from core.errors import MosaicError
+from core.html import md
+from core.roots import check_folder
 from pages._shared import ensure_routed, get_libraries
 
 ensure_routed(__file__)
@@ -20,17 +21,17 @@ libraries = get_libraries()
 
 def show_problems() -> None:
     for problem in st.session_state.pop("import_problems", []):
-        st.warning(problem)
+        st.warning(md(problem))
 
 
 def show_report(report) -> None:
-    st.success(f"Added {report.added} picture(s) to **{report.library}**.")
+    st.success(f"Added {report.added} picture(s) to **{md(report.library)}**.")
     for notice in report.notices:
-        st.info(notice)
+        st.info(md(notice))
     if report.skipped:
         with st.expander(f"{len(report.skipped)} file(s) skipped", expanded=True):
             for name, reason in report.skipped:
-                st.markdown(f"- `{name}`: {reason}")
+                st.markdown(f"- {md(name)}: {md(reason)}")
 
 
 def import_into(name: str, uploads, folder: str) -> None:
@@ -46,7 +47,7 @@ def import_into(name: str, uploads, folder: str) -> None:
     if files:
         sources.append((f"{len(files)} picture(s)", lambda: libraries.add_files(name, files)))
     if folder.strip():
-        path = Path(folder.strip()).expanduser()
+        path = check_folder(folder)  # only inside the data folder or the folders the administrator allows
         if not path.is_dir():
             raise MosaicError(f"Folder not found: {path}")
         sources.append((str(path), lambda: libraries.add_folder(name, path)))
@@ -74,7 +75,12 @@ with tab_new:
             type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "zip"],
             accept_multiple_files=True,
         )
-        folder = st.text_input("…or a folder on this computer", placeholder="/home/me/brand-assets")
+        folder = st.text_input(
+            "…or a folder on this computer",
+            placeholder="/home/me/brand-assets",
+            help="For safety only folders inside the studio's data folder, or folders your administrator "
+            "allows (MOSAIC_ALLOWED_FOLDERS), can be read.",
+        )
         submitted = st.form_submit_button("Create library", type="primary", key="create_library")
     if submitted:
         slug = re.sub(r"[^a-z0-9_-]+", "-", title.strip().lower()).strip("-")[:60]
@@ -90,20 +96,21 @@ with tab_new:
                     raise
                 st.session_state["open_library"] = slug
             except MosaicError as err:
-                st.error(str(err))
+                st.error(md(err))
     for report in st.session_state.pop("import_reports", []):
         show_report(report)
     show_problems()
 
 with tab_list:
     for info in libraries.list():
-        header = f"{info.title} · {info.count} pictures" if info.built else f"{info.title} · built at first use"
+        title = md(info.title)
+        header = f"{title} · {info.count} pictures" if info.built else f"{title} · built at first use"
         with st.expander(header, expanded=st.session_state.get("open_library") == info.name):
-            st.markdown(info.description or "")
+            st.markdown(md(info.description or ""))
             st.caption(
-                f"`{info.name}` · {'built-in' if info.kind == 'builtin' else 'your library'} · "
+                f"{md(info.name)} · {'built-in' if info.kind == 'builtin' else 'your library'} · "
                 f"{'colour' if info.channels == 3 else 'greyscale'}"
-                + (f" · classes: {', '.join(info.label_names)}" if info.label_names else "")
+                + (f" · classes: {md(', '.join(info.label_names))}" if info.label_names else "")
             )
             if info.kind == "builtin":
                 st.caption("Built-in libraries are read-only. Create a new library to use your own pictures.")
@@ -126,7 +133,7 @@ with tab_list:
                         st.session_state["open_library"] = info.name
                         st.rerun()
                     except MosaicError as err:
-                        st.error(str(err))
+                        st.error(md(err))
                 confirm = st.checkbox("I want to delete this library", key=f"conf_{info.name}")
                 if st.button("Delete library", key=f"del_{info.name}", disabled=not confirm, icon=":material/delete:"):
                     libraries.delete(info.name)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.errors import MosaicError
+from core.html import colour_mark, md
 from core.mosaic import (
     boxed_source,
     build_mosaic,
@@ -53,7 +54,7 @@ try:
     mosaic = build_mosaic(arrays, record.library, libraries)
     library = libraries.load(record.library, mosaic.size)
 except MosaicError as err:
-    st.error(f"The library of this image is not available: {err}")
+    st.error(f"The library of this image is not available: {md(err)}")
     st.stop()
 if int(record.params.get("library_count", len(library.item_ids))) != len(library.item_ids):
     st.caption("ℹ️ The library changed since this image was made; removed pictures show as 'removed'.")
@@ -61,10 +62,11 @@ if int(record.params.get("library_count", len(library.item_ids))) != len(library
 lib_np = library.images.numpy()
 params = record.params
 st.caption(
-    f"Library **{record.library}** · machine **{params.get('machine')}** · locality **{params.get('preset')}** · "
+    f"Library **{md(record.library)}** · machine **{md(params.get('machine'))}** · "
+    f"locality **{md(params.get('preset'))}** · "
     f"seed **{record.seed}** · {record.width}×{record.height} px"
-    + (f" · class **{params['label']}**" if params.get("label") else "")
-    + (f" · {fast_draft_caption(params)}" if params.get("approximate") else "")
+    + (f" · class **{md(params['label'])}**" if params.get("label") else "")
+    + (f" · {md(fast_draft_caption(params))}" if params.get("approximate") else "")
 )
 
 step = st.slider(
@@ -109,7 +111,6 @@ for i, share in enumerate(shares):
         picture = libraries.item_image(record.library, share.index).resize((mosaic.size, mosaic.size))
         st.image(boxed_source(picture, share.locations, patch, share.colour, scale=6))
         st.markdown(
-            f"<span style='color:{share.colour}'>■</span> **{share.share:.0%}** of pixels · "
-            f"#{share.index} {share.item_id}",
+            f"{colour_mark(share.colour)} **{share.share:.0%}** of pixels · #{share.index} {md(share.item_id)}",
             unsafe_allow_html=True,
         )

@@ -79,3 +79,21 @@ def test_only_the_largest_sources_get_their_own_colour():
 def test_fast_draft_caption_names_how_the_draft_was_made():
     assert "groups of library patches" in fast_draft_caption({"approximate": True, "approximate_method": "patch index"})
     assert "12 library pictures" in fast_draft_caption({"approximate": True, "top_k": 12})  # older drafts
+
+
+def test_source_map_hover_shows_picture_names_as_text(tmp_path):
+    """Plotly reads hover text as HTML (``<br>``, ``<a href>``): a library picture's name must stay text."""
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    name = '<a href="javascript:alert(1)">x<img src=x onerror=alert(1)>.png'
+    Image.new("L", (8, 8), color=90).save(folder / name)
+    manager = LibraryManager()
+    manager.create("tiny")
+    manager.add_folder("tiny", folder)
+    sources = np.zeros((2, 2, 3), np.int32)
+    mosaic = build_mosaic(_arrays(manager, sources), "tiny", manager)
+    assert mosaic.names[0] == name
+    text = source_map_figure(mosaic).data[0].text[0][0]
+    assert "<a " not in text and "<img" not in text
+    assert "&lt;a href=&quot;javascript:alert(1)&quot;&gt;x&lt;img src=x onerror=alert(1)&gt;.png" in text
+    assert text.count("<br>") == 2  # the studio's own line breaks stay

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
     parts += [i.value for i in at.info] + [e.value for e in at.error] + [s.value for s in at.subheader]
     parts += [w.value for w in at.warning] + [s.value for s in at.success]
-    return "\n".join(str(p) for p in parts)
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))  # names are escaped Markdown (core.html.md)
 
 
 def open_page(record_id: str | None = None) -> AppTest:

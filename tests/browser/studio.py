@@ -1,0 +1,114 @@
+"""Start the studio in a subprocess and drive it with Debian's headless Chromium (used by the browser tests)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_studio(
+    data_dir: Path, script: str | Path = "app.py", address: str | None = "127.0.0.1"
+) -> Iterator[str]:
+    """``streamlit run app.py`` (or ``script``) from the repository on a free port with ``data_dir`` as the data
+    folder; yields its URL on 127.0.0.1. ``address=None`` leaves the address to ``.streamlit/config.toml``."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: run `bash scripts/test.sh`, which installs it.")
+    port = free_port()
+    env = dict(os.environ, MOSAIC_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
+    log_path = data_dir.parent / "streamlit.log"
+    log = open(log_path, "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(script),
+            "--server.port",
+            str(port),
+            *(["--server.address", address] if address else []),
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start: " + log_path.read_text())
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+        log.close()
+
+
+@contextmanager
+def chromium_page() -> Iterator:
+    """A fresh headless Chromium page (1400×1000)."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def shot(page, name: str) -> Path:
+    """A full-page screenshot in ``test-artifacts/<name>.png``."""
+    path = ARTIFACTS / f"{name}.png"
+    page.wait_for_timeout(800)
+    page.evaluate("document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
+    page.screenshot(path=str(path), full_page=True)
+    return path
