@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,7 +35,7 @@ class CampaignRecord(Base):
     status: Mapped[str] = mapped_column(String(16), default=PLANNED)
     notices: Mapped[list[str]] = mapped_column(JSON, default=list)
     brand_kit: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    seed: Mapped[int] = mapped_column(Integer, default=0)
+    seed: Mapped[int] = mapped_column(BigInteger, default=0)
 
     def as_dict(self) -> dict[str, Any]:
         return {
