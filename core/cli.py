@@ -354,11 +354,19 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line plus where to look, not the whole usage text."""
+
+    def error(self, message: str) -> Any:
+        print(f"error: {message}. See '{self.prog} --help'.", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from core.engines.base import MAX_SEED
     from core.store.store import MAX_LIST
 
-    parser = argparse.ArgumentParser(prog="python -m core", description="Mosaic Studio command line.")
+    parser = _Parser(prog="python -m core", description="Mosaic Studio command line.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
