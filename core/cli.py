@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.errors import MosaicError
+from core.errors import BadInputError, MosaicError
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,22 @@ def _progress_printer(enabled: bool):
     return report
 
 
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` (to ``high``); anything else is refused with a message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f"from {low}"
+            raise argparse.ArgumentTypeError(f"must be a whole number {span} (got {text!r})")
+        return value
+
+    return parse
+
+
 # ----------------------------------------------------------------------- generate
 def _local_score_request(args: argparse.Namespace, overrides: dict):
     from core.engines.local_score import LocalScoreRequest
@@ -41,7 +60,7 @@ def _local_score_request(args: argparse.Namespace, overrides: dict):
         machine=overrides.get("machine", args.machine),
         size=args.size,
         preset=args.preset,
-        steps=args.steps or 20,
+        steps=20 if args.steps is None else args.steps,
         label=args.label,
         approximate=args.approximate,
         top_k=args.top_k,
@@ -83,32 +102,68 @@ def _trained_request(args: argparse.Namespace):
         count=args.count,
         model_path=args.model or str(DEMO_MODEL_DIR),
         label=args.label,
-        steps=args.steps or 20,
+        steps=20 if args.steps is None else args.steps,
     )
 
 
+def _out_folder(raw: str | None) -> Path | None:
+    """The ``--out`` folder, created and checked before anything is computed."""
+    if not raw:
+        return None
+    out = Path(raw).expanduser()
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {raw}: this is a file, not a folder. Give a folder to copy the images into.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BadInputError(f"--out {raw}: the folder could not be created ({err.strerror or err}).") from err
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise BadInputError(f"--out {raw}: this folder cannot be written to. Choose another folder.")
+    return out
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
+    from core.engines.base import GeneratedImage
     from core.engines.registry import get_engine, resolve
     from core.store import Store
+    from core.store.store import new_batch_id
 
     engine_name, overrides = resolve(args.engine)
+    out = _out_folder(args.out)
     if engine_name == "sd":
         request = _sd_request(args)
     elif engine_name == "trained":
         request = _trained_request(args)
     else:
         request = _local_score_request(args, overrides)
+    request.check_seed()
+    store = Store()  # opened (and checked) before computing
     engine = get_engine(engine_name)
-    images = engine.generate(request, on_progress=_progress_printer(not args.json))
+    batch_id = new_batch_id()
+    records = []
+
+    def save(image: GeneratedImage) -> None:
+        """Each image is saved as soon as it is finished, so a stop or crash keeps the finished ones."""
+        record = store.save_one(image, title=args.title or "", batch_id=batch_id)
+        records.append(record)
+        if out is not None:
+            try:
+                shutil.copyfile(store.image_path(record), out / record.image_file)
+            except OSError as err:
+                raise MosaicError(
+                    f"Could not copy image {record.id} into {out} ({err.strerror or err}); "
+                    "it is saved in the gallery."
+                ) from err
+
+    try:
+        engine.generate(request, on_progress=_progress_printer(not args.json), on_image=save)
+    except BaseException:
+        if records:
+            print(file=sys.stderr)
+            print(f"{len(records)} finished image(s) were saved to the gallery before the stop.", file=sys.stderr)
+        raise
     if not args.json:
         print(file=sys.stderr)
-    store = Store()
-    records = store.save(images, title=args.title or "")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        for record in records:
-            shutil.copyfile(store.image_path(record), out / record.image_file)
     data = [dict(r.as_dict(), path=str(store.image_path(r))) for r in records]
     lines = [f"{r['id']}  seed {r['seed']}  {r['width']}x{r['height']}  {r['path']}" for r in data]
     lines += [f"note: {n}" for r in data for n in r["params"].get("notices") or []]
@@ -192,19 +247,45 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 
     store = Store()
     records = store.list(limit=args.limit)
-    data = [dict(r.as_dict(), path=str(store.image_path(r))) for r in records]
-    text = "\n".join(f"{d['id']}  {d['created_at']}  {d['engine']:<12} seed {d['seed']:<6} {d['path']}" for d in data)
+    data = [dict(r.as_dict(), path=str(store.image_path(r)), file_missing=not store.has_file(r)) for r in records]
+    text = "\n".join(
+        f"{d['id']}  {d['created_at']}  {d['engine']:<12} seed {d['seed']:<6} {d['path']}"
+        + ("  (image file missing)" if d["file_missing"] else "")
+        for d in data
+    )
     _print(data, args.json, text or "No images yet.")
     return 0
 
 
 # ----------------------------------------------------------------------- analyze
+SOURCE_MAP_TYPES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _source_map_path(raw: str | None, image: Path) -> Path:
+    """Where to write the source map, checked before the analysis runs."""
+    target = Path(raw).expanduser() if raw else image.with_name(f"{image.stem}_sources.png")
+    shown = raw or str(target)
+    if target.suffix.lower() not in SOURCE_MAP_TYPES:
+        raise BadInputError(
+            f"--source-map {shown}: the file name must end in {', '.join(SOURCE_MAP_TYPES)} (the picture type)."
+        )
+    if target.is_dir():
+        raise BadInputError(f"--source-map {shown}: this is a folder. Give a file name, e.g. {target / 'map.png'}.")
+    folder = target.parent
+    if not folder.is_dir():
+        raise BadInputError(f"--source-map {shown}: the folder {folder} does not exist. Create it first.")
+    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise BadInputError(f"--source-map {shown}: cannot write there. Choose another place.")
+    return target
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from core.analyzer import analyze_image, source_map_image
 
     path = Path(args.image)
     if not path.is_file():
         raise MosaicError(f"{args.image}: no such image file.")
+    source_map = _source_map_path(args.source_map, path)
     vae = None
     if args.space == "latent":
         if not args.model:
@@ -214,8 +295,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         vae = StableDiffusionEngine().vae_for(args.model).vae
     result = analyze_image(path, args.library, space=args.space, vae=vae)
     data = result.to_json()
-    source_map = Path(args.source_map) if args.source_map else path.with_name(f"{path.stem}_sources.png")
-    source_map_image(result).save(source_map)
+    try:
+        source_map_image(result).save(source_map)
+    except OSError as err:
+        raise MosaicError(f"Could not write the source map {source_map} ({err.strerror or err}).") from err
     data["source_map_png"] = str(source_map)
     text = "\n".join(
         [
@@ -271,8 +354,19 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line plus where to look, not the whole usage text."""
+
+    def error(self, message: str) -> Any:
+        print(f"error: {message}. See '{self.prog} --help'.", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Mosaic Studio command line.")
+    from core.engines.base import MAX_SEED
+    from core.store.store import MAX_LIST
+
+    parser = _Parser(prog="python -m core", description="Mosaic Studio command line.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -280,16 +374,20 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--engine", default="local-score", help="local-score, a machine (is, ls, els, bbels), sd, or trained"
     )
-    gen.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed + i")
-    gen.add_argument("--count", type=int, default=1)
-    gen.add_argument("--steps", type=int, default=None, help="sampling steps (default: 20, or the model's preset)")
+    gen.add_argument(
+        "--seed", type=_whole_number(0, MAX_SEED), default=0, help="seed of the first image; image i uses seed + i"
+    )
+    gen.add_argument("--count", type=_whole_number(1), default=1)
+    gen.add_argument(
+        "--steps", type=_whole_number(1), default=None, help="sampling steps (default: 20, or the model's preset)"
+    )
     gen.add_argument("--title", default="")
     gen.add_argument("--out", default=None, help="also copy the PNGs into this folder")
     gen.add_argument("--json", action="store_true")
     local = gen.add_argument_group("local score engine")
     local.add_argument("--machine", default="bbels", help="local score machine (is, ls, els, bbels)")
     local.add_argument("--library", default="faces", help="reference library name (see 'libraries list')")
-    local.add_argument("--size", type=int, default=32, help="image side in pixels")
+    local.add_argument("--size", type=_whole_number(1), default=32, help="image side in pixels")
     local.add_argument("--preset", default="balanced", help="locality preset (patch-size schedule)")
     local.add_argument("--label", default=None, help="sample one class of the library, or 'random'")
     local.add_argument(
@@ -299,7 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
         "patches (els, bbels on CPU; the library is indexed once) or each image its --top-k most used images",
     )
     local.add_argument(
-        "--top-k", type=int, default=40, help="library images kept per image with --approximate (is, ls, or GPU)"
+        "--top-k",
+        type=_whole_number(1),
+        default=40,
+        help="library images kept per image with --approximate (is, ls, or GPU)",
     )
     sd = gen.add_argument_group("Stable Diffusion engine (--engine sd)")
     sd.add_argument("--model", default=None, help="diffusers folder, .safetensors file, hub id or models-folder name")
@@ -312,8 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--strength", type=float, default=0.75)
     sd.add_argument("--guidance", type=float, default=None)
     sd.add_argument("--scheduler", default=None)
-    sd.add_argument("--width", type=int, default=None)
-    sd.add_argument("--height", type=int, default=None)
+    sd.add_argument("--width", type=_whole_number(1), default=None)
+    sd.add_argument("--height", type=_whole_number(1), default=None)
     sd.add_argument("--speed", default="balanced", help="fast, balanced or quality")
     gen.set_defaults(func=cmd_generate)
 
@@ -354,7 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     camp.set_defaults(func=cmd_campaign)
 
     gal = sub.add_parser("gallery", help="list saved images")
-    gal.add_argument("--limit", type=int, default=50)
+    gal.add_argument(
+        "--limit", type=_whole_number(1, MAX_LIST), default=50, help=f"show at most this many (1 to {MAX_LIST})"
+    )
     gal.add_argument("--json", action="store_true")
     gal.set_defaults(func=cmd_gallery)
 
@@ -366,14 +469,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a bad argument (argparse printed why)
+        return stop.code if isinstance(stop.code, int) else 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    as_json = getattr(args, "json", False)
     try:
         return args.func(args)
     except MosaicError as err:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": str(err)}))
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _fail(str(err), as_json)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        print("Stopped.", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug or an unforeseen problem: one line, the details only with -v
+        logger.debug("unexpected problem", exc_info=True)
+        if args.verbose:
+            traceback.print_exc()
+        message = f"unexpected problem ({type(err).__name__}): {err}. Run with -v for details."
+        return _fail(message, as_json)
+
+
+def _fail(message: str, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": message}))
+    print(f"error: {message}", file=sys.stderr)
+    return 2

@@ -10,15 +10,29 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.errors import MosaicError
+
 DATA_DIR_ENV = "MOSAIC_DATA_DIR"
 DATABASE_URL_ENV = "MOSAIC_DATABASE_URL"
 
 
 def data_dir() -> Path:
-    """The data directory, created if missing."""
+    """The data directory, created if missing.
+
+    Raises :class:`~core.errors.MosaicError` when it cannot be used: the path is a file, cannot be
+    created, or cannot be written to.
+    """
     raw = os.environ.get(DATA_DIR_ENV) or str(Path.home() / ".mosaic-studio")
     path = Path(raw).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    fix = f"Set {DATA_DIR_ENV} to a folder you can write to (or remove it to use ~/.mosaic-studio)."
+    if path.exists() and not path.is_dir():
+        raise MosaicError(f"The data folder {path} is a file, not a folder. {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MosaicError(f"The data folder {path} could not be created ({err.strerror or err}). {fix}") from err
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise MosaicError(f"The data folder {path} cannot be written to. {fix}")
     return path
 
 
@@ -30,16 +44,23 @@ def database_url() -> str:
     return f"sqlite:///{data_dir() / 'mosaic.db'}"
 
 
-def libraries_dir() -> Path:
-    path = data_dir() / "libraries"
-    path.mkdir(parents=True, exist_ok=True)
+def _subfolder(name: str) -> Path:
+    path = data_dir() / name
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. a file of that name in the data folder
+        raise MosaicError(
+            f"The folder {path} could not be created ({err.strerror or err}): move away whatever is there."
+        ) from err
     return path
+
+
+def libraries_dir() -> Path:
+    return _subfolder("libraries")
 
 
 def images_dir() -> Path:
-    path = data_dir() / "images"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _subfolder("images")
 
 
 def score_indexes_dir() -> Path:

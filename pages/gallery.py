@@ -28,8 +28,14 @@ for i, record in enumerate(records):
     with cols[i % 4]:
         try:
             st.image(enlarge(store.image(record), 160))
-        except OSError:
-            st.warning("Image file missing")
+        except MosaicError:
+            st.warning(
+                f"Image file missing (seed {record.seed}, {record.created_at:%d %b %H:%M}). The entry is kept: "
+                "it may be in another data folder."
+            )
+            if st.button("Delete this entry", key=f"xm_{record.id}"):
+                store.delete(record.id)
+                st.rerun()
             continue
         st.caption(f"{record.created_at:%d %b %H:%M} · {md(record.library or record.engine)} · seed {record.seed}")
         a, v, b, c = st.columns(4)

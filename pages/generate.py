@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from core.engines.base import Progress
+from core.engines.base import GeneratedImage, Progress
 from core.errors import MosaicError
 from core.html import md
+from core.store.store import new_batch_id
 from pages._generate_local import local_score_form
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
 
@@ -45,14 +46,22 @@ with right:
             if progress.preview is not None:
                 preview.image(enlarge(progress.preview, 256), caption="Forming…")
 
+        batch_id = new_batch_id()
+        saved: list[str] = []
+        st.session_state["last_batch"] = saved
+
+        def keep(image: GeneratedImage) -> None:
+            """Save each image as soon as it is finished: closing the page later keeps the finished ones."""
+            saved.append(store.save_one(image, batch_id=batch_id).id)
+
         try:
-            images = engine.generate(request, on_progress=report)
-            records = store.save(images)
-            st.session_state["last_batch"] = [r.id for r in records]
-            bar.progress(1.0, text=f"Done: {len(records)} image(s) saved to the gallery.")
+            engine.generate(request, on_progress=report, on_image=keep)
+            bar.progress(1.0, text=f"Done: {len(saved)} image(s) saved to the gallery.")
         except MosaicError as err:
             bar.empty()
             st.error(md(err))
+            if saved:
+                st.info(f"{len(saved)} image(s) finished before the problem and were saved to the gallery.")
         preview.empty()
 
     batch = st.session_state.get("last_batch", [])
@@ -65,7 +74,11 @@ with right:
             except MosaicError:
                 continue
             with cols[i % 4]:
-                st.image(enlarge(store.image(record), 192), caption=f"seed {record.seed}")
+                try:
+                    st.image(enlarge(store.image(record), 192), caption=f"seed {record.seed}")
+                except MosaicError as err:
+                    st.warning(md(err))
+                    continue
                 for notice in record.params.get("notices") or []:
                     st.warning(md(notice))
                 if record.engine == "local-score" and st.button(

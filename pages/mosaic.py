@@ -45,6 +45,9 @@ choice = st.selectbox(
 )
 st.query_params["id"] = choice
 record = by_id[choice]
+if not store.has_file(record):
+    st.warning("The image file of this image is missing from the data folder, so its mosaic cannot be shown.")
+    st.stop()
 arrays = store.arrays(record)
 if "sources" not in arrays:
     st.warning("This image was saved without source information, so its mosaic cannot be shown.")

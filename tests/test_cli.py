@@ -1,6 +1,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from core.cli import main
 
 
@@ -163,3 +165,214 @@ def test_generate_with_the_trained_demo_model(capsys):
     assert main(["generate", "--engine", "trained", "--count", "2", "--seed", "4", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [d["engine"] for d in data] == ["trained", "trained"] and data[0]["width"] == 16
+
+
+# ----------------------------------------------------------------------- issue 13: nothing lost
+def _no_computing(monkeypatch):
+    """Fail the test if an engine or the analyzer starts computing."""
+    import core.analyzer
+    from core.engines.local_score import LocalScoreEngine
+
+    def computing(*_args, **_kwargs):
+        raise AssertionError("computed although the arguments were bad")
+
+    monkeypatch.setattr(LocalScoreEngine, "generate", computing)
+    monkeypatch.setattr(core.analyzer, "analyze_image", computing)
+
+
+def _saved_count() -> int:
+    from core.store import Store
+
+    return Store().count()
+
+
+def test_generate_refuses_bad_numbers_instead_of_replacing_them(capsys, monkeypatch):
+    _no_computing(monkeypatch)
+    base = ["generate", "--library", "digits"]
+    cases = [
+        (["--steps", "0"], "--steps"),
+        (["--steps", "-3"], "--steps"),
+        (["--size", "0"], "--size"),
+        (["--size", "-16"], "--size"),
+        (["--count", "0"], "--count"),
+        (["--count", "-1"], "--count"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**63)], "--seed"),
+        (["--seed", "1e3"], "--seed"),
+        (["--top-k", "0", "--approximate"], "--top-k"),
+        (["--seed", str(2**63 - 1), "--count", "2"], "seed must be a whole number from 0 to 9223372036854775806"),
+    ]
+    for extra, expected in cases:
+        assert main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err, (extra, err)
+    assert _saved_count() == 0
+
+
+def test_generate_refuses_an_out_path_that_is_a_file_before_computing(capsys, monkeypatch, tmp_path):
+    _no_computing(monkeypatch)
+    a_file = tmp_path / "renders"
+    a_file.write_text("not a folder")
+    assert main(["generate", "--library", "digits", "--size", "8", "--steps", "2", "--out", str(a_file)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["generate", "--library", "digits", "--out", str(a_file / "below")]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert _saved_count() == 0
+
+
+def test_analyze_checks_the_source_map_path_before_analysing(capsys, monkeypatch, tmp_path):
+    from PIL import Image
+
+    _no_computing(monkeypatch)
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32), "red").save(image)
+    for target, expected in [
+        (tmp_path / "no-such-folder" / "map.png", "does not exist"),
+        (tmp_path / "map.gif", "must end in"),
+        (tmp_path / "map", "must end in"),
+        (tmp_path, "must end in"),
+    ]:
+        code = main(["analyze", str(image), "--library", "digits", "--source-map", str(target), "--json"])
+        captured = capsys.readouterr()
+        assert code == 2 and expected in json.loads(captured.out)["error"], (target, captured)
+    (tmp_path / "folder.png").mkdir()
+    assert main(["analyze", str(image), "--library", "digits", "--source-map", str(tmp_path / "folder.png")]) == 2
+    assert "this is a folder" in capsys.readouterr().err
+
+
+def test_gallery_refuses_a_limit_below_one(capsys):
+    for bad in ("-1", "0", "ten"):
+        assert main(["gallery", "--limit", bad]) == 2
+        err = capsys.readouterr().err
+        assert "--limit" in err and "whole number" in err and "Traceback" not in err
+    assert main(["gallery", "--limit", "1"]) == 0
+
+
+def test_an_unexpected_problem_is_one_line_and_the_details_come_with_v(capsys, monkeypatch):
+    from core.store import Store
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk controller on fire")
+
+    monkeypatch.setattr(Store, "list", broken)
+    assert main(["gallery"]) == 2
+    err = capsys.readouterr().err
+    assert "error: unexpected problem (RuntimeError): disk controller on fire. Run with -v for details." in err
+    assert "Traceback" not in err
+    assert main(["-v", "gallery"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_a_short_message_with_status_130(capsys, monkeypatch):
+    from core.store import Store
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "list", interrupted)
+    assert main(["gallery"]) == 130
+    err = capsys.readouterr().err
+    assert "Stopped." in err and "Traceback" not in err
+
+
+def test_unusable_database_or_data_folder_exit_2_with_a_message(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    damaged = tmp_path / "data" / "mosaic.db"
+    damaged.parent.mkdir()
+    damaged.write_bytes(b"\x00garbage" * 500)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    cases = [
+        ({"MOSAIC_DATABASE_URL": "::::"}, "not a valid address"),
+        ({"MOSAIC_DATABASE_URL": "foo://bar"}, "cannot use here"),
+        ({"MOSAIC_DATABASE_URL": "postgresql+psycopg://u:pw@127.0.0.1:1/x"}, "could not be reached"),
+        ({"MOSAIC_DATA_DIR": str(damaged.parent)}, "damaged or is not a database file"),
+        ({"MOSAIC_DATA_DIR": str(a_file)}, "is a file, not a folder"),
+    ]
+    root = Path(__file__).resolve().parents[1]
+    for env, expected in cases:
+        full = {**os.environ, "MOSAIC_DATA_DIR": str(tmp_path / "data"), **env}
+        if "MOSAIC_DATABASE_URL" not in env:
+            full.pop("MOSAIC_DATABASE_URL", None)
+        run = subprocess.run(
+            [sys.executable, "-m", "core", "gallery"], cwd=root, env=full, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 2 and expected in run.stderr and "Traceback" not in run.stderr, (env, run.stderr)
+
+
+@pytest.fixture(scope="module")
+def tiny_sd15(tmp_path_factory):
+    from tests.engines.sd.tiny import build_tiny_sd15
+
+    return build_tiny_sd15(tmp_path_factory.mktemp("tiny") / "tiny-sd15")
+
+
+def _sd_args(model: Path, count: int, steps: int) -> list[str]:
+    return ["generate", "--engine", "sd", "--model", str(model), "--prompt", "a red shoe", "--steps", str(steps),
+            "--width", "64", "--height", "64", "--count", str(count), "--seed", "11"]  # fmt: skip
+
+
+def test_generate_keeps_the_images_finished_before_a_later_one_fails(capsys, monkeypatch, tiny_sd15):
+    """Issue 13 item 5: each image is saved when it finishes, not all at the end."""
+    from core.engines.sd.engine import StableDiffusionEngine
+    from core.errors import ResourceError
+    from core.store import Store
+
+    real_one = StableDiffusionEngine._one
+    calls = []
+
+    def third_fails(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise ResourceError("Out of memory on image 3.")
+        return real_one(self, *args, **kwargs)
+
+    monkeypatch.setattr(StableDiffusionEngine, "_one", third_fails)
+    assert main(_sd_args(tiny_sd15, count=4, steps=2)) == 2
+    err = capsys.readouterr().err
+    assert "Out of memory on image 3." in err and "2 finished image(s) were saved" in err
+    store = Store()
+    records = store.list()
+    assert sorted(r.seed for r in records) == [11, 12]
+    assert len({r.batch_id for r in records}) == 1
+    assert all(store.image_path(r).is_file() for r in records)
+
+
+def test_a_killed_generate_keeps_its_finished_images(tmp_path, tiny_sd15):
+    """Issue 13 item 5: SIGKILL while image 3 of 4 is being made keeps images 1 and 2, with their files."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.store import Store
+
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", *_sd_args(tiny_sd15, count=4, steps=12)],
+        cwd=root,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    seen = b""
+    deadline = time.monotonic() + 240
+    try:
+        while b"Image 3 of 4: step 2 " not in seen:
+            chunk = process.stderr.read1(4096) if process.stderr else b""
+            assert chunk or process.poll() is None, seen.decode(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, "image 3 never started"
+            seen += chunk
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    store = Store()
+    records = store.list()
+    assert sorted(r.seed for r in records) == [11, 12]
+    assert all(store.image(r).size == (64, 64) for r in records)

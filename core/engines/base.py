@@ -2,7 +2,9 @@
 
 An engine takes a :class:`GenerationRequest` (or an engine-specific subclass), reports progress
 through a callback, honours a :class:`CancelToken`, and returns one :class:`GeneratedImage` per
-requested image. Engines do not persist anything: the store does (:mod:`core.store`).
+requested image. It also hands every image to an ``on_image`` callback as soon as that image is
+finished, so a caller can save it at once and a later crash or kill keeps the finished ones.
+Engines do not persist anything: the store does (:mod:`core.store`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.errors import GenerationCancelled
+from core.errors import BadInputError, GenerationCancelled
 
 
 @dataclass
@@ -37,6 +39,11 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+#: called with each finished image, in order, before the engine starts on the next one
+ImageCallback = Callable[["GeneratedImage"], None]
+
+#: seeds are stored as signed 64-bit integers (PostgreSQL BIGINT, SQLite INTEGER)
+MAX_SEED = 2**63 - 1
 
 
 class CancelToken:
@@ -68,6 +75,31 @@ class GenerationRequest:
         """One seed per image, so every image of a batch can be reproduced on its own."""
         return [self.seed + i for i in range(self.count)]
 
+    def check_seed(self) -> None:
+        """Refuse a seed that is not a whole number, or whose last image's seed (seed + count - 1) is too big."""
+        check_seed(self.seed, self.count)
+
+
+def check_seed(seed: object, count: object = 1) -> None:
+    """Raise :class:`BadInputError` unless ``seed`` .. ``seed + count - 1`` all lie in 0 .. :data:`MAX_SEED`."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise BadInputError(f"The seed must be a whole number from 0 to {MAX_SEED} (got {seed!r}).")
+    last = int(seed) + max(1, int(count) if isinstance(count, (int, np.integer)) else 1) - 1
+    if int(seed) < 0 or last > MAX_SEED:
+        highest = MAX_SEED - max(0, last - int(seed))
+        raise BadInputError(
+            f"The seed must be a whole number from 0 to {highest} (got {seed}): "
+            "each image uses the next seed, and seeds are stored as 64-bit numbers."
+        )
+
+
+def emit_all(images: list[GeneratedImage], on_image: ImageCallback | None) -> list[GeneratedImage]:
+    """Hand the images of a batch that finished together to ``on_image``, in order; returns them."""
+    if on_image is not None:
+        for image in images:
+            on_image(image)
+    return images
+
 
 @dataclass
 class GeneratedImage:
@@ -98,5 +130,10 @@ class Engine(ABC):
         request: GenerationRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        on_image: ImageCallback | None = None,
     ) -> list[GeneratedImage]:
-        """Make ``request.count`` images. Raises :class:`~core.errors.MosaicError` on bad input."""
+        """Make ``request.count`` images. Raises :class:`~core.errors.MosaicError` on bad input.
+
+        ``on_image`` receives every image as soon as it is finished (engines that make a batch at once
+        hand over its images together when the batch is done), before the engine starts on the next.
+        """

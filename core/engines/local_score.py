@@ -15,7 +15,16 @@ import torch
 from PIL import Image
 
 from core import config
-from core.engines.base import CancelToken, Engine, GeneratedImage, GenerationRequest, Progress, ProgressCallback
+from core.engines.base import (
+    CancelToken,
+    Engine,
+    GeneratedImage,
+    GenerationRequest,
+    ImageCallback,
+    Progress,
+    ProgressCallback,
+    emit_all,
+)
 from core.errors import BadInputError, ResourceError
 from core.images import from_tensor
 from core.libraries import LibraryManager, LibraryTensor
@@ -54,6 +63,7 @@ class LocalScoreRequest(GenerationRequest):
             raise BadInputError(f"Image size {self.size} px is not supported: choose between 8 and 128 px.")
         if not 1 <= int(self.count) <= MAX_COUNT:
             raise BadInputError(f"Number of images must be between 1 and {MAX_COUNT} (got {self.count}).")
+        self.check_seed()
         if not 2 <= int(self.steps) <= 200:
             raise BadInputError(f"Steps must be between 2 and 200 (got {self.steps}).")
         if self.approximate and not 1 <= int(self.top_k) <= 100_000:
@@ -100,7 +110,9 @@ class LocalScoreEngine(Engine):
         request: GenerationRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        on_image: ImageCallback | None = None,
     ) -> list[GeneratedImage]:
+        """Make the images as one batch (all finish at the last step; ``on_image`` then gets each)."""
         if not isinstance(request, LocalScoreRequest):
             raise BadInputError("The local score engine needs a LocalScoreRequest.")
         plan = self.plan(request)
@@ -167,7 +179,7 @@ class LocalScoreEngine(Engine):
                     arrays=_arrays(result, i, lib),
                 )
             )
-        return outputs
+        return emit_all(outputs, on_image)
 
     @staticmethod
     def _labels(request: LocalScoreRequest, lib: LibraryTensor):

@@ -19,7 +19,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.engines.base import CancelToken, Engine, GeneratedImage, GenerationRequest, Progress, ProgressCallback
+from core.engines.base import (
+    CancelToken,
+    Engine,
+    GeneratedImage,
+    GenerationRequest,
+    ImageCallback,
+    Progress,
+    ProgressCallback,
+    emit_all,
+)
 from core.errors import BadInputError
 from core.images import from_tensor
 from core.lab.calibrate import Calibration, load_scales
@@ -52,6 +61,7 @@ class TrainedModelRequest(GenerationRequest):
     def validate(self) -> None:
         if not 1 <= int(self.count) <= MAX_COUNT:
             raise BadInputError(f"Number of images must be between 1 and {MAX_COUNT} (got {self.count}).")
+        self.check_seed()
         if not 2 <= int(self.steps) <= 200:
             raise BadInputError(f"Steps must be between 2 and 200 (got {self.steps}).")
 
@@ -136,7 +146,9 @@ class TrainedModelEngine(Engine):
         request: GenerationRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        on_image: ImageCallback | None = None,
     ) -> list[GeneratedImage]:
+        """Make the images as one batch (all finish at the last step; ``on_image`` then gets each)."""
         if not isinstance(request, TrainedModelRequest):
             raise BadInputError("The trained-model engine needs a TrainedModelRequest.")
         request.validate()
@@ -182,7 +194,7 @@ class TrainedModelEngine(Engine):
                 params["patch_sizes"] = els[1]
                 arrays["els_image"] = els[0][i].numpy().astype(np.float32)
             outputs.append(GeneratedImage(from_tensor(images[i]), seed, self.name, params, arrays))
-        return outputs
+        return emit_all(outputs, on_image)
 
     def predict_els(
         self,

@@ -52,6 +52,9 @@ def test_cancel_stops_the_run():
         ({"machine": "nope"}, "Unknown machine"),
         ({"size": 4}, "not supported"),
         ({"count": 0}, "between 1"),
+        ({"steps": 0}, "Steps must be between"),
+        ({"seed": -1}, "seed must be a whole number"),
+        ({"seed": 2**63 - 1, "count": 2}, "seed must be a whole number from 0 to 9223372036854775806"),
         ({"library": "no-such-library"}, "no-such-library"),
         ({"library": "digits", "label": "cats"}, "not in this library"),
     ],
@@ -139,3 +142,14 @@ def test_fast_draft_indexes_are_kept_in_the_data_directory(monkeypatch):
     (again,) = engine.generate(request, on_progress=seen.append)
     assert np.array_equal(np.asarray(first.image), np.asarray(again.image))
     assert not [p for p in seen if p.message.startswith("Preparing")]
+
+
+def test_on_image_gets_every_image_of_the_batch_with_the_same_pixels():
+    """Issue 13 item 5: finished images are handed over as they finish (a batch finishes together)."""
+    engine = LocalScoreEngine()
+    request = LocalScoreRequest(seed=3, count=3, library="digits", size=8, steps=2, machine="els")
+    handed = []
+    returned = engine.generate(request, on_image=handed.append)
+    assert handed == returned  # the same objects, in order, before generate returned
+    alone = engine.generate(request)
+    assert all(np.array_equal(a, b) for a, b in zip(_pixels(handed), _pixels(alone), strict=True))

@@ -162,3 +162,25 @@ def test_libraries_page_bad_folder_is_a_clear_error_and_creates_nothing(isolated
 @pytest.mark.parametrize("page", ["home", "generate", "campaigns", "mosaic", "analyze", "gallery", "libraries", "lab"])
 def test_every_page_renders_without_exception(page):
     goto(app(), page)
+
+
+def test_pages_keep_and_explain_an_image_whose_file_is_missing():
+    """Issue 13 item 4: a record whose file is not in this data folder is shown as missing, never erased."""
+    from core.store import Store
+
+    at = generate_small(app(), count=2)
+    first, _second = at.session_state["last_batch"]
+    store = Store()
+    store.image_path(store.get(first)).unlink()
+    at.run()  # the Generate page's results still show the batch
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("missing" in w.value for w in at.warning)
+    goto(at, "gallery")
+    assert "2 image(s) saved" in texts(at)
+    assert any("Image file missing" in w.value for w in at.warning)
+    at.switch_page("pages/mosaic.py")
+    at.query_params["id"] = first
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("missing" in w.value for w in at.warning)
+    assert Store().count() == 2

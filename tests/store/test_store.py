@@ -1,3 +1,4 @@
+import json
 import os
 import time
 
@@ -71,7 +72,7 @@ def test_recover_completes_a_write_interrupted_after_commit(monkeypatch):
     assert reopened.arrays(record)["sources"].shape == (8, 8, 3)
 
 
-def test_recover_discards_stale_staged_files_without_record_and_orphan_records():
+def test_recover_discards_stale_staged_files_without_record_but_keeps_records_whose_file_is_missing():
     store = Store()
     (record,) = store.save([_item()])
     stray = store.staging_dir / "deadbeef.png"
@@ -80,11 +81,88 @@ def test_recover_discards_stale_staged_files_without_record_and_orphan_records()
     os.utime(stray, (old, old))
     fresh = store.staging_dir / "inflight.png"
     fresh.write_bytes(b"being written")
-    store.image_path(record).unlink()  # image lost: its record must go
+    store.image_path(record).unlink()  # image gone from this folder: reported, never erased
     counts = Store(recover=False).recover()
-    assert counts["discarded"] == 1 and counts["orphan_records"] == 1
+    assert counts == {"completed": 0, "discarded": 1, "missing": 1}
     assert not stray.exists() and fresh.exists()  # a young file may be another process's write
-    assert Store().list() == []
+    reopened = Store()
+    assert [r.id for r in reopened.list()] == [record.id]
+    assert [r.id for r in reopened.missing()] == [record.id]
+    with pytest.raises(BadInputError, match="missing") as caught:
+        reopened.image(record)
+    assert isinstance(caught.value, OSError)  # callers that catch OSError keep working
+    with pytest.raises(BadInputError, match="missing"):
+        reopened.image_bytes(record)
+
+
+def test_another_data_folder_with_the_same_database_deletes_nothing(monkeypatch, tmp_path, capsys):
+    """Issue 13 item 4: a plain 'gallery' from another MOSAIC_DATA_DIR once erased every record (2 -> 0)."""
+    from core.cli import main
+
+    first = Store()
+    records = first.save([_item(1), _item(2)])
+    monkeypatch.setenv("MOSAIC_DATA_DIR", str(tmp_path / "elsewhere"))  # same MOSAIC_DATABASE_URL
+    assert Store().count() == 2
+    assert main(["gallery", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {d["id"] for d in listed} == {r.id for r in records}
+    assert all(d["file_missing"] for d in listed)
+    assert main(["gallery"]) == 0
+    assert "(image file missing)" in capsys.readouterr().out
+    monkeypatch.setenv("MOSAIC_DATA_DIR", str(first.images_dir.parent))  # back home: all there, with files
+    home = Store()
+    assert home.count() == 2 and home.missing() == []
+    assert all(home.image(r).size == (8, 8) for r in records)
+
+
+def test_the_largest_seed_is_stored_and_read_back():
+    """Issue 13 item 6: seeds are 64-bit (PostgreSQL had a 32-bit column)."""
+    store = Store()
+    (record,) = store.save([_item(seed=2**63 - 1)])
+    assert Store().get(record.id).seed == 2**63 - 1
+    assert read_png_text(store.image_bytes(record))["mosaic"].count(str(2**63 - 1)) >= 1
+
+
+def test_a_32_bit_seed_column_of_an_older_database_is_widened(database_url):
+    from sqlalchemy import BigInteger, Integer, MetaData, create_engine, inspect
+
+    from core.store.models import GenerationRecord
+    from core.store.store import dispose_engine
+
+    old = MetaData()
+    table = GenerationRecord.__table__.to_metadata(old)
+    table.c.seed.type = Integer()
+    engine = create_engine(database_url)
+    old.create_all(engine)
+    engine.dispose()
+    dispose_engine(database_url)
+    store = Store()
+    (record,) = store.save([_item(seed=2**40)])
+    assert Store().get(record.id).seed == 2**40
+    engine = create_engine(database_url)
+    try:
+        seed_type = {c["name"]: c["type"] for c in inspect(engine).get_columns("generations")}["seed"]
+        if engine.dialect.name == "postgresql":
+            assert isinstance(seed_type, BigInteger)
+    finally:
+        engine.dispose()
+
+
+def test_list_refuses_a_limit_that_is_not_a_positive_whole_number():
+    store = Store()
+    store.save([_item()])
+    for bad in (-1, 0, True, 2.5):
+        with pytest.raises(BadInputError, match="whole number"):
+            store.list(limit=bad)
+    assert len(store.list(limit=1)) == 1
+
+
+def test_save_one_keeps_one_batch_id_across_calls():
+    store = Store()
+    a = store.save_one(_item(1), batch_id="b1")
+    b = store.save_one(_item(2), batch_id="b1")
+    assert a.batch_id == b.batch_id == "b1"
+    assert store.count() == 2
 
 
 def test_database_url_from_environment(tmp_path, monkeypatch):

@@ -15,7 +15,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.engines.base import CancelToken, Engine, GeneratedImage, GenerationRequest, Progress, ProgressCallback
+from core.engines.base import (
+    CancelToken,
+    Engine,
+    GeneratedImage,
+    GenerationRequest,
+    ImageCallback,
+    Progress,
+    ProgressCallback,
+)
 from core.engines.sd.codec import LatentCodec
 from core.engines.sd.devices import MemoryPlan, plan_memory, select_device, select_dtype
 from core.engines.sd.families import FAMILIES, SD1, Family, validate_size
@@ -37,8 +45,10 @@ class _Interrupted(Exception):
 def resolve_settings(request: SDRequest, family: Family) -> dict[str, Any]:
     """The effective steps/guidance/size/sampler: the request's values, else the family's for its preset."""
     width, height = request.width, request.height
-    if width is None or height is None:
-        width, height = width or family.default_size[0], height or family.default_size[1]
+    if width is None:
+        width = family.default_size[0]
+    if height is None:
+        height = family.default_size[1]
     validate_size(family, width, height)
     steps = int(request.steps) if request.steps is not None else family.steps_for(request.preset)
     guidance = float(request.guidance) if request.guidance is not None else family.guidance
@@ -122,7 +132,9 @@ class StableDiffusionEngine(Engine):
         request: GenerationRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        on_image: ImageCallback | None = None,
     ) -> list[GeneratedImage]:
+        """Make the images one after another; ``on_image`` gets each as soon as it is made."""
         if not isinstance(request, SDRequest):
             raise BadInputError("The Stable Diffusion engine needs an SDRequest.")
         request.validate()
@@ -144,8 +156,11 @@ class StableDiffusionEngine(Engine):
             for index, seed in enumerate(request.seeds()):
                 if cancel is not None:
                     cancel.raise_if_cancelled()
-                outputs.append(self._one(loaded, pipe, request, settings, plan, init, mask, index, seed, notices,
-                                         on_progress, cancel))
+                image = self._one(loaded, pipe, request, settings, plan, init, mask, index, seed, notices,
+                                  on_progress, cancel)
+                outputs.append(image)
+                if on_image is not None:
+                    on_image(image)
             return outputs
         finally:
             loaded.lock.release()

@@ -58,10 +58,12 @@ class SDRequest(GenerationRequest):
             raise BadInputError(f"Unknown preset {self.preset!r}. Choose one of: {', '.join(PRESETS)}.")
         if not 1 <= int(self.count) <= MAX_COUNT:
             raise BadInputError(f"Number of images must be between 1 and {MAX_COUNT} (got {self.count}).")
-        if not 0 <= int(self.seed) < 2**63:
-            raise BadInputError(f"Seed must be a whole number from 0 (got {self.seed}).")
+        self.check_seed()
         if self.steps is not None and not 1 <= int(self.steps) <= MAX_STEPS:
             raise BadInputError(f"Steps must be between 1 and {MAX_STEPS} (got {self.steps}).")
+        for side, value in (("Width", self.width), ("Height", self.height)):
+            if value is not None and int(value) <= 0:
+                raise BadInputError(f"{side} must be a positive number of pixels (got {value}).")
         if self.guidance is not None and not 0 <= float(self.guidance) <= 30:
             raise BadInputError(f"Guidance must be between 0 and 30 (got {self.guidance}).")
         if self.task in ("img2img", "inpaint"):

@@ -143,3 +143,26 @@ def test_presets_fill_missing_settings(engine, tiny_models):
     result = engine.generate(SDRequest(model=str(tiny_models.sd15), prompt="x", preset="fast", width=64, height=64,
                                        steps=None, scheduler="DDIM"))[0]
     assert result.params["steps"] == 15 and result.params["guidance"] == 7.0
+
+
+def test_on_image_gets_each_image_before_the_next_one_starts(engine, tiny_models):
+    """Issue 13 item 5: each image is handed over as soon as it is made, so a caller can save it at once."""
+    events: list[str] = []
+
+    def progress(p) -> None:
+        if p.step == 1:
+            events.append(f"start {p.image_index}")
+
+    batch = engine.generate(
+        _req(tiny_models.sd15, count=3), on_progress=progress, on_image=lambda g: events.append(f"done {g.seed}")
+    )
+    assert events == ["start 0", "done 7", "start 1", "done 8", "start 2", "done 9"]
+    assert [g.seed for g in batch] == [7, 8, 9]
+
+
+def test_width_zero_is_refused_not_replaced(engine, tiny_models):
+    from core.errors import BadInputError
+
+    for bad in ({"width": 0, "height": None}, {"width": None, "height": -8}):
+        with pytest.raises(BadInputError, match="positive number of pixels"):
+            engine.generate(_req(tiny_models.sd15, **bad))
