@@ -3,7 +3,7 @@
 :func:`upgrade` runs when a process first opens a database: it applies the migrations in
 ``core/store/migrations/versions`` that the database has not seen, so upgrading a studio keeps its
 gallery, campaigns and jobs. A database made before migrations existed (its tables made directly)
-is recognised and stamped at the first revision, then upgraded.
+is adopted: the first revision only creates the tables it lacks, the later ones change what needs it.
 
 Two processes opening a fresh database at once must not both create its tables: the upgrade holds a
 lock (a PostgreSQL advisory lock; on SQLite, an exclusive transaction of its own).
@@ -24,8 +24,6 @@ from sqlalchemy.engine import Connection, Engine
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-#: the revision whose tables a database made before migrations already has
-BASELINE = "0001"
 _ADVISORY_KEY = 73_105_157  # any constant: one lock for "migrating the Mosaic schema"
 
 
@@ -54,8 +52,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")  # one migrating process at a time
         try:
             if current(connection) is None and "generations" in inspect(connection).get_table_names():
-                logger.warning("database made before migrations: stamping it at revision %s", BASELINE)
-                command.stamp(alembic_config(connection), BASELINE)
+                logger.warning("database made before migrations: adopting its tables")
             if current(connection) != head() or revision != "head":
                 command.upgrade(alembic_config(connection), revision)
             connection.commit()

@@ -1,5 +1,8 @@
 """The schema before migrations: gallery generations and campaigns.
 
+Studios made before migrations existed already have some of these tables (``campaigns`` only once a
+campaign was made): each table is created only when it is missing, so this revision also adopts them.
+
 Revision ID: 0001
 Revises:
 """
@@ -13,7 +16,20 @@ branch_labels = None
 depends_on = None
 
 
+def _missing(table: str) -> bool:
+    return not sa.inspect(op.get_bind()).has_table(table)
+
+
 def upgrade() -> None:
+    if _missing("generations"):
+        _generations()
+    if _missing("campaigns"):
+        _campaigns()
+    if _missing("campaign_items"):
+        _campaign_items()
+
+
+def _generations() -> None:
     op.create_table(
         "generations",
         sa.Column("id", sa.String(32), primary_key=True),
@@ -31,6 +47,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_generations_created_at", "generations", ["created_at"])
     op.create_index("ix_generations_batch_id", "generations", ["batch_id"])
+
+
+def _campaigns() -> None:
     op.create_table(
         "campaigns",
         sa.Column("id", sa.String(32), primary_key=True),
@@ -49,6 +68,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_campaigns_template", "campaigns", ["template"])
     op.create_index("ix_campaigns_created", "campaigns", ["created"])
+
+
+def _campaign_items() -> None:
     op.create_table(
         "campaign_items",
         sa.Column("id", sa.String(32), primary_key=True),

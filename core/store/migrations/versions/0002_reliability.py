@@ -13,11 +13,18 @@ branch_labels = None
 depends_on = None
 
 
+def _seed_is_32_bit(table: str) -> bool:
+    columns = {c["name"]: c["type"] for c in sa.inspect(op.get_bind()).get_columns(table)}
+    return "seed" in columns and not isinstance(columns["seed"], sa.BigInteger)
+
+
 def upgrade() -> None:
     # SQLite's INTEGER is already 64-bit; PostgreSQL's is 32-bit
-    if op.get_bind().dialect.name != "sqlite":
-        op.alter_column("generations", "seed", type_=sa.BigInteger(), existing_nullable=False)
-        op.alter_column("campaigns", "seed", type_=sa.BigInteger(), existing_nullable=False)
+    if op.get_bind().dialect.name == "sqlite":
+        return
+    for table in ("generations", "campaigns"):
+        if _seed_is_32_bit(table):
+            op.alter_column(table, "seed", type_=sa.BigInteger(), existing_nullable=False)
 
 
 def downgrade() -> None:
