@@ -321,6 +321,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         templates = [{"id": t.id, "name": t.name, "purpose": t.purpose} for t in TemplateLibrary().list()]
         _print(templates, args.json, "\n".join(f"{t['id']:<22} {t['purpose']}" for t in templates))
         return 0
+    if args.list:
+        return _list_campaigns(args)
     progress = _progress_printer(not args.json)
     if args.resume:
         result = resume_campaign_cli(args.resume, args.out, on_progress=progress)
@@ -350,15 +352,49 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     if data.get("zip"):
         text += f"\nzip: {data['zip']}"
     text += "".join(f"\nnote: {n}" for n in data.get("notices", []))
+    if data.get("elsewhere"):
+        text += f"\nnote: {data['elsewhere']} image(s) are still being made by another run of this campaign."
     _print(data, args.json, text)
+    return 0
+
+
+def _list_campaigns(args: argparse.Namespace) -> int:
+    from core.campaigns import CampaignStore
+
+    campaigns = CampaignStore()
+    rows = []
+    for campaign in campaigns.list():
+        counts = campaigns.counts(campaign.id)
+        rows.append(
+            {
+                "id": campaign.id,
+                "name": campaign.name,
+                "template": campaign.template,
+                "status": campaigns.shown_status(campaign),
+                "done": counts["done"],
+                "failed": counts["failed"],
+                "total": counts["total"],
+                "created": campaign.created.isoformat(timespec="seconds"),
+            }
+        )
+    text = "\n".join(
+        f"{r['id']}  {r['status']:<12} {r['done']:>3}/{r['total']:<3} {r['created']}  {r['name']}" for r in rows
+    )
+    _print(rows, args.json, text or "No campaigns yet.")
     return 0
 
 
 class _Parser(argparse.ArgumentParser):
     """Argument errors in one line plus where to look, not the whole usage text."""
 
+    #: set by main(): the command line asked for --json, so errors come as {"error": ...} too
+    json_errors = False
+
     def error(self, message: str) -> Any:
-        print(f"error: {message}. See '{self.prog} --help'.", file=sys.stderr)
+        text = f"{message}. See '{self.prog} --help'."
+        if _Parser.json_errors:
+            print(json.dumps({"error": text}))
+        print(f"error: {text}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -451,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     camp.add_argument("--out", default=".", help="folder for the PNGs, manifest.csv, contact sheet and ZIP")
     camp.add_argument("--resume", default=None, metavar="CAMPAIGN_ID", help="finish an interrupted campaign")
     camp.add_argument("--list-templates", action="store_true")
+    camp.add_argument("--list", action="store_true", help="list campaigns (newest first) with their status")
     camp.add_argument("--json", action="store_true")
     camp.set_defaults(func=cmd_campaign)
 
@@ -469,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, or a bad argument (argparse printed why)

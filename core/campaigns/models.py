@@ -78,6 +78,10 @@ class CampaignItemRecord(Base):
     analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    #: the run making this item now (``host:pid:token``) and its last sign of life; NULL when nobody is.
+    #: Claimed with a conditional UPDATE, so two runs of one campaign never make the same item.
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,5 +108,5 @@ TABLES = [CampaignRecord.__table__, CampaignItemRecord.__table__]
 
 
 def create_tables(bind: Engine | Connection) -> None:
-    """Create the campaign tables if missing (safe to call every time)."""
-    Base.metadata.create_all(bind, tables=TABLES, checkfirst=True)
+    """Kept for callers of older versions: the tables come from the store's migrations now."""
+    del bind

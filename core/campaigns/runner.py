@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.campaigns.models import ITEM_DONE, PENDING, RUNNING, CampaignItemRecord
 from core.campaigns.plan import SD, Variation
-from core.campaigns.store import CampaignStore
+from core.campaigns.store import CampaignStore, new_claimant
 from core.engines.base import CancelToken, Engine, Progress, ProgressCallback
 from core.errors import BadInputError, GenerationCancelled, MosaicError
 from core.store import GenerationRecord
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 Analyzer = Callable[[GenerationRecord], Mapping[str, Any] | None]
 EngineFactory = Callable[[str], Engine]
 
+#: how often a run says it is still making its item (the claim times out after CLAIM_TIMEOUT_S)
+CLAIM_TOUCH_S = 5.0
 _RUNNING: set[str] = set()
 _RUNNING_LOCK = threading.Lock()
 
@@ -41,6 +44,8 @@ class RunReport:
     pending: int = 0
     cancelled: bool = False
     status: str = ""
+    #: pending items another run (another process or machine) was making when this one ended
+    elsewhere: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +56,7 @@ class RunReport:
             "pending": self.pending,
             "cancelled": self.cancelled,
             "status": self.status,
+            "elsewhere": self.elsewhere,
         }
 
 
@@ -155,17 +161,25 @@ class CampaignRunner:
         self._preflight(engine, pending[0])
         self.campaigns.set_status(campaign_id, RUNNING)
         total = len(pending)
+        claimant = new_claimant()
+        k = 0
         try:
-            for k, item in enumerate(pending):
+            while True:
                 if cancel is not None and cancel.cancelled:
                     report.cancelled = True
+                    break
+                # items are claimed one at a time in the database: another run of the same campaign
+                # (another process, another machine) takes the others, and no item is made twice
+                item = self.campaigns.claim_next(campaign_id, claimant, item_ids)
+                if item is None:
                     break
                 variation = Variation.from_dict(item.spec)
                 try:
                     record = self._make(
-                        campaign.name, campaign_id, item, variation, engine, k, total, on_progress, cancel
+                        campaign.name, campaign_id, item, variation, engine, k, total, on_progress, cancel, claimant
                     )
                 except GenerationCancelled:
+                    self.campaigns.release_claim(item.id, claimant)
                     report.cancelled = True
                     break
                 except MosaicError as err:
@@ -179,17 +193,24 @@ class CampaignRunner:
                     report.failed.append(item.id)
                     report.errors.append(f"{variation.title}: unexpected error: {err}")
                     continue
+                except BaseException:  # Ctrl-C, a worker stopping: the item goes back for the next run
+                    self.campaigns.release_claim(item.id, claimant)
+                    raise
+                finally:
+                    k += 1
                 self.campaigns.mark_done(item.id, record.id, self._analysis(record))
                 report.made.append(item.id)
         finally:
             report.status = self.campaigns.refresh_status(campaign_id)
             report.pending = self.campaigns.counts(campaign_id)[PENDING]
+            report.elsewhere = self.campaigns.live_claims(campaign_id)
         logger.info(
-            "campaign %s: %d made, %d failed, %d pending",
+            "campaign %s: %d made, %d failed, %d pending (%d being made by another run)",
             campaign_id,
             len(report.made),
             len(report.failed),
             report.pending,
+            report.elsewhere,
         )
         return report
 
@@ -210,10 +231,15 @@ class CampaignRunner:
         total: int,
         on_progress: ProgressCallback | None,
         cancel: CancelToken | None,
+        claimant: str | None = None,
     ) -> GenerationRecord:
         request = variation.build_request()
+        last_touch = [time.monotonic()]
 
         def relay(progress: Progress) -> None:
+            if claimant and time.monotonic() - last_touch[0] > CLAIM_TOUCH_S:
+                self.campaigns.touch_claim(item.id, claimant)
+                last_touch[0] = time.monotonic()
             if on_progress is not None:
                 on_progress(
                     Progress(

@@ -9,12 +9,15 @@ can re-link an image that was saved just before the process died, before its ite
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from core.campaigns.models import (
     DONE,
@@ -27,7 +30,6 @@ from core.campaigns.models import (
     RUNNING,
     CampaignItemRecord,
     CampaignRecord,
-    create_tables,
 )
 from core.campaigns.plan import CampaignPlan, Variation
 from core.errors import BadInputError
@@ -38,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 MAX_NOTES = 4000
 STATUSES = (PLANNED, RUNNING, PAUSED, DONE, PARTIAL)
+#: shown instead of "running" when the run making a campaign has died (resume to finish)
+INTERRUPTED = "interrupted"
+#: a run that has not said it is alive for this long is taken for dead (it touches its claim every few seconds)
+CLAIM_TIMEOUT_S = 120.0
 
 
 class CampaignStore:
@@ -45,8 +51,6 @@ class CampaignStore:
 
     def __init__(self, store: Store | None = None) -> None:
         self.store = store or Store()
-        with self.store.session() as session:
-            create_tables(session.get_bind())
 
     # ------------------------------------------------------------------ creating
     def create(self, plan: CampaignPlan, name: str | None = None) -> CampaignRecord:
@@ -173,9 +177,12 @@ class CampaignStore:
             self._campaign(session, campaign_id).status = status
 
     def refresh_status(self, campaign_id: str, running: bool = False) -> str:
-        """Set the campaign status from its items: done, partial (some failed), paused or planned."""
+        """Set the campaign status from its items: done, partial (some failed), paused or planned.
+
+        A campaign stays "running" while another run is still making some of its items.
+        """
         counts = self.counts(campaign_id)
-        if running:
+        if running or (counts[PENDING] and self.live_claims(campaign_id)):
             status = RUNNING
         elif counts[PENDING] == 0:
             status = DONE if counts[FAILED] == 0 else PARTIAL
@@ -265,6 +272,68 @@ class CampaignStore:
             logger.warning("campaign %s: reconciled %d item(s) after an interruption", campaign_id, changed)
         return changed
 
+    # ------------------------------------------------------------------ claims (several runs at once)
+    def claim_next(
+        self, campaign_id: str, claimant: str, item_ids: Sequence[str] | None = None
+    ) -> CampaignItemRecord | None:
+        """Atomically take the next pending item nobody is making (in plan order); None when there is none.
+
+        A claim is a conditional UPDATE that only one run can win, on SQLite and PostgreSQL alike; a claim
+        whose run has died (its process is gone, or it has not said it is alive for ``CLAIM_TIMEOUT_S``)
+        can be taken over.
+        """
+        wanted = set(item_ids) if item_ids is not None else None
+        for item in self.items(campaign_id, PENDING):
+            if wanted is not None and item.id not in wanted:
+                continue
+            if item.claimed_by and item.claimed_by != claimant and claim_alive(item.claimed_by, item.claimed_at):
+                continue
+            with self.store.session() as session, session.begin():
+                won = session.execute(
+                    update(CampaignItemRecord)
+                    .where(
+                        CampaignItemRecord.id == item.id,
+                        CampaignItemRecord.status == PENDING,
+                        _same_claim(item.claimed_by),
+                    )
+                    .values(claimed_by=claimant, claimed_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+            if won == 1:
+                return self.item(item.id)
+        return None
+
+    def touch_claim(self, item_id: str, claimant: str) -> None:
+        """The run making this item is alive (called while it works)."""
+        with self.store.session() as session, session.begin():
+            session.execute(
+                update(CampaignItemRecord)
+                .where(CampaignItemRecord.id == item_id, CampaignItemRecord.claimed_by == claimant)
+                .values(claimed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+    def release_claim(self, item_id: str, claimant: str) -> None:
+        with self.store.session() as session, session.begin():
+            session.execute(
+                update(CampaignItemRecord)
+                .where(CampaignItemRecord.id == item_id, CampaignItemRecord.claimed_by == claimant)
+                .values(claimed_by=None, claimed_at=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    def live_claims(self, campaign_id: str) -> int:
+        """How many of the campaign's pending items a living run is making now."""
+        return sum(
+            1 for i in self.items(campaign_id, PENDING) if i.claimed_by and claim_alive(i.claimed_by, i.claimed_at)
+        )
+
+    def shown_status(self, campaign: CampaignRecord) -> str:
+        """The status to show: "running" only while a run is alive; a run that died shows "interrupted"."""
+        if campaign.status != RUNNING:
+            return campaign.status
+        return RUNNING if self.live_claims(campaign.id) else INTERRUPTED
+
     # ------------------------------------------------------------------ deleting
     def delete(self, campaign_id: str, delete_images: bool = False) -> None:
         """Delete a campaign and its items; with ``delete_images`` also its images from the gallery."""
@@ -297,6 +366,9 @@ class CampaignStore:
                 raise BadInputError(f"No campaign image with id {item_id!r}.")
             for key, value in changes.items():
                 setattr(item, key, value)
+            if item.status != PENDING:  # made (or failed): nobody is making it any more
+                item.claimed_by = None
+                item.claimed_at = None
             item.updated = utcnow()
         return self.item(item_id)
 
@@ -331,6 +403,33 @@ def _is_json(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def claim_alive(claimant: str, claimed_at: datetime | None) -> bool:
+    """Whether the run that claimed an item still lives: its process exists (same machine) and it spoke lately."""
+    if claimed_at is None or utcnow() - claimed_at > timedelta(seconds=CLAIM_TIMEOUT_S):
+        return False
+    host, _, rest = claimant.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+    return True
+
+
+def new_claimant() -> str:
+    """An id for one run: ``host:pid:token``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _same_claim(claimed_by: str | None):
+    if claimed_by is None:
+        return CampaignItemRecord.claimed_by.is_(None)
+    return CampaignItemRecord.claimed_by == claimed_by
 
 
 def _new_seed(old: int) -> int:

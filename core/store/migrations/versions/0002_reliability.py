@@ -1,4 +1,4 @@
-"""Reliability fixes: 64-bit seeds.
+"""Reliability fixes: 64-bit seeds; campaign items claimed in the database by the run making them.
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +19,9 @@ def _seed_is_32_bit(table: str) -> bool:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("campaign_items") as batch:
+        batch.add_column(sa.Column("claimed_by", sa.String(128), nullable=True))
+        batch.add_column(sa.Column("claimed_at", sa.DateTime(), nullable=True))
     # SQLite's INTEGER is already 64-bit; PostgreSQL's is 32-bit
     if op.get_bind().dialect.name == "sqlite":
         return
@@ -28,6 +31,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("campaign_items") as batch:
+        batch.drop_column("claimed_at")
+        batch.drop_column("claimed_by")
     if op.get_bind().dialect.name != "sqlite":
         op.alter_column("campaigns", "seed", type_=sa.Integer(), existing_nullable=False)
         op.alter_column("generations", "seed", type_=sa.Integer(), existing_nullable=False)
