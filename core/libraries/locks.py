@@ -35,6 +35,11 @@ class LibraryLock:
         self._thread = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
+        self._owner: int | None = None
+
+    def held_here(self) -> bool:
+        """True when the calling thread already holds this lock."""
+        return self._depth > 0 and self._owner == threading.get_ident()
 
     def acquire(self, blocking: bool = True) -> bool:
         """Take the lock (waiting for other threads and processes unless ``blocking`` is False)."""
@@ -48,10 +53,13 @@ class LibraryLock:
             self._thread.release()
             raise
         self._depth += 1
+        self._owner = threading.get_ident()
         return True
 
     def release(self) -> None:
         self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
         if self._depth == 0 and self._fd is not None:
             fd, self._fd = self._fd, None
             try:

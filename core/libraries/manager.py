@@ -386,8 +386,8 @@ class LibraryManager:
                     names.add(entry.name)
         for name in sorted(names):
             lock = self.locked(name)
-            if not lock.acquire(blocking=False):
-                continue  # busy: its owner is alive; the next look cleans it if needed
+            if lock.held_here() or not lock.acquire(blocking=False):
+                continue  # busy (here or elsewhere): its owner is alive; a later look cleans it if needed
             try:
                 self._clean(name)
             except OSError as exc:

@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from core.errors import BadInputError
-from core.images import MAX_FILE_BYTES
+from core.images import MAX_FILE_BYTES, NotUsableError, open_regular, read_bounded, read_regular, too_large_reason
 from core.libraries.names import clean_label
 
 logger = logging.getLogger(__name__)
@@ -43,8 +43,6 @@ MAX_IMPORT_BYTES = 1_000_000_000  # 1 GB uncompressed
 #: are skipped unread: pictures never compress that well, zip bombs do (plain deflate tops out near 1,030).
 MAX_COMPRESSION_RATIO = 500
 COMPRESSION_CHECK_BYTES = 10 * 1024 * 1024
-_CHUNK = 1024 * 1024
-NOT_REGULAR = "not a regular file (a device, pipe or socket); only picture files can be imported"
 _SYSTEM_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "$recycle.bin", "system volume information"}
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -82,64 +80,6 @@ def label_for(parts: list[str]) -> str | None:
     if len(parts) < 2:
         return None
     return clean_label(parts[0]) or None
-
-
-class NotUsableError(Exception):
-    """A file that is refused before or while reading it; ``reason`` is shown next to its name."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _too_large(size: int, limit: int = MAX_FILE_BYTES) -> str:
-    return f"the file is too large ({size / 1e6:,.0f} MB; the limit is {limit // 10**6:,} MB)"
-
-
-def open_regular(path: Path, limit: int = MAX_FILE_BYTES) -> BinaryIO:
-    """Open ``path`` for reading only if it is a regular file of at most ``limit`` bytes.
-
-    The type and size are checked with ``stat`` before opening (so a device or a FIFO is never
-    opened) and again on the open file (in case it was swapped in between). The open never blocks.
-    Raises ``NotUsableError`` with the reason, or ``OSError`` for a file that cannot be read.
-    """
-    info = os.stat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise NotUsableError(NOT_REGULAR)
-    if info.st_size > limit:
-        raise NotUsableError(_too_large(info.st_size, limit))
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise NotUsableError(NOT_REGULAR)
-        if info.st_size > limit:
-            raise NotUsableError(_too_large(info.st_size, limit))
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def read_bounded(handle: BinaryIO, limit: int = MAX_FILE_BYTES) -> bytes:
-    """Read ``handle`` to its end in chunks; ``NotUsableError`` as soon as it passes ``limit`` bytes."""
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        chunk = handle.read(min(_CHUNK, limit + 1 - total))
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > limit:
-            raise NotUsableError(_too_large(total, limit) + "; it grew while being read")
-
-
-def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of the regular file ``path``, refused unread when it is not one or is over ``limit``."""
-    with open_regular(path, limit) as handle:
-        return read_bounded(handle, limit)
 
 
 def check_path(path: Path) -> None:
@@ -182,7 +122,7 @@ def _precheck(name: str, size: int) -> str | None:
     if size == 0:
         return "the file is empty (0 bytes)"
     if size > MAX_FILE_BYTES:
-        return _too_large(size)
+        return too_large_reason(size)
     if name.lower().endswith(_ARCHIVE_SUFFIXES):
         return "archives inside an import are not opened; extract it and import the images"
     return None

@@ -428,3 +428,43 @@ def test_zip_entry_compressed_like_a_bomb_is_skipped_unread(tmp_path, manager) -
     report = manager.create_from_zip("ratio", bomb)
     assert report.added == 1
     assert "zip bomb" in dict(report.skipped)["zeros.png"]
+
+
+_LOAD_IMAGE_FILES = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+from core.images import UnreadableImageError, load_image_file
+for path in sys.argv[1:]:
+    try:
+        load_image_file(path)
+        print("loaded", path)
+    except UnreadableImageError as exc:
+        print("refused", exc)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_image_files_for_analyze_and_generate_are_checked_before_reading(tmp_path, data_dir) -> None:
+    os.mkfifo(tmp_path / "pipe.png")
+    with open(tmp_path / "huge.png", "wb") as handle:
+        handle.truncate(GiB)
+    paths = [str(tmp_path / "pipe.png"), "/dev/zero", str(tmp_path / "huge.png")]
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_IMAGE_FILES, *paths],
+        cwd=REPO, env=_env(data_dir), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("refused pipe.png: not a regular file")
+    assert lines[1].startswith("refused zero: not a regular file")
+    assert lines[2].startswith("refused huge.png: the file is too large")
+
+
+def test_cleanup_never_removes_the_work_of_the_thread_holding_the_lock(tmp_path, manager, libraries_root) -> None:
+    staging = libraries_root / ".creating-mine-0123abcd"
+    (staging / "images").mkdir(parents=True)
+    with manager.locked("mine"):
+        manager.list()  # e.g. an error message listing the libraries, in the middle of an import
+        assert staging.exists()
+    manager.list()
+    assert not staging.exists()
