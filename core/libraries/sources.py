@@ -43,6 +43,8 @@ MAX_IMPORT_BYTES = 1_000_000_000  # 1 GB uncompressed
 #: are skipped unread: pictures never compress that well, zip bombs do (plain deflate tops out near 1,030).
 MAX_COMPRESSION_RATIO = 500
 COMPRESSION_CHECK_BYTES = 10 * 1024 * 1024
+#: Room per file in a zip's list of files (46 bytes of fixed fields, then the name and extras).
+_DIRECTORY_BYTES_PER_FILE = 1024
 _SYSTEM_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "$recycle.bin", "system volume information"}
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -210,9 +212,28 @@ def _open_zip(data: bytes | BinaryIO) -> zipfile.ZipFile:
     elif os.fstat(data.fileno()).st_size == 0:
         raise BadInputError("The zip file is empty (0 bytes).")
     try:
+        _check_zip_directory(data)
         return zipfile.ZipFile(data)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
         raise BadInputError("This is not a readable zip file (it may be damaged or incomplete).") from exc
+
+
+def _check_zip_directory(handle: BinaryIO) -> None:
+    """Refuse a zip whose list of files is far too long before ``zipfile`` reads it all into memory.
+
+    ``zipfile`` makes one object per listed entry (about 0.5 KB each, whatever the count field says),
+    so a small zip listing millions of entries would take gigabytes before the file count is checked.
+    """
+    end = zipfile._EndRecData(handle)  # the end-of-directory record: where the list is and how long
+    if end is None:
+        raise zipfile.BadZipFile("no end of central directory")
+    directory_bytes = int(end[zipfile._ECD_SIZE])
+    if directory_bytes > MAX_IMPORT_FILES * _DIRECTORY_BYTES_PER_FILE:
+        raise BadInputError(
+            f"The zip lists far more than {MAX_IMPORT_FILES:,} files; at most {MAX_IMPORT_FILES:,} can be "
+            "imported at once. Split it into smaller zips."
+        )
+    handle.seek(0)
 
 
 def _zip_candidate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, wrapper: str | None) -> ImportCandidate:

@@ -392,12 +392,14 @@ def test_sparse_file_inside_a_folder_is_skipped_unread(tmp_path, manager) -> Non
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 150 * 1024
 
 
-def _lying_zip(path: Path, real: bytes, declared: int) -> None:
-    """A zip whose single entry claims to unpack to ``declared`` bytes but really holds ``real``."""
+def _lying_zip(path: Path, real_size: int, declared: int) -> None:
+    """A zip whose single entry claims to unpack to ``declared`` bytes but really holds ``real_size`` zeros."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("big.png", real)
+        with archive.open("big.png", "w") as entry:  # written in chunks: the test itself stays small
+            for _ in range(real_size // 2**20):
+                entry.write(bytes(2**20))
     data = bytearray(path.read_bytes())
-    true_size = len(real).to_bytes(4, "little")
+    true_size = real_size.to_bytes(4, "little")
     fake_size = declared.to_bytes(4, "little")
     # local header: uncompressed size at offset 22; central directory entry: at offset 24
     local = data.find(b"PK\x03\x04")
@@ -410,7 +412,7 @@ def _lying_zip(path: Path, real: bytes, declared: int) -> None:
 
 def test_zip_entry_that_lies_about_its_size_is_not_unpacked_past_the_claim(tmp_path, manager) -> None:
     bomb = tmp_path / "liar.zip"
-    _lying_zip(bomb, b"\0" * (300 * 1024**2), declared=1_000)
+    _lying_zip(bomb, 300 * 1024**2, declared=1_000)
     good = tmp_path / "good.png"
     good.write_bytes(_png_bytes())
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -468,3 +470,35 @@ def test_cleanup_never_removes_the_work_of_the_thread_holding_the_lock(tmp_path,
         assert staging.exists()
     manager.list()
     assert not staging.exists()
+
+
+def _zip_listing(path: Path, count: int) -> None:
+    """A small zip whose list of files (central directory) names ``a.png`` ``count`` times."""
+    import struct
+    import zlib
+
+    data = _png_bytes()
+    name = b"a.png"
+    crc = zlib.crc32(data)
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, len(data), len(data), len(name), 0)
+    central = struct.pack(
+        "<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, len(data), len(data), len(name), 0, 0, 0, 0, 0, 0
+    )
+    head = local + name + data
+    listing = (central + name) * count
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, len(listing), len(head), 0)
+    path.write_bytes(head + listing + end)
+
+
+def test_zip_listing_millions_of_files_is_refused_before_it_is_read(tmp_path, manager, libraries_root) -> None:
+    small = tmp_path / "one.zip"
+    _zip_listing(small, 1)
+    assert manager.create_from_zip("listing", small).added == 1  # the hand-made zip is a valid one
+    manager.delete("listing")
+    bomb = tmp_path / "listing.zip"
+    _zip_listing(bomb, 1_500_000)  # 75 MB listing 1.5 million entries
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BadInputError, match="5,000"):
+        manager.create_from_zip("listing", bomb)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024
+    assert snapshot(libraries_root) == []
