@@ -321,6 +321,7 @@ class LibraryManager:
             cache = TensorCache(storage.cache_dir)
             array = cache.get(size, channels, manifest.revision, manifest.count)
             if array is None:
+                cache.remove_partial()
                 array = np.stack(
                     [square_array(storage.read_image(item), size, channels) for item in manifest.items]
                 )
@@ -412,7 +413,7 @@ class LibraryManager:
         if not folder.is_dir() or folder.is_symlink():
             return
         if not (folder / MANIFEST_NAME).exists():
-            leftovers = {child.name for child in folder.iterdir()}
+            leftovers = {child.name for child in folder.iterdir() if not child.name.startswith(".")}
             if leftovers <= _LIBRARY_PARTS:
                 logger.info("removing library folder %s without manifest, left by an interrupted import", name)
                 self._discard(folder)

@@ -291,6 +291,15 @@ def test_an_import_in_another_process_waits_for_the_library_lock(tmp_path, data_
     assert manager.get("shared").count == 2
 
 
+def test_a_killed_cache_write_is_cleaned_on_the_next_load(manager, libraries_root) -> None:
+    manager.create_from_files("cached", [("a.png", _png_bytes())])
+    cache = libraries_root / "cached" / "cache"
+    cache.mkdir()
+    (cache / ".cache.k1ll3d.npy.tmp").write_bytes(b"\x93NUMPY half of a big array")
+    assert manager.load("cached", 8).images.shape == (1, 3, 8, 8)
+    assert [p.name for p in cache.iterdir()] == [next(cache.glob("8px-3ch-*.npy")).name]
+
+
 def test_tensor_cache_is_written_atomically(tmp_path, monkeypatch) -> None:
     import numpy as np
 
