@@ -11,8 +11,9 @@ Safety rules:
 * an import that yields no usable image raises ``BadInputError`` and changes nothing;
 * a new library (built-in or imported) is made in a hidden folder (``.building-<name>-…``,
   ``.creating-<name>-…``), then renamed into place, so a failed or killed import leaves no library;
-* an import into an existing library marks the folder (``.importing``) while it writes; if it is
-  killed, the next operation on the library removes the files its manifest does not list;
+* an import into (or a removal from) an existing library marks the folder (``.changing``) while its
+  files and manifest disagree; if it is killed, the next operation on the library (or the next
+  :meth:`LibraryManager.list`) removes the files its manifest does not list;
 * operations on one library are serialised by a per-library lock that holds across threads and
   processes (:mod:`core.libraries.locks`); leftovers of killed processes are cleaned under that lock,
   so work in progress elsewhere is never touched.
@@ -52,12 +53,12 @@ MAX_TENSOR_BYTES = 4 * 1024**3
 _TITLE_MAX = 120
 _DESCRIPTION_MAX = 2000
 
-#: Marks a library folder while an import writes into it (see :meth:`LibraryManager._clean`).
-IMPORT_MARKER = ".importing"
+#: Marks a library folder while its files and its manifest may disagree (see :meth:`LibraryManager._clean`).
+CHANGE_MARKER = ".changing"
 #: Hidden work folders of one library: ``.building-<name>-<8 hex>``, ``.creating-…``, ``.trash-…``.
 _WORK_FOLDER = re.compile(r"^\.(?:building|creating|trash)-(?P<name>.+)-[0-9a-f]{8}$")
 #: What a library folder may hold; a folder without manifest holding only these is a killed import's.
-_LIBRARY_PARTS = {"images", "thumbs", "cache", IMPORT_MARKER}
+_LIBRARY_PARTS = {"images", "thumbs", "cache", CHANGE_MARKER}
 
 
 def _is_plain_gray(image: Image.Image) -> bool:
@@ -247,10 +248,13 @@ class LibraryManager:
             manifest.items = [item for item in manifest.items if item.id not in wanted]
             manifest.prune_labels()
             manifest.touch()
+            marker = folder / CHANGE_MARKER
+            marker.touch()
             manifest.write(folder)
             storage = LibraryStorage(folder)
             for item in removed:
                 storage.delete_item_files(item)
+            marker.unlink(missing_ok=True)
             TensorCache(storage.cache_dir).clear(keep_revision=manifest.revision)
         logger.info("removed %d item(s) from library %s", len(removed), name)
         return self._info(manifest, built=True)
@@ -383,7 +387,7 @@ class LibraryManager:
                 names.add(match["name"])
             elif NAME_PATTERN.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
                 folder = Path(entry.path)
-                if (folder / IMPORT_MARKER).exists() or not (folder / MANIFEST_NAME).exists():
+                if (folder / CHANGE_MARKER).exists() or not (folder / MANIFEST_NAME).exists():
                     names.add(entry.name)
         for name in sorted(names):
             lock = self.locked(name)
@@ -401,7 +405,7 @@ class LibraryManager:
 
         * hidden work folders of ``name`` (a build, a new library or a deletion that never finished);
         * a library folder without manifest that holds nothing but library parts (a killed import);
-        * after an import into the library was killed (``.importing`` is still there): image and
+        * after an import or removal was killed (``.changing`` is still there): image and
           thumbnail files its manifest does not list.
         """
         for entry in list(os.scandir(self.root)):
@@ -420,7 +424,7 @@ class LibraryManager:
             else:
                 logger.warning("library folder %s has no library.json; leaving it as it is", folder)
             return
-        marker = folder / IMPORT_MARKER
+        marker = folder / CHANGE_MARKER
         if not marker.exists():
             return
         try:
@@ -562,7 +566,7 @@ class LibraryManager:
         """Import ``candidates()`` into library ``name``, or into a new library ``new`` when given.
 
         A new library is written in a hidden folder and renamed into place only when it holds images.
-        An existing one is marked ``.importing`` while files are written before its manifest.
+        An existing one is marked ``.changing`` while files are written before its manifest.
         """
         folder = self._folder(validate_name(name))
         with self.locked(name):
@@ -570,7 +574,7 @@ class LibraryManager:
             if new is None:
                 manifest = self._read_user(name, for_change=True)
                 target = folder
-                (folder / IMPORT_MARKER).touch()
+                (folder / CHANGE_MARKER).touch()
             else:
                 manifest = new
                 target = self.root / f".creating-{name}-{uuid.uuid4().hex[:8]}"
@@ -602,7 +606,7 @@ class LibraryManager:
                 raise
             finally:
                 if new is None:
-                    (folder / IMPORT_MARKER).unlink(missing_ok=True)
+                    (folder / CHANGE_MARKER).unlink(missing_ok=True)
             TensorCache(LibraryStorage(folder).cache_dir).clear(keep_revision=manifest.revision)
         report.added = len(written)
         logger.info("imported %d image(s) into %s, skipped %d", report.added, name, len(report.skipped))
