@@ -511,3 +511,22 @@ def test_zip_listing_millions_of_files_is_refused_before_it_is_read(tmp_path, ma
         manager.create_from_zip("listing", bomb)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024
     assert snapshot(libraries_root) == []
+
+
+def test_removal_interrupted_before_its_files_are_gone_is_finished_later(manager, libraries_root, monkeypatch) -> None:
+    from core.libraries.storage import LibraryStorage
+
+    manager.create_from_files("trim", [("a.png", _png_bytes()), ("b.png", _png_bytes((0, 0, 0)))])
+    first, second = manager.items("trim")
+
+    def killed(self, item):
+        raise KeyboardInterrupt  # stands for a kill between the manifest write and the file removal
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(LibraryStorage, "delete_item_files", killed)
+        manager.remove_items("trim", [first["id"]])
+    assert Path(first["path"]).exists()  # left behind by the interruption
+    assert [info.count for info in LibraryManager().list() if info.name == "trim"] == [1]
+    assert not Path(first["path"]).exists()
+    assert sorted(p.name for p in (libraries_root / "trim" / "images").iterdir()) == [f"{second['id']}.png"]
+    assert sorted(p.name for p in (libraries_root / "trim" / "thumbs").iterdir()) == [f"{second['id']}.png"]
