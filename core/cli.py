@@ -209,20 +209,8 @@ def cmd_libraries(args: argparse.Namespace) -> int:
     if action == "add":
         if not args.paths:
             raise MosaicError("Give image files, a .zip or a folder to add.")
-        names = {i.name for i in manager.list()}
-        if args.name not in names:
-            manager.create(args.name, title=args.title or "")
-        reports = []
-        for raw in args.paths:
-            path = Path(raw)
-            if path.is_dir():
-                reports.append(manager.add_folder(args.name, path))
-            elif path.suffix.lower() == ".zip":
-                reports.append(manager.add_zip(args.name, path.read_bytes()))
-            elif path.exists():
-                reports.append(manager.add_files(args.name, [(path.name, path.read_bytes())]))
-            else:
-                raise MosaicError(f"{raw}: no such file or folder.")
+        # One import for all paths, checked before anything is read; a new library appears only if it gets images.
+        reports = [manager.add_paths(args.name, [Path(raw) for raw in args.paths], title=args.title or "")]
         data = [
             {"library": r.library, "added": r.added, "skipped": [list(s) for s in r.skipped], "notices": r.notices}
             for r in reports

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ MAX_PIXELS = 64_000_000
 MAX_FILE_BYTES = 100 * 1024 * 1024
 #: Longest side of an image kept by default; larger images are downscaled.
 DEFAULT_MAX_SIDE = 1024
+#: Why a device, pipe or socket is refused (it is never opened: /dev/zero never ends, a FIFO blocks).
+NOT_REGULAR_REASON = "not a regular file (a device, pipe or socket); only picture files can be used"
+_CHUNK = 1024 * 1024
 
 _UNSUPPORTED_HINTS = {
     ".heic": "HEIC photos (iPhone) are not supported; export them as JPEG or PNG first",
@@ -146,18 +150,70 @@ def load_image_file(
     path = Path(path)
     name = filename if filename is not None else path.name
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise UnreadableImageError(
-                name,
-                f"the file is too large ({size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES // 10**6} MB)",
-            )
-        data = path.read_bytes()
-    except UnreadableImageError:
-        raise
+        data = read_regular(path)
+    except NotUsableError as exc:
+        raise UnreadableImageError(name, exc.reason) from None
     except OSError as exc:
         raise UnreadableImageError(name, f"the file could not be read ({exc.strerror or exc})") from exc
     return load_image(data, name, max_side=max_side)
+
+
+class NotUsableError(Exception):
+    """A file that is refused before or while reading it; ``reason`` is shown next to its name."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def too_large_reason(size: int, limit: int = MAX_FILE_BYTES) -> str:
+    return f"the file is too large ({size / 1e6:,.0f} MB; the limit is {limit // 10**6:,} MB)"
+
+
+def open_regular(path: Path, limit: int = MAX_FILE_BYTES) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file of at most ``limit`` bytes.
+
+    The type and size are checked with ``stat`` before opening (so a device or a FIFO is never
+    opened) and again on the open file (in case it was swapped in between). The open never blocks.
+    Raises ``NotUsableError`` with the reason, or ``OSError`` for a file that cannot be read.
+    """
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise NotUsableError(NOT_REGULAR_REASON)
+    if info.st_size > limit:
+        raise NotUsableError(too_large_reason(info.st_size, limit))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotUsableError(NOT_REGULAR_REASON)
+        if info.st_size > limit:
+            raise NotUsableError(too_large_reason(info.st_size, limit))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bounded(handle: BinaryIO, limit: int = MAX_FILE_BYTES) -> bytes:
+    """Read ``handle`` to its end in chunks; ``NotUsableError`` as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = handle.read(min(_CHUNK, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise NotUsableError(too_large_reason(total, limit) + "; it grew while being read")
+
+
+def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, refused unread when it is not one or is over ``limit``."""
+    with open_regular(path, limit) as handle:
+        return read_bounded(handle, limit)
 
 
 def _formats() -> list[str]:

@@ -9,18 +9,24 @@ Safety rules:
 * image files are written before the manifest that lists them, and removed only after the manifest
   that stops listing them is written, so a crash never leaves the manifest pointing at nothing;
 * an import that yields no usable image raises ``BadInputError`` and changes nothing;
-* built-in libraries are made lazily in a hidden temporary folder, then renamed into place;
-* operations on one library are serialised by a per-library lock (one process; Streamlit threads).
+* a new library (built-in or imported) is made in a hidden folder (``.building-<name>-…``,
+  ``.creating-<name>-…``), then renamed into place, so a failed or killed import leaves no library;
+* an import into (or a removal from) an existing library marks the folder (``.changing``) while its
+  files and manifest disagree; if it is killed, the next operation on the library (or the next
+  :meth:`LibraryManager.list`) removes the files its manifest does not list;
+* operations on one library are serialised by a per-library lock that holds across threads and
+  processes (:mod:`core.libraries.locks`); leftovers of killed processes are cleaned under that lock,
+  so work in progress elsewhere is never touched.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
-import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,7 @@ from core.errors import BadInputError, MosaicError, ResourceError
 from core.images import DEFAULT_MAX_SIDE, UnreadableImageError, load_image
 from core.libraries import sources
 from core.libraries.builtins import BUILTIN_LIBRARIES, BuiltinLibrary
+from core.libraries.locks import LibraryLock, library_lock
 from core.libraries.manifest import MANIFEST_NAME, Manifest, ManifestItem
 from core.libraries.names import NAME_PATTERN, validate_name
 from core.libraries.records import ImportReport, LibraryInfo, LibraryTensor
@@ -46,13 +53,12 @@ MAX_TENSOR_BYTES = 4 * 1024**3
 _TITLE_MAX = 120
 _DESCRIPTION_MAX = 2000
 
-_LOCKS: dict[Path, threading.RLock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def _lock_for(folder: Path) -> threading.RLock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(folder, threading.RLock())
+#: Marks a library folder while its files and its manifest may disagree (see :meth:`LibraryManager._clean`).
+CHANGE_MARKER = ".changing"
+#: Hidden work folders of one library: ``.building-<name>-<8 hex>``, ``.creating-…``, ``.trash-…``.
+_WORK_FOLDER = re.compile(r"^\.(?:building|creating|trash)-(?P<name>.+)-[0-9a-f]{8}$")
+#: What a library folder may hold; a folder without manifest holding only these is a killed import's.
+_LIBRARY_PARTS = {"images", "thumbs", "cache", CHANGE_MARKER}
 
 
 def _is_plain_gray(image: Image.Image) -> bool:
@@ -73,7 +79,11 @@ class LibraryManager:
     # -- listing --------------------------------------------------------------------------------
 
     def list(self) -> list[LibraryInfo]:
-        """Built-in libraries first (built or not), then user libraries by name. Damaged ones are skipped."""
+        """Built-in libraries first (built or not), then user libraries by name. Damaged ones are skipped.
+
+        Leftovers of killed imports are cleaned on the way, for libraries no one is working on.
+        """
+        self._sweep()
         infos = [self._builtin_info(spec) for spec in BUILTIN_LIBRARIES.values()]
         for folder in sorted(self.root.iterdir()):
             name = folder.name
@@ -126,15 +136,11 @@ class LibraryManager:
         if name in BUILTIN_LIBRARIES:
             raise BadInputError(f"'{name}' is the name of a built-in library; choose another name.")
         folder = self._folder(name)
-        with _lock_for(folder):
+        with self.locked(name):
+            self._clean(name)
             if folder.exists():
                 raise BadInputError(f"A library called '{name}' already exists; choose another name.")
-            manifest = Manifest(
-                name=name,
-                title=(title.strip() or name)[:_TITLE_MAX],
-                description=description.strip()[:_DESCRIPTION_MAX],
-                kind="user",
-            )
+            manifest = self._new_manifest(name, title, description)
             staging = self.root / f".creating-{name}-{uuid.uuid4().hex[:8]}"
             try:
                 manifest.write(staging)
@@ -148,7 +154,7 @@ class LibraryManager:
     def update(self, name: str, title: str | None = None, description: str | None = None) -> LibraryInfo:
         """Change the title and/or description of a user library."""
         folder = self._folder(validate_name(name))
-        with _lock_for(folder):
+        with self.locked(name):
             manifest = self._read_user(name, for_change=True)
             if title is not None:
                 manifest.title = title.strip()[:_TITLE_MAX] or name
@@ -161,37 +167,77 @@ class LibraryManager:
         self, name: str, files: Iterable[tuple[str, bytes]], max_side: int = DEFAULT_MAX_SIDE
     ) -> ImportReport:
         """Add uploaded ``(filename, bytes)`` files; ``shoes/a.png`` gets the label ``shoes``."""
-        return self._import(name, sources.from_files(files), max_side)
+        return self._import(name, lambda: sources.from_files(files), max_side)
 
-    def add_zip(self, name: str, data: bytes, max_side: int = DEFAULT_MAX_SIDE) -> ImportReport:
-        """Add the images of a zip; sub-folders give labels. Oversized zips are refused before extraction."""
-        return self._import(name, sources.from_zip(data), max_side)
+    def add_zip(self, name: str, data: bytes | Path, max_side: int = DEFAULT_MAX_SIDE) -> ImportReport:
+        """Add the images of a zip (its bytes or its path); sub-folders give labels.
+
+        Oversized zips are refused before extraction.
+        """
+        return self._import(name, lambda: sources.from_zip(data), max_side)
 
     def add_folder(self, name: str, folder: Path, max_side: int = DEFAULT_MAX_SIDE) -> ImportReport:
         """Copy the images of a folder on disk into the library; sub-folders give labels."""
-        return self._import(name, sources.from_folder(Path(folder)), max_side)
+        return self._import(name, lambda: sources.from_folder(Path(folder)), max_side)
+
+    def add_paths(
+        self,
+        name: str,
+        paths: Sequence[Path | str],
+        title: str = "",
+        description: str = "",
+        max_side: int = DEFAULT_MAX_SIDE,
+    ) -> ImportReport:
+        """Import picture files, zips and folders on this computer as one import (the CLI's ``libraries add``).
+
+        Library ``name`` is made (with ``title``/``description``) when it does not exist yet. Every path
+        is checked before anything is read; when no image is usable, nothing changes: no new library,
+        no change to an existing one.
+        """
+        validate_name(name)
+        checked = [Path(raw).expanduser() for raw in paths]
+        if not checked:
+            raise BadInputError("Give image files, a .zip or a folder to add.")
+        for path in checked:
+            sources.check_path(path)
+
+        def candidates() -> Iterator[sources.ImportCandidate]:
+            for path in checked:
+                yield from sources.from_path(path)
+
+        with self.locked(name):
+            self._clean(name)
+            exists = name in BUILTIN_LIBRARIES or (self._folder(name) / MANIFEST_NAME).exists()
+            if exists:
+                return self._import(name, candidates, max_side)
+            return self._import(name, candidates, max_side, new=self._new_manifest(name, title, description))
 
     def create_from_files(
         self, name: str, files: Iterable[tuple[str, bytes]], title: str = "", description: str = ""
     ) -> ImportReport:
-        """:meth:`create` + :meth:`add_files`; nothing is left behind when no image is usable."""
-        return self._create_and_import(name, title, description, lambda: self.add_files(name, files))
+        """:meth:`create` + :meth:`add_files` in one step; no library is left behind when no image is usable."""
+        return self._create_and_import(name, title, description, lambda: sources.from_files(files))
 
-    def create_from_zip(self, name: str, data: bytes, title: str = "", description: str = "") -> ImportReport:
-        """:meth:`create` + :meth:`add_zip`; nothing is left behind when no image is usable."""
-        return self._create_and_import(name, title, description, lambda: self.add_zip(name, data))
+    def create_from_zip(
+        self, name: str, data: bytes | Path, title: str = "", description: str = ""
+    ) -> ImportReport:
+        """:meth:`create` + :meth:`add_zip` in one step; no library is left behind when no image is usable."""
+        return self._create_and_import(name, title, description, lambda: sources.from_zip(data))
 
     def create_from_folder(
         self, name: str, folder: Path, title: str = "", description: str = ""
     ) -> ImportReport:
-        """:meth:`create` + :meth:`add_folder`; nothing is left behind when no image is usable."""
-        return self._create_and_import(name, title, description, lambda: self.add_folder(name, folder))
+        """:meth:`create` + :meth:`add_folder` in one step; no library is left behind when no image is usable."""
+        return self._create_and_import(
+            name, title, description, lambda: sources.from_folder(Path(folder))
+        )
 
     def remove_items(self, name: str, item_ids: Iterable[str]) -> LibraryInfo:
         """Remove items by id. Unknown ids are a ``BadInputError`` and nothing is removed."""
         folder = self._folder(validate_name(name))
         wanted = set(item_ids)
-        with _lock_for(folder):
+        with self.locked(name):
+            self._clean(name)
             manifest = self._read_user(name, for_change=True)
             known = {item.id for item in manifest.items}
             unknown = sorted(wanted - known)
@@ -202,10 +248,13 @@ class LibraryManager:
             manifest.items = [item for item in manifest.items if item.id not in wanted]
             manifest.prune_labels()
             manifest.touch()
+            marker = folder / CHANGE_MARKER
+            marker.touch()
             manifest.write(folder)
             storage = LibraryStorage(folder)
             for item in removed:
                 storage.delete_item_files(item)
+            marker.unlink(missing_ok=True)
             TensorCache(storage.cache_dir).clear(keep_revision=manifest.revision)
         logger.info("removed %d item(s) from library %s", len(removed), name)
         return self._info(manifest, built=True)
@@ -219,7 +268,8 @@ class LibraryManager:
                 "You can reset it instead, which rebuilds it from the original data."
             )
         folder = self._folder(name)
-        with _lock_for(folder):
+        with self.locked(name):
+            self._clean(name)
             if not (folder / MANIFEST_NAME).is_file():  # a damaged manifest can still be deleted
                 raise BadInputError(f"There is no library called '{name}'. Available: {self._available()}.")
             self._discard(folder)
@@ -233,7 +283,8 @@ class LibraryManager:
                 f"Only built-in libraries can be reset; '{name}' is not one (delete it instead)."
             )
         folder = self._folder(name)
-        with _lock_for(folder):
+        with self.locked(name):
+            self._clean(name)
             if folder.exists():
                 self._discard(folder)
         return self._builtin_info(BUILTIN_LIBRARIES[name])
@@ -258,7 +309,7 @@ class LibraryManager:
             raise BadInputError(f"Channels must be 1 (grayscale) or 3 (colour), not {channels!r}.")
         size = int(size)
         folder = self._folder(validate_name(name))
-        with _lock_for(folder):
+        with self.locked(name):
             manifest = self._manifest(name)
             if not manifest.items:
                 raise BadInputError(f"The library '{name}' has no images yet; add images first.")
@@ -274,6 +325,7 @@ class LibraryManager:
             cache = TensorCache(storage.cache_dir)
             array = cache.get(size, channels, manifest.revision, manifest.count)
             if array is None:
+                cache.remove_partial()
                 array = np.stack(
                     [square_array(storage.read_image(item), size, channels) for item in manifest.items]
                 )
@@ -292,21 +344,105 @@ class LibraryManager:
     def item_image(self, name: str, index: int) -> Image.Image:
         """The stored image of the item at ``index`` in :meth:`load` order."""
         folder = self._folder(validate_name(name))
-        with _lock_for(folder):
+        with self.locked(name):
             item = self._item_at(name, index)
             return LibraryStorage(folder).read_image(item)
 
     def thumbnail(self, name: str, index: int) -> Image.Image:
         """A small preview (longest side 96 px) of the item at ``index`` in :meth:`load` order."""
         folder = self._folder(validate_name(name))
-        with _lock_for(folder):
+        with self.locked(name):
             item = self._item_at(name, index)
             return LibraryStorage(folder).read_thumbnail(item)
+
+    def locked(self, name: str) -> LibraryLock:
+        """The lock of library ``name`` (``with manager.locked(name): ...``), shared by threads and processes."""
+        return library_lock(self.root, validate_name(name))
 
     # -- internals ------------------------------------------------------------------------------
 
     def _folder(self, name: str) -> Path:
         return self.root / name
+
+    @staticmethod
+    def _new_manifest(name: str, title: str, description: str) -> Manifest:
+        return Manifest(
+            name=name,
+            title=(title.strip() or name)[:_TITLE_MAX],
+            description=description.strip()[:_DESCRIPTION_MAX],
+            kind="user",
+        )
+
+    def _sweep(self) -> None:
+        """Clean the leftovers of killed imports and builds, skipping libraries someone is working on."""
+        names: set[str] = set()
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError as exc:
+            logger.warning("could not look through %s: %s", self.root, exc)
+            return
+        for entry in entries:
+            match = _WORK_FOLDER.match(entry.name)
+            if match and NAME_PATTERN.fullmatch(match["name"]):
+                names.add(match["name"])
+            elif NAME_PATTERN.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                folder = Path(entry.path)
+                if (folder / CHANGE_MARKER).exists() or not (folder / MANIFEST_NAME).exists():
+                    names.add(entry.name)
+        for name in sorted(names):
+            lock = self.locked(name)
+            if lock.held_here() or not lock.acquire(blocking=False):
+                continue  # busy (here or elsewhere): its owner is alive; a later look cleans it if needed
+            try:
+                self._clean(name)
+            except OSError as exc:
+                logger.warning("could not clean up library %s: %s", name, exc)
+            finally:
+                lock.release()
+
+    def _clean(self, name: str) -> None:
+        """Remove what killed processes left of library ``name``. The caller holds its lock.
+
+        * hidden work folders of ``name`` (a build, a new library or a deletion that never finished);
+        * a library folder without manifest that holds nothing but library parts (a killed import);
+        * after an import or removal was killed (``.changing`` is still there): image and
+          thumbnail files its manifest does not list.
+        """
+        for entry in list(os.scandir(self.root)):
+            match = _WORK_FOLDER.match(entry.name)
+            if match and match["name"] == name:
+                logger.info("removing %s, left by an interrupted import or build", entry.name)
+                shutil.rmtree(entry.path, ignore_errors=True)
+        folder = self._folder(name)
+        if not folder.is_dir() or folder.is_symlink():
+            return
+        if not (folder / MANIFEST_NAME).exists():
+            leftovers = {child.name for child in folder.iterdir() if not child.name.startswith(".")}
+            if leftovers <= _LIBRARY_PARTS:
+                logger.info("removing library folder %s without manifest, left by an interrupted import", name)
+                self._discard(folder)
+            else:
+                logger.warning("library folder %s has no library.json; leaving it as it is", folder)
+            return
+        marker = folder / CHANGE_MARKER
+        if not marker.exists():
+            return
+        try:
+            manifest = Manifest.read(folder)
+        except MosaicError:
+            return  # damaged: shown as such; deleting it removes everything
+        listed = {Path(item.file).name for item in manifest.items}
+        removed = 0
+        storage = LibraryStorage(folder)
+        for directory in (storage.images_dir, storage.thumbs_dir):
+            if not directory.is_dir():
+                continue
+            for path in directory.iterdir():
+                if path.name not in listed and path.is_file():
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        marker.unlink(missing_ok=True)
+        logger.info("removed %d file(s) an interrupted import left in library %s", removed, name)
 
     def _available(self) -> str:
         return ", ".join(info.name for info in self.list())
@@ -334,11 +470,11 @@ class LibraryManager:
         if spec is None:
             return self._read_user(name)
         folder = self._folder(name)
-        with _lock_for(folder):
+        with self.locked(name):
             try:
                 return Manifest.read(folder)
             except FileNotFoundError:
-                pass
+                self._clean(name)
             except MosaicError:
                 logger.warning("built-in library %s is damaged; rebuilding it", name)
                 self._discard(folder)
@@ -404,41 +540,74 @@ class LibraryManager:
             )
         return manifest.items[int(index)]
 
-    def _create_and_import(self, name: str, title: str, description: str, run) -> ImportReport:
-        self.create(name, title, description)
-        try:
-            return run()
-        except BaseException:
-            folder = self._folder(name)
-            with _lock_for(folder):
-                if folder.exists():
-                    self._discard(folder)
-            raise
+    def _create_and_import(
+        self,
+        name: str,
+        title: str,
+        description: str,
+        candidates: Callable[[], Iterable[sources.ImportCandidate]],
+    ) -> ImportReport:
+        validate_name(name)
+        if name in BUILTIN_LIBRARIES:
+            raise BadInputError(f"'{name}' is the name of a built-in library; choose another name.")
+        with self.locked(name):
+            self._clean(name)
+            if self._folder(name).exists():
+                raise BadInputError(f"A library called '{name}' already exists; choose another name.")
+            return self._import(name, candidates, DEFAULT_MAX_SIDE, new=self._new_manifest(name, title, description))
 
     def _import(
-        self, name: str, candidates: Iterator[sources.ImportCandidate], max_side: int
+        self,
+        name: str,
+        candidates: Callable[[], Iterable[sources.ImportCandidate]],
+        max_side: int,
+        new: Manifest | None = None,
     ) -> ImportReport:
+        """Import ``candidates()`` into library ``name``, or into a new library ``new`` when given.
+
+        A new library is written in a hidden folder and renamed into place only when it holds images.
+        An existing one is marked ``.changing`` while files are written before its manifest.
+        """
         folder = self._folder(validate_name(name))
-        with _lock_for(folder):
-            manifest = self._read_user(name, for_change=True)
-            storage = LibraryStorage(folder)
+        with self.locked(name):
+            self._clean(name)
+            if new is None:
+                manifest = self._read_user(name, for_change=True)
+                target = folder
+                (folder / CHANGE_MARKER).touch()
+            else:
+                manifest = new
+                target = self.root / f".creating-{name}-{uuid.uuid4().hex[:8]}"
+            storage = LibraryStorage(target)
             report = ImportReport(library=name)
             written: list[ManifestItem] = []
             try:
-                for candidate in candidates:
-                    item = self._import_one(candidate, manifest, storage, report, max_side)
+                for candidate in candidates():
+                    item = self._import_one(candidate, manifest, storage, report, max_side, atomic=new is None)
                     if item is not None:
                         written.append(item)
                 if not written:
                     raise BadInputError(self._nothing_added(name, report))
-                manifest.items.extend(written)
-                manifest.touch()
-                manifest.write(folder)
+                if new is None:
+                    manifest.items.extend(written)
+                    manifest.touch()
+                    manifest.write(folder)
+                else:
+                    manifest.items = written
+                    manifest.touch()
+                    manifest.write(target)
+                    os.rename(target, folder)
             except BaseException:
-                for item in written:
-                    storage.delete_item_files(item)
+                if new is None:
+                    for item in written:
+                        storage.delete_item_files(item)
+                else:
+                    shutil.rmtree(target, ignore_errors=True)
                 raise
-            TensorCache(storage.cache_dir).clear(keep_revision=manifest.revision)
+            finally:
+                if new is None:
+                    (folder / CHANGE_MARKER).unlink(missing_ok=True)
+            TensorCache(LibraryStorage(folder).cache_dir).clear(keep_revision=manifest.revision)
         report.added = len(written)
         logger.info("imported %d image(s) into %s, skipped %d", report.added, name, len(report.skipped))
         return report
@@ -450,6 +619,7 @@ class LibraryManager:
         storage: LibraryStorage,
         report: ImportReport,
         max_side: int,
+        atomic: bool = True,
     ) -> ManifestItem | None:
         if candidate.skip_reason is not None or candidate.data is None:
             report.skipped.append((candidate.name, candidate.skip_reason or "no data"))
@@ -461,7 +631,7 @@ class LibraryManager:
             return None
         image = loaded.image.convert("L") if _is_plain_gray(loaded.image) else loaded.image
         item_id = uuid.uuid4().hex[:12]
-        file = storage.write_item(item_id, image)
+        file = storage.write_item(item_id, image, atomic=atomic)
         report.notices.extend(loaded.notices)
         return ManifestItem(
             id=item_id,

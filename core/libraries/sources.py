@@ -10,7 +10,12 @@ Rules:
 * Hidden and system files (``.DS_Store``, ``__MACOSX/``, ``Thumbs.db``, dot files) are ignored silently.
 * Unsafe paths (absolute, drive letters, ``..``) are skipped with a reason.
 * Archives inside a zip are not opened.
-* Zips with too many entries or too large an uncompressed total are refused before extraction.
+* Zips with too many entries or too large an uncompressed total are refused before extraction;
+  entries compressed suspiciously well (zip bombs) are skipped unread, and every entry is unpacked in
+  chunks, never past its declared size or ``MAX_FILE_BYTES``.
+* Files are checked with ``stat`` before they are opened: devices, pipes and sockets are refused
+  ("not a regular file"), files over ``MAX_FILE_BYTES`` are refused unread, and reads are bounded,
+  so ``/dev/zero``, a FIFO or a sparse 1 GB file neither hangs nor fills the memory.
 """
 
 from __future__ import annotations
@@ -19,19 +24,27 @@ import io
 import logging
 import os
 import re
+import stat
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from core.errors import BadInputError
-from core.images import MAX_FILE_BYTES
+from core.images import MAX_FILE_BYTES, NotUsableError, open_regular, read_bounded, read_regular, too_large_reason
 from core.libraries.names import clean_label
 
 logger = logging.getLogger(__name__)
 
 MAX_IMPORT_FILES = 5_000
 MAX_IMPORT_BYTES = 1_000_000_000  # 1 GB uncompressed
+#: Zip entries larger than this that unpack to more than MAX_COMPRESSION_RATIO times their packed size
+#: are skipped unread: pictures never compress that well, zip bombs do (plain deflate tops out near 1,030).
+MAX_COMPRESSION_RATIO = 500
+COMPRESSION_CHECK_BYTES = 10 * 1024 * 1024
+#: Room per file in a zip's list of files (46 bytes of fixed fields, then the name and extras).
+_DIRECTORY_BYTES_PER_FILE = 1024
 _SYSTEM_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "$recycle.bin", "system volume information"}
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -71,6 +84,33 @@ def label_for(parts: list[str]) -> str | None:
     return clean_label(parts[0]) or None
 
 
+def check_path(path: Path) -> None:
+    """Refuse, before anything is imported, a path that is missing or neither a folder nor a regular file."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no such file or folder.") from None
+    except OSError as exc:
+        raise BadInputError(f"{path}: it can't be opened ({exc.strerror or exc}).") from None
+    if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
+        raise BadInputError(
+            f"{path} is not a regular file (it is a device, pipe or socket). "
+            "Give picture files, a .zip or a folder."
+        )
+
+
+def from_path(path: Path) -> Iterator[ImportCandidate]:
+    """Candidates from one path on this computer: a folder, a ``.zip`` or a single picture file."""
+    path = Path(path).expanduser()
+    check_path(path)
+    if path.is_dir():
+        yield from from_folder(path)
+    elif path.suffix.lower() == ".zip":
+        yield from from_zip(path)
+    else:
+        yield _file_candidate([path.name], path)
+
+
 def _wrapper_folder(names: list[list[str]]) -> str | None:
     """The single folder that wraps every entry and holds only sub-folders, if there is one."""
     if not names or any(len(parts) < 3 for parts in names):
@@ -84,7 +124,7 @@ def _precheck(name: str, size: int) -> str | None:
     if size == 0:
         return "the file is empty (0 bytes)"
     if size > MAX_FILE_BYTES:
-        return f"the file is too large ({size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES // 10**6} MB)"
+        return too_large_reason(size)
     if name.lower().endswith(_ARCHIVE_SUFFIXES):
         return "archives inside an import are not opened; extract it and import the images"
     return None
@@ -116,13 +156,34 @@ def from_files(files: Iterable[tuple[str, bytes]]) -> Iterator[ImportCandidate]:
         yield ImportCandidate(display, label=label_for(parts), data=bytes(data))
 
 
-def from_zip(data: bytes) -> Iterator[ImportCandidate]:
-    """Candidates from a zip archive, checked as a whole before anything is extracted.
+def from_zip(source: bytes | Path) -> Iterator[ImportCandidate]:
+    """Candidates from a zip archive (its bytes, or its path: read as needed, never whole), checked as a
+    whole before anything is extracted.
 
-    Raises ``BadInputError`` (before yielding anything) for a file that is not a zip, a zip with
-    more than ``MAX_IMPORT_FILES`` entries or more than ``MAX_IMPORT_BYTES`` uncompressed.
+    Raises ``BadInputError`` (before yielding anything) for a file that is not a zip (or not a regular
+    file), a zip with more than ``MAX_IMPORT_FILES`` entries or more than ``MAX_IMPORT_BYTES`` uncompressed.
     """
-    archive = _open_zip(data)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield from _zip_candidates(_open_zip(bytes(source)))
+        return
+    path = Path(source)
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_IMPORT_BYTES:
+            raise BadInputError(
+                f"The zip {path.name} is {size / 1e9:.1f} GB; at most {MAX_IMPORT_BYTES / 1e9:.0f} GB can be "
+                "imported at once. Split it into smaller zips."
+            )
+        handle = open_regular(path, MAX_IMPORT_BYTES)
+    except NotUsableError as exc:
+        raise BadInputError(f"{path.name}: {exc.reason}.") from None
+    except OSError as exc:
+        raise BadInputError(f"{path.name}: the zip could not be read ({exc.strerror or exc}).") from None
+    with handle:
+        yield from _zip_candidates(_open_zip(handle))
+
+
+def _zip_candidates(archive: zipfile.ZipFile) -> Iterator[ImportCandidate]:
     with archive:
         entries = [info for info in archive.infolist() if not info.is_dir()]
         if len(entries) > MAX_IMPORT_FILES:
@@ -143,13 +204,36 @@ def from_zip(data: bytes) -> Iterator[ImportCandidate]:
             yield _zip_candidate(archive, info, wrapper)
 
 
-def _open_zip(data: bytes) -> zipfile.ZipFile:
-    if not data:
+def _open_zip(data: bytes | BinaryIO) -> zipfile.ZipFile:
+    if isinstance(data, bytes):
+        if not data:
+            raise BadInputError("The zip file is empty (0 bytes).")
+        data = io.BytesIO(data)
+    elif os.fstat(data.fileno()).st_size == 0:
         raise BadInputError("The zip file is empty (0 bytes).")
     try:
-        return zipfile.ZipFile(io.BytesIO(data))
+        _check_zip_directory(data)
+        return zipfile.ZipFile(data)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
         raise BadInputError("This is not a readable zip file (it may be damaged or incomplete).") from exc
+
+
+def _check_zip_directory(handle: BinaryIO) -> None:
+    """Refuse a zip whose list of files is far too long before ``zipfile`` reads it all into memory.
+
+    ``zipfile`` makes one object per listed entry (about 0.5 KB each, whatever the count field says),
+    so a small zip listing millions of entries would take gigabytes before the file count is checked.
+    """
+    end = zipfile._EndRecData(handle)  # the end-of-directory record: where the list is and how long
+    if end is None:
+        raise zipfile.BadZipFile("no end of central directory")
+    directory_bytes = int(end[zipfile._ECD_SIZE])
+    if directory_bytes > MAX_IMPORT_FILES * _DIRECTORY_BYTES_PER_FILE:
+        raise BadInputError(
+            f"The zip lists far more than {MAX_IMPORT_FILES:,} files; at most {MAX_IMPORT_FILES:,} can be "
+            "imported at once. Split it into smaller zips."
+        )
+    handle.seek(0)
 
 
 def _zip_candidate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, wrapper: str | None) -> ImportCandidate:
@@ -165,10 +249,20 @@ def _zip_candidate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, wrapper: str
     reason = _precheck(display, info.file_size)
     if reason:
         return ImportCandidate(display, skip_reason=reason)
+    if info.file_size > COMPRESSION_CHECK_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(
+        info.compress_size, 1
+    ):
+        return ImportCandidate(
+            display,
+            skip_reason=f"the file is packed more than {MAX_COMPRESSION_RATIO} to 1, like a zip bomb; "
+            "it was not unpacked",
+        )
     label_parts = parts[1:] if wrapper is not None else parts
     try:
-        with archive.open(info) as handle:
-            content = handle.read(MAX_FILE_BYTES + 1)
+        with archive.open(info) as handle:  # zipfile never unpacks past the declared size
+            content = read_bounded(handle, min(info.file_size, MAX_FILE_BYTES))
+    except NotUsableError as exc:
+        return ImportCandidate(display, skip_reason=exc.reason)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
         logger.info("could not extract %s: %s", raw_name, exc)
         return ImportCandidate(
@@ -224,13 +318,26 @@ def _folder_candidate(parts: list[str], path: Path, size: int) -> ImportCandidat
         return ImportCandidate(
             display, skip_reason="links are not followed; copy the file itself into the folder"
         )
-    if not path.is_file():
-        return ImportCandidate(display, skip_reason="not a regular file")
     reason = _precheck(display, size)
-    if reason:
+    if reason and size != 0:  # an empty size may be a device or a pipe: say so below
         return ImportCandidate(display, skip_reason=reason)
+    return _file_candidate(parts, path)
+
+
+def _file_candidate(parts: list[str], path: Path) -> ImportCandidate:
+    """One file on disk, checked with ``stat`` before it is opened and read with a bound."""
+    display = str(PurePosixPath(*parts))
     try:
-        content = path.read_bytes()
+        info = os.stat(path)
+        if stat.S_ISREG(info.st_mode):
+            reason = _precheck(display, info.st_size)
+            if reason:
+                return ImportCandidate(display, skip_reason=reason)
+        content = read_regular(path)
+    except NotUsableError as exc:
+        return ImportCandidate(display, skip_reason=exc.reason)
     except OSError as exc:
         return ImportCandidate(display, skip_reason=f"the file could not be read ({exc.strerror or exc})")
+    if not content:
+        return ImportCandidate(display, skip_reason="the file is empty (0 bytes)")
     return ImportCandidate(display, label=label_for(parts), data=content)

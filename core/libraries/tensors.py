@@ -71,6 +71,17 @@ class TensorCache:
         except OSError as exc:
             logger.warning("could not write tensor cache %s: %s", path, exc)
 
+    def remove_partial(self) -> None:
+        """Delete temporary files of writes that never finished (a process killed in :meth:`put`).
+
+        Call it only while holding the library's lock, so no :meth:`put` is in progress.
+        """
+        if not self.cache_dir.is_dir():
+            return
+        for path in self.cache_dir.glob(".cache.*.npy.tmp"):
+            logger.info("removing unfinished tensor cache %s", path)
+            path.unlink(missing_ok=True)
+
     def clear(self, keep_revision: str | None = None) -> None:
         """Delete cache files (all, or all but those of ``keep_revision``)."""
         if not self.cache_dir.is_dir():

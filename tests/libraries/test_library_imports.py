@@ -268,7 +268,7 @@ def test_delete_user_library(manager: LibraryManager, png, data_dir: Path) -> No
     manager.create_from_files("gone", [("a.png", png())])
     manager.delete("gone")
     assert not (data_dir / "libraries" / "gone").exists()
-    assert not [p for p in (data_dir / "libraries").iterdir() if p.name.startswith(".")]
+    assert not [p for p in (data_dir / "libraries").iterdir() if p.name.startswith(".") and p.name != ".locks"]
     with pytest.raises(BadInputError, match="no library called 'gone'"):
         manager.delete("gone")
 
