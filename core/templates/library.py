@@ -9,6 +9,7 @@ take a built-in's id: duplicate the built-in under a new id instead.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import yaml
 
 from core import config
-from core.errors import BadInputError
+from core.errors import BadInputError, MosaicError
 from core.templates.schema import ID_PATTERN, Template, TemplateError
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ def parse_template(text: str | bytes, template_id: str, file: str = "", builtin:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise TemplateError(file, "", "the file is not UTF-8 text") from None
+    if len(text) > MAX_TEMPLATE_BYTES:
+        raise TemplateError(file, "", f"the file is too large (at most {MAX_TEMPLATE_BYTES // 1024} KiB)")
+    if _deepest_bracket_nesting(text) > MAX_NESTING:
+        raise TemplateError(file, "", f"it is nested too deeply (at most {MAX_NESTING} levels)")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -49,13 +54,63 @@ def parse_template(text: str | bytes, template_id: str, file: str = "", builtin:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err)
         raise TemplateError(file, "", f"not valid YAML{where}: {problem}") from None
-    return Template.from_dict(data, template_id, source=file, builtin=builtin)
+    except RecursionError:
+        raise TemplateError(file, "", f"it is nested too deeply (at most {MAX_NESTING} levels)") from None
+    problem = _unusable_value(data)
+    if problem:
+        raise TemplateError(file, problem[0], problem[1])
+    try:
+        return Template.from_dict(data, template_id, source=file, builtin=builtin)
+    except TemplateError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError) as err:
+        logger.debug("template %s refused", file, exc_info=True)
+        raise TemplateError(file, "", f"it does not have the shape of a template ({type(err).__name__})") from None
+
+
+#: a template is a few levels deep (template → formats → a field's options); anything far deeper is not one
+MAX_NESTING = 32
+
+
+def _deepest_bracket_nesting(text: str) -> int:
+    """How deep ``[``/``{`` flow collections nest (a cheap guard before the YAML parser recurses)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def _unusable_value(data: object) -> tuple[str, str] | None:
+    """(field path, problem) for a value no template can hold: NaN or infinite numbers, or nesting too deep."""
+    stack: list[tuple[object, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return where, f"it is nested too deeply (at most {MAX_NESTING} levels)"
+        if isinstance(value, float) and not math.isfinite(value):
+            return where, "numbers must be ordinary finite numbers (not .nan or .inf)"
+        if isinstance(value, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+    return None
 
 
 def load_template_file(path: Path, builtin: bool = False) -> Template:
     path = Path(path)
-    data = path.read_bytes()
-    return parse_template(data, path.stem, file=path.name if builtin else str(path), builtin=builtin)
+    shown = path.name if builtin else str(path)
+    try:
+        if not path.is_file():
+            raise TemplateError(shown, "", "it is not a regular file")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_TEMPLATE_BYTES + 1)
+    except OSError as err:
+        raise TemplateError(shown, "", f"the file could not be read ({err.strerror or err})") from None
+    return parse_template(data, path.stem, file=shown, builtin=builtin)
 
 
 def dump_template(template: Template) -> str:
@@ -87,7 +142,7 @@ class TemplateLibrary:
         for tid in self.user_ids():
             try:
                 templates.append(self.get(tid))
-            except TemplateError as err:
+            except MosaicError as err:
                 logger.warning("skipping broken template: %s", err)
         return templates
 
@@ -97,7 +152,7 @@ class TemplateLibrary:
         for tid in self.user_ids():
             try:
                 self.get(tid)
-            except TemplateError as err:
+            except MosaicError as err:
                 messages.append(str(err))
         return messages
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import yaml
@@ -210,3 +211,36 @@ def test_brand_kit_round_trip_and_apply():
     assert info.value.field == "palette[1]" and "default.yaml" in str(info.value)
     with pytest.raises(BadInputError, match="workspace"):
         load_brand_kit("../etc")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "id: x\nname: .nan\n",
+        "id: x\nname: t\nchannels: [.inf]\n",
+        "id: x\nname: " + "[" * 20_000 + "]" * 20_000 + "\n",
+        "id: x\nname: " + "{a: " * 5_000 + "1" + "}" * 5_000 + "\n",
+        "- just\n- a list\n",
+        "42\n",
+    ],
+)
+def test_values_no_template_can_hold_are_refused_with_a_message(text):
+    from core.templates.library import parse_template
+    from core.templates.schema import TemplateError
+
+    with pytest.raises(TemplateError):
+        parse_template(text.encode(), "x")
+
+
+def test_one_broken_user_template_never_hides_the_others(tmp_path):
+    from core.templates import TemplateLibrary
+
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "deep.yaml").write_text("id: deep\nname: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    (user / "nan.yaml").write_text("id: nan\nname: .nan\n")
+    os.mkfifo(user / "pipe.yaml")
+    library = TemplateLibrary(user_dir=user)
+    ids = [t.id for t in library.list()]
+    assert "social-post-set" in ids and not {"deep", "nan", "pipe"} & set(ids)
+    assert len(library.problems()) == 3

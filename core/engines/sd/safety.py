@@ -15,10 +15,16 @@ logger = logging.getLogger(__name__)
 #: pickle-based weight formats: loading them can run arbitrary code
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 #: the pipeline classes this engine runs (a folder naming another class is refused)
-ALLOWED_PIPELINES = frozenset({
-    "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline",
-    "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline",
-})
+ALLOWED_PIPELINES = frozenset(
+    {
+        "StableDiffusionPipeline",
+        "StableDiffusionImg2ImgPipeline",
+        "StableDiffusionInpaintPipeline",
+        "StableDiffusionXLPipeline",
+        "StableDiffusionXLImg2ImgPipeline",
+        "StableDiffusionXLInpaintPipeline",
+    }
+)
 #: libraries a model_index.json component may come from (anything else would be custom code)
 ALLOWED_LIBRARIES = frozenset({"diffusers", "transformers", "stable_diffusion", "stable_diffusion_xl", None})
 MAX_HEADER_BYTES = 100 * 2**20
@@ -53,10 +59,14 @@ def safetensors_header(path: Path) -> dict[str, Any]:
             f"{path.name} is not a valid .safetensors file: it is damaged or incomplete "
             "(perhaps cut off while downloading or copying). Download it again."
         ) from exc
+    if not isinstance(header, dict):
+        raise BadInputError(f"{path.name} is not a valid .safetensors file (its header is not a table of weights).")
     end = 0
     for name, info in header.items():
         if name == "__metadata__":
             continue
+        if not isinstance(info, dict):
+            raise BadInputError(f"{path.name} is not a valid .safetensors file (bad header).")
         try:
             end = max(end, int(info["data_offsets"][1]))
         except (KeyError, TypeError, IndexError, ValueError) as exc:
@@ -77,15 +87,26 @@ def read_model_index(folder: Path) -> dict[str, Any]:
         index = json.loads(index_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BadInputError(f"{folder.name}/model_index.json could not be read: the folder is damaged.") from exc
-    class_name = index.get("_class_name")
-    if class_name not in ALLOWED_PIPELINES:
+    if not isinstance(index, dict):
         raise BadInputError(
-            f"{folder.name} holds a {class_name or 'unknown'} pipeline. The Stable Diffusion engine runs "
+            f"{folder.name}/model_index.json is not a diffusers model description (it should be a JSON object "
+            "with _class_name and the model's parts). Choose a Stable Diffusion model folder."
+        )
+    class_name = index.get("_class_name")
+    if not isinstance(class_name, str) or class_name not in ALLOWED_PIPELINES:
+        kind = f"a {class_name}" if isinstance(class_name, str) and class_name else "an unknown kind of"
+        raise BadInputError(
+            f"{folder.name} holds {kind} pipeline. The Stable Diffusion engine runs "
             "Stable Diffusion 1.x, 2.x and XL models (including Turbo)."
         )
     for name, value in index.items():
         if name.startswith("_") or not isinstance(value, list) or len(value) != 2:
             continue
+        if value[0] is not None and not (isinstance(value[0], str) and isinstance(value[1], str)):
+            raise BadInputError(
+                f"{folder.name}/model_index.json describes component '{name}' in a way the studio "
+                "does not understand: the folder is damaged."
+            )
         if value[0] not in ALLOWED_LIBRARIES:
             raise BadInputError(
                 f"{folder.name}: component '{name}' needs custom code ({value[0]}), which the studio never runs."

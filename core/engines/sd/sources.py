@@ -164,9 +164,11 @@ def cached_pipelines(cache_dir: Path | None = None) -> dict[str, Path]:
 
 def _index_class(folder: Path) -> str:
     try:
-        return str(json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name", ""))
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ""
+    name = index.get("_class_name") if isinstance(index, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def guess_family(name: str, class_name: str = "") -> str | None:

@@ -111,3 +111,31 @@ def test_resolve_source_kinds(tiny_models):
     single = resolve_source(str(tiny_models.sd15_file))
     assert single.kind == "single_file" and single.config == str(tiny_models.sd15_config.resolve())
     assert resolve_source("stabilityai/sdxl-turbo").kind == "hub"
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        "[1, 2, 3]",
+        '"StableDiffusionPipeline"',
+        '{"_class_name": ["StableDiffusionPipeline"], "unet": ["diffusers", "UNet2DConditionModel"]}',
+        '{"_class_name": "StableDiffusionPipeline", "unet": [["diffusers"], "UNet2DConditionModel"]}',
+        "{not json",
+    ],
+)
+def test_model_index_of_the_wrong_shape_is_a_clear_error(engine, tmp_path, index):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(index)
+    with pytest.raises(BadInputError, match="model"):
+        _gen(engine, str(folder))
+
+
+@pytest.mark.parametrize("header", [b"[1, 2, 3]", b"42", b'"text"', b'{"w": [1, 2]}', b"\xff\xfe"])
+def test_safetensors_header_that_is_not_a_table_of_weights_is_a_clear_error(engine, tmp_path, header):
+    import struct
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 32)
+    with pytest.raises(BadInputError, match="not a valid .safetensors"):
+        _gen(engine, str(path))
