@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -123,10 +124,11 @@ def _out_folder(raw: str | None) -> Path | None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from core.engines.base import GeneratedImage
-    from core.engines.registry import get_engine, resolve
-    from core.store import Store
-    from core.store.store import new_batch_id
+    """Generation is a job: submitted to the queue, run by a worker (or here, when none is running)."""
+    from core.engines.registry import resolve
+    from core.jobs import JobQueue
+    from core.jobs.cli import cli_owner, wait_for
+    from core.jobs.requests import encode_request
 
     engine_name, overrides = resolve(args.engine)
     out = _out_folder(args.out)
@@ -137,16 +139,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         request = _local_score_request(args, overrides)
     request.check_seed()
-    store = Store()  # opened (and checked) before computing
-    engine = get_engine(engine_name)
-    batch_id = new_batch_id()
-    records = []
+    validate = getattr(request, "validate", None)
+    if callable(validate):
+        validate()  # refuse impossible settings before queueing
+    queue = JobQueue()  # opens (and checks) the database before anything is queued
+    params = dict(encode_request(engine_name, request), title=args.title or "")
+    what = getattr(request, "library", None) or getattr(request, "prompt", "") or engine_name
+    title = f"{request.count} image(s): {str(what)[:60]}"
+    job = queue.submit("generate", params, owner=cli_owner(), title=title, device=_device_for(engine_name))
+    if args.no_wait:
+        _print({"job": job.id}, args.json, f"job {job.id} queued (see 'python -m core jobs show {job.id}')")
+        return 0
+    try:
+        job = wait_for(queue, job, show_progress=not args.json)
+    except MosaicError:
+        kept = len(queue.get(job.id).result.get("records") or [])
+        if kept:
+            print(f"{kept} finished image(s) were saved to the gallery before the stop.", file=sys.stderr)
+        raise
+    from core.store import Store
 
-    def save(image: GeneratedImage) -> None:
-        """Each image is saved as soon as it is finished, so a stop or crash keeps the finished ones."""
-        record = store.save_one(image, title=args.title or "", batch_id=batch_id)
-        records.append(record)
-        if out is not None:
+    store = Store(recover=False)
+    records = [store.get(r) for r in job.result.get("records") or []]
+    if out is not None:
+        for record in records:
             try:
                 shutil.copyfile(store.image_path(record), out / record.image_file)
             except OSError as err:
@@ -154,21 +170,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
                     f"Could not copy image {record.id} into {out} ({err.strerror or err}); "
                     "it is saved in the gallery."
                 ) from err
-
-    try:
-        engine.generate(request, on_progress=_progress_printer(not args.json), on_image=save)
-    except BaseException:
-        if records:
-            print(file=sys.stderr)
-            print(f"{len(records)} finished image(s) were saved to the gallery before the stop.", file=sys.stderr)
-        raise
-    if not args.json:
-        print(file=sys.stderr)
     data = [dict(r.as_dict(), path=str(store.image_path(r))) for r in records]
     lines = [f"{r['id']}  seed {r['seed']}  {r['width']}x{r['height']}  {r['path']}" for r in data]
     lines += [f"note: {n}" for r in data for n in r["params"].get("notices") or []]
     _print(data, args.json, "\n".join(lines))
     return 0
+
+
+def _device_for(engine_name: str) -> str:
+    """Stable Diffusion jobs want a GPU worker when the studio has one; the others run anywhere."""
+    if engine_name != "sd":
+        return "cpu"
+    try:
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    except Exception:
+        return "cpu"
 
 
 # ----------------------------------------------------------------------- libraries
@@ -302,7 +320,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------- campaign
 def cmd_campaign(args: argparse.Namespace) -> int:
-    from core.campaigns import parse_field_args, resume_campaign_cli, run_campaign_cli
+    from core.campaigns import parse_field_args
     from core.templates import TemplateLibrary
 
     if args.list_templates:
@@ -311,17 +329,24 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         return 0
     if args.list:
         return _list_campaigns(args)
-    progress = _progress_printer(not args.json)
+    from core.campaigns import CampaignStore, plan_campaign
+    from core.campaigns.cli import export_campaign_result
+    from core.campaigns.runner import RunReport
+    from core.jobs import JobQueue
+    from core.jobs.cli import cli_owner, wait_for
+    from core.templates.brand import DEFAULT_WORKSPACE, load_brand_kit
+
+    campaigns = CampaignStore()
+    plan = None
     if args.resume:
-        result = resume_campaign_cli(args.resume, args.out, on_progress=progress)
+        campaign = campaigns.get(args.resume)
     else:
         if not args.template:
             raise MosaicError("Name a template (see 'python -m core campaign --list-templates').")
-        result = run_campaign_cli(
+        plan = plan_campaign(
             args.template,
             parse_field_args(args.field),
             engine=args.engine,
-            out_dir=args.out,
             model=args.model,
             name=args.name,
             seed=args.seed,
@@ -331,10 +356,22 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             size=args.size,
             library=args.library,
             label=args.label,
-            on_progress=progress,
+            brand_kit=load_brand_kit(DEFAULT_WORKSPACE),
         )
-    if not args.json:
-        print(file=sys.stderr)
+        campaign = campaigns.create(plan)
+    queue = JobQueue(campaigns.store)
+    job = queue.submit(
+        "campaign", {"campaign_id": campaign.id}, owner=cli_owner(), title=f"Campaign: {campaign.name}"[:200]
+    )
+    if args.no_wait:
+        _print({"job": job.id, "campaign_id": campaign.id}, args.json,
+               f"job {job.id} queued for campaign {campaign.id} (see 'python -m core jobs show {job.id}')")
+        return 0
+    job = wait_for(queue, job, show_progress=not args.json)
+    known = {f.name for f in dataclasses.fields(RunReport)}
+    report = RunReport(**{k: v for k, v in job.result.items() if k in known})
+    result = export_campaign_result(campaign.id, report, args.out, campaigns=campaigns)
+    result.plan = plan
     data = result.as_dict()
     text = f"campaign {data['campaign_id']}: {len(data['files'])} file(s) in {data['out_dir']}"
     if data.get("zip"):
@@ -408,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--title", default="")
     gen.add_argument("--out", default=None, help="also copy the PNGs into this folder")
     gen.add_argument("--json", action="store_true")
+    gen.add_argument("--no-wait", action="store_true", help="queue the job, print its id and return")
     local = gen.add_argument_group("local score engine")
     local.add_argument("--machine", default="bbels", help="local score machine (is, ls, els, bbels)")
     local.add_argument("--library", default="faces", help="reference library name (see 'libraries list')")
@@ -477,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     camp.add_argument("--list-templates", action="store_true")
     camp.add_argument("--list", action="store_true", help="list campaigns (newest first) with their status")
     camp.add_argument("--json", action="store_true")
+    camp.add_argument("--no-wait", action="store_true", help="queue the job, print its id and return")
     camp.set_defaults(func=cmd_campaign)
 
     gal = sub.add_parser("gallery", help="list saved images")

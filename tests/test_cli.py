@@ -362,7 +362,7 @@ def test_a_killed_generate_keeps_its_finished_images(tmp_path, tiny_sd15):
     seen = b""
     deadline = time.monotonic() + 240
     try:
-        while b"Image 3 of 4: step 2 " not in seen:
+        while b"Image 3 of 4: step " not in seen:
             chunk = process.stderr.read1(4096) if process.stderr else b""
             assert chunk or process.poll() is None, seen.decode(errors="replace")[-2000:]
             assert time.monotonic() < deadline, "image 3 never started"
@@ -374,5 +374,7 @@ def test_a_killed_generate_keeps_its_finished_images(tmp_path, tiny_sd15):
     assert process.returncode == -signal.SIGKILL
     store = Store()
     records = store.list()
-    assert sorted(r.seed for r in records) == [11, 12]
+    # images 1 and 2 were finished before image 3 started: they are kept (image 3 may have finished
+    # in the moment before the kill; image 4 cannot have)
+    assert sorted(r.seed for r in records)[:2] == [11, 12] and len(records) < 4
     assert all(store.image(r).size == (64, 64) for r in records)

@@ -144,6 +144,19 @@ def resume_campaign_cli(
     campaigns = campaigns or CampaignStore()
     runner = CampaignRunner(campaigns, engines=engines, analyze=analyze)
     report = runner.run(campaign_id, on_progress=on_progress, cancel=cancel)
+    return export_campaign_result(campaign_id, report, out_dir, make_zip=make_zip, campaigns=campaigns)
+
+
+def export_campaign_result(
+    campaign_id: str,
+    report: RunReport,
+    out_dir: Path | str = ".",
+    *,
+    make_zip: bool = True,
+    campaigns: CampaignStore | None = None,
+) -> CampaignCliResult:
+    """Export what a run made into ``out_dir`` (images, manifest, contact sheet, ZIP)."""
+    campaigns = campaigns or CampaignStore()
     if not campaigns.items(campaign_id, ITEM_DONE):
         detail = f" First error: {report.errors[0]}" if report.errors else ""
         raise MosaicError(f"No image of this campaign could be made.{detail}")

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-from core.engines.base import CancelToken, Engine, GenerationRequest, Progress, ProgressCallback
+from core.engines.base import CancelToken, Engine, GeneratedImage, GenerationRequest, Progress, ProgressCallback
 from core.store import GenerationRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -37,13 +37,17 @@ def generate_and_save(
         def relay(progress: Progress, index: int = index) -> None:
             if on_progress is not None:
                 message = progress.message
+                if message.startswith("Image 1 of 1: "):  # the engine's own count of its one image
+                    message = message[len("Image 1 of 1: ") :]
                 if len(seeds) > 1:
                     message = f"Image {index + 1} of {len(seeds)}" + (f": {message}" if message else "")
                 on_progress(dataclasses.replace(progress, image_index=index, count=len(seeds), message=message))
 
-        images = engine.generate(single, on_progress=relay, cancel=cancel)
-        for record in store.save(images, title=title, batch_id=batch_id):
+        def keep(image: GeneratedImage) -> None:
+            record = store.save_one(image, title=title, batch_id=batch_id)
             records.append(record)
             if on_saved is not None:
                 on_saved(record)
+
+        engine.generate(single, on_progress=relay, cancel=cancel, on_image=keep)
     return records

@@ -7,6 +7,7 @@ import getpass
 import json
 import logging
 import sys
+import threading
 import time
 from typing import Any
 
@@ -127,14 +128,16 @@ def wait_for(queue: JobQueue, job: JobRecord, show_progress: bool, poll_s: float
     """
     from core.jobs.worker import run_job_here
 
+    here: threading.Thread | None = None
     try:
         while True:
             job = queue.get(job.id)
             if job.state in FINISHED:
                 break
-            if job.state == "queued" and not _someone_takes(queue):
-                run_job_here(queue, job.id)
-                continue
+            if job.state == "queued" and here is None and not _someone_takes(queue):
+                # nobody else will take it: run it in this process, and keep showing its progress
+                here = threading.Thread(target=run_job_here, args=(queue, job.id), name=f"job-{job.id}", daemon=True)
+                here.start()
             if show_progress:
                 ahead = queue.position(job.id) if job.state == "queued" else 0
                 text = f"{ahead} job(s) ahead of yours" if ahead else (job.message or "Working…")
@@ -142,6 +145,8 @@ def wait_for(queue: JobQueue, job: JobRecord, show_progress: bool, poll_s: float
             time.sleep(poll_s)
     except KeyboardInterrupt:
         queue.cancel(job.id)
+        if here is not None:
+            here.join(30)  # let the job stop at its next step and record what it kept
         raise
     finally:
         if show_progress:

@@ -85,10 +85,11 @@ def campaign(context: JobContext) -> str:
     if report.cancelled:
         from core.errors import GenerationCancelled
 
+        context.save_result(**report.as_dict())
         raise GenerationCancelled(
             f"Campaign paused: {len(report.made)} image(s) made in this run are kept. Resume it to finish."
         )
-    context.save_result(campaign_id=campaign_id, made=len(report.made), failed=len(report.failed), status=report.status)
+    context.save_result(**report.as_dict())
     text = f"Campaign {report.status}: {len(report.made)} image(s) made"
     if report.failed:
         text += f", {len(report.failed)} failed ({report.errors[0]})"
