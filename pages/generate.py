@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from core.engines.base import GeneratedImage, Progress
 from core.errors import MosaicError
 from core.html import md
-from core.store.store import new_batch_id
+from core.jobs import ACTIVE
+from core.jobs.requests import encode_request
 from pages._generate_local import local_score_form
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
+from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 
 ensure_routed(__file__)
 
@@ -38,33 +39,30 @@ with left:
 
 with right:
     if go and request is not None:
-        bar = st.progress(0.0, text="Starting…")
-        preview = st.empty()
-
-        def report(progress: Progress) -> None:
-            bar.progress(progress.fraction, text=md(progress.message) if progress.message else "Working…")
-            if progress.preview is not None:
-                preview.image(enlarge(progress.preview, 256), caption="Forming…")
-
-        batch_id = new_batch_id()
-        saved: list[str] = []
-        st.session_state["last_batch"] = saved
-
-        def keep(image: GeneratedImage) -> None:
-            """Save each image as soon as it is finished: closing the page later keeps the finished ones."""
-            saved.append(store.save_one(image, batch_id=batch_id).id)
-
+        # the page only submits: a worker makes the images and saves each one as it is finished, so
+        # leaving the page, closing the tab or clicking twice loses nothing and makes one job
+        params = dict(encode_request(engine_name, request), title="")
+        what = getattr(request, "library", None) or getattr(request, "prompt", "") or engine_name
+        job = submit("generate", params, title=f"{request.count} image(s): {str(what)[:60]}")
+        st.session_state["gen_job"] = job.id
+    job_id = st.session_state.get("gen_job")
+    if job_id is None:  # a new visit: this browser's latest generation, running or finished
+        found = latest("generate")
+        job_id = found.id if found is not None else None
+        st.session_state["gen_job"] = job_id
+    job = None
+    if job_id is not None:
         try:
-            engine.generate(request, on_progress=report, on_image=keep)
-            bar.progress(1.0, text=f"Done: {len(saved)} image(s) saved to the gallery.")
-        except MosaicError as err:
-            bar.empty()
-            st.error(md(err))
-            if saved:
-                st.info(f"{len(saved)} image(s) finished before the problem and were saved to the gallery.")
-        preview.empty()
-
-    batch = st.session_state.get("last_batch", [])
+            job = get_queue().get(job_id)
+        except MosaicError:
+            job = None
+    if job is not None and job.state in ACTIVE:
+        watch(job.id, key="generate")
+    elif job is not None and job.state != "done":
+        show_outcome(job)
+    batch = list(job.result.get("records") or []) if job is not None else []
+    if job is not None and job.state in ACTIVE and batch:
+        st.caption(f"{len(batch)} image(s) finished so far (already in the Gallery):")
     if batch:
         st.subheader("Results")
         cols = st.columns(4)
@@ -96,5 +94,5 @@ with right:
                     icon=":material/download:",
                     on_click="ignore",
                 )
-    elif not go:
+    elif job is None:
         st.info("Choose your settings and press **Generate**. Your images appear here and in the Gallery.")

@@ -20,7 +20,11 @@ def isolated_data_dir(tmp_path, monkeypatch):
     data = tmp_path / "mosaic-data"
     monkeypatch.setenv("MOSAIC_DATA_DIR", str(data))
     monkeypatch.delenv("MOSAIC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MOSAIC_RAY_ADDRESS", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # pages under test start no worker processes of their own: tests run the jobs they need
+    # (browser tests start the studio with its workers, see tests/browser/studio.py)
+    monkeypatch.setenv("MOSAIC_WORKERS", "0")
     return data
 
 

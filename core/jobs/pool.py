@@ -34,10 +34,10 @@ def local_devices() -> list[str]:
     if gpus:
         return [f"cuda:{i}" for i in range(gpus)]
     try:
-        count = max(1, int(os.environ.get(WORKERS_ENV, "1")))
+        count = max(0, int(os.environ.get(WORKERS_ENV, "1")))
     except ValueError:
         count = 1
-    return ["cpu"] * count
+    return ["cpu"] * count  # 0: the studio starts none (workers are started by hand: python -m core worker)
 
 
 class WorkerPool:
@@ -55,7 +55,7 @@ class WorkerPool:
     def ensure(self) -> None:
         """Start the workers that are not running (cheap when all are)."""
         with self._lock:
-            wanted = ["ray"] if ray_address() else (self.devices or local_devices())
+            wanted = ["ray"] if ray_address() else (self.devices if self.devices is not None else local_devices())
             alive = [p for p in self.processes if p.poll() is None]
             for gone in set(self.processes) - set(alive):
                 logger.warning("worker process %s stopped (exit %s); starting another", gone.pid, gone.returncode)

@@ -8,6 +8,8 @@ fields, with pictures (an init image, an inpainting mask) saved as PNG files und
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import uuid
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,20 @@ def uploads_dir() -> Path:
 
 
 def save_upload_image(image: Image.Image) -> str:
-    """Keep a picture a job needs; returns its path relative to the uploads folder."""
-    name = f"{uuid.uuid4().hex[:16]}.png"
-    tmp = uploads_dir() / f".{name}.tmp"
-    image.save(tmp, format="PNG")
-    tmp.replace(uploads_dir() / name)
+    """Keep a picture a job needs; returns its name in the uploads folder.
+
+    The name is the SHA-256 of the PNG, so the same picture submitted twice (a double click) is the same
+    parameter, and one job.
+    """
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    name = f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    final = uploads_dir() / name
+    if not final.is_file():
+        tmp = uploads_dir() / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(final)
     return name
 
 

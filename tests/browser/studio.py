@@ -45,7 +45,7 @@ def running_studio(
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: run `bash scripts/test.sh`, which installs it.")
     port = free_port()
-    env = dict(os.environ, MOSAIC_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
+    env = dict(os.environ, MOSAIC_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", MOSAIC_WORKERS="1")
     log_path = data_dir.parent / "streamlit.log"
     log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(
