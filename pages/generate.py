@@ -58,7 +58,7 @@ with right:
             job = None
     if job is not None and job.state in ACTIVE:
         watch(job.id, key="generate")
-    elif job is not None and job.state != "done":
+    elif job is not None:
         show_outcome(job)
     batch = list(job.result.get("records") or []) if job is not None else []
     if job is not None and job.state in ACTIVE and batch:
