@@ -156,6 +156,10 @@ def test_leaving_the_page_during_a_check_shows_its_progress_then_its_result_on_r
     (job,) = JobQueue().list()
     assert job.state in ACTIVE and job.kind == "analyze" and job.params["record_id"] == record_id
     assert [p.value for p in at.get("progress")]  # its progress is shown
+    at.radio(key="analyze_detail").set_value("Standard").run()  # another choice: the running check stays in view
+    assert any("is running" in i.value and "against Brand shots" in i.value for i in at.info), texts(at)
+    at.radio(key="analyze_detail").set_value(QUICK).run()
+    assert not any("is running" in i.value for i in at.info)
     at.switch_page("pages/gallery.py").run()
     at.query_params.clear()
     at.switch_page("pages/analyze.py").run()
