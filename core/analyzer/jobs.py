@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from core.analyzer.result import AnalysisResult
-from core.analyzer.saved import load_analysis, save_analysis
+from core.analyzer.saved import DAMAGED, load_analysis, save_analysis
 from core.analyzer.settings import SPACES, AnalyzerSettings
 from core.errors import BadInputError, GenerationCancelled
 
@@ -138,7 +138,7 @@ def load_job_analysis(job: JobRecord) -> AnalysisResult:
     """The result of a finished ``analyze`` job; :class:`BadInputError` when it is missing or damaged."""
     name = (job.result or {}).get("analysis")
     if job.kind != "analyze" or name != RESULT_FOLDER:
-        raise BadInputError("This check's result is missing or damaged; run it again.")
+        raise BadInputError(DAMAGED)
     return load_analysis(job_result_folder(job.id))
 
 
