@@ -33,6 +33,7 @@ DETAILS: dict[str, AnalyzerSettings | None] = {
     "Quick (less detail, about twice as fast)": AnalyzerSettings(work_size=64, scales=(8, 16)),
 }
 FALLBACK_LIBRARY = "photos"
+LAST_UPLOAD = "_analyze_last_upload"
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Subject:
     label: str
     record: Any = None  # GenerationRecord for saved images
     notices: list[str] = field(default_factory=list)
+    upload: str | None = None  # the studio's copy of an uploaded picture (core.jobs.requests.save_upload_image)
 
 
 def decode_upload(data: bytes, name: str) -> Subject:
@@ -127,9 +129,13 @@ def _upload_subject() -> Subject | None:
     upload = st.file_uploader(
         "Picture to check",
         key="analyze_upload",
-        help="PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF, up to 100 MB. The picture is not saved or shared.",
+        help="PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF, up to 100 MB. The picture is kept in the studio only for "
+        "its check and is not shared.",
     )
     if upload is None:
+        last = _last_upload()
+        if last is not None:
+            return last
         st.info("Choose a picture from your computer (PNG or JPEG work best) to check how original it is.")
         return None
     try:
@@ -137,6 +143,76 @@ def _upload_subject() -> Subject | None:
     except MosaicError as err:
         st.error(f"This picture cannot be checked. {md(err)}")
         return None
+
+
+def _last_upload() -> Subject | None:
+    """The picture of this browser's last check of an upload (the file picker forgets it when the page is left)."""
+    last = st.session_state.get(LAST_UPLOAD)
+    if not isinstance(last, dict):
+        return None
+    from core.analyzer.jobs import subject_image
+
+    try:
+        image = subject_image({"upload": last.get("upload")})
+    except MosaicError:
+        st.session_state.pop(LAST_UPLOAD, None)
+        return None
+    st.caption(f":material/history: Your last picture, {md(last.get('label') or 'uploaded')}. "
+               "Choose another picture above to check it instead.")
+    return Subject(key=str(last.get("key")), image=image, label=str(last.get("label") or "uploaded picture"),
+                   upload=str(last.get("upload")))
+
+
+def upload_name(subject: Subject) -> str:
+    """The studio's copy of an uploaded subject (saved once per picture, so one click stays one job)."""
+    if subject.upload:
+        return subject.upload
+    saved: dict = st.session_state.setdefault("_analyze_uploads", {})
+    if subject.key not in saved:
+        from core.jobs.requests import save_upload_image
+
+        saved[subject.key] = save_upload_image(subject.image)
+    subject.upload = saved[subject.key]
+    return subject.upload
+
+
+def remember_upload(subject: Subject) -> None:
+    """Keep an uploaded subject for when the page is opened again."""
+    st.session_state[LAST_UPLOAD] = {"key": subject.key, "upload": upload_name(subject), "label": subject.label}
+
+
+def restore_last_check(job: Any) -> None:
+    """On opening the page, put back the choices of this browser's latest check, so its progress or result shows.
+
+    Only when the page's own choices are not on screen yet (first visit, or back from another page), and
+    never over an image another page asked for.
+    """
+    if job is None or "analyze_detail" in st.session_state:
+        return
+    params = job.params or {}
+    page = params.get("page") or {}
+    subject_key = page.get("subject")
+    wanted = st.query_params.get("id")
+    if params.get("record_id"):
+        record_id = str(params["record_id"])
+        if wanted and wanted != record_id:
+            return
+        st.session_state.update(
+            {"analyze_mode": SAVED, "analyze_record": record_id, "analyze_id": record_id, "_analyze_seen": record_id}
+        )
+    elif params.get("upload") and subject_key and not wanted:
+        st.session_state["analyze_mode"] = UPLOAD
+        st.session_state[LAST_UPLOAD] = {"key": subject_key, "upload": params["upload"], "label": params.get("label")}
+    else:
+        return
+    st.session_state["_analyze_library_for"] = subject_key
+    st.session_state["analyze_library"] = params.get("library")
+    if params.get("space") in SPACES:
+        st.session_state["analyze_space"] = params["space"]
+    if page.get("detail") in DETAILS:
+        st.session_state["analyze_detail"] = page["detail"]
+    if params.get("model"):
+        st.session_state["analyze_model"] = params["model"]
 
 
 def _brand_library() -> tuple[str | None, str | None]:
@@ -252,5 +328,7 @@ def choose_method() -> Method:
                 )
             if models:
                 titles = {m.id: m.title for m in models}
+                if st.session_state.get("analyze_model") not in titles:
+                    st.session_state.pop("analyze_model", None)
                 method.model = st.selectbox("Image model", list(titles), format_func=titles.get, key="analyze_model")
     return method

@@ -1,13 +1,28 @@
-"""Originality check: how much of an image comes from a reference library, and is any of it a copy."""
+"""Originality check: how much of an image comes from a reference library, and is any of it a copy.
+
+The check runs as a background job (``analyze``): the page submits it, watches it, and shows its saved
+result. Leaving the page or closing the tab loses nothing: on return the page finds this browser's
+checks again (its progress while it runs, its result when done).
+"""
 
 import logging
 
 import streamlit as st
 
-from core.analyzer import Analyzer
+from core.analyzer import AnalysisResult
+from core.analyzer.jobs import analysis_params, analysis_title, load_job_analysis
 from core.errors import MosaicError
 from core.html import md
-from pages._analyze_inputs import choose_library, choose_method, choose_subject
+from core.jobs import ACTIVE, DONE, JobRecord
+from pages._analyze_inputs import (
+    Subject,
+    choose_library,
+    choose_method,
+    choose_subject,
+    remember_upload,
+    restore_last_check,
+    upload_name,
+)
 from pages._analyze_views import (
     choose_scale,
     show_exact_comparison,
@@ -19,11 +34,65 @@ from pages._analyze_views import (
     show_sources,
 )
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store
+from pages.parts import jobs
+from pages.parts.owner import owner_id
 
 ensure_routed(__file__)
 
 logger = logging.getLogger(__name__)
-KEPT_RESULTS = 6  # results kept in the session (switching back and forth does not re-run a check)
+KEPT_CHECKS = 20  # (subject, library, method) -> job id, per session: switching back and forth does not re-run
+
+
+def check_key(subject_key: str, library: str, count: int, space: str, model: str | None, detail: str) -> tuple:
+    return (subject_key, library, count, space, model, detail)
+
+
+def my_checks() -> tuple[dict, JobRecord | None]:
+    """This session's checks by key (with this browser's recent ones added) and its latest check."""
+    checks: dict = st.session_state.setdefault("analyze_jobs", {})
+    recent = [j for j in jobs.get_queue().list(owner=owner_id(), limit=50) if j.kind == "analyze"]
+    for job in recent:  # newest first: the newest check of each key wins
+        params, page = job.params or {}, (job.params or {}).get("page") or {}
+        if page.get("subject"):
+            key = check_key(page["subject"], params.get("library"), page.get("count"), params.get("space"),
+                            params.get("model"), page.get("detail"))
+            checks.setdefault(key, job.id)
+    while len(checks) > KEPT_CHECKS:
+        checks.pop(next(iter(checks)))
+    return checks, (recent[0] if recent else None)
+
+
+def show_other_check(latest: JobRecord | None, current: str | None) -> None:
+    """This browser's latest check while it runs, when it is not the one chosen below."""
+    if latest is None or latest.state not in ACTIVE or latest.id == current:
+        return
+    st.info(f"Your check of **{md(latest.title or 'an image')}** is running.", icon=":material/hourglass_top:")
+    jobs.watch(latest.id, key="analyze_other", show_preview=False)
+
+
+def submit_check(subject: Subject, library, method) -> JobRecord:
+    if subject.record is not None:
+        target = {"record_id": subject.record.id}
+    else:
+        target = {"upload": upload_name(subject)}
+    params = analysis_params(library.name, method.space, method.model, method.settings, label=subject.label,
+                             **target)
+    params["page"] = {"subject": subject.key, "count": library.count, "detail": method.detail}
+    job = jobs.submit("analyze", params, title=analysis_title(subject.label, library.title))
+    if subject.record is None:
+        remember_upload(subject)
+    return job
+
+
+def job_analysis(job: JobRecord) -> AnalysisResult:
+    """The finished check's result (the last one read is kept in the session)."""
+    loaded = st.session_state.get("_analyze_loaded")
+    if loaded and loaded[0] == job.id:
+        return loaded[1]
+    result = load_job_analysis(job)
+    st.session_state["_analyze_loaded"] = (job.id, result)
+    return result
+
 
 st.title("Originality check")
 st.caption(
@@ -32,11 +101,16 @@ st.caption(
 )
 store = get_store()
 libraries = get_libraries()
+checks, latest = my_checks()
+restore_last_check(latest)
+top = st.container()
 
 pick, preview = st.columns([3, 1], gap="large")
 with pick:
     subject = choose_subject(store)
     if subject is None:
+        with top:
+            show_other_check(latest, None)
         show_how_we_score()
         st.stop()
     for notice in subject.notices:
@@ -51,57 +125,57 @@ with preview:
     )
 
 if library is None:
+    with top:
+        show_other_check(latest, None)
     st.stop()
 if method.problem:
     st.warning(method.problem)
-key = (subject.key, library.name, library.count, *method.key)
-results: dict = st.session_state.setdefault("analyze_results", {})
+key = check_key(subject.key, library.name, library.count, *method.key)
+job: JobRecord | None = None
+if key in checks:
+    try:
+        job = jobs.get_queue().get(checks[key])
+    except MosaicError:  # removed from the database meanwhile
+        checks.pop(key, None)
 go = st.button(
     "Check originality",
     type="primary",
     icon=":material/verified:",
     key="analyze_go",
-    disabled=method.problem is not None,
+    disabled=method.problem is not None or (job is not None and job.state in ACTIVE),
 )
-
 if go:
-    bar = st.progress(0.0, text="Starting…")
-
-    def report(fraction: float, message: str) -> None:
-        bar.progress(min(1.0, max(0.0, float(fraction))), text=md(message) if message else "Working…")
-
     try:
-        vae = None
-        if method.space == "latent":
-            from core.engines.sd import StableDiffusionEngine
-
-            bar.progress(0.0, text="Loading the image model (the first time takes a while)…")
-            vae = StableDiffusionEngine().vae_for(method.model).vae
-        result = Analyzer(libraries, method.settings).analyze(
-            subject.image, library.name, method.space, vae, on_progress=report
-        )
+        job = submit_check(subject, library, method)
     except MosaicError as err:
-        bar.empty()
-        st.error(f"The check could not run. {md(err)}")
-    except Exception:  # noqa: BLE001 - a failed check must not lose the page
-        logger.exception("originality check failed")
-        bar.empty()
-        st.error("Something went wrong during the check; the details are in the studio's log. Nothing was changed.")
+        st.error(f"The check could not start. {md(err)}")
     else:
-        bar.empty()
-        results.pop(key, None)
-        results[key] = result
-        while len(results) > KEPT_RESULTS:
-            results.pop(next(iter(results)))
+        checks.pop(key, None)
+        checks[key] = job.id
+        st.rerun()  # drawn again with the button off while the check runs: one click, one job
+with top:
+    show_other_check(latest, job.id if job is not None else None)
 
-result = results.get(key)
-if result is None:
-    if not go:
-        st.info(
-            f"Press **Check originality** to compare this image with **{md(library.title)}**. "
-            "It takes from a few seconds to a minute; the first check of a library takes longer "
-            "because its pictures are prepared once."
-        )
+if job is None:
+    st.info(
+        f"Press **Check originality** to compare this image with **{md(library.title)}**. "
+        "It takes from a few seconds to a minute; the first check of a library takes longer "
+        "because its pictures are prepared once. You may leave this page meanwhile: the check goes on."
+    )
+    show_how_we_score()
+    st.stop()
+if job.state in ACTIVE:
+    jobs.watch(job.id, key="analyze", show_preview=False)
+    show_how_we_score()
+    st.stop()
+if job.state != DONE:
+    jobs.show_outcome(job)
+    show_how_we_score()
+    st.stop()
+try:
+    result = job_analysis(job)
+except MosaicError as err:
+    st.error(md(err))
     show_how_we_score()
     st.stop()
 

@@ -96,9 +96,17 @@ def campaign(context: JobContext) -> str:
     return text + "."
 
 
+def analyze(context: JobContext) -> str:
+    """Originality check of one image against a library; the result is saved in the job's folder."""
+    from core.analyzer.jobs import run_analysis_job
+
+    return run_analysis_job(context)
+
+
 HANDLERS: dict[str, Handler] = {
     "generate": generate,
     "campaign": campaign,
+    "analyze": analyze,
 }
 
 

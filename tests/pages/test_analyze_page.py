@@ -1,4 +1,8 @@
-"""AppTest of the Originality check page: empty state, a near copy, a Mosaic image's exact sources, bad input."""
+"""AppTest of the Originality check page: empty state, a near copy, a Mosaic image's exact sources, bad input.
+
+The page submits the check as a job; the tests run it here (``run_job_here``) and rerun the page, which
+then shows the job's saved result. No worker process is started.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,31 @@ from streamlit.testing.v1 import AppTest
 
 from core.engines.base import GeneratedImage
 from core.errors import BadInputError
+from core.jobs import ACTIVE, DONE, QUEUED, JobQueue
+from core.jobs.worker import run_job_here
 from core.libraries import LibraryManager
 from core.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 240
 QUICK = "Quick (less detail, about twice as fast)"
+
+
+@pytest.fixture(autouse=True)
+def no_worker_processes(monkeypatch):
+    """The page would start the studio's worker processes; here the tests run the jobs themselves."""
+    import pages.parts.jobs
+
+    monkeypatch.setattr(pages.parts.jobs, "ensure_workers", lambda: None)
+
+
+def run_queued_jobs() -> list[str]:
+    """Run every queued job in this process, as a worker would; returns their ids."""
+    queue = JobQueue()
+    ids = [job.id for job in reversed(queue.list(states=[QUEUED]))]
+    for job_id in ids:
+        run_job_here(queue, job_id)
+    return ids
 
 
 def texts(at: AppTest) -> str:
@@ -48,6 +71,10 @@ def check(at: AppTest, library: str | None = None) -> AppTest:
         at.selectbox(key="analyze_library").set_value(library)
     at.radio(key="analyze_detail").set_value(QUICK)
     at.button(key="analyze_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.button(key="analyze_go").disabled  # queued: a second click cannot make a second job
+    assert len(run_queued_jobs()) == 1
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -112,10 +139,66 @@ def test_saved_near_copy_is_flagged_high_risk_and_cached(brand_library):
     assert score.value == "0 / 100"
     assert "High" in body
     key = (f"record:{record_id}", "brand", 20, "pixel", None, QUICK)
-    assert key in at.session_state["analyze_results"]
-    at.select_slider(key="analyze_scale_8-16").set_value(16).run()  # one piece size; the cached result is reused
+    job_id = at.session_state["analyze_jobs"][key]
+    assert JobQueue().get(job_id).state == DONE
+    at.select_slider(key="analyze_scale_8-16").set_value(16).run()  # one piece size; the saved result is reused
     assert not at.exception
     assert "near copy" in texts(at).lower()
+    assert len(JobQueue().list()) == 1  # nothing ran again
+
+
+def test_leaving_the_page_during_a_check_shows_its_progress_then_its_result_on_return(brand_library):
+    record_id = save_image(brand_library[4])
+    at = open_page(record_id)
+    at.radio(key="analyze_detail").set_value(QUICK)
+    at.button(key="analyze_go").click().run()
+    assert at.button(key="analyze_go").disabled  # no second click while it runs
+    (job,) = JobQueue().list()
+    assert job.state in ACTIVE and job.kind == "analyze" and job.params["record_id"] == record_id
+    assert [p.value for p in at.get("progress")]  # its progress is shown
+    at.radio(key="analyze_detail").set_value("Standard").run()  # another choice: the running check stays in view
+    assert any("is running" in i.value and "against Brand shots" in i.value for i in at.info), texts(at)
+    at.radio(key="analyze_detail").set_value(QUICK).run()
+    assert not any("is running" in i.value for i in at.info)
+    at.switch_page("pages/gallery.py").run()
+    at.query_params.clear()
+    at.switch_page("pages/analyze.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="analyze_detail").value == QUICK  # the choices of the running check are back
+    assert at.selectbox(key="analyze_record").value == record_id
+    assert at.button(key="analyze_go").disabled and at.get("progress")
+    run_queued_jobs()
+    at.switch_page("pages/gallery.py").run()
+    at.switch_page("pages/analyze.py").run()
+    assert not at.exception
+    assert "shot_04" in texts(at) and "Originality score" in [m.label for m in at.metric]
+    assert len(JobQueue().list()) == 1
+
+
+def test_an_uploaded_picture_is_checked_as_a_job_and_kept_for_the_return(brand_library):
+    from pages import _analyze_inputs
+    from pages._analyze_inputs import Subject
+
+    subject = Subject(key="upload:test", image=Image.fromarray(brand_library[6]), label="my <b>shot</b>.png")
+    original = _analyze_inputs._upload_subject
+    try:  # AppTest cannot fill a file picker: hand the page the decoded upload
+        _analyze_inputs._upload_subject = lambda: subject
+        at = open_page()
+        at.radio(key="analyze_mode").set_value("upload").run()
+        assert not at.exception
+        check(at, library="brand")
+    finally:
+        _analyze_inputs._upload_subject = original
+    body = texts(at)
+    assert "shot_06" in body and "near copy" in body.lower()
+    (job,) = JobQueue().list()
+    assert job.params["upload"] and job.params["label"] == "my <b>shot</b>.png"
+    at.switch_page("pages/gallery.py").run()
+    at.switch_page("pages/analyze.py").run()  # the file picker is empty now: the last picture is used
+    assert not at.exception, [e.value for e in at.exception]
+    body = texts(at)
+    assert "Your last picture, my <b>shot</b>.png" in body
+    assert "shot_06" in body
 
 
 def test_mosaic_image_compares_exact_sources_with_the_estimate():
@@ -145,6 +228,8 @@ def test_bad_library_and_bad_brand_kit_are_clear_errors(brand_library):
     assert "does not exist any more" in texts(at)
     check(at, library="empty")
     assert any("no images yet" in e.value for e in at.error), [e.value for e in at.error]
+    (job,) = JobQueue().list()
+    assert job.state == "failed" and "no images yet" in job.error
     assert at.selectbox(key="analyze_record").value == record_id  # nothing lost
 
 
