@@ -286,20 +286,31 @@ def _source_map_path(raw: str | None, image: Path) -> Path:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from core.analyzer import analyze_image, source_map_image
+    """The originality check is a job (like the page's): run by a worker, or here when none is running."""
+    from core.analyzer import source_map_image
+    from core.analyzer.jobs import analysis_params, load_job_analysis
+    from core.images import load_image_file
+    from core.jobs import JobQueue
+    from core.jobs.cli import cli_owner, wait_for
+    from core.jobs.requests import save_upload_image
 
     path = Path(args.image)
     if not path.is_file():
         raise MosaicError(f"{args.image}: no such image file.")
     source_map = _source_map_path(args.source_map, path)
-    vae = None
-    if args.space == "latent":
-        if not args.model:
-            raise MosaicError("Latent-space analysis needs a Stable Diffusion model: add --model PATH_OR_ID.")
-        from core.engines.sd import StableDiffusionEngine
-
-        vae = StableDiffusionEngine().vae_for(args.model).vae
-    result = analyze_image(path, args.library, space=args.space, vae=vae)
+    if args.space == "latent" and not args.model:
+        raise MosaicError("Latent-space analysis needs a Stable Diffusion model: add --model PATH_OR_ID.")
+    image = load_image_file(path).image
+    params = analysis_params(
+        args.library, args.space, args.model, upload=save_upload_image(image), label=path.name[:200]
+    )
+    queue = JobQueue()
+    job = queue.submit("analyze", params, owner=cli_owner(), title=f"Originality check of {path.name}"[:200])
+    if args.no_wait:
+        _print({"job": job.id}, args.json, f"job {job.id} queued (see 'python -m core jobs show {job.id}')")
+        return 0
+    job = wait_for(queue, job, show_progress=not args.json)
+    result = load_job_analysis(job)
     data = result.to_json()
     try:
         source_map_image(result).save(source_map)
@@ -495,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--model", default=None, help="Stable Diffusion model whose VAE defines the latent space")
     ana.add_argument("--source-map", default=None, help="where to write the source map PNG (default: beside IMAGE)")
     ana.add_argument("--json", action="store_true")
+    ana.add_argument("--no-wait", action="store_true", help="queue the check, print its job id and return")
     ana.set_defaults(func=cmd_analyze)
 
     camp = sub.add_parser("campaign", help="generate a whole campaign from a template and export it")
