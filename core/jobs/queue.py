@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from core.errors import BadInputError
 from core.jobs.models import (
@@ -343,6 +343,12 @@ class JobQueue:
         """Running jobs whose worker is gone go back to the queue, or fail after their last attempt."""
         limit = utcnow() - timedelta(seconds=timeout_s)
         counts = {"requeued": 0, "failed": 0}
+        with self._sessions.begin() as session:  # forget workers long silent (their jobs are handled below)
+            session.execute(
+                delete(WorkerRecord)
+                .where(WorkerRecord.heartbeat_at < utcnow() - timedelta(seconds=20 * timeout_s))
+                .execution_options(synchronize_session=False)
+            )
         with self._sessions() as session:
             running = list(session.scalars(select(JobRecord).where(JobRecord.state == RUNNING)))
         for job in running:

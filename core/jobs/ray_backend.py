@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -212,8 +211,6 @@ class RayDispatcher:
         self.stopping.set()
 
     def install_signal_handlers(self) -> None:
-        def handler(_signum, _frame) -> None:
-            self.stop()
+        from core.jobs.worker import stop_on_signals
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        stop_on_signals(self.stop)

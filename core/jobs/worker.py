@@ -141,11 +141,17 @@ class Worker:
         self.stopping.set()
 
     def install_signal_handlers(self) -> None:
-        def handler(_signum, _frame) -> None:
-            self.stop()
+        stop_on_signals(self.stop)
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    """Ctrl-C and SIGTERM ask a worker (or dispatcher) to stop after the job in hand."""
+
+    def handler(_signum, _frame) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def run_job_here(queue: JobQueue, job_id: str) -> str:

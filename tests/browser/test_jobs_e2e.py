@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
 from tests.browser.studio import chromium_page, running_studio, shot
+from tests.jobs.jobs_helpers import wait_until as _wait
 
 pytestmark = pytest.mark.browser
 
@@ -23,16 +23,6 @@ def _jobs():
     from core.jobs import JobQueue
 
     return JobQueue().list(limit=None)
-
-
-def _wait(predicate, timeout: float = 600.0, every: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s")
 
 
 def _choose_images(page, count: int) -> None:
@@ -76,7 +66,17 @@ def test_a_server_restarted_mid_job_resumes_it_and_keeps_every_finished_image(is
     from core.store import Store
 
     queue = JobQueue()
-    with running_studio(isolated_data_dir) as url, chromium_page() as page:
+    # one browser throughout, as a person would keep theirs while the server restarts
+    with chromium_page() as page:
+        _restart_scenario(page, queue, isolated_data_dir, WorkerRecord)
+    job = queue.get(_jobs()[0].id)
+    assert job.state == "done" and job.attempts == 2
+    seeds = sorted(Store().get(r).seed for r in job.result["records"])
+    assert seeds == sorted(set(seeds)) and len(seeds) == 4
+
+
+def _restart_scenario(page, queue, isolated_data_dir, WorkerRecord) -> None:  # noqa: N803
+    with running_studio(isolated_data_dir) as url:
         page.goto(url)
         page.get_by_role("link", name="Generate").first.click()
         page.get_by_role("button", name="Generate").wait_for()
@@ -92,14 +92,12 @@ def test_a_server_restarted_mid_job_resumes_it_and_keeps_every_finished_image(is
             os.kill(worker.pid, signal.SIGKILL)
         kept = list(queue.get(job.id).result["records"])
         assert queue.get(job.id).state == "running"
-    # a new server on the same data folder: its worker picks the job up where it stopped
-    with running_studio(isolated_data_dir) as url, chromium_page() as page:
+    # a new server on the same data folder: its worker picks the job up where it stopped, and the
+    # same browser finds its job on the Generate page
+    with running_studio(isolated_data_dir) as url:
         page.goto(url)
         page.get_by_role("link", name="Generate").first.click()
         page.get_by_text("saved to the gallery").first.wait_for(timeout=900_000)
         shot(page, "jobs_04_after_restart")
-    job = queue.get(job.id)
-    assert job.state == "done" and job.attempts == 2
-    assert job.result["records"][: len(kept)] == kept
-    seeds = sorted(Store().get(r).seed for r in job.result["records"])
-    assert seeds == sorted(set(seeds)) and len(seeds) == 4
+    final = queue.get(job.id)
+    assert final.result["records"][: len(kept)] == kept
