@@ -1,10 +1,11 @@
 """Benchmark of the job queue: several users submitting local-score jobs at once.
 
-    python benchmarks/bench_jobs.py [--users 8] [--jobs 3] [--runners local1,local2,ray] [--size 24 --steps 10]
+    python benchmarks/bench_jobs.py [--users 8] [--jobs 3] [--runners local1,local2,ray] [--size 32 --steps 20]
 
 For each runner (one local worker process, two local worker processes, a dispatcher sending jobs to
 a local Ray instance of 2 CPUs), in a fresh data folder with a fresh SQLite database:
 
+* warm-up: two jobs per worker process, untimed (imports, library loading, Ray's worker processes);
 * alone: one user submits ``--jobs`` jobs; we time until all are done;
 * together: ``--users`` users each submit ``--jobs`` jobs at the same moment (threads).
 
@@ -155,7 +156,9 @@ def run(kind: str, users: int, jobs: int, size: int, steps: int) -> dict:
     runner = Runner(kind, env)
     runner.start()
     try:
-        time.sleep(3)  # workers up (Ray: instance started)
+        # warm every worker (imports, the library in memory, Ray's worker processes) outside the timings
+        warm = _submit_all(len(runner.procs) * 2, 1, size, steps)
+        _wait_all(warm)
         t0 = time.monotonic()
         alone = _submit_all(1, jobs, size, steps)
         alone_res = _check_and_measure(alone, t0, _wait_all(alone))
@@ -172,8 +175,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=3)
-    parser.add_argument("--size", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--runners", default="local1,local2,ray")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args()

@@ -1,17 +1,18 @@
 """Creativity Lab: see for yourself that a diffusion model's output is a mosaic of library patches."""
 
-import numpy as np
 import streamlit as st
+from PIL import Image
 
-from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
-from core.engines.trained import TrainedModelEngine, TrainedModelRequest
 from core.errors import MosaicError
 from core.html import md
-from core.images import from_tensor
+from core.jobs import ACTIVE
 from core.lab.demo import DEMO_MODEL_DIR
+from core.lab.jobs import compare_params, describe_demo_model, load_lab_result, locality_params
 from core.score import PRESETS
 from pages._lab_comparison import show_comparison
-from pages._shared import enlarge, ensure_routed, get_libraries
+from pages._shared import enlarge, ensure_routed
+from pages.parts.jobs import get_queue, show_outcome, submit, watch
+from pages.parts.owner import owner_id
 
 ensure_routed(__file__)
 
@@ -22,70 +23,82 @@ st.markdown(
 )
 
 
-@st.cache_resource(show_spinner=False)
-def trained_engine() -> TrainedModelEngine:
-    return TrainedModelEngine()
+def _lab_job(key: str, experiment: str):
+    """This session's Lab job of one experiment (or this browser's latest one, on a new visit)."""
+    job_id = st.session_state.get(key)
+    if job_id is None:
+        found = next(
+            (
+                j
+                for j in get_queue().list(owner=owner_id(), limit=50)
+                if j.kind == "lab" and j.params.get("experiment") == experiment
+            ),
+            None,
+        )
+        job_id = found.id if found is not None else None
+        st.session_state[key] = job_id
+    if job_id is None:
+        return None
+    try:
+        return get_queue().get(job_id)
+    except MosaicError:
+        return None
+
+
+def _show_lab_job(job, key: str):
+    """Progress while it runs; the outcome when it failed; its saved result when done."""
+    if job is None:
+        return None
+    if job.state in ACTIVE:
+        watch(job.id, key=key, show_preview=False)
+        return None
+    if job.state != "done":
+        show_outcome(job)
+        return None
+    return load_lab_result(job)
 
 
 st.subheader("1 · Locality: small patches make new things, whole-image patches copy")
 st.caption("Same noise, same digit class from the handwritten-digits library; only the patch size changes.")
 seed = st.number_input("Seed", 0, 99999, 7, key="lab_seed")
-presets = [p for p in ("fine", "balanced", "coarse", "whole-image") if p in PRESETS]
 if st.button("Make one image per patch size", key="lab_locality"):
-    engine = LocalScoreEngine(get_libraries())
-    row = []
-    for preset in presets:
-        try:
-            with st.spinner(f"{preset}…"):
-                (image,) = engine.generate(
-                    LocalScoreRequest(
-                        seed=int(seed), library="digits", size=16, preset=preset, machine="bbels", label="random"
-                    )
-                )
-        except MosaicError as err:
-            st.error(md(err))
-            break
-        row.append((preset, image.image, len(np.unique(image.arrays["sources"][..., 0]))))
-    st.session_state["lab_locality_row"] = row
-row = st.session_state.get("lab_locality_row", [])
-if row:
-    cols = st.columns(len(row))
-    for col, (preset, picture, sources) in zip(cols, row, strict=True):
-        col.image(enlarge(picture, 160), caption=f"{preset}: {sources} library pictures")
-        col.caption(PRESETS[preset])
+    job = submit("lab", locality_params(int(seed)), title=f"Lab: patch sizes, seed {int(seed)}")
+    st.session_state["lab_locality_job"] = job.id
+result = _show_lab_job(_lab_job("lab_locality_job", "locality"), "lab_locality")
+rows = (result or {}).get("rows", [])
+if rows:
+    cols = st.columns(len(rows))
+    for col, row in zip(cols, rows, strict=True):
+        if row.get("image"):
+            col.image(
+                enlarge(Image.open(row["image"]), 160), caption=f"{row['preset']}: {row['sources']} library pictures"
+            )
+        col.caption(PRESETS.get(row["preset"], ""))
 
 st.subheader("2 · A trained network next to the patch machine")
-engine = trained_engine()
 try:
-    info = engine.describe()
+    info = describe_demo_model()
 except MosaicError as err:
     st.error(md(err))
     st.stop()
 st.caption(
-    f"A small {info['model_kind'].upper()} trained by this studio on the *{info['library']}* library "
+    f"A small {md(info['model_kind'].upper())} trained by this studio on the *{md(info['library'])}* library "
     f"({info['size']}×{info['size']} px, {info['step']} training steps). The machine uses no trained weights: "
     "only the library and the patch sizes calibrated on the network."
 )
 count = st.slider("Images", 1, 8, 4, key="lab_count")
 if st.button("Compare", type="primary", key="lab_compare"):
-    try:
-        with st.spinner("Sampling the network and the machine from the same noise…"):
-            images = engine.generate(
-                TrainedModelRequest(seed=int(seed), count=int(count), label="random", compare_els=True)
-            )
-    except MosaicError as err:
-        st.error(md(err))
-    else:
-        st.session_state["lab_results"] = images
-for image in st.session_state.get("lab_results", []):
+    job = submit("lab", compare_params(int(seed), int(count)), title=f"Lab: network vs machine, seed {int(seed)}")
+    st.session_state["lab_compare_job"] = job.id
+result = _show_lab_job(_lab_job("lab_compare_job", "compare"), "lab_compare")
+for row in (result or {}).get("rows", []):
     a, b, c = st.columns([1, 1, 2], vertical_alignment="center")
-    a.image(enlarge(image.image, 128), caption=f"network · class {image.params.get('label', '?')}")
-    els = image.arrays.get("els_image")
-    if els is not None:
-        import torch
-
-        b.image(enlarge(from_tensor(torch.from_numpy(els).clamp(-1, 1)), 128), caption="patch machine (ELS)")
-    c.metric("Similarity (Pearson r)", f"{image.params.get('els_r', float('nan')):.2f}")
+    if row.get("network"):
+        a.image(enlarge(Image.open(row["network"]), 128), caption=f"network · class {md(row.get('label') or '?')}")
+    if row.get("machine"):
+        b.image(enlarge(Image.open(row["machine"]), 128), caption="patch machine (ELS)")
+    r = row.get("r")
+    c.metric("Similarity (Pearson r)", f"{r:.2f}" if isinstance(r, (int, float)) else "–")
 
 st.subheader("3 · How well does the machine predict the network?")
 st.caption(

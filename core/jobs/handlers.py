@@ -103,10 +103,26 @@ def analyze(context: JobContext) -> str:
     return run_analysis_job(context)
 
 
+def lab(context: JobContext) -> str:
+    """A Creativity Lab experiment (see :mod:`core.lab.jobs`)."""
+    from core.lab.jobs import run_lab_job
+
+    return run_lab_job(context)
+
+
+def library_import(context: JobContext) -> str:
+    """Pictures, zips or a folder into a library (see :mod:`core.libraries.jobs`)."""
+    from core.libraries.jobs import run_import_job
+
+    return run_import_job(context)
+
+
 HANDLERS: dict[str, Handler] = {
     "generate": generate,
     "campaign": campaign,
     "analyze": analyze,
+    "lab": lab,
+    "library-import": library_import,
 }
 
 

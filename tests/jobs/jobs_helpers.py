@@ -33,3 +33,12 @@ def wait_finished(queue: JobQueue, job_id: str, timeout: float = 180.0) -> JobRe
 def saved_seeds(job: JobRecord) -> list[int]:
     store = Store(recover=False)
     return sorted(store.get(r).seed for r in job.result.get("records") or [])
+
+
+def run_queued_jobs() -> list[str]:
+    """Run every queued job in this process (page tests start no workers). Returns the states."""
+    from core.jobs import QUEUED
+    from core.jobs.worker import run_job_here
+
+    queue = JobQueue()
+    return [run_job_here(queue, job.id) for job in reversed(queue.list(states=[QUEUED], limit=None))]

@@ -4,6 +4,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.jobs.jobs_helpers import run_queued_jobs
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -20,6 +22,8 @@ def test_lab_compares_the_trained_model_with_the_machine():
     assert "Creativity Lab" in at.title[0].value
     at.slider(key="lab_count").set_value(2)
     at.button(key="lab_compare").click().run()
+    assert run_queued_jobs() == ["done"]  # the page only submitted the job; a worker runs it
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert len(at.metric) == 2
@@ -29,6 +33,9 @@ def test_lab_compares_the_trained_model_with_the_machine():
 def test_lab_locality_row():
     at = _lab()
     at.button(key="lab_locality").click().run()
+    assert not at.caption or "library pictures" not in " ".join(c.value for c in at.caption)
+    assert run_queued_jobs() == ["done"]
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     from core.score import PRESETS
 
