@@ -6,8 +6,11 @@ import streamlit as st
 
 from core.errors import MosaicError
 from core.html import md
+from core.jobs import ACTIVE
+from core.libraries.jobs import import_params, keep_uploads
 from core.roots import check_folder
 from pages._shared import ensure_routed, get_libraries
+from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 
 ensure_routed(__file__)
 
@@ -19,51 +22,50 @@ st.caption(
 libraries = get_libraries()
 
 
-def show_problems() -> None:
-    for problem in st.session_state.pop("import_problems", []):
-        st.warning(md(problem))
-
-
-def show_report(report) -> None:
-    st.success(f"Added {report.added} picture(s) to **{md(report.library)}**.")
-    for notice in report.notices:
-        st.info(md(notice))
-    if report.skipped:
-        with st.expander(f"{len(report.skipped)} file(s) skipped", expanded=True):
-            for name, reason in report.skipped:
-                st.markdown(f"- {md(name)}: {md(reason)}")
-
-
-def import_into(name: str, uploads, folder: str) -> None:
-    """Import every source; a source with nothing usable is reported, the others still land."""
-    sources: list[tuple[str, object]] = []
-    files = []
-    for upload in uploads or []:
-        if upload.name.lower().endswith(".zip"):
-            data = upload.getvalue()
-            sources.append((upload.name, lambda data=data: libraries.add_zip(name, data)))
-        else:
-            files.append((upload.name, upload.getvalue()))
-    if files:
-        sources.append((f"{len(files)} picture(s)", lambda: libraries.add_files(name, files)))
+def import_into(name: str, uploads, folder: str, title: str = "") -> None:
+    """Submit an import job: the uploads are kept first, a worker adds them (all or nothing)."""
+    path = None
     if folder.strip():
         path = check_folder(folder)  # only inside the data folder or the folders the administrator allows
         if not path.is_dir():
             raise MosaicError(f"Folder not found: {path}")
-        sources.append((str(path), lambda: libraries.add_folder(name, path)))
-    if not sources:
-        raise MosaicError("Choose some pictures, a .zip or a folder first.")
-    reports, problems = [], []
-    for label, run in sources:
-        try:
-            reports.append(run())
-        except MosaicError as err:
-            problems.append(f"{label}: {err}")
-    if not reports:
-        raise MosaicError(" ".join(problems))
-    st.session_state["import_reports"] = reports
-    st.session_state["import_problems"] = problems
+    kept = keep_uploads([(u.name, u.getvalue()) for u in uploads or []])
+    params = import_params(name, title, kept, str(path) if path else None)
+    job = submit("library-import", params, title=f"Import into {title or name}")
+    st.session_state["import_job"] = job.id
+    st.session_state["open_library"] = name
 
+
+def show_import_job() -> None:
+    """The progress of this session's import (or this browser's latest one), then its report."""
+    job_id = st.session_state.get("import_job")
+    if job_id is None:
+        found = latest("library-import", states=ACTIVE)
+        job_id = found.id if found is not None else None
+    if job_id is None:
+        return
+    try:
+        job = get_queue().get(job_id)
+    except MosaicError:
+        return
+    if job.state in ACTIVE:
+        watch(job.id, key="import", show_preview=False)
+        return
+    if job.state != "done":
+        show_outcome(job)
+        return
+    result = job.result
+    st.success(f"Added {result.get('added', 0)} picture(s) to **{md(result.get('library', ''))}**.")
+    for notice in result.get("notices") or []:
+        st.info(md(notice))
+    skipped = result.get("skipped") or []
+    if skipped:
+        with st.expander(f"{len(skipped)} file(s) skipped", expanded=True):
+            for name, reason in skipped:
+                st.markdown(f"- {md(name)}: {md(reason)}")
+
+
+show_import_job()
 
 tab_list, tab_new = st.tabs(["Your libraries", "New library"])
 
@@ -88,18 +90,14 @@ with tab_new:
             st.error("Give the library a name first.")
         else:
             try:
-                libraries.create(slug, title=title.strip())
-                try:
-                    import_into(slug, uploads, folder)
-                except MosaicError:
-                    libraries.delete(slug)  # nothing valid: leave no empty library behind
-                    raise
-                st.session_state["open_library"] = slug
+                if slug in {i.name for i in libraries.list()}:
+                    raise MosaicError("A library with this name already exists: choose another name, or add "
+                                      "pictures to it under “Your libraries”.")
+                # a failed import under a new name leaves no library behind (one all-or-nothing import)
+                import_into(slug, uploads, folder, title=title.strip())
+                st.rerun()
             except MosaicError as err:
                 st.error(md(err))
-    for report in st.session_state.pop("import_reports", []):
-        show_report(report)
-    show_problems()
 
 with tab_list:
     for info in libraries.list():
@@ -129,8 +127,7 @@ with tab_list:
                 more = st.file_uploader("Add pictures or a .zip", accept_multiple_files=True, key=f"up_{info.name}")
                 if st.button("Add", key=f"add_{info.name}", disabled=not more):
                     try:
-                        import_into(info.name, more, "")
-                        st.session_state["open_library"] = info.name
+                        import_into(info.name, more, "", title=info.title)
                         st.rerun()
                     except MosaicError as err:
                         st.error(md(err))
@@ -138,6 +135,3 @@ with tab_list:
                 if st.button("Delete library", key=f"del_{info.name}", disabled=not confirm, icon=":material/delete:"):
                     libraries.delete(info.name)
                     st.rerun()
-    for report in st.session_state.pop("import_reports", []):
-        show_report(report)
-    show_problems()

@@ -42,3 +42,8 @@ def run_queued_jobs() -> list[str]:
 
     queue = JobQueue()
     return [run_job_here(queue, job.id) for job in reversed(queue.list(states=[QUEUED], limit=None))]
+
+
+def last_batch(at) -> list[str]:
+    """The image ids of the Generate page's current job (an AppTest of the studio)."""
+    return list(JobQueue().get(at.session_state["gen_job"]).result.get("records") or [])

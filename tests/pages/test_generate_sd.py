@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.engines.sd.tiny import build_tiny_sd15
+from tests.jobs.jobs_helpers import last_batch, run_queued_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,8 +43,10 @@ def test_generate_page_with_a_tiny_sd_pipeline(tiny_sd15, isolated_data_dir):
     at.run()
     at.button(key="gen_go").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    run_queued_jobs()  # the page submitted a generation job; a worker runs it
+    at.run()
     assert not at.error, [e.value for e in at.error]
-    assert len(at.session_state["last_batch"]) == 2
+    assert len(last_batch(at)) == 2
     from core.store import Store
 
     records = Store().list()
@@ -58,4 +61,6 @@ def test_generate_page_sd_bad_input_is_a_clear_message(tiny_sd15, isolated_data_
     at.text_area(key="sd_prompt").set_value("x").run()
     at.button(key="gen_go").click().run()
     assert not at.exception
+    assert run_queued_jobs() == ["failed"]  # the job says why, and the page shows it
+    at.run()
     assert any("safetensors" in e.value or "pickle" in e.value.lower() for e in at.error), [e.value for e in at.error]

@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.jobs.jobs_helpers import last_batch, run_queued_jobs
+
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 240
 
@@ -41,6 +43,8 @@ def generate_small(at: AppTest, library: str = "faces", count: int = 1) -> AppTe
     assert not at.error, [e.value for e in at.error]
     at.button(key="gen_go").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    run_queued_jobs()  # the page submitted a generation job; a worker runs it
+    at.run()
     assert not at.error, [e.value for e in at.error]
     return at
 
@@ -54,7 +58,7 @@ def test_home_explains_and_starts():
 
 def test_generate_page_shows_estimate_and_makes_images():
     at = generate_small(app(), count=2)
-    assert len(at.session_state["last_batch"]) == 2
+    assert len(last_batch(at)) == 2
     assert "Estimated time" in texts(at)
     assert "Results" in texts(at)
 
@@ -74,9 +78,11 @@ def test_generate_page_fast_draft_lowers_the_estimate_and_is_recorded():
     assert "The first fast draft with this library and size takes about" in texts(at)
     at.button(key="gen_go").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    run_queued_jobs()  # the page submitted a generation job; a worker runs it
+    at.run()
     from core.store import Store
 
-    record = Store().get(at.session_state["last_batch"][0])
+    record = Store().get(last_batch(at)[0])
     assert record.params["approximate"] is True
 
 
@@ -93,7 +99,7 @@ def test_mosaic_page_empty_then_with_an_image():
     at = goto(app(), "mosaic")
     assert "No generated images yet" in texts(at)
     generate_small(at)
-    record_id = at.session_state["last_batch"][0]
+    record_id = last_batch(at)[0]
     at.switch_page("pages/mosaic.py")
     at.query_params["id"] = record_id
     at.run()
@@ -116,7 +122,7 @@ def test_gallery_lists_saved_images_after_restart():
 
 def test_gallery_delete_asks_first_and_keep_keeps():
     at = generate_small(app(), count=2)
-    first, second = at.session_state["last_batch"]
+    first, second = last_batch(at)
     goto(at, "gallery")
     at.button(key=f"x_{first}").click().run()
     assert "cannot be undone" in " ".join(w.value for w in at.warning)
@@ -145,6 +151,8 @@ def test_libraries_page_lists_builtins_and_imports_a_folder(isolated_data_dir):
     at.text_input[1].set_value(str(folder))
     at.button(key="create_library").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    assert run_queued_jobs() == ["done"]  # the page submitted an import job; a worker runs it
+    at.run()
     assert any("Added 6 picture(s)" in s.value for s in at.success)
     assert any("broken\\.png" in m.value for m in at.markdown)  # file names are escaped Markdown (core.html.md)
     assert any("Spring catalogue" in e.label for e in at.expander)
@@ -156,6 +164,7 @@ def test_libraries_page_bad_folder_is_a_clear_error_and_creates_nothing(isolated
     at.text_input[1].set_value(str(isolated_data_dir / "missing"))
     at.button(key="create_library").click().run()
     assert any("Folder not found" in e.value for e in at.error)
+    assert run_queued_jobs() == []
     assert not any("Nothing here" in e.label for e in at.expander)
 
 
@@ -169,7 +178,7 @@ def test_pages_keep_and_explain_an_image_whose_file_is_missing():
     from core.store import Store
 
     at = generate_small(app(), count=2)
-    first, _second = at.session_state["last_batch"]
+    first, _second = last_batch(at)
     store = Store()
     store.image_path(store.get(first)).unlink()
     at.run()  # the Generate page's results still show the batch
