@@ -18,23 +18,25 @@ from core.campaigns import (
     RUNNING,
     CampaignItemRecord,
     CampaignRecord,
-    CampaignRunner,
     CampaignStore,
-    RunReport,
     Variation,
     export_campaign_zip,
 )
+from core.campaigns.analysis import analyzer_available, make_analyzer
 from core.campaigns.export import slug
-from core.engines.base import Progress
+from core.campaigns.store import INTERRUPTED
 from core.errors import MosaicError
 from core.html import md
+from core.jobs import ACTIVE
 from core.libraries import LibraryManager
-from pages._campaign_analysis import analyzer_available, make_analyzer
 from pages._shared import enlarge
+from pages.parts.jobs import get_queue, show_outcome, submit, watch
+from pages.parts.owner import owner_id
 
 logger = logging.getLogger(__name__)
 
 STATUS_WORDS = {
+    INTERRUPTED: "interrupted (press Resume)",
     PLANNED: "not started",
     RUNNING: "being made",
     PAUSED: "stopped part-way (press Resume)",
@@ -53,53 +55,71 @@ def run_with_progress(
     analyse: bool,
     item_ids: Sequence[str] | None = None,
     regenerate: str | None = None,
-) -> RunReport | None:
-    """Run (or resume, or regenerate one item of) a campaign in this script run, with ONE progress bar.
+):
+    """Submit a job that makes (or resumes, or regenerates one item of) a campaign; the page watches it.
 
-    Every finished image is saved at once, so if the page is left or stopped the finished images stay and
-    the rest waits for Resume. Returns the report, or None after an error was shown.
+    A worker makes the images and saves each one as it is finished, so leaving the page loses nothing.
+    Returns the job, or None after an error was shown.
     """
-    campaign = campaigns.get(campaign_id)
-    bar = st.progress(0.0, text="Starting… (finished images are saved one by one)")
-    preview = st.empty()
-
-    done = [0.0]
-
-    def report(progress: Progress) -> None:
-        done[0] = progress.fraction
-        bar.progress(progress.fraction, text=md(progress.message) if progress.message else "Working…")
-        if progress.preview is not None:
-            preview.image(enlarge(progress.preview, 128), caption="Forming…")
-
-    analyze = make_analyzer(campaign, campaigns, libraries) if analyse else None
-    if analyze is not None:
-        inner = analyze
-
-        def analyze(record):  # type: ignore[no-redef]
-            bar.progress(done[0], text="Checking originality and copy risk of the new image…")
-            return inner(record)
-
-    runner = CampaignRunner(campaigns, analyze=analyze)
+    del libraries  # the job picks the library to compare with
     try:
         if regenerate is not None:
-            runner.regenerate(regenerate, on_progress=report)
-            result = RunReport(campaign_id=campaign_id, made=[regenerate], status=campaigns.refresh_status(campaign_id))
-        else:
-            result = runner.run(campaign_id, on_progress=report, item_ids=item_ids)
+            campaigns.prepare_regenerate(regenerate)
+            item_ids = [regenerate]
+        campaign = campaigns.get(campaign_id)
+        params = {
+            "campaign_id": campaign_id,
+            "analyse": bool(analyse),
+            "item_ids": list(item_ids) if item_ids else None,
+        }
+        job = submit("campaign", params, title=f"Campaign: {campaign.name}"[:200])
     except MosaicError as err:
-        bar.empty()
-        preview.empty()
         st.error(md(err))
         return None
-    preview.empty()
-    bar.progress(1.0, text=f"Done: {len(result.made)} image(s) made and saved.")
-    return result
+    st.session_state[f"camp_job_{campaign_id}"] = job.id
+    return job
+
+
+def campaign_job(campaign_id: str):
+    """This session's job for a campaign, or this browser's latest one for it; None when there is none."""
+    job_id = st.session_state.get(f"camp_job_{campaign_id}")
+    if job_id is None:
+        found = next(
+            (
+                j
+                for j in get_queue().list(owner=owner_id(), limit=100)
+                if j.kind == "campaign" and j.params.get("campaign_id") == campaign_id
+            ),
+            None,
+        )
+        if found is None:
+            return None
+        job_id = found.id
+        st.session_state[f"camp_job_{campaign_id}"] = job_id
+    try:
+        return get_queue().get(job_id)
+    except MosaicError:
+        return None
+
+
+def show_campaign_job(campaign_id: str) -> bool:
+    """Live progress of the campaign's job (True while it runs); a failed or cancelled one says why."""
+    job = campaign_job(campaign_id)
+    if job is None:
+        return False
+    if job.state in ACTIVE:
+        watch(job.id, key=f"camp_{campaign_id}", preview_side=128)
+        return True
+    if job.state != "done":
+        show_outcome(job)
+    return False
 
 
 # ---------------------------------------------------------------------------------------- choosing
-def campaign_label(campaign: CampaignRecord, counts: dict[str, int] | None = None) -> str:
+def campaign_label(campaign: CampaignRecord, status: str | None = None) -> str:
     when = campaign.created.strftime("%d %b %Y %H:%M") if campaign.created else ""
-    return f"{campaign.name} · {when} · {STATUS_WORDS.get(campaign.status, campaign.status)}"
+    status = status or campaign.status
+    return f"{campaign.name} · {when} · {STATUS_WORDS.get(status, status)}"
 
 
 def pick_campaign(campaigns: CampaignStore) -> CampaignRecord | None:
@@ -114,7 +134,7 @@ def pick_campaign(campaigns: CampaignStore) -> CampaignRecord | None:
     campaign_id = st.selectbox(
         "Open a saved campaign (newest first)",
         list(by_id),
-        format_func=lambda cid: campaign_label(by_id[cid]),
+        format_func=lambda cid: campaign_label(by_id[cid], campaigns.shown_status(by_id[cid])),
         key="camp_open",
     )
     if st.session_state.get("camp_reconciled") != campaign_id:
@@ -180,6 +200,7 @@ def show_campaign(campaign: CampaignRecord, campaigns: CampaignStore, libraries:
     flash = st.session_state.pop("camp_flash", None)
     if flash:
         st.error(md(flash))
+    running = show_campaign_job(campaign.id)
     counts = campaigns.counts(campaign.id)
     st.subheader(md(campaign.name))
     engine_words = (
@@ -203,7 +224,7 @@ def show_campaign(campaign: CampaignRecord, campaigns: CampaignStore, libraries:
 
     analyse = _analysis_choice("camp_analyse_resume") if counts[PENDING] or counts[FAILED] else False
     actions = st.columns(3)
-    if counts[PENDING] and actions[0].button(
+    if counts[PENDING] and not running and actions[0].button(
         f"Resume: make the {counts[PENDING]} waiting image(s)",
         type="primary",
         key="camp_resume",
@@ -211,7 +232,7 @@ def show_campaign(campaign: CampaignRecord, campaigns: CampaignStore, libraries:
     ):
         if run_with_progress(campaigns, libraries, campaign.id, analyse) is not None:
             st.rerun()
-    if counts[FAILED] and actions[1].button(
+    if counts[FAILED] and not running and actions[1].button(
         f"Try the {counts[FAILED]} failed image(s) again", key="camp_retry", icon=":material/replay:"
     ):
         campaigns.retry_failed(campaign.id)

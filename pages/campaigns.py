@@ -114,13 +114,11 @@ if view == "new":
                 # this campaign with its finished images and a Resume button
                 st.session_state["camp_goto_campaign"] = campaign.id
                 st.session_state["camp_goto_view"] = "results"
-                report = run_with_progress(campaigns, libraries, campaign.id, analyse)
+                job = run_with_progress(campaigns, libraries, campaign.id, analyse)
                 st.session_state["camp_seed"] = random.randint(0, 99999)  # the next campaign looks different
-                if report is None:  # nothing could be made: stay on the form with the message
+                if job is None:  # it could not be submitted: stay on the form with the message
                     st.session_state.pop("camp_goto_view", None)
-                else:
-                    if report.errors:
-                        st.session_state["camp_flash"] = " · ".join(report.errors)
+                else:  # the results view watches the job and shows each image as it lands
                     st.rerun()
 
 elif view == "results":

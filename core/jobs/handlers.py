@@ -79,7 +79,13 @@ def campaign(context: JobContext) -> str:
         raise BadInputError("This campaign job names no campaign.")
     item_ids = context.params.get("item_ids")
     campaigns = CampaignStore()
-    runner = CampaignRunner(campaigns, engines=lambda name: _engine(context, name))
+    analyze = None
+    if context.params.get("analyse"):  # originality and copy-risk figures of each new image
+        from core.campaigns.analysis import make_analyzer
+        from core.libraries import LibraryManager
+
+        analyze = make_analyzer(campaigns.get(campaign_id), campaigns, LibraryManager())
+    runner = CampaignRunner(campaigns, engines=lambda name: _engine(context, name), analyze=analyze)
     context.save_result(campaign_id=campaign_id)
     report = runner.run(campaign_id, on_progress=context.engine_progress, cancel=context.cancel, item_ids=item_ids)
     if report.cancelled:

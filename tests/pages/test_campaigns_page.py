@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.campaigns import MANIFEST, CampaignRunner, CampaignStore, plan_campaign, read_manifest
 from core.templates import load_brand_kit
+from tests.jobs.jobs_helpers import run_queued_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 240
@@ -87,6 +88,12 @@ def downloads(monkeypatch) -> list[tuple[bytes, str, str | None]]:
     return seen
 
 
+def run_jobs(at) -> None:
+    """The page submitted a campaign job: run it as a worker would, then look at the page again."""
+    if run_queued_jobs():
+        at.run()
+
+
 def test_campaigns_page_renders_every_section():
     at = page()
     assert "Campaigns" in texts(at)
@@ -112,6 +119,7 @@ def test_preview_lists_the_concrete_images_before_generating():
 def test_make_a_campaign_star_export_and_reopen(downloads, monkeypatch):
     at = fill_small_campaign(page())
     at.button(key="camp_go").click().run()
+    run_jobs(at)
     ok(at)
     assert not at.error, [e.value for e in at.error]
     assert at.radio(key="camp_view").value == "results"
@@ -155,6 +163,7 @@ def test_make_a_campaign_star_export_and_reopen(downloads, monkeypatch):
     # one variation made again with a new seed; the old image stays in the gallery
     old = campaigns.item(items[1].id)
     at.button(key=f"camp_regen_{old.id}").click().run()
+    run_jobs(at)
     ok(at)
     assert not at.error, [e.value for e in at.error]
     new = campaigns.item(old.id)
@@ -198,6 +207,7 @@ def test_interrupted_campaign_reopens_with_finished_images_and_resumes():
     if "camp_analyse_resume" in [c.key for c in at.checkbox]:
         at.checkbox(key="camp_analyse_resume").uncheck().run()
     at.button(key="camp_resume").click().run()
+    run_jobs(at)
     ok(at)
     counts = campaigns.counts(campaign.id)
     assert counts["done"] == 3 and counts["pending"] == 0
@@ -300,6 +310,7 @@ def test_stable_diffusion_campaign_with_a_tiny_pipeline(tiny_sd15, isolated_data
     ok(at)
     assert not at.error, [e.value for e in at.error]
     at.button(key="camp_go").click().run()
+    run_jobs(at)
     ok(at)
     assert not at.error, [e.value for e in at.error]
     (campaign,) = CampaignStore().list()

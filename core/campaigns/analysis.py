@@ -1,4 +1,4 @@
-"""Originality / copy-risk figures for campaign images (used by the Campaigns page).
+"""Originality / copy-risk figures for campaign images (used by campaign jobs and the Campaigns page).
 
 ``core.analyzer`` is optional: when it provides ``analyze_generation(record)`` or
 ``analyze_image(image, library)`` this module turns it into the ``analyze(record)`` callable the
