@@ -124,9 +124,11 @@ class Runner:
         if self.kind == "ray":
             env["MOSAIC_RAY_ADDRESS"] = "local"  # the dispatcher starts a 2-CPU Ray instance of its own
             env["MOSAIC_RAY_NUM_CPUS"] = "2"
+        # two CPU workers share the cores (as the studio's own pool does): one thread each
+        threads = ["--threads", str(max(1, (os.cpu_count() or 1) // count))] if self.kind != "ray" else []
         for _ in range(count):
             self.procs.append(
-                subprocess.Popen([sys.executable, "-m", "core", "worker"], cwd=ROOT, env=env,
+                subprocess.Popen([sys.executable, "-m", "core", "worker", *threads], cwd=ROOT, env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
 

@@ -84,6 +84,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
     from core.jobs.worker import Worker
 
+    if args.threads:  # several CPU workers on one machine share its cores instead of fighting over them
+        import torch
+
+        torch.set_num_threads(args.threads)
     worker = Worker(device=args.device, idle_exit_s=args.idle_exit, parent_pid=args.parent_pid)
     worker.install_signal_handlers()
     if not args.json:
@@ -106,6 +110,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--device", default="cpu", help="cpu, or cuda:N for one GPU")
     worker.add_argument("--max-jobs", type=_positive, default=None, help="stop after this many jobs")
     worker.add_argument("--idle-exit", type=float, default=None, help="stop after this many idle seconds")
+    worker.add_argument("--threads", type=_positive, default=None, help="CPU threads for this worker's engines")
     worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(func=cmd_worker)

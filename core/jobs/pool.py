@@ -49,8 +49,11 @@ class WorkerPool:
         self._lock = threading.Lock()
         self.log_path = config.data_dir() / "logs" / "workers.log"
 
-    def _command(self, device: str) -> list[str]:
-        return [sys.executable, "-m", "core", "worker", "--device", device, "--parent-pid", str(os.getpid())]
+    def _command(self, device: str, cpu_workers: int = 1) -> list[str]:
+        command = [sys.executable, "-m", "core", "worker", "--device", device, "--parent-pid", str(os.getpid())]
+        if device == "cpu" and cpu_workers > 1:  # share the cores: N workers with all cores each would thrash
+            command += ["--threads", str(max(1, (os.cpu_count() or 1) // cpu_workers))]
+        return command
 
     def ensure(self) -> None:
         """Start the workers that are not running (cheap when all are)."""
@@ -64,7 +67,7 @@ class WorkerPool:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
                 with open(self.log_path, "ab") as log:
                     proc = subprocess.Popen(
-                        self._command("cpu" if device == "ray" else device),
+                        self._command("cpu" if device == "ray" else device, wanted.count("cpu")),
                         cwd=ROOT,
                         env=dict(
                             os.environ,
