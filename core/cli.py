@@ -290,9 +290,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from core.analyzer import source_map_image
     from core.analyzer.jobs import analysis_params, load_job_analysis
     from core.images import load_image_file
-    from core.jobs import JobQueue
+    from core.jobs import FINISHED, JobQueue
     from core.jobs.cli import cli_owner, wait_for
-    from core.jobs.requests import save_upload_image
+    from core.jobs.requests import save_upload_image, uploads_dir
 
     path = Path(args.image)
     if not path.is_file():
@@ -301,16 +301,24 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.space == "latent" and not args.model:
         raise MosaicError("Latent-space analysis needs a Stable Diffusion model: add --model PATH_OR_ID.")
     image = load_image_file(path).image
-    params = analysis_params(
-        args.library, args.space, args.model, upload=save_upload_image(image), label=path.name[:200]
-    )
+    from core.libraries import LibraryManager
+
+    LibraryManager().get(args.library)  # an unknown library is refused before anything is kept
     queue = JobQueue()
+    before = {p.name for p in uploads_dir().iterdir()}
+    upload = save_upload_image(image)
+    ours = upload not in before  # the same picture kept by the page stays for it
+    params = analysis_params(args.library, args.space, args.model, upload=upload, label=path.name[:200])
     job = queue.submit("analyze", params, owner=cli_owner(), title=f"Originality check of {path.name}"[:200])
     if args.no_wait:
         _print({"job": job.id}, args.json, f"job {job.id} queued (see 'python -m core jobs show {job.id}')")
         return 0
-    job = wait_for(queue, job, show_progress=not args.json)
-    result = load_job_analysis(job)
+    try:
+        job = wait_for(queue, job, show_progress=not args.json)
+        result = load_job_analysis(job)
+    finally:  # the command's own copy of the picture is not needed once its check has ended
+        if ours and queue.get(job.id).state in FINISHED:
+            (uploads_dir() / upload).unlink(missing_ok=True)
     data = result.to_json()
     try:
         source_map_image(result).save(source_map)

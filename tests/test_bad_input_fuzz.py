@@ -237,7 +237,10 @@ def _fmt(value: str, inputs: Inputs) -> str:
 
 
 def _run_cli(argv: list[str], env_extra: dict[str, str], data_dir: Path) -> tuple[int, str, str, int, float]:
-    """Run ``python -m core`` in a process; returns (status, stdout, stderr, peak KiB, seconds)."""
+    """Run ``python -m core`` in a process; returns (status, stdout, stderr, peak KiB, seconds).
+
+    The peak is sampled every 50 ms from ``/proc`` while the command runs.
+    """
     env = dict(os.environ, MOSAIC_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     env.update(env_extra)
     out_path, err_path = data_dir.parent / "fuzz.out", data_dir.parent / "fuzz.err"
@@ -246,8 +249,10 @@ def _run_cli(argv: list[str], env_extra: dict[str, str], data_dir: Path) -> tupl
         proc = subprocess.Popen(
             [sys.executable, "-m", "core", *argv], cwd=ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
         )
+        peak_kb = 0
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
+            pid, status, _usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() - start > TIME_LIMIT:
@@ -260,9 +265,21 @@ def _run_cli(argv: list[str], env_extra: dict[str, str], data_dir: Path) -> tupl
         proc.returncode,
         out_path.read_text(errors="replace"),
         err_path.read_text(errors="replace"),
-        usage.ru_maxrss,
+        peak_kb,
         time.monotonic() - start,
     )
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    """The process's own peak memory so far (``ru_maxrss`` would also count the test process it forked from)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _check_refused(argv: list[str], status: int, stdout: str, stderr: str, peak_kb: int, json_mode: bool) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from core.errors import BadInputError
 from core.jobs.models import (
@@ -75,10 +75,6 @@ class JobQueue:
         """Queue a job and return it. With ``dedupe_key``, an active job of the same key is returned instead."""
         if kind not in KINDS:
             raise BadInputError(f"Unknown kind of job {kind!r}.")
-        if dedupe_key:
-            existing = self._active_with_key(dedupe_key)
-            if existing is not None:
-                return existing
         record = JobRecord(
             id=uuid.uuid4().hex[:16],
             kind=kind,
@@ -96,12 +92,18 @@ class JobQueue:
             max_attempts=max_attempts,
         )
         with self._sessions.begin() as session:
+            if dedupe_key:
+                # check and insert under one lock, so two racing clicks (two processes) make one job
+                _lock_for_key(session, dedupe_key)
+                existing = session.scalars(
+                    select(JobRecord)
+                    .where(JobRecord.dedupe_key == dedupe_key, JobRecord.state.in_(ACTIVE))
+                    .order_by(JobRecord.created_at, JobRecord.id)
+                    .limit(1)
+                ).first()
+                if existing is not None:
+                    return existing
             session.add(record)
-        if dedupe_key:  # two racing submits: the older one wins, the newer one is withdrawn
-            first = self._active_with_key(dedupe_key)
-            if first is not None and first.id != record.id:
-                self._set(record.id, state=CANCELLED, message="Duplicate of an earlier click.", finished_at=utcnow())
-                return first
         logger.info("queued %s job %s for %s", kind, record.id, owner)
         return self.get(record.id)
 
@@ -391,6 +393,16 @@ class JobQueue:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
+
+
+def _lock_for_key(session, key: str) -> None:
+    """Serialise the submits of one dedupe key until the transaction ends (PostgreSQL: an advisory lock;
+    SQLite: taking the database's write lock now, with an UPDATE that changes nothing)."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+    else:
+        session.execute(update(JobRecord).where(JobRecord.id == "").values(state=JobRecord.state))
 
 
 def _round_robin(queued: Sequence[tuple[str, str]], running: dict[str, int]) -> list[str]:
