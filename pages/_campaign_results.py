@@ -22,7 +22,7 @@ from core.campaigns import (
     Variation,
     export_campaign_zip,
 )
-from core.campaigns.analysis import analyzer_available, make_analyzer
+from core.campaigns.analysis import analyzer_available
 from core.campaigns.export import slug
 from core.campaigns.store import INTERRUPTED
 from core.errors import MosaicError
@@ -276,27 +276,14 @@ def _analyse_button(column, campaign, campaigns, libraries, counts) -> None:
     if not missing:
         return
     if column.button(f"Check originality of {len(missing)} image(s)", key="camp_analyse_now", icon=":material/search:"):
-        analyze = make_analyzer(campaign, campaigns, libraries)
-        bar = st.progress(0.0, text="Checking originality…")
-        problems = []
-        for k, item in enumerate(missing):
-            bar.progress(k / len(missing), text=f"Checking image {k + 1} of {len(missing)}…")
-            record = campaigns.generation(item)
-            if record is None or analyze is None:
-                continue
-            try:
-                result = analyze(record)
-            except Exception as err:  # the analyzer is optional: say what happened, keep the page
-                logger.warning("analysis failed: %s", err)
-                problems.append(str(err))
-                continue
-            if result:
-                campaigns.set_analysis(item.id, result)
-        bar.progress(1.0, text="Checked.")
-        if problems:
-            st.error(f"Some images could not be checked: {md(problems[0])}")
-        else:
-            st.rerun()
+        try:
+            params = {"campaign_id": campaign.id, "analyse_only": True}
+            job = submit("campaign", params, title=f"Originality of {campaign.name}"[:200])
+        except MosaicError as err:
+            st.error(md(err))
+            return
+        st.session_state[f"camp_job_{campaign.id}"] = job.id
+        st.rerun()
 
 
 def _grid(

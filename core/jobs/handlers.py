@@ -86,6 +86,16 @@ def campaign(context: JobContext) -> str:
 
         analyze = make_analyzer(campaigns.get(campaign_id), campaigns, LibraryManager())
     runner = CampaignRunner(campaigns, engines=lambda name: _engine(context, name), analyze=analyze)
+    if context.params.get("analyse_only"):  # figures for the images already made, nothing generated
+        from core.campaigns.analysis import make_analyzer
+        from core.libraries import LibraryManager
+
+        checker = make_analyzer(campaigns.get(campaign_id), campaigns, LibraryManager())
+        if checker is None:
+            raise BadInputError("The originality check is not available in this studio.")
+        checked = runner.analyze_items(campaign_id, checker)
+        context.save_result(campaign_id=campaign_id, checked=checked)
+        return f"Checked the originality of {checked} image(s)."
     context.save_result(campaign_id=campaign_id)
     report = runner.run(campaign_id, on_progress=context.engine_progress, cancel=context.cancel, item_ids=item_ids)
     if report.cancelled:

@@ -157,6 +157,7 @@ def test_make_a_campaign_star_export_and_reopen(downloads, monkeypatch):
     result = SimpleNamespace(originality=77, copy_risk="low", near_copy=SimpleNamespace(score=0.12), summary="ok")
     monkeypatch.setattr(core.analyzer, "analyze_image", lambda image, library, **kw: result, raising=False)
     at.button(key="camp_analyse_now").click().run()
+    run_jobs(at)  # the check runs as a campaign job
     ok(at)
     assert "Originality **77/100**" in texts(at) and "Copy risk **low**" in texts(at)
 
