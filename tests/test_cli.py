@@ -342,7 +342,7 @@ def test_generate_keeps_the_images_finished_before_a_later_one_fails(capsys, mon
 
 
 def test_a_killed_generate_keeps_its_finished_images(tmp_path, tiny_sd15):
-    """Issue 13 item 5: SIGKILL while image 3 of 4 is being made keeps images 1 and 2, with their files."""
+    """Issue 13 item 5: SIGKILL while the later images are being made keeps the finished ones, with their files."""
     import os
     import signal
     import subprocess
@@ -353,20 +353,20 @@ def test_a_killed_generate_keeps_its_finished_images(tmp_path, tiny_sd15):
 
     root = Path(__file__).resolve().parents[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "core", *_sd_args(tiny_sd15, count=4, steps=12)],
+        [sys.executable, "-m", "core", *_sd_args(tiny_sd15, count=6, steps=60)],
         cwd=root,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
-    seen = b""
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 300
     try:
-        while b"Image 3 of 4: step " not in seen:
-            chunk = process.stderr.read1(4096) if process.stderr else b""
-            assert chunk or process.poll() is None, seen.decode(errors="replace")[-2000:]
-            assert time.monotonic() < deadline, "image 3 never started"
-            seen += chunk
+        while True:  # wait until two images are in the gallery, then kill the command mid-batch
+            assert process.poll() is None, "the command ended before it could be killed"
+            assert time.monotonic() < deadline, "two images were never saved"
+            if (Path(os.environ["MOSAIC_DATA_DIR"]) / "mosaic.db").exists() and Store(recover=False).count() >= 2:
+                break
+            time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
     finally:
         process.kill()
@@ -374,7 +374,7 @@ def test_a_killed_generate_keeps_its_finished_images(tmp_path, tiny_sd15):
     assert process.returncode == -signal.SIGKILL
     store = Store()
     records = store.list()
-    # images 1 and 2 were finished before image 3 started: they are kept (image 3 may have finished
-    # in the moment before the kill; image 4 cannot have)
-    assert sorted(r.seed for r in records)[:2] == [11, 12] and len(records) < 4
+    # images 1 and 2 were finished before the kill: they are kept (a third may have finished in the moment
+    # before it; the last cannot have)
+    assert sorted(r.seed for r in records)[:2] == [11, 12] and 2 <= len(records) < 6
     assert all(store.image(r).size == (64, 64) for r in records)
