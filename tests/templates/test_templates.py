@@ -244,3 +244,17 @@ def test_one_broken_user_template_never_hides_the_others(tmp_path):
     ids = [t.id for t in library.list()]
     assert "social-post-set" in ids and not {"deep", "nan", "pipe"} & set(ids)
     assert len(library.problems()) == 3
+
+
+def test_a_template_file_over_the_size_limit_is_refused_unread(tmp_path):
+    from core.templates import TemplateLibrary
+    from core.templates.library import MAX_TEMPLATE_BYTES
+    from core.templates.schema import TemplateError
+
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "huge.yaml").write_text("id: huge\nname: x\nnotes: '" + "a" * (MAX_TEMPLATE_BYTES + 10) + "'\n")
+    library = TemplateLibrary(user_dir=user)
+    assert "huge" not in [t.id for t in library.list()]
+    with pytest.raises(TemplateError, match="too large"):
+        library.get("huge")

@@ -139,3 +139,12 @@ def test_safetensors_header_that_is_not_a_table_of_weights_is_a_clear_error(engi
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 32)
     with pytest.raises(BadInputError, match="not a valid .safetensors"):
         _gen(engine, str(path))
+
+
+def test_safetensors_header_longer_than_the_file_is_a_clear_error(engine, tmp_path):
+    import struct
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", 2**40) + b"{}")
+    with pytest.raises(BadInputError, match="not a valid .safetensors"):
+        _gen(engine, str(path))
