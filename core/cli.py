@@ -128,7 +128,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from core.engines.registry import resolve
     from core.jobs import JobQueue
     from core.jobs.cli import cli_owner, wait_for
-    from core.jobs.requests import encode_request
+    from core.jobs.requests import device_for, encode_request
 
     engine_name, overrides = resolve(args.engine)
     out = _out_folder(args.out)
@@ -146,7 +146,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     params = dict(encode_request(engine_name, request), title=args.title or "")
     what = getattr(request, "library", None) or getattr(request, "prompt", "") or engine_name
     title = f"{request.count} image(s): {str(what)[:60]}"
-    job = queue.submit("generate", params, owner=cli_owner(), title=title, device=_device_for(engine_name))
+    job = queue.submit("generate", params, owner=cli_owner(), title=title, device=device_for(engine_name))
     if args.no_wait:
         _print({"job": job.id}, args.json, f"job {job.id} queued (see 'python -m core jobs show {job.id}')")
         return 0
@@ -176,17 +176,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     _print(data, args.json, "\n".join(lines))
     return 0
 
-
-def _device_for(engine_name: str) -> str:
-    """Stable Diffusion jobs want a GPU worker when the studio has one; the others run anywhere."""
-    if engine_name != "sd":
-        return "cpu"
-    try:
-        import torch
-
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    except Exception:
-        return "cpu"
 
 
 # ----------------------------------------------------------------------- libraries

@@ -30,8 +30,7 @@ from core.html import md
 from core.jobs import ACTIVE
 from core.libraries import LibraryManager
 from pages._shared import enlarge
-from pages.parts.jobs import get_queue, show_outcome, submit, watch
-from pages.parts.owner import owner_id
+from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 
 logger = logging.getLogger(__name__)
 
@@ -84,14 +83,7 @@ def campaign_job(campaign_id: str):
     """This session's job for a campaign, or this browser's latest one for it; None when there is none."""
     job_id = st.session_state.get(f"camp_job_{campaign_id}")
     if job_id is None:
-        found = next(
-            (
-                j
-                for j in get_queue().list(owner=owner_id(), limit=100)
-                if j.kind == "campaign" and j.params.get("campaign_id") == campaign_id
-            ),
-            None,
-        )
+        found = latest("campaign", campaign_id=campaign_id)
         if found is None:
             return None
         job_id = found.id

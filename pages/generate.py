@@ -5,7 +5,7 @@ import streamlit as st
 from core.errors import MosaicError
 from core.html import md
 from core.jobs import ACTIVE
-from core.jobs.requests import encode_request
+from core.jobs.requests import device_for, encode_request
 from pages._generate_local import local_score_form
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
@@ -43,7 +43,9 @@ with right:
         # leaving the page, closing the tab or clicking twice loses nothing and makes one job
         params = dict(encode_request(engine_name, request), title="")
         what = getattr(request, "library", None) or getattr(request, "prompt", "") or engine_name
-        job = submit("generate", params, title=f"{request.count} image(s): {str(what)[:60]}")
+        job = submit(
+            "generate", params, title=f"{request.count} image(s): {str(what)[:60]}", device=device_for(engine_name)
+        )
         st.session_state["gen_job"] = job.id
     job_id = st.session_state.get("gen_job")
     if job_id is None:  # a new visit: this browser's latest generation, running or finished

@@ -11,8 +11,7 @@ from core.lab.jobs import compare_params, describe_demo_model, load_lab_result, 
 from core.score import PRESETS
 from pages._lab_comparison import show_comparison
 from pages._shared import enlarge, ensure_routed
-from pages.parts.jobs import get_queue, show_outcome, submit, watch
-from pages.parts.owner import owner_id
+from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 
 ensure_routed(__file__)
 
@@ -27,14 +26,7 @@ def _lab_job(key: str, experiment: str):
     """This session's Lab job of one experiment (or this browser's latest one, on a new visit)."""
     job_id = st.session_state.get(key)
     if job_id is None:
-        found = next(
-            (
-                j
-                for j in get_queue().list(owner=owner_id(), limit=50)
-                if j.kind == "lab" and j.params.get("experiment") == experiment
-            ),
-            None,
-        )
+        found = latest("lab", experiment=experiment)
         job_id = found.id if found is not None else None
         st.session_state[key] = job_id
     if job_id is None:

@@ -107,16 +107,6 @@ class JobQueue:
         logger.info("queued %s job %s for %s", kind, record.id, owner)
         return self.get(record.id)
 
-    def _active_with_key(self, key: str) -> JobRecord | None:
-        with self._sessions() as session:
-            query = (
-                select(JobRecord)
-                .where(JobRecord.dedupe_key == key, JobRecord.state.in_(ACTIVE))
-                .order_by(JobRecord.created_at, JobRecord.id)
-                .limit(1)
-            )
-            return session.scalars(query).first()
-
     # ------------------------------------------------------------------ reading
     def get(self, job_id: str) -> JobRecord:
         with self._sessions() as session:
@@ -384,15 +374,6 @@ class JobQueue:
                 counts[key] += 1
                 logger.warning("job %s: worker %s gone, %s", job.id, job.worker, new["state"])
         return counts
-
-    def _set(self, job_id: str, **values: Any) -> None:
-        with self._sessions.begin() as session:
-            session.execute(
-                update(JobRecord)
-                .where(JobRecord.id == job_id)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
 
 
 def _lock_for_key(session, key: str) -> None:

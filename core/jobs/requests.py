@@ -90,3 +90,15 @@ def decode_request(params: dict[str, Any]) -> tuple[str, GenerationRequest]:
                 value = img.copy()
         values[key] = value
     return engine, cls(**values)
+
+
+def device_for(engine: str) -> str:
+    """The device a generation job asks for: Stable Diffusion wants a GPU when this machine has one."""
+    if engine != "sd":
+        return "cpu"
+    try:
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    except Exception:  # a broken CUDA install: the CPU
+        return "cpu"

@@ -59,10 +59,12 @@ def submit(kind: str, params: dict[str, Any], title: str, device: str = "cpu") -
     return get_queue().submit(kind, params, owner=owner, title=title, device=device, dedupe_key=f"{owner}:{digest}")
 
 
-def latest(kind: str, states: tuple[str, ...] | None = None) -> JobRecord | None:
-    """This browser's newest job of ``kind`` (optionally in ``states``)."""
-    jobs = get_queue().list(owner=owner_id(), states=states, limit=50)
-    return next((j for j in jobs if j.kind == kind), None)
+def latest(kind: str, states: tuple[str, ...] | None = None, **params: Any) -> JobRecord | None:
+    """This browser's newest job of ``kind`` (optionally in ``states``, and whose params have these values)."""
+    jobs = get_queue().list(owner=owner_id(), states=states, limit=100)
+    return next(
+        (j for j in jobs if j.kind == kind and all((j.params or {}).get(k) == v for k, v in params.items())), None
+    )
 
 
 def status_words(job: JobRecord, queue: JobQueue | None = None) -> str:
