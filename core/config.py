@@ -8,9 +8,10 @@ data directory). Both are read at call time, so tests can point them at a tempor
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from core.errors import MosaicError
+from core.errors import BadInputError, MosaicError
 
 DATA_DIR_ENV = "MOSAIC_DATA_DIR"
 DATABASE_URL_ENV = "MOSAIC_DATABASE_URL"
@@ -45,7 +46,10 @@ def database_url() -> str:
 
 
 def _subfolder(name: str) -> Path:
-    path = data_dir() / name
+    return _make(data_dir() / name)
+
+
+def _make(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # e.g. a file of that name in the data folder
@@ -55,8 +59,38 @@ def _subfolder(name: str) -> Path:
     return path
 
 
-def libraries_dir() -> Path:
-    return _subfolder("libraries")
+#: a workspace name: a short slug, safe as a folder name
+WORKSPACE_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+DEFAULT_WORKSPACE = "default"
+
+
+def check_workspace_name(name: object) -> str:
+    """``name`` if it can name a workspace, else :class:`BadInputError` saying the rule."""
+    if not isinstance(name, str) or not WORKSPACE_PATTERN.fullmatch(name):
+        raise BadInputError(
+            f"{name!r} is not a workspace name: use 1 to 64 lower-case letters, digits, '-' or '_', "
+            "starting with a letter or digit (for example 'acme-shoes')."
+        )
+    return name
+
+
+def workspace_dir(workspace: str = DEFAULT_WORKSPACE) -> Path:
+    """The folder of a workspace's own files (libraries, templates, indexes), created if missing.
+
+    The default workspace's is the data folder itself, so a data folder from before workspaces
+    keeps its layout; the others live in ``workspaces/<name>``.
+    """
+    check_workspace_name(workspace)
+    if workspace == DEFAULT_WORKSPACE:
+        return data_dir()
+    return _subfolder(f"workspaces/{workspace}")
+
+
+def libraries_dir(workspace: str = DEFAULT_WORKSPACE) -> Path:
+    """A workspace's libraries (the built-in libraries are made in the default one's, shared by all)."""
+    folder = workspace_dir(workspace) / "libraries"
+    _make(folder)
+    return folder
 
 
 def images_dir() -> Path:

@@ -24,6 +24,8 @@ class CampaignRecord(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(Text, default="")
+    #: the workspace it belongs to; its items and images belong there too
+    workspace: Mapped[str] = mapped_column(String(64), default="default", server_default="default", index=True)
     template: Mapped[str] = mapped_column(String(64), index=True)
     #: the template as it was when the campaign was planned (templates can be edited later)
     template_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -41,6 +43,7 @@ class CampaignRecord(Base):
         return {
             "id": self.id,
             "name": self.name,
+            "workspace": self.workspace,
             "template": self.template,
             "fields": self.fields,
             "engine": self.engine,

@@ -28,6 +28,8 @@ class JobRecord(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     #: who asked: a browser session, ``cli:<user>``, later a signed-in user
     owner: Mapped[str] = mapped_column(String(128), index=True)
+    #: the workspace it works in: what it makes is saved there, and only that workspace sees it
+    workspace: Mapped[str] = mapped_column(String(64), default="default", server_default="default", index=True)
     #: a short line for lists ("4 images from faces", "Originality check of …")
     title: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(16), default=QUEUED, index=True)
@@ -60,6 +62,7 @@ class JobRecord(Base):
             "id": self.id,
             "kind": self.kind,
             "owner": self.owner,
+            "workspace": self.workspace,
             "title": self.title,
             "state": self.state,
             "progress": round(float(self.progress or 0.0), 4),

@@ -25,6 +25,8 @@ class GenerationRecord(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     batch_id: Mapped[str] = mapped_column(String(32), index=True)
+    #: the workspace it belongs to (see :mod:`core.accounts`); every query of the store is scoped to one
+    workspace: Mapped[str] = mapped_column(String(64), default="default", server_default="default", index=True)
     engine: Mapped[str] = mapped_column(String(64))
     seed: Mapped[int] = mapped_column(BigInteger)
     width: Mapped[int] = mapped_column(Integer)
@@ -40,6 +42,7 @@ class GenerationRecord(Base):
             "id": self.id,
             "created_at": self.created_at.isoformat(timespec="seconds"),
             "batch_id": self.batch_id,
+            "workspace": self.workspace,
             "engine": self.engine,
             "seed": self.seed,
             "width": self.width,

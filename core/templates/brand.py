@@ -18,13 +18,12 @@ from typing import Any
 import yaml
 
 from core import config
+from core.config import DEFAULT_WORKSPACE
 from core.errors import BadInputError
 from core.templates.schema import TemplateError, TemplateField, colour_words, join_phrases
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_WORKSPACE = "default"
-_WORKSPACE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _KEYS = {"name", "palette", "must_use", "avoid", "library"}
 _MAX_WORDS = 40
 
@@ -133,8 +132,7 @@ def brand_kits_dir() -> Path:
 
 
 def _path(workspace: str) -> Path:
-    if not _WORKSPACE.fullmatch(workspace or ""):
-        raise BadInputError(f"{workspace!r} is not a workspace name: use lower-case letters, digits, - and _.")
+    config.check_workspace_name(workspace)
     return brand_kits_dir() / f"{workspace}.yaml"
 
 
