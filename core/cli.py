@@ -12,9 +12,12 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import BadInputError, MosaicError
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +145,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     validate = getattr(request, "validate", None)
     if callable(validate):
         validate()  # refuse impossible settings before queueing
-    queue = JobQueue()  # opens (and checks) the database before anything is queued
+    queue = JobQueue(store_of(args))  # opens (and checks) the database before anything is queued
     params = dict(encode_request(engine_name, request), title=args.title or "")
     what = getattr(request, "library", None) or getattr(request, "prompt", "") or engine_name
     title = f"{request.count} image(s): {str(what)[:60]}"
@@ -157,9 +160,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if kept:
             print(f"{kept} finished image(s) were saved to the gallery before the stop.", file=sys.stderr)
         raise
-    from core.store import Store
-
-    store = Store(recover=False)
+    store = queue.store
     records = [store.get(r) for r in job.result.get("records") or []]
     if out is not None:
         for record in records:
@@ -195,7 +196,7 @@ def _info_dict(info) -> dict[str, Any]:
 def cmd_libraries(args: argparse.Namespace) -> int:
     from core.libraries import LibraryManager
 
-    manager = LibraryManager()
+    manager = LibraryManager(workspace=workspace_of(args))
     action = args.action
     if action == "list":
         infos = [_info_dict(i) for i in manager.list()]
@@ -238,9 +239,7 @@ def cmd_libraries(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------- gallery
 def cmd_gallery(args: argparse.Namespace) -> int:
-    from core.store import Store
-
-    store = Store()
+    store = store_of(args, recover=True)
     records = store.list(limit=args.limit)
     data = [dict(r.as_dict(), path=str(store.image_path(r)), file_missing=not store.has_file(r)) for r in records]
     text = "\n".join(
@@ -292,8 +291,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     image = load_image_file(path).image
     from core.libraries import LibraryManager
 
-    LibraryManager().get(args.library)  # an unknown library is refused before anything is kept
-    queue = JobQueue()
+    queue = JobQueue(store_of(args))
+    LibraryManager(workspace=queue.workspace).get(args.library)  # an unknown library is refused before anything is kept
     before = {p.name for p in uploads_dir().iterdir()}
     upload = save_upload_image(image)
     ours = upload not in before  # the same picture kept by the page stays for it
@@ -332,7 +331,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     from core.templates import TemplateLibrary
 
     if args.list_templates:
-        templates = [{"id": t.id, "name": t.name, "purpose": t.purpose} for t in TemplateLibrary().list()]
+        library = TemplateLibrary(workspace=workspace_of(args))
+        templates = [{"id": t.id, "name": t.name, "purpose": t.purpose} for t in library.list()]
         _print(templates, args.json, "\n".join(f"{t['id']:<22} {t['purpose']}" for t in templates))
         return 0
     if args.list:
@@ -342,9 +342,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     from core.campaigns.runner import RunReport
     from core.jobs import JobQueue
     from core.jobs.cli import cli_owner, wait_for
-    from core.templates.brand import DEFAULT_WORKSPACE, load_brand_kit
+    from core.templates.brand import load_brand_kit
 
-    campaigns = CampaignStore()
+    campaigns = CampaignStore(store_of(args))
     plan = None
     if args.resume:
         campaign = campaigns.get(args.resume)
@@ -364,7 +364,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             size=args.size,
             library=args.library,
             label=args.label,
-            brand_kit=load_brand_kit(DEFAULT_WORKSPACE),
+            brand_kit=load_brand_kit(campaigns.workspace),
+            workspace=campaigns.workspace,
         )
         campaign = campaigns.create(plan)
     queue = JobQueue(campaigns.store)
@@ -394,7 +395,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 def _list_campaigns(args: argparse.Namespace) -> int:
     from core.campaigns import CampaignStore
 
-    campaigns = CampaignStore()
+    campaigns = CampaignStore(store_of(args))
     rows = []
     for campaign in campaigns.list():
         counts = campaigns.counts(campaign.id)
@@ -415,6 +416,32 @@ def _list_campaigns(args: argparse.Namespace) -> int:
     )
     _print(rows, args.json, text or "No campaigns yet.")
     return 0
+
+
+# ----------------------------------------------------------------------- workspaces
+def workspace_of(args: argparse.Namespace) -> str:
+    """The workspace named by ``--workspace`` (default: the default one), checked to exist."""
+    from sqlalchemy import select
+
+    from core import config
+    from core.accounts.models import WorkspaceRecord
+    from core.store import Store
+
+    name = config.check_workspace_name(getattr(args, "workspace", None) or config.DEFAULT_WORKSPACE)
+    with Store(recover=False).session() as session:
+        if session.get(WorkspaceRecord, name) is None:
+            names = sorted(session.scalars(select(WorkspaceRecord.name)))
+            raise BadInputError(
+                f"No workspace {name!r}. Workspaces: {', '.join(names)} (see 'python -m core workspaces list')."
+            )
+    return name
+
+
+def store_of(args: argparse.Namespace, recover: bool = False) -> Store:
+    """The store of the ``--workspace`` named on the command line."""
+    from core.store import Store
+
+    return Store(recover=recover, workspace=workspace_of(args))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -537,6 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
     from core.jobs.cli import add_parsers as add_job_parsers
 
     add_job_parsers(sub)
+    for command in sub.choices.values():  # every command works in one workspace
+        if "--workspace" not in command._option_string_actions:
+            command.add_argument(
+                "--workspace", default=None, metavar="NAME", help="the workspace to work in (default: 'default')"
+            )
     return parser
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core import config
 from core.analyzer import store
 from core.analyzer.descriptors import PatchDescriber, library_stride
 from core.analyzer.nearcopy import BOXES, library_descriptors
@@ -118,7 +119,11 @@ class IndexManager:
         self.key = settings.index_key(space.name, space.key_extra() + (force_backend or ""))
 
     def directory(self, library: str) -> Path:
+        """Where the index of ``library`` lives; a workspace's own libraries get a folder of their own."""
         root = self.root if self.root is not None else store.indexes_root()
+        owner = self.libraries.owner(library)
+        if owner is not None and owner != config.DEFAULT_WORKSPACE:
+            root = root / "_workspaces" / owner
         return root / library / self.key
 
     # -- public ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from core.errors import BadInputError, GenerationCancelled
 if TYPE_CHECKING:
     from core.jobs.context import JobContext
     from core.jobs.models import JobRecord
+    from core.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -116,12 +117,9 @@ def _upload_image(name: Any) -> Image.Image:
         raise BadInputError(f"The uploaded picture to check cannot be read ({err}); upload it again.") from None
 
 
-def subject_image(params: dict[str, Any]) -> Image.Image:
-    """The picture an ``analyze`` job checks: a saved image or an uploaded picture."""
+def subject_image(params: dict[str, Any], store: Store) -> Image.Image:
+    """The picture an ``analyze`` job checks: a saved image (of ``store``'s workspace) or an uploaded picture."""
     if params.get("record_id"):
-        from core.store import Store
-
-        store = Store(recover=False)
         return store.image(store.get(str(params["record_id"])))
     if params.get("upload"):
         return _upload_image(params["upload"])
@@ -167,7 +165,7 @@ def run_analysis_job(context: JobContext) -> str:
     if space == "latent" and (not isinstance(model, str) or not model):
         raise BadInputError("The image-model view needs a Stable Diffusion model; choose one, or compare pixels.")
     settings = settings_from_json(params.get("settings"))
-    image = subject_image(params)
+    image = subject_image(params, context.store())
 
     def report(fraction: float, message: str) -> None:
         if context.cancel.cancelled:
@@ -184,9 +182,8 @@ def run_analysis_job(context: JobContext) -> str:
             context.cache[key] = get_engine("sd")
         vae = context.cache[key].vae_for(model).vae
     from core.analyzer.analyzer import Analyzer
-    from core.libraries import LibraryManager
 
-    result = Analyzer(LibraryManager(), settings).analyze(image, library, space, vae, on_progress=report)
+    result = Analyzer(context.libraries(), settings).analyze(image, library, space, vae, on_progress=report)
     context.cancel.raise_if_cancelled()
     save_analysis(result, job_result_folder(context.job.id))
     context.save_result(

@@ -110,8 +110,9 @@ def run_campaign_cli(
         label=label,
         family=family,
         scale=scale,
+        workspace=workspace,
     )
-    campaigns = CampaignStore(store)
+    campaigns = CampaignStore(store or Store(workspace=workspace))
     campaign = campaigns.create(plan)
     for notice in plan.notices:
         logger.info("campaign %s: %s", campaign.id, notice)

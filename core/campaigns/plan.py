@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.config import DEFAULT_WORKSPACE
 from core.engines.base import GenerationRequest
 from core.errors import BadInputError, MosaicError
 from core.templates.brand import BrandKit
@@ -185,6 +186,7 @@ def plan_campaign(
     size: int | None = None,
     machine: str | None = None,
     scale: float = 1.0,
+    workspace: str = DEFAULT_WORKSPACE,
 ) -> CampaignPlan:
     """Expand ``template`` with the user's ``fields`` into a :class:`CampaignPlan`.
 
@@ -192,9 +194,10 @@ def plan_campaign(
     template's sweep. ``family`` (``sd1``/``sdxl``; else guessed from ``model``) sets SD sizes.
     ``scale`` (0.1-1) shrinks SD sizes for quick drafts. ``steps`` applies to both engines (SD: else the
     model family's preset decides). ``library``, ``label``, ``size`` and ``machine`` are local score settings.
+    ``workspace`` is whose templates a template id is looked up in (besides the built-in ones).
     Raises BadInputError naming the field or setting that is wrong.
     """
-    tpl = get_template(template)
+    tpl = get_template(template, workspace)
     engine_name, overrides = normalise_engine(engine)
     if machine is None:
         machine = overrides.get("machine")

@@ -17,6 +17,7 @@ from typing import Any
 from core.campaigns.models import ITEM_DONE, PENDING, RUNNING, CampaignItemRecord
 from core.campaigns.plan import SD, Variation
 from core.campaigns.store import CampaignStore, new_claimant
+from core.config import DEFAULT_WORKSPACE
 from core.engines.base import CancelToken, Engine, Progress, ProgressCallback
 from core.errors import BadInputError, GenerationCancelled, MosaicError
 from core.store import GenerationRecord
@@ -60,12 +61,12 @@ class RunReport:
         }
 
 
-def default_engine(name: str) -> Engine:
+def default_engine(name: str, workspace: str = DEFAULT_WORKSPACE) -> Engine:
     """The engine for a campaign's engine name (the registry; SD once it is registered there)."""
     from core.engines.registry import get_engine
 
     try:
-        return get_engine(name)
+        return get_engine(name, workspace)
     except BadInputError:
         if name == SD:
             try:  # until the registry lists the SD engine
@@ -110,8 +111,10 @@ class CampaignRunner:
                 if name not in self._engines:
                     raise MosaicError(f"No {name!r} engine was given to the campaign runner.")
                 self._cache[name] = self._engines[name]
+            elif self._engines is None:
+                self._cache[name] = default_engine(name, self.campaigns.workspace)
             else:
-                self._cache[name] = (self._engines or default_engine)(name)
+                self._cache[name] = self._engines(name)
         return self._cache[name]
 
     # ------------------------------------------------------------------ running

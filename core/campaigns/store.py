@@ -47,10 +47,15 @@ CLAIM_TIMEOUT_S = 120.0
 
 
 class CampaignStore:
-    """Create, read and update campaigns. Shares the database of ``store`` (default: a new Store)."""
+    """Create, read and update campaigns. Shares the database of ``store`` (default: a new Store).
+
+    Scoped to the store's workspace: a campaign (or campaign image) of another workspace is reported
+    exactly like a missing one, and new campaigns belong to this workspace.
+    """
 
     def __init__(self, store: Store | None = None) -> None:
         self.store = store or Store()
+        self.workspace = self.store.workspace
 
     # ------------------------------------------------------------------ creating
     def create(self, plan: CampaignPlan, name: str | None = None) -> CampaignRecord:
@@ -61,6 +66,7 @@ class CampaignStore:
         record = CampaignRecord(
             id=campaign_id,
             name=(name or plan.name)[:120],
+            workspace=self.workspace,
             template=plan.template_id,
             template_snapshot=plan.template,
             fields=dict(plan.fields),
@@ -97,21 +103,23 @@ class CampaignStore:
     def list(self, limit: int | None = None) -> list[CampaignRecord]:
         """Campaigns, newest first."""
         with self.store.session() as session:
-            query = select(CampaignRecord).order_by(CampaignRecord.created.desc(), CampaignRecord.id)
+            query = (
+                select(CampaignRecord)
+                .where(CampaignRecord.workspace == self.workspace)
+                .order_by(CampaignRecord.created.desc(), CampaignRecord.id)
+            )
             if limit:
                 query = query.limit(limit)
             return list(session.scalars(query))
 
     def get(self, campaign_id: str) -> CampaignRecord:
         with self.store.session() as session:
-            record = session.get(CampaignRecord, campaign_id)
-        if record is None:
-            raise BadInputError(f"No campaign with id {campaign_id!r}. It may have been deleted.")
-        return record
+            return self._campaign(session, campaign_id)
 
     def items(self, campaign_id: str, status: str | None = None) -> list[CampaignItemRecord]:
         """Items in plan order (optionally only those with ``status``)."""
         with self.store.session() as session:
+            self._campaign(session, campaign_id)
             query = select(CampaignItemRecord).where(CampaignItemRecord.campaign_id == campaign_id)
             if status:
                 query = query.where(CampaignItemRecord.status == status)
@@ -119,10 +127,7 @@ class CampaignStore:
 
     def item(self, item_id: str) -> CampaignItemRecord:
         with self.store.session() as session:
-            record = session.get(CampaignItemRecord, item_id)
-        if record is None:
-            raise BadInputError(f"No campaign image with id {item_id!r}.")
-        return record
+            return self._item(session, item_id)
 
     def variation(self, item: CampaignItemRecord) -> Variation:
         return Variation.from_dict(item.spec)
@@ -143,7 +148,8 @@ class CampaignStore:
         if not item.generation_id:
             return None
         with self.store.session() as session:
-            return session.get(GenerationRecord, item.generation_id)
+            record = session.get(GenerationRecord, item.generation_id)
+        return record if record is not None and record.workspace == self.workspace else None
 
     # ------------------------------------------------------------------ the user's verdicts
     def star(self, item_id: str, starred: bool = True) -> CampaignItemRecord:
@@ -250,12 +256,16 @@ class CampaignStore:
         items = self.items(campaign_id)
         with self.store.session() as session:
             generations = list(
-                session.scalars(select(GenerationRecord).where(GenerationRecord.batch_id == campaign_id))
+                session.scalars(
+                    select(GenerationRecord).where(
+                        GenerationRecord.batch_id == campaign_id, GenerationRecord.workspace == self.workspace
+                    )
+                )
             )
             present = {g.id for g in generations}
             if any(i.generation_id and i.generation_id not in present for i in items):
                 ids = [i.generation_id for i in items if i.generation_id]
-                present |= set(session.scalars(select(GenerationRecord.id).where(GenerationRecord.id.in_(ids))))
+                present |= self.store.owns(ids)
         saved = {}
         for g in sorted(generations, key=lambda g: g.created_at):
             params = g.params or {}
@@ -352,18 +362,24 @@ class CampaignStore:
                             pass
 
     # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def _campaign(session, campaign_id: str) -> CampaignRecord:
-        record = session.get(CampaignRecord, campaign_id)
-        if record is None:
+    def _campaign(self, session, campaign_id: str) -> CampaignRecord:
+        """The campaign if it is one of this workspace's; another workspace's is reported as missing."""
+        record = session.get(CampaignRecord, str(campaign_id))
+        if record is None or record.workspace != self.workspace:
             raise BadInputError(f"No campaign with id {campaign_id!r}. It may have been deleted.")
         return record
 
+    def _item(self, session, item_id: str) -> CampaignItemRecord:
+        item = session.get(CampaignItemRecord, str(item_id))
+        if item is not None:
+            campaign = session.get(CampaignRecord, item.campaign_id)
+            if campaign is not None and campaign.workspace == self.workspace:
+                return item
+        raise BadInputError(f"No campaign image with id {item_id!r}.")
+
     def _update(self, item_id: str, **changes: Any) -> CampaignItemRecord:
         with self.store.session() as session, session.begin():
-            item = session.get(CampaignItemRecord, item_id)
-            if item is None:
-                raise BadInputError(f"No campaign image with id {item_id!r}.")
+            item = self._item(session, item_id)
             for key, value in changes.items():
                 setattr(item, key, value)
             if item.status != PENDING:  # made (or failed): nobody is making it any more

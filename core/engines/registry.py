@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.config import DEFAULT_WORKSPACE
 from core.engines.base import Engine
 from core.errors import BadInputError
 
@@ -24,13 +25,17 @@ def resolve(name: str) -> tuple[str, dict]:
     raise BadInputError(f"Unknown engine {name!r}. Choose one of: {choices}.")
 
 
-def get_engine(name: str) -> Engine:
-    """A fresh engine instance by (resolved) name."""
+def get_engine(name: str, workspace: str = DEFAULT_WORKSPACE) -> Engine:
+    """A fresh engine instance by (resolved) name; engines that read libraries read ``workspace``'s."""
     engine_name, _ = resolve(name)
+    if engine_name in ("local-score", "trained"):
+        from core.libraries import LibraryManager
+
+        libraries = LibraryManager(workspace=workspace)
     if engine_name == "local-score":
         from core.engines.local_score import LocalScoreEngine
 
-        return LocalScoreEngine()
+        return LocalScoreEngine(libraries=libraries)
     if engine_name == "sd":
         from core.engines.sd import StableDiffusionEngine
 
@@ -38,5 +43,5 @@ def get_engine(name: str) -> Engine:
     if engine_name == "trained":
         from core.engines.trained import TrainedModelEngine
 
-        return TrainedModelEngine()
+        return TrainedModelEngine(libraries=libraries)
     raise BadInputError(f"Engine {name!r} is not available.")

@@ -44,7 +44,9 @@ def _line(job: JobRecord, queue: JobQueue) -> str:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    queue = JobQueue()
+    from core.cli import store_of
+
+    queue = JobQueue(store_of(args))
     if args.action == "list":
         jobs = queue.list(owner=None if args.all else None, limit=args.limit)
         data = [dict(j.as_dict(), position=queue.position(j.id)) for j in jobs]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -19,6 +19,10 @@ from core import config
 from core.engines.base import CancelToken, Progress
 from core.jobs.models import JobRecord
 from core.jobs.queue import JobQueue
+from core.store import Store
+
+if TYPE_CHECKING:
+    from core.libraries import LibraryManager
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,8 @@ class JobContext:
     def __init__(self, queue: JobQueue, job: JobRecord, cache: dict[str, Any] | None = None) -> None:
         self.queue = queue
         self.job = job
+        #: the job's workspace: what it reads and makes belongs there (see :meth:`store`, :meth:`libraries`)
+        self.workspace: str = job.workspace or config.DEFAULT_WORKSPACE
         self.params: dict[str, Any] = dict(job.params or {})
         self.result: dict[str, Any] = dict(job.result or {})
         self.cancel = CancelToken()
@@ -49,6 +55,16 @@ class JobContext:
         self._pending: tuple[float, str] | None = None
 
     # -- called by handlers ---------------------------------------------------------------------
+    def store(self) -> Store:
+        """The gallery of the job's workspace (same database as the queue)."""
+        return self.queue.store.in_workspace(self.workspace)
+
+    def libraries(self) -> LibraryManager:
+        """The libraries the job's workspace can read (its own and the built-in ones)."""
+        from core.libraries import LibraryManager
+
+        return LibraryManager(workspace=self.workspace)
+
     def progress(self, fraction: float, message: str = "", preview: Image.Image | None = None) -> None:
         with self._lock:
             self._pending = (float(fraction), message)

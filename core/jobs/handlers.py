@@ -20,19 +20,23 @@ Handler = Callable[[JobContext], str]
 
 
 def _engine(context: JobContext, name: str):
-    """One engine per worker and name: the SD pipeline and libraries stay loaded between jobs."""
-    from core.engines.registry import get_engine
+    """One engine per worker, name and workspace: the SD pipeline and libraries stay loaded between jobs.
 
-    key = f"engine:{name}"
+    Engines that read libraries (local score, trained) read the job's workspace's, so each workspace
+    has its own; the Stable Diffusion engine reads none and is shared.
+    """
+    from core.engines.registry import get_engine, resolve
+
+    engine_name, _ = resolve(name)
+    key = "engine:sd" if engine_name == "sd" else f"engine:{engine_name}:{context.workspace}"
     if key not in context.cache:
-        context.cache[key] = get_engine(name)
+        context.cache[key] = get_engine(name, context.workspace)
     return context.cache[key]
 
 
 def generate(context: JobContext) -> str:
     """Make the request's images, saving each one in the gallery as it is finished."""
     from core.jobs.requests import decode_request
-    from core.store import Store
 
     engine_name, request = decode_request(context.params)
     done: list[str] = list(context.result.get("records") or [])
@@ -43,7 +47,7 @@ def generate(context: JobContext) -> str:
     if done:  # an earlier attempt saved the first images: make the others with their own seeds
         request = dataclasses.replace(request, seed=int(request.seed) + len(done), count=remaining)
     engine = _engine(context, engine_name)
-    store = Store(recover=False)
+    store = context.store()
     title = str(context.params.get("title") or "")
 
     def saved(record) -> None:
@@ -78,19 +82,17 @@ def campaign(context: JobContext) -> str:
     if not campaign_id:
         raise BadInputError("This campaign job names no campaign.")
     item_ids = context.params.get("item_ids")
-    campaigns = CampaignStore()
+    campaigns = CampaignStore(context.store())
     analyze = None
     if context.params.get("analyse"):  # originality and copy-risk figures of each new image
         from core.campaigns.analysis import make_analyzer
-        from core.libraries import LibraryManager
 
-        analyze = make_analyzer(campaigns.get(campaign_id), campaigns, LibraryManager())
+        analyze = make_analyzer(campaigns.get(campaign_id), campaigns, context.libraries())
     runner = CampaignRunner(campaigns, engines=lambda name: _engine(context, name), analyze=analyze)
     if context.params.get("analyse_only"):  # figures for the images already made, nothing generated
         from core.campaigns.analysis import make_analyzer
-        from core.libraries import LibraryManager
 
-        checker = make_analyzer(campaigns.get(campaign_id), campaigns, LibraryManager())
+        checker = make_analyzer(campaigns.get(campaign_id), campaigns, context.libraries())
         if checker is None:
             raise BadInputError("The originality check is not available in this studio.")
         checked = runner.analyze_items(campaign_id, checker)

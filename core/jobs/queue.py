@@ -55,10 +55,17 @@ def new_worker_id(device: str = "cpu") -> str:
 
 
 class JobQueue:
-    """Submit, claim, update and watch jobs. Shares the database of ``store`` (default: a new Store)."""
+    """Submit, claim, update and watch jobs. Shares the database of ``store`` (default: a new Store).
 
-    def __init__(self, store: Store | None = None) -> None:
+    Seen from the store's workspace: jobs are submitted there, and :meth:`get`, :meth:`list` and
+    :meth:`cancel` only see that workspace's jobs (another workspace's job is reported like a missing
+    one). Workers, which run every workspace's jobs, use ``all_workspaces=True``.
+    """
+
+    def __init__(self, store: Store | None = None, all_workspaces: bool = False) -> None:
         self.store = store or Store(recover=False)
+        self.workspace = self.store.workspace
+        self.all_workspaces = all_workspaces
         self._sessions = self.store._sessions
 
     # ------------------------------------------------------------------ submitting
@@ -79,6 +86,7 @@ class JobQueue:
             id=uuid.uuid4().hex[:16],
             kind=kind,
             owner=owner[:128],
+            workspace=self.workspace,
             title=title[:500],
             state=QUEUED,
             params=params,
@@ -97,7 +105,11 @@ class JobQueue:
                 _lock_for_key(session, dedupe_key)
                 existing = session.scalars(
                     select(JobRecord)
-                    .where(JobRecord.dedupe_key == dedupe_key, JobRecord.state.in_(ACTIVE))
+                    .where(
+                        JobRecord.dedupe_key == dedupe_key,
+                        JobRecord.workspace == self.workspace,
+                        JobRecord.state.in_(ACTIVE),
+                    )
                     .order_by(JobRecord.created_at, JobRecord.id)
                     .limit(1)
                 ).first()
@@ -110,17 +122,19 @@ class JobQueue:
     # ------------------------------------------------------------------ reading
     def get(self, job_id: str) -> JobRecord:
         with self._sessions() as session:
-            record = session.get(JobRecord, job_id)
-        if record is None:
+            record = session.get(JobRecord, str(job_id))
+        if record is None or not (self.all_workspaces or record.workspace == self.workspace):
             raise BadInputError(f"No job with id {job_id!r}. See 'python -m core jobs list'.")
         return record
 
     def list(
         self, owner: str | None = None, states: Iterable[str] | None = None, limit: int | None = 50
     ) -> list[JobRecord]:
-        """Jobs, newest first (optionally one owner's, in some states)."""
+        """This workspace's jobs, newest first (optionally one owner's, in some states)."""
         with self._sessions() as session:
             query = select(JobRecord).order_by(JobRecord.created_at.desc(), JobRecord.id)
+            if not self.all_workspaces:
+                query = query.where(JobRecord.workspace == self.workspace)
             if owner is not None:
                 query = query.where(JobRecord.owner == owner)
             if states is not None:

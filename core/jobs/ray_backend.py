@@ -102,7 +102,7 @@ def run_task(job_id: str, dispatch_id: str, data_dir: str, database_url: str) ->
     logging.basicConfig(level=logging.INFO)
     os.environ[config.DATA_DIR_ENV] = data_dir
     os.environ[config.DATABASE_URL_ENV] = database_url
-    queue = JobQueue()
+    queue = JobQueue(all_workspaces=True)
     worker = _task_worker_id()
     queue.worker_alive(worker, device="ray", backend="ray", job_id=job_id)
     try:
@@ -130,7 +130,7 @@ class RayDispatcher:
         parent_pid: int | None = None,
     ) -> None:
         self.parent_pid = parent_pid
-        self.queue = queue or JobQueue()
+        self.queue = queue or JobQueue(all_workspaces=True)
         self.id = f"ray-dispatch@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.poll_s = poll_s
         self.num_cpus = num_cpus

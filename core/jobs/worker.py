@@ -92,7 +92,7 @@ class Worker:
         idle_exit_s: float | None = None,
         parent_pid: int | None = None,
     ) -> None:
-        self.queue = queue or JobQueue()
+        self.queue = queue or JobQueue(all_workspaces=True)
         self.device = device
         self.devices = ("cpu", "gpu") if device.startswith("cuda") else ("cpu",)
         self.id = new_worker_id(device)

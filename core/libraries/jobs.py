@@ -76,8 +76,6 @@ def _upload_folder(name: str | None) -> Path | None:
 
 
 def run_import_job(context: JobContext) -> str:
-    from core.libraries import LibraryManager
-
     params = context.params
     library = str(params.get("library") or "")
     uploads = _upload_folder(params.get("uploads"))
@@ -89,7 +87,7 @@ def run_import_job(context: JobContext) -> str:
     context.progress(0.05, f"Adding {len(paths)} source(s) to the library…")
     context.cancel.raise_if_cancelled()
     try:
-        report = LibraryManager().add_paths(library, paths, title=str(params.get("title") or ""))
+        report = context.libraries().add_paths(library, paths, title=str(params.get("title") or ""))
     except MosaicError:
         if uploads is not None:
             shutil.rmtree(uploads, ignore_errors=True)

@@ -70,11 +70,31 @@ def _is_plain_gray(image: Image.Image) -> bool:
 
 
 class LibraryManager:
-    """Reference libraries stored under ``root`` (default ``config.libraries_dir()``)."""
+    """A workspace's reference libraries, stored under ``root`` (default ``config.libraries_dir(workspace)``).
 
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = Path(root).expanduser().resolve() if root is not None else config.libraries_dir()
+    The built-in libraries are shared by every workspace (readable, never changed): they are made
+    once, in the default workspace's folder (``builtin_root``). A user library belongs to one
+    workspace; another workspace's library is reported exactly like a missing one.
+    """
+
+    def __init__(
+        self, root: Path | None = None, workspace: str = config.DEFAULT_WORKSPACE, builtin_root: Path | None = None
+    ) -> None:
+        self.workspace = config.check_workspace_name(workspace)
+        if root is not None:
+            self.root = Path(root).expanduser().resolve()
+            self.builtin_root = Path(builtin_root).expanduser().resolve() if builtin_root is not None else self.root
+        else:
+            self.root = config.libraries_dir(workspace)
+            self.builtin_root = (
+                Path(builtin_root).expanduser().resolve() if builtin_root is not None else config.libraries_dir()
+            )
         self.root.mkdir(parents=True, exist_ok=True)
+        self.builtin_root.mkdir(parents=True, exist_ok=True)
+
+    def owner(self, name: str) -> str | None:
+        """The workspace library ``name`` belongs to: None for a built-in one (shared by all)."""
+        return None if name in BUILTIN_LIBRARIES else self.workspace
 
     # -- listing --------------------------------------------------------------------------------
 
@@ -357,12 +377,16 @@ class LibraryManager:
 
     def locked(self, name: str) -> LibraryLock:
         """The lock of library ``name`` (``with manager.locked(name): ...``), shared by threads and processes."""
-        return library_lock(self.root, validate_name(name))
+        return library_lock(self._home(validate_name(name)), name)
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _home(self, name: str) -> Path:
+        """The folder holding library ``name``: the shared one for built-ins, this workspace's otherwise."""
+        return self.builtin_root if name in BUILTIN_LIBRARIES else self.root
+
     def _folder(self, name: str) -> Path:
-        return self.root / name
+        return self._home(name) / name
 
     @staticmethod
     def _new_manifest(name: str, title: str, description: str) -> Manifest:
@@ -408,7 +432,7 @@ class LibraryManager:
         * after an import or removal was killed (``.changing`` is still there): image and
           thumbnail files its manifest does not list.
         """
-        for entry in list(os.scandir(self.root)):
+        for entry in list(os.scandir(self._home(name))):
             match = _WORK_FOLDER.match(entry.name)
             if match and match["name"] == name:
                 logger.info("removing %s, left by an interrupted import or build", entry.name)
@@ -484,7 +508,7 @@ class LibraryManager:
         """Make a built-in library in a hidden folder, then rename it into place."""
         folder = self._folder(spec.name)
         logger.info("making built-in library %s", spec.name)
-        staging = self.root / f".building-{spec.name}-{uuid.uuid4().hex[:8]}"
+        staging = self.builtin_root / f".building-{spec.name}-{uuid.uuid4().hex[:8]}"
         mode = "L" if spec.channels == 1 else "RGB"
         try:
             storage = LibraryStorage(staging)
@@ -524,7 +548,7 @@ class LibraryManager:
 
     def _discard(self, folder: Path) -> None:
         """Remove a library folder: renamed away first so it disappears at once, then deleted."""
-        trash = self.root / f".trash-{folder.name}-{uuid.uuid4().hex[:8]}"
+        trash = folder.parent / f".trash-{folder.name}-{uuid.uuid4().hex[:8]}"
         os.rename(folder, trash)
         shutil.rmtree(trash, ignore_errors=True)
 

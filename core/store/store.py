@@ -162,9 +162,21 @@ class ImageFileError(BadInputError, OSError):
 
 
 class Store:
-    """Generations in a database plus PNG files under the data directory."""
+    """Generations in a database plus PNG files under the data directory, seen from one workspace.
 
-    def __init__(self, url: str | None = None, images_dir: Path | None = None, recover: bool = True) -> None:
+    Every query of the store (and of the campaign store and job queue built on it) is scoped to
+    ``workspace``: an image of another workspace is reported exactly like a missing one. This is
+    the one place that rule lives; pages and commands only choose the workspace.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        images_dir: Path | None = None,
+        recover: bool = True,
+        workspace: str = config.DEFAULT_WORKSPACE,
+    ) -> None:
+        self.workspace = config.check_workspace_name(workspace)
         self.url = url or config.database_url()
         self.images_dir = Path(images_dir) if images_dir else config.images_dir()
         self.staging_dir = self.images_dir / STAGING
@@ -195,6 +207,10 @@ class Store:
         """Persist one image (staged, committed, moved into place) and return its record."""
         return self._save_one(item, title=title, batch_id=batch_id or new_batch_id())
 
+    def in_workspace(self, workspace: str) -> Store:
+        """The same database and image folder, seen from another workspace (no recovery run again)."""
+        return Store(url=self.url, images_dir=self.images_dir, recover=False, workspace=workspace)
+
     def _save_one(self, item: GeneratedImage, title: str, batch_id: str) -> GenerationRecord:
         record_id = uuid.uuid4().hex[:16]
         params = dict(item.params)
@@ -217,6 +233,7 @@ class Store:
         record = GenerationRecord(
             id=record_id,
             batch_id=batch_id,
+            workspace=self.workspace,
             engine=item.engine,
             seed=int(item.seed),
             width=item.image.width,
@@ -249,7 +266,9 @@ class Store:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise BadInputError(f"The number of images to list must be a whole number from 1 (got {limit!r}).")
         with self._sessions() as session:
-            query = select(GenerationRecord).order_by(GenerationRecord.created_at.desc(), GenerationRecord.id)
+            query = self._scoped(select(GenerationRecord)).order_by(
+                GenerationRecord.created_at.desc(), GenerationRecord.id
+            )
             if engine:
                 query = query.where(GenerationRecord.engine == engine)
             if limit is not None:
@@ -257,15 +276,29 @@ class Store:
             return list(session.scalars(query))
 
     def get(self, record_id: str) -> GenerationRecord:
+        """The record of a saved image of this workspace; another workspace's is "no saved image" too."""
         with self._sessions() as session:
-            record = session.get(GenerationRecord, record_id)
-        if record is None:
+            record = session.get(GenerationRecord, str(record_id))
+        if record is None or record.workspace != self.workspace:
             raise BadInputError(f"No saved image with id {record_id!r}. It may have been deleted.")
         return record
 
     def count(self) -> int:
         with self._sessions() as session:
-            return int(session.scalar(select(func.count()).select_from(GenerationRecord)) or 0)
+            query = self._scoped(select(func.count()).select_from(GenerationRecord))
+            return int(session.scalar(query) or 0)
+
+    def _scoped(self, query: Any) -> Any:
+        """``query`` limited to this workspace's images."""
+        return query.where(GenerationRecord.workspace == self.workspace)
+
+    def owns(self, record_ids: Sequence[str]) -> set[str]:
+        """Those of ``record_ids`` that are images of this workspace."""
+        if not record_ids:
+            return set()
+        with self._sessions() as session:
+            query = self._scoped(select(GenerationRecord.id).where(GenerationRecord.id.in_(list(record_ids))))
+            return set(session.scalars(query))
 
     def image_path(self, record: GenerationRecord) -> Path:
         return self.images_dir / record.image_file
@@ -314,14 +347,14 @@ class Store:
     def missing(self) -> list[GenerationRecord]:
         """Records whose image file is not in this data folder (kept, never deleted by the store)."""
         with self._sessions() as session:
-            records = list(session.scalars(select(GenerationRecord)))
+            records = list(session.scalars(self._scoped(select(GenerationRecord))))
         return [r for r in records if not self.has_file(r)]
 
     # ----------------------------------------------------------------- deleting
     def delete(self, record_id: str) -> None:
         record = self.get(record_id)
         with self._sessions.begin() as session:
-            session.execute(delete(GenerationRecord).where(GenerationRecord.id == record_id))
+            session.execute(self._scoped(delete(GenerationRecord).where(GenerationRecord.id == record.id)))
         for name in (record.image_file, record.arrays_file):
             if name:
                 (self.images_dir / name).unlink(missing_ok=True)

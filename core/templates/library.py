@@ -1,9 +1,10 @@
 """Finding, loading and saving templates.
 
-Built-in templates live in ``assets/templates/*.yaml`` (read-only). The user's own templates
-live in ``config.data_dir()/templates/*.yaml``; they are validated before they are written, and
-written atomically. The file name (without ``.yaml``) is the template id. A user template may not
-take a built-in's id: duplicate the built-in under a new id instead.
+Built-in templates live in ``assets/templates/*.yaml`` (read-only, shared by every workspace). A
+workspace's own templates live in ``config.workspace_dir(workspace)/templates/*.yaml``; they are
+validated before they are written, and written atomically. The file name (without ``.yaml``) is
+the template id. A user template may not take a built-in's id: duplicate the built-in under a new
+id instead.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ BUILTIN_DIR = Path(__file__).resolve().parents[2] / "assets" / "templates"
 MAX_TEMPLATE_BYTES = 256 * 1024
 
 
-def user_templates_dir() -> Path:
-    path = config.data_dir() / "templates"
+def user_templates_dir(workspace: str = config.DEFAULT_WORKSPACE) -> Path:
+    path = config.workspace_dir(workspace) / "templates"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -119,11 +120,17 @@ def dump_template(template: Template) -> str:
 
 
 class TemplateLibrary:
-    """Built-in and user templates. ``builtin_dir`` / ``user_dir`` are for tests."""
+    """Built-in templates and one workspace's own. ``builtin_dir`` / ``user_dir`` are for tests."""
 
-    def __init__(self, builtin_dir: Path | None = None, user_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        builtin_dir: Path | None = None,
+        user_dir: Path | None = None,
+        workspace: str = config.DEFAULT_WORKSPACE,
+    ) -> None:
+        self.workspace = config.check_workspace_name(workspace)
         self.builtin_dir = Path(builtin_dir) if builtin_dir else BUILTIN_DIR
-        self.user_dir = Path(user_dir) if user_dir else user_templates_dir()
+        self.user_dir = Path(user_dir) if user_dir else user_templates_dir(workspace)
         self.user_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ reading
@@ -240,8 +247,8 @@ class TemplateLibrary:
         path.unlink()
 
 
-def get_template(template: Template | str) -> Template:
-    """``template`` itself, or the template with that id."""
+def get_template(template: Template | str, workspace: str = config.DEFAULT_WORKSPACE) -> Template:
+    """``template`` itself, or the template with that id (a built-in one, or one of ``workspace``)."""
     if isinstance(template, Template):
         return template
-    return TemplateLibrary().get(template)
+    return TemplateLibrary(workspace=workspace).get(template)

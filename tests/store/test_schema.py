@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
+import core.accounts.models  # noqa: F401 - registers the account and workspace tables on Base
 import core.campaigns.models  # noqa: F401 - registers the campaign tables on Base
 import core.jobs.models  # noqa: F401 - registers the job tables on Base
 from core.store import Store, schema

@@ -124,13 +124,14 @@ def test_the_largest_seed_is_stored_and_read_back():
 
 
 def test_a_32_bit_seed_column_of_an_older_database_is_widened(database_url):
-    from sqlalchemy import BigInteger, Integer, MetaData, create_engine, inspect
+    from sqlalchemy import BigInteger, Integer, MetaData, Table, create_engine, inspect
 
     from core.store.models import GenerationRecord
     from core.store.store import dispose_engine
 
-    old = MetaData()
-    table = GenerationRecord.__table__.to_metadata(old)
+    old = MetaData()  # the table as studios made it before migrations: no workspace, 32-bit seeds
+    columns = [c._copy() for c in GenerationRecord.__table__.columns if c.name != "workspace"]
+    table = Table("generations", old, *columns)
     table.c.seed.type = Integer()
     engine = create_engine(database_url)
     old.create_all(engine)
