@@ -4,11 +4,14 @@ import logging
 
 import streamlit as st
 
+from pages.parts.auth import account_panel, remember_browser, require_sign_in
 from pages.parts.jobs import ensure_workers, sidebar_panel
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 st.set_page_config(page_title="Mosaic Studio", page_icon="🧩", layout="wide")
+
+access = require_sign_in()  # whoever is not signed in sees only the sign-in form
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -20,6 +23,8 @@ PAGES = [
     st.Page("pages/libraries.py", title="Libraries", icon=":material/collections:"),
     st.Page("pages/lab.py", title="Creativity Lab", icon=":material/science:"),
 ]
+if access.can("members") or access.is_admin:
+    PAGES.append(st.Page("pages/team.py", title="Team", icon=":material/group:"))
 
 #: settings (widget keys) kept while the user visits other pages; buttons and uploads cannot be kept
 KEPT_SETTINGS = {
@@ -41,6 +46,8 @@ for key in [k for k in st.session_state if k in KEPT_SETTINGS]:
 
 ensure_workers()  # the studio's worker processes (started once, restarted if one stopped)
 with st.sidebar:
+    remember_browser()
+    account_panel(access)
     st.caption("Mosaic Studio · every image shows the library patches it is made of.")
     sidebar_panel()
 page.run()

@@ -561,9 +561,11 @@ def build_parser() -> argparse.ArgumentParser:
     gal.add_argument("--json", action="store_true")
     gal.set_defaults(func=cmd_gallery)
 
+    from core.accounts.cli import add_parsers as add_account_parsers
     from core.jobs.cli import add_parsers as add_job_parsers
 
     add_job_parsers(sub)
+    add_account_parsers(sub)
     for command in sub.choices.values():  # every command works in one workspace
         if "--workspace" not in command._option_string_actions:
             command.add_argument(

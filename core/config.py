@@ -37,6 +37,27 @@ def data_dir() -> Path:
     return path
 
 
+SESSION_IDLE_ENV = "MOSAIC_SESSION_IDLE_MINUTES"
+DEFAULT_SESSION_IDLE_MINUTES = 60
+
+
+def session_idle_seconds() -> float:
+    """How long a signed-in browser may stay unused before it must sign in again (``MOSAIC_SESSION_IDLE_MINUTES``)."""
+    raw = os.environ.get(SESSION_IDLE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_SESSION_IDLE_MINUTES * 60.0
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = -1.0
+    if not 1 <= minutes <= 60 * 24 * 30:
+        raise MosaicError(
+            f"{SESSION_IDLE_ENV} must be a number of minutes from 1 to 43200 (got {raw!r}); "
+            f"remove it for the default of {DEFAULT_SESSION_IDLE_MINUTES} minutes."
+        )
+    return minutes * 60.0
+
+
 def database_url() -> str:
     """The SQLAlchemy URL of the store."""
     url = os.environ.get(DATABASE_URL_ENV)

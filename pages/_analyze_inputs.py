@@ -219,8 +219,9 @@ def _brand_library() -> tuple[str | None, str | None]:
     """(the brand kit's library or None, a problem to mention or None)."""
     try:
         from core.templates import load_brand_kit
+        from pages.parts.auth import current_workspace
 
-        return load_brand_kit().library, None
+        return load_brand_kit(current_workspace()).library, None
     except MosaicError as err:
         logger.warning("brand kit not readable: %s", err)
         return None, f"Your brand kit could not be read ({err}), so its library is not the default."

@@ -9,7 +9,8 @@ import streamlit as st
 from core.errors import MosaicError
 from core.html import md, swatches
 from core.libraries import LibraryManager
-from core.templates import DEFAULT_WORKSPACE, BrandKit, TemplateLibrary, dump_template, load_brand_kit, save_brand_kit
+from core.templates import BrandKit, TemplateLibrary, dump_template, load_brand_kit, save_brand_kit
+from pages.parts.auth import current_access, current_workspace, explain_denied
 
 NO_LIBRARY = "__none__"
 
@@ -35,6 +36,9 @@ def _load_into_editor(library: TemplateLibrary) -> None:
 
 
 def template_editor(library: TemplateLibrary) -> None:
+    if not current_access().can("edit"):
+        explain_denied(current_access(), "edit")
+        return
     st.markdown(
         "Make a template your own: copy one, change the words, looks (styles) or channels, and save it. "
         "Built-in templates stay as they are; your copies appear in the template list with “(yours)”."
@@ -107,10 +111,10 @@ def _add_colour() -> None:
 
 
 def _init_kit_state() -> None:
-    if st.session_state.get("camp_kit_loaded"):
+    if st.session_state.get("camp_kit_loaded") == current_workspace():
         return
     try:
-        kit = load_brand_kit(DEFAULT_WORKSPACE)
+        kit = load_brand_kit(current_workspace())
     except MosaicError as err:
         st.session_state["camp_kit_message"] = (
             f"Your saved brand kit could not be read ({md(err)}). Fix it and save again."
@@ -121,19 +125,22 @@ def _init_kit_state() -> None:
     st.session_state["camp_kit_must"] = "\n".join(kit.must_use)
     st.session_state["camp_kit_avoid"] = "\n".join(kit.avoid)
     st.session_state["camp_kit_library"] = kit.library or NO_LIBRARY
-    st.session_state["camp_kit_loaded"] = True
+    st.session_state["camp_kit_loaded"] = current_workspace()
 
 
 def current_kit() -> BrandKit:
     """The saved brand kit (an empty one, with an error shown, if the file is broken)."""
     try:
-        return load_brand_kit(DEFAULT_WORKSPACE)
+        return load_brand_kit(current_workspace())
     except MosaicError as err:
         st.error(f"The brand kit could not be read, so it is not applied: {md(err)}")
         return BrandKit()
 
 
 def brand_kit_editor(libraries: LibraryManager) -> None:
+    if not current_access().can("edit"):
+        explain_denied(current_access(), "edit")
+        return
     st.markdown(
         "Your brand rules, added to **every** campaign: colours and words to always use go into each prompt, "
         "words to avoid into the “avoid” list. The library is the default for the offline engine and the "
@@ -177,7 +184,7 @@ def brand_kit_editor(libraries: LibraryManager) -> None:
             "library": None if library == NO_LIBRARY else library,
         }
         try:
-            saved = save_brand_kit(data, DEFAULT_WORKSPACE)
+            saved = save_brand_kit(data, current_workspace())
         except MosaicError as err:
             st.error(f"Not saved — {md(err)}")
         else:

@@ -30,6 +30,7 @@ from core.html import md
 from core.jobs import ACTIVE
 from core.libraries import LibraryManager
 from pages._shared import enlarge
+from pages.parts.auth import current_access
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 
 logger = logging.getLogger(__name__)
@@ -214,9 +215,10 @@ def show_campaign(campaign: CampaignRecord, campaigns: CampaignStore, libraries:
         for notice in campaign.notices or []:
             st.caption(f"ℹ️ {md(notice)}")
 
-    analyse = _analysis_choice("camp_analyse_resume") if counts[PENDING] or counts[FAILED] else False
+    can_make = current_access().can("generate")
+    analyse = _analysis_choice("camp_analyse_resume") if can_make and (counts[PENDING] or counts[FAILED]) else False
     actions = st.columns(3)
-    if counts[PENDING] and not running and actions[0].button(
+    if can_make and counts[PENDING] and not running and actions[0].button(
         f"Resume: make the {counts[PENDING]} waiting image(s)",
         type="primary",
         key="camp_resume",
@@ -224,13 +226,14 @@ def show_campaign(campaign: CampaignRecord, campaigns: CampaignStore, libraries:
     ):
         if run_with_progress(campaigns, libraries, campaign.id, analyse) is not None:
             st.rerun()
-    if counts[FAILED] and not running and actions[1].button(
+    if can_make and counts[FAILED] and not running and actions[1].button(
         f"Try the {counts[FAILED]} failed image(s) again", key="camp_retry", icon=":material/replay:"
     ):
         campaigns.retry_failed(campaign.id)
         if run_with_progress(campaigns, libraries, campaign.id, analyse) is not None:
             st.rerun()
-    _analyse_button(actions[2], campaign, campaigns, libraries, counts)
+    if can_make:
+        _analyse_button(actions[2], campaign, campaigns, libraries, counts)
 
     items = campaigns.items(campaign.id)
     show = st.radio("Show", list(SHOW), format_func=SHOW.get, horizontal=True, key="camp_show")
@@ -302,10 +305,14 @@ def _card(item, campaigns, libraries, campaign_id, store) -> None:
     else:
         st.info("Waiting to be made")
     st.markdown(f"**#{item.position + 1}** {md(variation.title)} · {variation.width}×{variation.height}")
+    can_edit = current_access().can("edit")
     if record is not None:
         st.markdown(originality_text(item))
-        _verdicts(item, campaigns)
-    if item.status != PENDING and st.button(
+        if can_edit:
+            _verdicts(item, campaigns)
+        else:
+            _verdicts_shown(item)
+    if can_edit and item.status != PENDING and st.button(
         "New variation",
         key=f"camp_regen_{item.id}",
         icon=":material/refresh:",
@@ -333,6 +340,16 @@ def _verdicts(item: CampaignItemRecord, campaigns: CampaignStore) -> None:
         label_visibility="collapsed",
         max_chars=4000,
     )
+
+
+def _verdicts_shown(item: CampaignItemRecord) -> None:
+    """What the team decided about an image, for someone who may look but not change it."""
+    marks = [":material/star: Starred"] if item.starred else []
+    marks += [":material/block: Rejected"] if item.rejected else []
+    if marks:
+        st.caption(" · ".join(marks))
+    if item.notes:
+        st.caption(md(item.notes))
 
 
 def _export(campaign: CampaignRecord, campaigns: CampaignStore, counts: dict[str, int]) -> None:

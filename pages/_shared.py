@@ -10,6 +10,7 @@ from PIL import Image
 from core import config
 from core.libraries import LibraryManager
 from core.store import Store
+from core.templates import TemplateLibrary
 
 
 @st.cache_resource(show_spinner=False)
@@ -19,13 +20,30 @@ def _store(url: str, images_dir: str) -> Store:
     return Store(url=url, images_dir=Path(images_dir))
 
 
-def get_store() -> Store:
-    """The store for the current data directory (cached per directory and database)."""
+def get_base_store() -> Store:
+    """The store of the current data folder and database (cached), before choosing a workspace."""
     return _store(config.database_url(), str(config.images_dir()))
 
 
+def get_store() -> Store:
+    """The gallery of the signed-in person's current workspace: every query is scoped to it."""
+    from pages.parts.auth import current_workspace
+
+    return get_base_store().in_workspace(current_workspace())
+
+
 def get_libraries() -> LibraryManager:
-    return LibraryManager(config.libraries_dir())
+    """The libraries of the current workspace, and the built-in ones."""
+    from pages.parts.auth import current_workspace
+
+    return LibraryManager(workspace=current_workspace())
+
+
+def get_templates() -> TemplateLibrary:
+    """The built-in templates and the current workspace's own."""
+    from pages.parts.auth import current_workspace
+
+    return TemplateLibrary(workspace=current_workspace())
 
 
 def enlarge(image: Image.Image, side: int = 256) -> Image.Image:

@@ -35,7 +35,7 @@ from pages._analyze_views import (
 )
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store
 from pages.parts import jobs
-from pages.parts.owner import owner_id
+from pages.parts.auth import current_access, explain_denied, owner_id
 
 ensure_routed(__file__)
 
@@ -137,12 +137,15 @@ if key in checks:
         job = jobs.get_queue().get(checks[key])
     except MosaicError:  # removed from the database meanwhile
         checks.pop(key, None)
+can_check = current_access().can("generate")
+if not can_check:
+    explain_denied(current_access(), "generate")
 go = st.button(
     "Check originality",
     type="primary",
     icon=":material/verified:",
     key="analyze_go",
-    disabled=method.problem is not None or (job is not None and job.state in ACTIVE),
+    disabled=not can_check or method.problem is not None or (job is not None and job.state in ACTIVE),
 )
 if go:
     try:

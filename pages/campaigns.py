@@ -7,7 +7,6 @@ import streamlit as st
 from core.campaigns import LOCAL_SCORE, CampaignStore
 from core.errors import MosaicError
 from core.html import md
-from core.templates import TemplateLibrary
 from pages._campaign_editors import brand_kit_editor, current_kit, template_editor
 from pages._campaign_form import (
     engine_settings,
@@ -18,7 +17,8 @@ from pages._campaign_form import (
     variation_settings,
 )
 from pages._campaign_results import _analysis_choice, pick_campaign, run_with_progress, show_campaign
-from pages._shared import ensure_routed, get_libraries, get_store
+from pages._shared import ensure_routed, get_libraries, get_store, get_templates
+from pages.parts.auth import current_access, explain_denied
 
 ensure_routed(__file__)
 
@@ -49,13 +49,16 @@ st.caption(
 
 libraries = get_libraries()
 campaigns = CampaignStore(get_store())
-templates = TemplateLibrary()
+templates = get_templates()
 
 view = st.radio(
     "Section", list(VIEWS), format_func=VIEWS.get, horizontal=True, key="camp_view", label_visibility="collapsed"
 )
 
-if view == "new":
+access = current_access()
+if view == "new" and not access.can("generate"):
+    explain_denied(access, "generate")
+elif view == "new":
     kit = current_kit()
     left, right = st.columns([1, 1], gap="large")
     with left:

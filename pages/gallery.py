@@ -5,11 +5,13 @@ import streamlit as st
 from core.errors import MosaicError
 from core.html import md
 from pages._shared import enlarge, ensure_routed, get_store, open_analysis, open_mosaic
+from pages.parts.auth import current_access
 
 ensure_routed(__file__)
 
 st.title("Gallery")
 store = get_store()
+can_delete = current_access().can("delete")
 
 PAGE_SIZE = 24
 total = store.count()
@@ -33,7 +35,7 @@ for i, record in enumerate(records):
                 f"Image file missing (seed {record.seed}, {record.created_at:%d %b %H:%M}). The entry is kept: "
                 "it may be in another data folder."
             )
-            if st.button("Delete this entry", key=f"xm_{record.id}"):
+            if can_delete and st.button("Delete this entry", key=f"xm_{record.id}"):
                 store.delete(record.id)
                 st.rerun()
             continue
@@ -55,15 +57,16 @@ for i, record in enumerate(records):
             help="Download PNG",
             on_click="ignore",
         )
-        if c.button("", key=f"x_{record.id}", icon=":material/delete:", help="Delete"):
+        if can_delete and c.button("", key=f"x_{record.id}", icon=":material/delete:", help="Delete"):
             st.session_state["gallery_confirm_delete"] = record.id
             st.rerun()
-        if st.session_state.get("gallery_confirm_delete") == record.id:
+        if can_delete and st.session_state.get("gallery_confirm_delete") == record.id:
             st.warning("Delete this image and its mosaic data? This cannot be undone.")
             yes, no = st.columns(2)
             if yes.button("Delete", key=f"xy_{record.id}", type="primary"):
                 st.session_state.pop("gallery_confirm_delete", None)
                 try:
+                    current_access().require("delete")
                     store.delete(record.id)
                 except MosaicError as err:
                     st.error(md(err))

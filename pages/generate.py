@@ -8,6 +8,7 @@ from core.jobs import ACTIVE
 from core.jobs.requests import device_for, encode_request
 from pages._generate_local import local_score_form
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
+from pages.parts.auth import current_access, explain_denied
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 
 ensure_routed(__file__)
@@ -23,8 +24,13 @@ st.caption("Make new images. Every image is saved in the Gallery with the settin
 libraries = get_libraries()
 store = get_store()
 
+access = current_access()
 left, right = st.columns([1, 2], gap="large")
 with left:
+    if not access.can("generate"):
+        explain_denied(access, "generate")
+        st.page_link("pages/gallery.py", label="See the gallery", icon=":material/photo_library:")
+        st.stop()
     engine_name = st.selectbox("Engine", list(ENGINES), format_func=ENGINES.get, key="gen_engine")
     if engine_name == "sd":
         from pages._generate_sd import reuse_settings_box, sd_form

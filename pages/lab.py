@@ -11,6 +11,7 @@ from core.lab.jobs import compare_params, describe_demo_model, load_lab_result, 
 from core.score import PRESETS
 from pages._lab_comparison import show_comparison
 from pages._shared import enlarge, ensure_routed
+from pages.parts.auth import current_access, explain_denied
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 
 ensure_routed(__file__)
@@ -53,7 +54,10 @@ def _show_lab_job(job, key: str):
 st.subheader("1 · Locality: small patches make new things, whole-image patches copy")
 st.caption("Same noise, same digit class from the handwritten-digits library; only the patch size changes.")
 seed = st.number_input("Seed", 0, 99999, 7, key="lab_seed")
-if st.button("Make one image per patch size", key="lab_locality"):
+can_run = current_access().can("generate")
+if not can_run:
+    explain_denied(current_access(), "generate")
+if st.button("Make one image per patch size", key="lab_locality", disabled=not can_run):
     job = submit("lab", locality_params(int(seed)), title=f"Lab: patch sizes, seed {int(seed)}")
     st.session_state["lab_locality_job"] = job.id
 result = _show_lab_job(_lab_job("lab_locality_job", "locality"), "lab_locality")
@@ -79,7 +83,7 @@ st.caption(
     "only the library and the patch sizes calibrated on the network."
 )
 count = st.slider("Images", 1, 8, 4, key="lab_count")
-if st.button("Compare", type="primary", key="lab_compare"):
+if st.button("Compare", type="primary", key="lab_compare", disabled=not can_run):
     job = submit("lab", compare_params(int(seed), int(count)), title=f"Lab: network vs machine, seed {int(seed)}")
     st.session_state["lab_compare_job"] = job.id
 result = _show_lab_job(_lab_job("lab_compare_job", "compare"), "lab_compare")

@@ -10,6 +10,7 @@ from core.jobs import ACTIVE
 from core.libraries.jobs import import_params, keep_uploads
 from core.roots import check_folder
 from pages._shared import ensure_routed, get_libraries
+from pages.parts.auth import current_access, explain_denied
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 
 ensure_routed(__file__)
@@ -20,6 +21,7 @@ st.caption(
     "single images, a .zip, or a folder. Sub-folder names become classes (e.g. `shoes/`, `bags/`)."
 )
 libraries = get_libraries()
+access = current_access()
 
 
 def import_into(name: str, uploads, folder: str, title: str = "") -> None:
@@ -65,11 +67,8 @@ def show_import_job() -> None:
                 st.markdown(f"- {md(name)}: {md(reason)}")
 
 
-show_import_job()
-
-tab_list, tab_new = st.tabs(["Your libraries", "New library"])
-
-with tab_new:
+def new_library_form() -> None:
+    """Name, pictures or a folder: an import job makes the new library."""
     with st.form("new_library", clear_on_submit=False):
         title = st.text_input("Name", placeholder="Spring catalogue 2026")
         uploads = st.file_uploader(
@@ -99,6 +98,17 @@ with tab_new:
             except MosaicError as err:
                 st.error(md(err))
 
+
+show_import_job()
+
+tab_list, tab_new = st.tabs(["Your libraries", "New library"])
+
+with tab_new:
+    if access.can("edit"):
+        new_library_form()
+    else:
+        explain_denied(access, "edit")
+
 with tab_list:
     for info in libraries.list():
         title = md(info.title)
@@ -123,7 +133,7 @@ with tab_list:
                 step = max(1, info.count // shown)
                 thumbs = [libraries.thumbnail(info.name, i) for i in range(0, info.count, step)[:shown]]
                 st.image(thumbs, width=64)
-            if info.kind != "builtin":
+            if info.kind != "builtin" and access.can("edit"):
                 more = st.file_uploader("Add pictures or a .zip", accept_multiple_files=True, key=f"up_{info.name}")
                 if st.button("Add", key=f"add_{info.name}", disabled=not more):
                     try:
@@ -131,7 +141,9 @@ with tab_list:
                         st.rerun()
                     except MosaicError as err:
                         st.error(md(err))
+            if info.kind != "builtin" and access.can("delete"):
                 confirm = st.checkbox("I want to delete this library", key=f"conf_{info.name}")
                 if st.button("Delete library", key=f"del_{info.name}", disabled=not confirm, icon=":material/delete:"):
+                    access.require("delete")
                     libraries.delete(info.name)
                     st.rerun()

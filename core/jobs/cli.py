@@ -90,7 +90,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    worker = Worker(device=args.device, idle_exit_s=args.idle_exit, parent_pid=args.parent_pid)
+    queue = None
+    if args.workspace:  # only this workspace's jobs
+        from core.cli import store_of
+
+        queue = JobQueue(store_of(args))
+    worker = Worker(queue=queue, device=args.device, idle_exit_s=args.idle_exit, parent_pid=args.parent_pid)
     worker.install_signal_handlers()
     if not args.json:
         print(f"Worker {worker.id} is running jobs (Ctrl-C to stop).", file=sys.stderr)
@@ -114,6 +119,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--idle-exit", type=float, default=None, help="stop after this many idle seconds")
     worker.add_argument("--threads", type=_positive, default=None, help="CPU threads for this worker's engines")
     worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    worker.add_argument("--workspace", default=None, metavar="NAME", help="run only this workspace's jobs (default: all)")
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(func=cmd_worker)
 

@@ -172,7 +172,10 @@ class JobQueue:
     def claim(
         self, worker: str, devices: Sequence[str] = ("cpu",), kinds: Sequence[str] | None = None
     ) -> JobRecord | None:
-        """Atomically take the next job for ``worker`` (fair across owners); None when the queue is empty."""
+        """Atomically take the next job for ``worker`` (fair across owners); None when the queue is empty.
+
+        A queue of one workspace (not ``all_workspaces``) only takes that workspace's jobs.
+        """
         for _attempt in range(20):
             candidate = self._next_candidate(devices, kinds)
             if candidate is None:
@@ -213,6 +216,8 @@ class JobQueue:
             )
             if kinds:
                 query = query.where(JobRecord.kind.in_(list(kinds)))
+            if not self.all_workspaces:  # a worker of one workspace
+                query = query.where(JobRecord.workspace == self.workspace)
             queued = list(session.execute(query.limit(500)))
             if not queued:
                 return None

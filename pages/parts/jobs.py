@@ -21,7 +21,7 @@ from core.html import md
 from core.jobs import ACTIVE, CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobQueue, JobRecord
 from core.jobs.context import preview_path
 from core.jobs.pool import WorkerPool
-from pages.parts.owner import owner_id
+from pages.parts.auth import current_access, owner_id
 
 KIND_WORDS = {
     "generate": "Images",
@@ -32,13 +32,11 @@ KIND_WORDS = {
 }
 
 
-@st.cache_resource(show_spinner=False)
-def _queue(url: str) -> JobQueue:
-    return JobQueue()
-
-
 def get_queue() -> JobQueue:
-    return _queue(config.database_url())
+    """The job queue as the current workspace sees it."""
+    from pages._shared import get_store
+
+    return JobQueue(get_store())
 
 
 @st.cache_resource(show_spinner=False)
@@ -52,7 +50,11 @@ def ensure_workers() -> None:
 
 
 def submit(kind: str, params: dict[str, Any], title: str, device: str = "cpu") -> JobRecord:
-    """Queue a job for this browser. The same settings submitted again while it runs give the same job."""
+    """Queue a job for the signed-in person in the current workspace, if their role allows it.
+
+    The same settings submitted again while it runs give the same job.
+    """
+    current_access().require_job(kind)
     owner = owner_id()
     digest = hashlib.sha256(json.dumps([kind, params], sort_keys=True, default=str).encode()).hexdigest()[:24]
     ensure_workers()

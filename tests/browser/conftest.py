@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.studio import chromium_page, running_studio
+from tests.signin import sign_in_browser
 
 
 @pytest.fixture
@@ -21,5 +22,7 @@ def studio(studio_data, isolated_data_dir):
 
 @pytest.fixture
 def page(studio):
+    """A Chromium page signed in as an admin of the default workspace (its session cookie is set)."""
     with chromium_page() as page:
+        sign_in_browser(page, studio)
         yield page

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.studio import shot
+from tests.browser.studio import fill_small_campaign, shot
 
 # the studio and page fixtures are in tests/browser/conftest.py
 
@@ -76,52 +76,13 @@ def test_generate_with_a_tiny_stable_diffusion_pipeline(page, studio, isolated_d
     assert records[0].params["prompt"] == "a red sneaker on a pastel background"
 
 
-def _settle(page) -> None:
-    """Wait until Streamlit has finished rerunning the script."""
-    page.wait_for_timeout(700)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
-
-
-def _slider_to_minimum(page, label: str) -> None:
-    slider = page.get_by_role("slider", name=label) if page.get_by_role("slider", name=label).count() else None
-    if slider is None:
-        slider = page.get_by_text(label, exact=True).locator("xpath=ancestor::div[@data-testid]").first.get_by_role(
-            "slider"
-        )
-    slider.focus()
-    slider.press("Home")
-    page.wait_for_timeout(800)
-
-
 def test_make_and_export_a_small_campaign(page, studio):
     import io
     import zipfile
 
     page.goto(studio)
-    page.get_by_role("link", name="Campaigns").first.click()
-    page.get_by_role("combobox", name="Template").click()
-    page.get_by_role("option", name="A/B ad pair").first.click()
-    page.get_by_text("Two contrasting ad images").first.wait_for()
-    _settle(page)
-    for label, value in (("Product or service", "water bottle"), ("Main benefit", "keeps drinks cold")):
-        box = page.get_by_role("textbox", name=label)
-        for _attempt in range(5):  # a rerun still in flight can redraw the box and drop the typing
-            box.fill(value)
-            box.press("Tab")
-            _settle(page)
-            if box.input_value() == value:
-                break
-        assert box.input_value() == value
-    page.get_by_text("Offline: assemble pictures").click()
-    _slider_to_minimum(page, "Image size (pixels)")
-    page.get_by_text("Advanced").first.click()
-    _slider_to_minimum(page, "Steps (more = slower, a little cleaner)")
-    analyse = page.get_by_role("checkbox", name="Check originality and copy")
-    if analyse.count() and analyse.is_checked():
-        page.get_by_text("Check originality and copy risk of each image").click()
-        page.wait_for_timeout(800)
     try:
-        page.get_by_text("Check the list, then press").wait_for()
+        fill_small_campaign(page)
     finally:
         _shot(page, "08_campaign_brief")
     page.get_by_role("button", name="Generate campaign").click()

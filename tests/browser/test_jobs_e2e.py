@@ -15,6 +15,7 @@ import pytest
 
 from tests.browser.studio import chromium_page, running_studio, shot
 from tests.jobs.jobs_helpers import wait_until as _wait
+from tests.signin import sign_in_browser
 
 pytestmark = pytest.mark.browser
 
@@ -77,6 +78,7 @@ def test_a_server_restarted_mid_job_resumes_it_and_keeps_every_finished_image(is
 
 def _restart_scenario(page, queue, isolated_data_dir, WorkerRecord) -> None:  # noqa: N803
     with running_studio(isolated_data_dir) as url:
+        sign_in_browser(page, url)
         page.goto(url)
         page.get_by_role("link", name="Generate").first.click()
         page.get_by_role("button", name="Generate").wait_for()

@@ -20,6 +20,7 @@ from core.jobs import ACTIVE, DONE, QUEUED, JobQueue
 from core.jobs.worker import run_job_here
 from core.libraries import LibraryManager
 from core.store import Store
+from tests.signin import signed_in
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 240
@@ -51,7 +52,7 @@ def texts(at: AppTest) -> str:
 
 
 def open_page(record_id: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at = signed_in(AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT))
     at.run()
     at.switch_page("pages/analyze.py")
     if record_id:

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from core.campaigns import MANIFEST, CampaignRunner, CampaignStore, plan_campaign, read_manifest
 from core.templates import load_brand_kit
 from tests.jobs.jobs_helpers import run_queued_jobs
+from tests.signin import signed_in
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 240
@@ -22,7 +23,7 @@ TEMPLATE = "ab-ad-pair"  # one channel x two styles: 2 images with one seed each
 
 
 def page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at = signed_in(AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT))
     at.run()
     at.switch_page("pages/campaigns.py").run()
     ok(at)

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.engines.sd.tiny import build_tiny_sd15
 from tests.jobs.jobs_helpers import last_batch, run_queued_jobs
+from tests.signin import signed_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +22,7 @@ def tiny_sd15(tmp_path_factory) -> Path:
 
 def _sd_page(tiny_sd15: Path, data_dir: Path) -> AppTest:
     shutil.copytree(tiny_sd15, data_dir / "models" / "tiny-sd15")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    at = signed_in(AppTest.from_file(str(ROOT / "app.py"), default_timeout=240))
     at.run()
     at.switch_page("pages/generate.py").run()
     at.selectbox(key="gen_engine").set_value("sd").run()

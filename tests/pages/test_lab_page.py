@@ -5,12 +5,13 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from tests.jobs.jobs_helpers import run_queued_jobs
+from tests.signin import signed_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _lab() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at = signed_in(AppTest.from_file(str(ROOT / "app.py"), default_timeout=300))
     at.run()
     at.switch_page("pages/lab.py").run()
     assert not at.exception, [e.value for e in at.exception]

@@ -10,13 +10,14 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tests.jobs.jobs_helpers import last_batch, run_queued_jobs
+from tests.signin import signed_in
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 240
 
 
 def app() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at = signed_in(AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT))
     at.run()
     assert not at.exception, at.exception
     return at

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.roots import ALLOWED_FOLDERS_ENV
 from tests.jobs.jobs_helpers import run_queued_jobs
+from tests.signin import signed_in
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 240
@@ -24,7 +25,7 @@ def shown(markdown: str) -> str:
 
 
 def _goto(page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at = signed_in(AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT))
     at.run()
     at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]

@@ -30,8 +30,22 @@ def test_streamlit_reads_these_values():
     assert config.ShowErrorDetailsConfigOptions.NONE == _config()["client"]["showErrorDetails"]
 
 
+def test_a_shared_deployment_hides_the_developer_toolbar_and_checks_forms():
+    config = _config()
+    assert config["client"]["toolbarMode"] == "viewer", "the Deploy button and developer menu would show"
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["server"]["maxUploadSize"] == 200, "the upload limit is kept"
+    from streamlit import config as streamlit_config
+
+    options = streamlit_config._config_options_template
+    for key in ("client.toolbarMode", "server.enableXsrfProtection", "server.maxUploadSize"):
+        assert key in options, key
+
+
 def test_readme_says_how_to_open_the_studio_to_a_network():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "--server.address 0.0.0.0" in readme
-    assert "no sign-in" in readme
+    assert "Run it for a team" in readme
+    for words in ("reverse proxy", "TLS", "backup", "MOSAIC_SESSION_IDLE_MINUTES", "users add"):
+        assert words in readme, words
     assert "MOSAIC_ALLOWED_FOLDERS" in readme
