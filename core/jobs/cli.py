@@ -119,7 +119,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--idle-exit", type=float, default=None, help="stop after this many idle seconds")
     worker.add_argument("--threads", type=_positive, default=None, help="CPU threads for this worker's engines")
     worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
-    worker.add_argument("--workspace", default=None, metavar="NAME", help="run only this workspace's jobs (default: all)")
+    worker.add_argument("--workspace", default=None, metavar="NAME", help="only this workspace's jobs (default: all)")
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(func=cmd_worker)
 
