@@ -151,9 +151,10 @@ def _last_upload() -> Subject | None:
     if not isinstance(last, dict):
         return None
     from core.analyzer.jobs import subject_image
+    from pages._shared import get_store
 
     try:
-        image = subject_image({"upload": last.get("upload")})
+        image = subject_image({"upload": last.get("upload")}, get_store())
     except MosaicError:
         st.session_state.pop(LAST_UPLOAD, None)
         return None
