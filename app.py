@@ -11,8 +11,6 @@ logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(messag
 
 st.set_page_config(page_title="Mosaic Studio", page_icon="🧩", layout="wide")
 
-access = require_sign_in()  # whoever is not signed in sees only the sign-in form
-
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
@@ -23,8 +21,12 @@ PAGES = [
     st.Page("pages/libraries.py", title="Libraries", icon=":material/collections:"),
     st.Page("pages/lab.py", title="Creativity Lab", icon=":material/science:"),
 ]
+TEAM = st.Page("pages/team.py", title="Team", icon=":material/group:")
+
+# whoever is not signed in sees only the sign-in form, whichever page a link pointed to
+access = require_sign_in([page.url_path for page in [*PAGES, TEAM]])
 if access.can("members") or access.is_admin:
-    PAGES.append(st.Page("pages/team.py", title="Team", icon=":material/group:"))
+    PAGES.append(TEAM)
 
 #: settings (widget keys) kept while the user visits other pages; buttons and uploads cannot be kept
 KEPT_SETTINGS = {

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 
 import streamlit as st
 
@@ -49,19 +50,28 @@ def get_accounts() -> Accounts:
 
 
 # ------------------------------------------------------------------------------------- the gate
-def require_sign_in() -> Access:
-    """The signed-in person's access to the current workspace; otherwise the sign-in page, and stop."""
+def require_sign_in(paths: Sequence[str] = ()) -> Access:
+    """The signed-in person's access to the current workspace; otherwise the sign-in page, and stop.
+
+    ``paths`` are the URL paths of the studio's pages: a link to one of them opened before signing in
+    shows the sign-in form too, and after signing in the page it pointed to.
+    """
     user = _oidc_user() if oidc_configured() else _session_user()
     if user is None:
-        _only(_sign_in_page, "Sign in")
+        _only(_sign_in_page, "Sign in", paths)
     access = _workspace_access(user)
     st.session_state[_ACCESS] = access
     return access
 
 
-def _only(page, title: str) -> None:
-    """Show ``page`` as the studio's only page (no menu, no other page reachable), then stop."""
-    st.navigation([st.Page(page, title=title, url_path="welcome", default=True)], position="hidden").run()
+def _only(page, title: str, paths: Sequence[str] = ()) -> None:
+    """Show ``page`` as the studio's only page (no menu, no other page reachable), then stop.
+
+    It answers on ``paths`` too, so that a link to a page shows it instead of "page not found".
+    """
+    pages = [st.Page(page, title=title, url_path="welcome", default=True)]
+    pages += [st.Page(page, title=title, url_path=path) for path in paths if path and path != "welcome"]
+    st.navigation(pages, position="hidden").run()
     st.stop()
 
 
@@ -297,7 +307,7 @@ def account_panel(access: Access) -> None:
     """Who is signed in, in which workspace and role, and "Sign out" (in the sidebar)."""
     role = {"viewer": "viewer (look and export)", "editor": "editor", "admin": "admin"}.get(access.role, access.role)
     workspace = get_accounts().get_workspace(access.workspace)
-    st.caption(md(f"Signed in as **{access.user_name}** · {workspace.title or workspace.name} · {role}"))
+    st.caption(f"Signed in as **{md(access.user_name)}** · {md(workspace.title or workspace.name)} · {role}")
     if st.button("Sign out", key="sign_out", icon=":material/logout:"):
         sign_out()
 
