@@ -38,13 +38,18 @@ def free_port() -> int:
 
 @contextmanager
 def running_studio(
-    data_dir: Path, script: str | Path = "app.py", address: str | None = "127.0.0.1", workers: int = 1
+    data_dir: Path,
+    script: str | Path = "app.py",
+    address: str | None = "127.0.0.1",
+    workers: int = 1,
+    port: int | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """``streamlit run app.py`` (or ``script``) from the repository on a free port with ``data_dir`` as the data
     folder; yields its URL on 127.0.0.1. ``address=None`` leaves the address to ``.streamlit/config.toml``."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: run `bash scripts/test.sh`, which installs it.")
-    port = free_port()
+    port = port or free_port()
     env = dict(os.environ, MOSAIC_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", MOSAIC_WORKERS=str(workers))
     log_path = data_dir.parent / "streamlit.log"
     log = open(log_path, "w")  # noqa: SIM115
@@ -60,6 +65,7 @@ def running_studio(
             *(["--server.address", address] if address else []),
             "--server.headless",
             "true",
+            *extra_args,
         ],
         cwd=ROOT,
         env=env,
