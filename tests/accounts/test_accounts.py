@@ -187,3 +187,17 @@ def test_logs_never_contain_a_password(accounts, caplog):
     assert "ann" in logged  # something was logged
     for secret in (PASSWORD, "a wrong secret 99", "the newest secret 77"):
         assert secret not in logged
+
+
+def test_the_session_idle_timeout_is_read_from_the_environment(monkeypatch):
+    from core import config
+    from core.errors import MosaicError
+
+    monkeypatch.delenv(config.SESSION_IDLE_ENV, raising=False)
+    assert config.session_idle_seconds() == 60 * 60
+    monkeypatch.setenv(config.SESSION_IDLE_ENV, "15")
+    assert config.session_idle_seconds() == 15 * 60
+    for bad in ("0", "soon", "-5", "1e9"):
+        monkeypatch.setenv(config.SESSION_IDLE_ENV, bad)
+        with pytest.raises(MosaicError, match="MOSAIC_SESSION_IDLE_MINUTES"):
+            config.session_idle_seconds()
