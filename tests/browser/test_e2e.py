@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.studio import fill_small_campaign, shot
+from tests.browser.studio import fill_small_campaign, settle, shot
 
 # the studio and page fixtures are in tests/browser/conftest.py
 
@@ -45,9 +45,13 @@ def test_generate_with_defaults_then_open_mosaic(page, studio):
 
 def _fill_number(page, label: str, value: int) -> None:
     box = page.get_by_label(label)
-    box.fill(str(value))
-    box.press("Enter")
-    page.wait_for_timeout(600)
+    for _attempt in range(5):  # on a busy machine a rerun still in flight can redraw the box and drop the typing
+        box.fill(str(value))
+        box.press("Enter")
+        settle(page)
+        if box.input_value() == str(value):
+            return
+    assert box.input_value() == str(value)
 
 
 def test_generate_with_a_tiny_stable_diffusion_pipeline(page, studio, isolated_data_dir):
