@@ -80,19 +80,23 @@ def _make(path: Path) -> Path:
     return path
 
 
-#: a workspace name: a short slug, safe as a folder name
-WORKSPACE_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+#: a short name that is safe as a folder name: workspaces, libraries
+SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_WORKSPACE = "default"
 
 
-def check_workspace_name(name: object) -> str:
-    """``name`` if it can name a workspace, else :class:`BadInputError` saying the rule."""
-    if not isinstance(name, str) or not WORKSPACE_PATTERN.fullmatch(name):
+def check_slug(name: object, what: str, example: str) -> str:
+    """``name`` if it can name a ``what`` (a short slug), else :class:`BadInputError` saying the rule."""
+    if not isinstance(name, str) or not SLUG_PATTERN.fullmatch(name):
         raise BadInputError(
-            f"{name!r} is not a workspace name: use 1 to 64 lower-case letters, digits, '-' or '_', "
-            "starting with a letter or digit (for example 'acme-shoes')."
+            f"{name!r} is not a valid {what} name. Use 1 to 64 lowercase letters, digits, '-' or '_', "
+            f"starting with a letter or digit (for example '{example}')."
         )
     return name
+
+
+def check_workspace_name(name: object) -> str:
+    return check_slug(name, "workspace", "acme-shoes")
 
 
 def workspace_dir(workspace: str = DEFAULT_WORKSPACE) -> Path:

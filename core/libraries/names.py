@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import re
 
-from core.errors import BadInputError
+from core.config import SLUG_PATTERN, check_slug
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_PATTERN = SLUG_PATTERN
 _LABEL_MAX = 64
 
 
 def validate_name(name: object) -> str:
     """Return ``name`` if it is a valid library name, else raise ``BadInputError`` explaining the rule."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise BadInputError(
-            f"{name!r} is not a valid library name. Use 1 to 64 lowercase letters, digits, '-' or '_', "
-            "starting with a letter or digit (for example 'summer-shoes')."
-        )
-    return name
+    return check_slug(name, "library", "summer-shoes")
 
 
 def suggest_name(text: str) -> str:

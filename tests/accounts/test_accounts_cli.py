@@ -56,7 +56,7 @@ def test_errors_are_one_line_with_exit_status_two():
         (("users", "add", "sam", "--role", "editor", "--workspace", "nowhere", "--json"), SECRET, "No workspace"),
         (("users", "passwd", "nobody", "--json"), SECRET, "No account"),
         (("workspaces", "members", "nowhere", "--json"), "", "No workspace"),
-        (("workspaces", "add", "Not A Name", "--json"), "", "not a workspace name"),
+        (("workspaces", "add", "Not A Name", "--json"), "", "not a valid workspace name"),
         (("gallery", "--workspace", "nowhere", "--json"), "", "No workspace"),
     ]
     for args, stdin, words in cases:

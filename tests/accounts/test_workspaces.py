@@ -71,7 +71,7 @@ def test_members_are_added_changed_and_removed_and_a_workspace_keeps_an_admin(ac
         accounts.set_member("globex", "nobody", "viewer")
     with pytest.raises(BadInputError, match="already"):
         accounts.add_workspace("acme")
-    with pytest.raises(BadInputError, match="not a workspace name"):
+    with pytest.raises(BadInputError, match="not a valid workspace name"):
         accounts.add_workspace("Acme Shoes")
     accounts.disable_user("vic")
     assert accounts.workspaces_of(accounts.get_user("vic")) == []
