@@ -91,6 +91,10 @@ def test_only_the_sign_in_form_shows_before_signing_in(isolated_data_dir):
         assert "1 image(s) saved" in _text(page)
         page.reload()  # a reload keeps the person signed in
         page.get_by_role("heading", name="Gallery").wait_for()
+    log = (isolated_data_dir.parent / "streamlit.log").read_text(encoding="utf-8")
+    assert "signed in" in log  # the server logged the sign-ins, and not one password
+    for secret in (PASSWORD, PASSWORD + "x", "not the password"):
+        assert secret not in log
 
 
 def test_a_viewer_can_look_and_export_but_not_generate_or_delete(isolated_data_dir):
