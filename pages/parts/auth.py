@@ -33,10 +33,13 @@ from core.html import md
 logger = logging.getLogger(__name__)
 
 COOKIE = "mosaic_session"
+#: the workspace this browser used last (a workspace name, checked against the person's workspaces when read)
+WORKSPACE_COOKIE = "mosaic_workspace"
 _TOKEN = "_mosaic_session"
 _ACCESS = "_mosaic_access"
 _WORKSPACE = "_mosaic_workspace"
 _SET_COOKIE = "_mosaic_set_cookie"
+_WORKSPACE_WRITTEN = "_mosaic_workspace_written"
 #: a token is what ``secrets.token_urlsafe(32)`` makes; any other cookie value is ignored
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 #: a failed sign-in waits this long before answering (on top of the growing lock-out of core.accounts)
@@ -273,7 +276,10 @@ def _workspace_access(user: UserRecord) -> Access:
         _only(no_workspace, "Mosaic Studio")
     names = [workspace.name for workspace, _role in choices]
     titles = {workspace.name: workspace.title or workspace.name for workspace, _role in choices}
+    remembered = str(st.context.cookies.get(WORKSPACE_COOKIE) or "")
     current = st.session_state.get(_WORKSPACE)
+    if current not in names:  # a new visit: the workspace this browser used last, else the default one
+        current = remembered if remembered in names else None
     if current not in names:
         current = config.DEFAULT_WORKSPACE if config.DEFAULT_WORKSPACE in names else names[0]
     with st.sidebar:
@@ -290,11 +296,21 @@ def _workspace_access(user: UserRecord) -> Access:
     if previous is not None and previous != current:
         _forget_page_state()
     st.session_state[_WORKSPACE] = current
+    written = st.session_state.get(_WORKSPACE_WRITTEN, remembered)
+    if current != written and config.SLUG_PATTERN.fullmatch(current):  # a checked slug: safe in the script
+        st.session_state[_WORKSPACE_WRITTEN] = current
+        with st.sidebar:
+            st.html(
+                f"<script>document.cookie = '{WORKSPACE_COOKIE}={current}; path=/; max-age=31536000; "
+                "SameSite=Strict';</script>",
+                unsafe_allow_javascript=True,
+                width=1,
+            )
     return accounts.access(user, current)
 
 
 #: session keys that outlive a change of workspace (everything else belongs to the workspace left)
-_KEEP_ON_SWITCH = {_TOKEN, _WORKSPACE, "_mosaic_workspace_choice", "_mosaic_routed"}
+_KEEP_ON_SWITCH = {_TOKEN, _WORKSPACE, _WORKSPACE_WRITTEN, "_mosaic_workspace_choice", "_mosaic_routed"}
 
 
 def _forget_page_state() -> None:

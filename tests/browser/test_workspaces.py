@@ -189,3 +189,27 @@ def test_two_people_in_two_workspaces_run_a_campaign_each_at_once(isolated_data_
         counts = CampaignStore(store).counts(campaign.id)
         assert campaign.name == name and counts["done"] == counts["total"] == store.count()
         assert {r.workspace for r in store.list()} == {workspace}
+
+
+def test_switching_workspaces_shows_each_ones_own_things_and_is_remembered(isolated_data_dir):
+    ids = _team()
+    Accounts().set_member("globex", "ann", "viewer")
+    with running_studio(isolated_data_dir) as url, chromium_pages(1) as (page,):
+        sign_in_browser(page, url, "ann")
+        page.goto(url + "/gallery")
+        page.get_by_role("heading", name="Gallery").wait_for()
+        settle(page)
+        assert page.locator(f".st-key-d_{ids['acme_image']}").count() == 1
+        assert "Acme Shoes · editor" in _text(page)
+        page.get_by_role("combobox", name="Workspace").click()
+        page.get_by_role("option", name="Globex").click()
+        page.get_by_text("Globex · viewer").wait_for()
+        settle(page)
+        assert page.locator(f".st-key-d_{ids['globex_image']}").count() == 1
+        assert page.locator(f".st-key-d_{ids['acme_image']}").count() == 0
+        assert page.locator(f".st-key-x_{ids['globex_image']}").count() == 0  # a viewer there: no delete
+        shot(page, "signin_06_switched")
+        page.reload()  # the browser comes back to the workspace it used last
+        page.get_by_text("Globex · viewer").wait_for()
+        settle(page)
+        assert page.locator(f".st-key-d_{ids['globex_image']}").count() == 1
