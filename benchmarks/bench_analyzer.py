@@ -67,7 +67,9 @@ def _png(array: np.ndarray) -> bytes:
 
 def _query(library: list[np.ndarray], seed: int):
     """A 512×512 collage: one library image as background, five pasted rectangles (96-255 px) from
-    others; returns (image, per-pixel library index)."""
+    others, and two squares at other sizes: a whole picture shrunk to 160 px (0.31× its size when both
+    are shown at one size) and a 128 px detail blown up to 256 px (2×); returns (image, per-pixel library
+    index)."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -81,6 +83,15 @@ def _query(library: list[np.ndarray], seed: int):
         sy, sx, ty, tx = (int(v) for v in rng.integers(0, QUERY_SIDE - 256, size=4))
         canvas[ty : ty + h, tx : tx + w] = item[sy : sy + h, sx : sx + w]
         truth[ty : ty + h, tx : tx + w] = pick
+    for factor in (0.5, 2.0):  # one whole picture shrunk, one detail blown up (relative to the collage)
+        pick = int(rng.integers(len(library)))
+        item = np.asarray(Image.fromarray(library[pick]).resize((QUERY_SIDE, QUERY_SIDE)))
+        side = 160 if factor < 1 else 256
+        crop = item if factor < 1 else item[96 : 96 + int(side / factor), 96 : 96 + int(side / factor)]
+        piece = np.asarray(Image.fromarray(crop).resize((side, side)))
+        ty, tx = (int(v) for v in rng.integers(0, QUERY_SIDE - side, size=2))
+        canvas[ty : ty + side, tx : tx + side] = piece
+        truth[ty : ty + side, tx : tx + side] = pick
     return Image.fromarray(canvas), truth
 
 
@@ -100,13 +111,14 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--queries", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    parser.add_argument("--skip-exact", action="store_true", help="leave out the exact-search run")
     args = parser.parse_args()
     os.environ["MOSAIC_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-analyzer-")
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from core.analyzer import Analyzer
+    from core.analyzer import Analyzer, AnalyzerSettings
     from core.analyzer.index import clear_cache
     from core.libraries import LibraryManager
 
@@ -121,12 +133,17 @@ def main() -> None:
     queries = [_query(library, q) for q in range(args.queries)]
 
     results = {}
-    for backend in ("faiss", "exact"):
-        analyzer = Analyzer(manager, force_backend=backend)
+    medians = {}
+    configurations = [("faiss", True), ("faiss", False)] + ([] if args.skip_exact else [("exact", True)])
+    for backend, other_sizes in configurations:
+        settings = AnalyzerSettings() if other_sizes else AnalyzerSettings(scale_levels=())
+        analyzer = Analyzer(manager, settings=settings, force_backend=backend)
+        if not other_sizes:
+            backend = "faiss, one size only"
         t0 = time.perf_counter()
         index, _ = analyzer.index("bench")
         build = time.perf_counter() - t0
-        sizes = {p: s.searcher.count for p, s in index.scales.items()}
+        sizes = {stem: s.searcher.count for stem, s in index.all_scales()}
         print(f"[{backend}] index build: {build:.1f} s ({build * 1000 / args.images:.1f} s per 1,000 images); "
               f"indexed patches per scale: {sizes}")
         clear_cache()
@@ -150,8 +167,12 @@ def main() -> None:
               f"per-pixel accuracy mean {np.mean([a[0] for a in accuracies]):.3f} "
               f"(same photo {np.mean([a[1] for a in accuracies]):.3f})")
         results[backend] = maps
-    agree = [float((a == b).mean()) for a, b in zip(results["exact"], results["faiss"], strict=True)]
-    print(f"exact vs FAISS: per-pixel source agreement mean {np.mean(agree):.3f} (min {min(agree):.3f})")
+        medians[backend] = float(np.median(times))
+    print(f"searching other sizes costs {medians['faiss'] / medians['faiss, one size only']:.2f}× the time of one "
+          "size (median analysis, same run)")
+    if "exact" in results:
+        agree = [float((a == b).mean()) for a, b in zip(results["exact"], results["faiss"], strict=True)]
+        print(f"exact vs FAISS: per-pixel source agreement mean {np.mean(agree):.3f} (min {min(agree):.3f})")
     print(f"load average at end: {_load_average()}")
 
 

@@ -18,7 +18,8 @@ from core.analyzer.assign import Assignment, DenseAssigner
 from core.analyzer.features import LatentSpace, PixelSpace, fit_query
 from core.analyzer.index import IndexManager, PatchIndex
 from core.analyzer.nearcopy import NearCopyChecker
-from core.analyzer.result import AnalysisResult, NearCopy, ScaleResult
+from core.analyzer.pyramid import LevelLibrary, LevelMaps, level_side, resized, to_base
+from core.analyzer.result import AnalysisResult, NearCopy, Region, ScaleResult
 from core.analyzer.scoring import copy_risk, originality_score, regions_and_shares, summary_sentence
 from core.analyzer.settings import SPACES, AnalyzerSettings, ProgressFn
 from core.analyzer.shortlist import fine_scale_index, patches_per_image, shortlist
@@ -30,6 +31,10 @@ from core.libraries import LibraryManager
 logger = logging.getLogger(__name__)
 
 ImageInput = Image.Image | bytes | str | Path
+
+
+#: a region this large (fraction of the image) is checked as a possible crop of its whole picture
+_CROP_CHECK_REGION = 0.15
 
 
 def _window(patch: int) -> int:
@@ -116,7 +121,10 @@ class Analyzer:
         features = feature_space.encode(query_pixels[None])
         structure = feature_space.structure(features)
         grid_size = self.settings.work_size // factor
-        per_scale = self._search(index, feature_space, features, structure, allowed, grid_size)
+        query_levels = self._query_levels(features[0], index)
+        per_scale, fine, level_votes = self._search(
+            index, feature_space, features, structure, allowed, grid_size, query_levels
+        )
         timings["search"] = time.perf_counter() - t0
         if on_progress is not None:
             on_progress(0.8, "Building the mosaic")
@@ -150,7 +158,12 @@ class Analyzer:
 
         height, width = query_pixels.shape[1:]
         source_map, source_yx, offset_map, similarity = self._maps(main, row_to_index, factor, height, width)
-        shares, regions = regions_and_shares(source_map, source_yx, names)
+        t0 = time.perf_counter()
+        levels = self._other_sizes(index, feature_space, query, allowed, row_to_index, noise, query_levels,
+                                   level_votes, fine)
+        scale_map = self._merge(levels, source_map, source_yx, offset_map, similarity)
+        timings["other_sizes"] = time.perf_counter() - t0
+        shares, regions = regions_and_shares(source_map, source_yx, names, scale_map)
         borrowed = float((source_map >= 0).mean())
         largest = regions[0].area if regions else 0.0
         largest_source = next((s for s in shares if regions and s.index == regions[0].source), None)
@@ -169,6 +182,10 @@ class Analyzer:
                 crop=match.box,
                 reason="whole image matches after alignment" if match.score >= self.settings.copy_threshold else "",
             )
+        if not near.is_copy and regions and largest >= _CROP_CHECK_REGION:
+            crop = self._crop_copy(checker, query_pixels, regions[0], source_yx, scale_map, row_to_index, names)
+            if crop is not None:
+                near = crop
         if not near.is_copy and largest >= self.settings.copy_region_fraction and largest_source is not None:
             near = NearCopy(
                 is_copy=True,
@@ -230,6 +247,18 @@ class Analyzer:
             analysed_image=from_tensor(query_pixels),
         )
 
+    def _query_levels(self, query: torch.Tensor, index: PatchIndex) -> dict[float, torch.Tensor]:
+        """The checked image reduced by ``1 / k`` for every enlargement ``k`` looked for (pixel space)."""
+        height, width = query.shape[1:]
+        out: dict[float, torch.Tensor] = {}
+        smallest = min(index.scales) if index.scales else 8
+        for k in self.settings.query_levels(index.factor):
+            side_h, side_w = max(1, int(round(height / k))), max(1, int(round(width / k)))
+            if min(side_h, side_w) < smallest:
+                continue
+            out[k] = resized(query[None], side_h, side_w)[0]
+        return out
+
     def _search(
         self,
         index: PatchIndex,
@@ -238,25 +267,172 @@ class Analyzer:
         structure: torch.Tensor,
         allowed: np.ndarray,
         grid_size: int,
-    ) -> dict[int, list[Candidate]]:
+        query_levels: dict[float, torch.Tensor],
+    ) -> tuple[dict[int, list[Candidate]], dict[int, Any], dict[float, list[Candidate]]]:
         """Offset candidates per patch size: indexed (large) sizes over the whole library, largest first,
-        then small sizes over the library images those point to most (see :mod:`.shortlist`)."""
+        then small sizes over the library images those point to most (see :mod:`.shortlist`).
+
+        Also the candidates of every reduced copy of the checked image (``query_levels``): their large
+        patches count towards the shortlist too, and they are searched with the same small-patch index.
+        Returns (candidates per patch size, the small-patch indexes, candidates per query level)."""
         voter = OffsetVoter(self.settings)
         per_scale: dict[int, list[Candidate]] = {}
+        per_level: dict[float, list[Candidate]] = {k: [] for k in query_levels}
         scores = np.zeros(allowed.shape[0], dtype=np.float64)
         for patch in sorted(index.scales, reverse=True):
             votes = voter.candidates(index.scales[patch], features, structure, allowed, grid_size)
             per_scale[patch] = votes.candidates
             scores += votes.image_scores
+        level_inputs = {k: (q[None], space.structure(q[None])) for k, q in query_levels.items()}
+        for k, (q, q_structure) in level_inputs.items():
+            for patch in sorted(index.scales, reverse=True):
+                votes = voter.candidates(index.scales[patch], q, q_structure, allowed, grid_size)
+                per_level[k].extend(votes.candidates)
+                scores += votes.image_scores
+        fine: dict[int, Any] = {}
         for patch in sorted(set(self.settings.scales_for(index.factor)) - set(index.scales), reverse=True):
             limit = max(1, self.settings.shortlist_vectors // max(1, patches_per_image(grid_size, patch)))
             rows = shortlist(scores, allowed, limit)
             scale = fine_scale_index(index, rows, patch, self.settings, space.structure)
+            fine[patch] = scale
             votes = voter.candidates(scale, features, structure, allowed, grid_size)
             per_scale[patch] = votes.candidates
+            for k, (q, q_structure) in level_inputs.items():
+                if k <= self.settings.small_patches_up_to:
+                    per_level[k].extend(voter.candidates(scale, q, q_structure, allowed, grid_size).candidates)
             logger.debug("%d px patches: %d shortlisted images, %d candidates", patch, rows.shape[0],
                          len(votes.candidates))
-        return dict(sorted(per_scale.items()))
+        return dict(sorted(per_scale.items())), fine, per_level
+
+    def _other_sizes(
+        self,
+        index: PatchIndex,
+        space: Any,
+        query: torch.Tensor,
+        allowed: np.ndarray,
+        row_to_index: np.ndarray,
+        noise: float,
+        query_levels: dict[float, torch.Tensor],
+        level_votes: dict[float, list[Candidate]],
+        fine: dict[int, Any],
+    ) -> list[LevelMaps]:
+        """Library content at other sizes (see :mod:`.pyramid`), each level's result on the base grid."""
+        s = self.settings
+        window = max(3, s.window | 1)
+        height, width = query.shape[1:]
+        out: list[LevelMaps] = []
+        voter = OffsetVoter(s)
+        structure = space.structure(query[None])
+        for k, scales in sorted(index.levels.items()):
+            side = level_side(index.work_size, k)
+            found: list[Candidate] = []
+            for patch in sorted(scales, reverse=True):
+                found.extend(voter.candidates(scales[patch], query[None], structure, allowed,
+                                              max(height, width, side)).candidates)
+            assignment = self._assign_level(LevelLibrary(index, side), space, query, found, noise, window)
+            if assignment is None:
+                continue
+            smap, syx, _, sim = self._maps(assignment, row_to_index, 1, height, width)
+            out.append(LevelMaps(*to_base(smap, syx, sim, height, width, side / index.work_size), scale=k))
+        for k, small in query_levels.items():
+            assignment = self._assign_level(index, space, small, level_votes.get(k, []), noise, window)
+            if assignment is None:
+                continue
+            level_h, level_w = small.shape[1:]
+            smap, syx, _, sim = self._maps(assignment, row_to_index, 1, level_h, level_w)
+            out.append(LevelMaps(*to_base(smap, syx, sim, height, width, 1.0), scale=k))
+        return out
+
+    def _assign_level(
+        self, library: Any, space: Any, query: torch.Tensor, candidates: list[Candidate], noise: float, window: int
+    ) -> Assignment | None:
+        found = supported(candidates, self.settings.level_min_votes)
+        if not found:
+            return None
+        assigner = DenseAssigner(self.settings, library, noise, space.structure)
+        refined = assigner.refine(query, found, window)
+        union: dict[tuple[int, int, int], Candidate] = {}
+        for cand in sorted(refined, key=lambda c: -c.votes):
+            union.setdefault(cand.key, cand)
+        if not union:
+            return None
+        assignment = assigner.assign(query, list(union.values()), window)
+        return assignment if (assignment.candidate >= 0).any() else None
+
+    def _crop_copy(
+        self,
+        checker: NearCopyChecker,
+        query_pixels: torch.Tensor,
+        region: Region,
+        source_yx: np.ndarray,
+        scale_map: np.ndarray,
+        row_to_index: np.ndarray,
+        names: dict[int, tuple[str, str]],
+    ) -> NearCopy | None:
+        """Is the whole image a cropped (and resized, recoloured) copy of the largest region's picture?
+
+        The region says where the image's corner would be in that picture, and at which size; that crop
+        is aligned and verified like any near copy (see :meth:`NearCopyChecker.check_box`)."""
+        rows = np.nonzero(row_to_index == region.source)[0]
+        if rows.shape[0] == 0:
+            return None
+        top, left, bottom, right = region.box
+        inside = np.zeros(source_yx.shape[:2], dtype=bool)
+        inside[top:bottom, left:right] = True
+        ys, xs = np.nonzero(inside & (source_yx[..., 0] >= 0))
+        if ys.shape[0] == 0:
+            return None
+        k = float(np.median(scale_map[ys, xs]))
+        height, width = source_yx.shape[:2]
+        side = float(self.settings.work_size)
+        corner_y = float(np.median(source_yx[ys, xs, 0] - ys / k))
+        corner_x = float(np.median(source_yx[ys, xs, 1] - xs / k))
+        box = (corner_y / side, corner_x / side, height / k / side, width / k / side)
+        margin = 0.08
+        if box[0] < -margin or box[1] < -margin or box[0] + box[2] > 1 + margin or box[1] + box[3] > 1 + margin:
+            return None  # the image is bigger than the picture's content: a collage, not a crop
+        box = (max(0.0, box[0]), max(0.0, box[1]), min(box[2], 1.0), min(box[3], 1.0))
+        box = (min(box[0], 1.0 - box[2]), min(box[1], 1.0 - box[3]), box[2], box[3])
+        match = checker.check_box(query_pixels, int(rows[0]), box)
+        if match.score < self.settings.copy_threshold:
+            return None
+        item_id, name = names.get(region.source, ("?", "?"))
+        return NearCopy(
+            is_copy=True,
+            score=match.score,
+            index=region.source,
+            item_id=item_id,
+            name=name,
+            crop=match.box,
+            reason="the whole image matches a cropped part of it",
+        )
+
+    @staticmethod
+    def _merge(
+        levels: list[LevelMaps],
+        source_map: np.ndarray,
+        source_yx: np.ndarray,
+        offset_map: np.ndarray,
+        similarity: np.ndarray,
+    ) -> np.ndarray:
+        """Fill pixels the working size left unexplained with the best other-size match (in place).
+        Returns the per-pixel size of the content relative to its library picture (1 where same size)."""
+        scale_map = np.ones(source_map.shape, dtype=np.float32)
+        filled = np.full(source_map.shape, -1.0, dtype=np.float32)
+        free = source_map < 0
+        ys, xs = np.mgrid[0 : source_map.shape[0], 0 : source_map.shape[1]]
+        for level in levels:
+            take = free & (level.source_map >= 0) & (level.similarity > filled)
+            if not take.any():
+                continue
+            source_map[take] = level.source_map[take]
+            source_yx[take] = level.source_yx[take]
+            offset_map[take, 0] = level.source_yx[take][:, 0] - ys[take]
+            offset_map[take, 1] = level.source_yx[take][:, 1] - xs[take]
+            similarity[take] = np.maximum(similarity[take], level.similarity[take])
+            filled[take] = level.similarity[take]
+            scale_map[take] = level.scale
+        return scale_map
 
     @staticmethod
     def _maps(assignment: Assignment, row_to_index: np.ndarray, factor: int, height: int, width: int):

@@ -26,6 +26,7 @@ from core import config
 from core.analyzer import store
 from core.analyzer.descriptors import PatchDescriber, library_stride
 from core.analyzer.nearcopy import BOXES, library_descriptors
+from core.analyzer.pyramid import level_side, resized
 from core.analyzer.search import ExactSearch, FaissSearch, Searcher, make_searcher
 from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings, ProgressFn
 from core.errors import BadInputError
@@ -69,6 +70,8 @@ class PatchIndex:
     features: np.ndarray | None  # (N, Cf, S/f, S/f) float16 (latent space) or None (pixels)
     global_descriptors: np.ndarray  # (N, len(BOXES), D) float32
     scales: dict[int, ScaleIndex] = field(default_factory=dict)
+    #: the library reduced to ``level_side(work_size, k)``: patch size -> patches, per level ``k`` < 1
+    levels: dict[float, dict[int, ScaleIndex]] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -79,6 +82,13 @@ class PatchIndex:
         if self.features is None:
             return torch.from_numpy(self.pixels[rows]).float() / 127.5 - 1.0
         return torch.from_numpy(self.features[rows].astype(np.float32))
+
+    def all_scales(self) -> list[tuple[str, ScaleIndex]]:
+        """Every searcher with its file stem: ``scale-16``, ``level-0.5-scale-16``, ..."""
+        out = [(f"scale-{p}", scale) for p, scale in self.scales.items()]
+        for k, scales in self.levels.items():
+            out.extend((f"level-{k:g}-scale-{p}", scale) for p, scale in scales.items())
+        return out
 
     def backend(self) -> str:
         kinds = {scale.searcher.kind for scale in self.scales.values()}
@@ -92,6 +102,8 @@ class _Described:
     global_descriptors: np.ndarray
     vectors: dict[int, np.ndarray]
     rows: dict[int, np.ndarray]
+    level_vectors: dict[float, dict[int, np.ndarray]]
+    level_rows: dict[float, dict[int, np.ndarray]]
 
 
 class IndexManager:
@@ -116,6 +128,11 @@ class IndexManager:
                 f"downsampling factor {space.factor}."
             )
         self.scales = settings.indexed_scales(space.factor)
+        self.levels = settings.library_levels(space.factor)
+        #: patch sizes per key: 1.0 (the library as it is) and each reduced level
+        self.patches: dict[float, tuple[int, ...]] = {1.0: self.scales}
+        for k in self.levels:
+            self.patches[k] = settings.level_patches(space.factor, level_side(settings.work_size, k))
         self.key = settings.index_key(space.name, space.key_extra() + (force_backend or ""))
 
     def directory(self, library: str) -> Path:
@@ -177,9 +194,11 @@ class IndexManager:
 
     def _describe(self, images: torch.Tensor, first_row: int, on_progress: ProgressFn | None) -> _Described:
         s = self.settings
-        describers = {p: PatchDescriber(p, s.grid, s.colour_weight, s.flat_std) for p in self.scales}
-        vectors: dict[int, list[np.ndarray]] = {p: [] for p in self.scales}
-        rows: dict[int, list[np.ndarray]] = {p: [] for p in self.scales}
+        sizes = sorted({p for patches in self.patches.values() for p in patches})
+        describers = {p: PatchDescriber(p, s.grid, s.colour_weight, s.flat_std) for p in sizes}
+        keys: list[float] = [1.0, *self.levels]
+        vectors: dict[float, dict[int, list[np.ndarray]]] = {k: {p: [] for p in self.patches[k]} for k in keys}
+        rows: dict[float, dict[int, list[np.ndarray]]] = {k: {p: [] for p in self.patches[k]} for k in keys}
         features: list[np.ndarray] = []
         dims: dict[int, int] = {}
         total = images.shape[0]
@@ -189,28 +208,42 @@ class IndexManager:
             fmap = self.space.encode(batch)
             if self.space.factor != 1:
                 features.append(fmap.numpy().astype(np.float16))
-            structure = self.space.structure(fmap)
-            for p, describer in describers.items():
-                described = describer(fmap, structure, library_stride(p))
-                dims[p] = int(described.vectors.shape[-1])
-                keep = described.textured.numpy()
-                for b in range(batch.shape[0]):
-                    mask = keep[b]
-                    vectors[p].append(described.vectors[b].numpy()[mask])
-                    pos = described.positions[mask]
-                    item = np.full((pos.shape[0], 1), first_row + start + b, dtype=np.int32)
-                    rows[p].append(np.concatenate([item, pos], axis=1).astype(np.int32))
+            for k in keys:
+                # reduced levels exist in pixel space only, where the features are the pixels
+                level = fmap if k == 1.0 else resized(fmap, *(2 * (level_side(fmap.shape[-1], k),)))
+                structure = self.space.structure(level)
+                for p in self.patches[k]:
+                    described = describers[p](level, structure, library_stride(p))
+                    dims[p] = int(described.vectors.shape[-1])
+                    keep = described.textured.numpy()
+                    for b in range(batch.shape[0]):
+                        mask = keep[b]
+                        vectors[k][p].append(described.vectors[b].numpy()[mask])
+                        pos = described.positions[mask]
+                        item = np.full((pos.shape[0], 1), first_row + start + b, dtype=np.int32)
+                        rows[k][p].append(np.concatenate([item, pos], axis=1).astype(np.int32))
             if on_progress is not None:
                 done = min(total, start + _BATCH)
                 on_progress(0.9 * done / total, f"Indexing library images: {done} of {total}")
         logger.info("described %d images in %.1f s", total, time.perf_counter() - started)
         pixels = ((images + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+        def stacked(k: float) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+            return (
+                {p: _stack(vectors[k][p], width=dims.get(p)) for p in self.patches[k]},
+                {p: _stack(rows[k][p], width=3, dtype=np.int32) for p in self.patches[k]},
+            )
+
+        base_vectors, base_rows = stacked(1.0)
+        levels = {k: stacked(k) for k in self.levels}
         return _Described(
             pixels=pixels,
             features=np.concatenate(features) if features else None,
             global_descriptors=library_descriptors(images),
-            vectors={p: _stack(vectors[p], width=dims.get(p)) for p in self.scales},
-            rows={p: _stack(rows[p], width=3, dtype=np.int32) for p in self.scales},
+            vectors=base_vectors,
+            rows=base_rows,
+            level_vectors={k: v for k, (v, _) in levels.items()},
+            level_rows={k: r for k, (_, r) in levels.items()},
         )
 
     def _build(self, library: str, directory: Path, on_progress: ProgressFn | None) -> PatchIndex:
@@ -218,15 +251,8 @@ class IndexManager:
             on_progress(0.0, f"Indexing library '{library}' ({self.space.describe()})")
         images, item_ids, channels = self._library_tensor(library, None)
         described = self._describe(images, 0, on_progress)
-        scales = {
-            p: ScaleIndex(
-                p,
-                make_searcher(described.vectors[p], self.settings.exact_max_vectors, self.settings.nprobe,
-                              self.force_backend),
-                described.rows[p],
-            )
-            for p in self.scales
-        }
+        scales = self._scale_indexes(described.vectors, described.rows)
+        levels = {k: self._scale_indexes(described.level_vectors[k], described.level_rows[k]) for k in self.levels}
         index = PatchIndex(
             library=library,
             space=self.space.name,
@@ -240,6 +266,7 @@ class IndexManager:
             features=described.features,
             global_descriptors=described.global_descriptors,
             scales=scales,
+            levels=levels,
         )
         if on_progress is not None:
             on_progress(0.95, "Saving the search index")
@@ -247,6 +274,16 @@ class IndexManager:
         if on_progress is not None:
             on_progress(1.0, "Index ready")
         return index
+
+    def _scale_indexes(self, vectors: dict[int, np.ndarray], rows: dict[int, np.ndarray]) -> dict[int, ScaleIndex]:
+        return {
+            p: ScaleIndex(
+                p,
+                make_searcher(vectors[p], self.settings.exact_max_vectors, self.settings.nprobe, self.force_backend),
+                rows[p],
+            )
+            for p in vectors
+        }
 
     def _append(
         self, index: PatchIndex, library: str, added: list[str], on_progress: ProgressFn | None
@@ -258,8 +295,17 @@ class IndexManager:
         if index.features is not None and described.features is not None:
             index.features = np.concatenate([index.features, described.features])
         index.global_descriptors = np.concatenate([index.global_descriptors, described.global_descriptors])
-        for p, scale in index.scales.items():
-            new = described.vectors[p]
+        self._extend(index.scales, described.vectors, described.rows)
+        for k, scales in index.levels.items():
+            self._extend(scales, described.level_vectors[k], described.level_rows[k])
+        self._save(index, keep=())
+        return index
+
+    def _extend(
+        self, scales: dict[int, ScaleIndex], vectors: dict[int, np.ndarray], rows: dict[int, np.ndarray]
+    ) -> None:
+        for p, scale in scales.items():
+            new = vectors[p]
             searcher = scale.searcher
             if isinstance(searcher, ExactSearch) and self.force_backend != "exact" and (
                 searcher.count + new.shape[0] > self.settings.exact_max_vectors
@@ -270,9 +316,7 @@ class IndexManager:
             elif new.shape[0]:
                 searcher = searcher.add(new)
             scale.searcher = searcher
-            scale.rows = np.concatenate([scale.rows, described.rows[p]])
-        self._save(index, keep=())
-        return index
+            scale.rows = np.concatenate([scale.rows, rows[p]])
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -291,6 +335,10 @@ class IndexManager:
                 str(p): {"kind": scale.searcher.kind, "count": scale.searcher.count}
                 for p, scale in index.scales.items()
             },
+            "levels": {
+                f"{k:g}": {str(p): {"kind": sc.searcher.kind, "count": sc.searcher.count} for p, sc in scales.items()}
+                for k, scales in index.levels.items()
+            },
             "global_boxes": len(BOXES),
             "files": {},
         }
@@ -302,10 +350,10 @@ class IndexManager:
         }
         if index.features is not None:
             writers["features.npy"] = lambda path: store.save_array(path, index.features)
-        for p, scale in index.scales.items():
+        for stem, scale in index.all_scales():
             suffix = "faiss" if scale.searcher.kind == "faiss" else "npy"
-            writers[f"scale-{p}.{suffix}"] = scale.searcher.save
-            writers[f"scale-{p}-rows.npy"] = lambda path, rows=scale.rows: store.save_array(path, rows)
+            writers[f"{stem}.{suffix}"] = scale.searcher.save
+            writers[f"{stem}-rows.npy"] = lambda path, rows=scale.rows: store.save_array(path, rows)
         try:
             store.write_index(index.directory, self._manifest(index), writers, keep)
         except OSError as exc:  # a full or read-only disk must not stop the analysis itself
@@ -324,6 +372,7 @@ class IndexManager:
             item_ids = [str(v) for v in manifest["item_ids"]]
             channels = int(manifest["channels"])
             scales_meta = {int(p): meta for p, meta in manifest["scales"].items()}
+            levels_meta = dict(manifest.get("levels") or {})
         except (KeyError, TypeError, ValueError) as exc:
             raise store.IndexDamaged("its manifest is incomplete") from exc
         if sorted(scales_meta) != sorted(self.scales):
@@ -340,21 +389,16 @@ class IndexManager:
             raise store.IndexDamaged("its whole-image descriptors have an unexpected shape")
         if features is not None and features.shape[0] != count:
             raise store.IndexDamaged("its latents have an unexpected shape")
-        scales: dict[int, ScaleIndex] = {}
-        for p, meta in scales_meta.items():
-            rows = store.load_array(directory / f"scale-{p}-rows.npy")
-            try:
-                if meta.get("kind") == "faiss":
-                    searcher: Searcher = FaissSearch.load(directory / f"scale-{p}.faiss", self.settings.nprobe)
-                else:
-                    searcher = ExactSearch(store.load_array(directory / f"scale-{p}.npy"))
-            except (RuntimeError, ValueError) as exc:
-                raise store.IndexDamaged(f"its scale-{p} search index could not be read") from exc
-            if rows.ndim != 2 or rows.shape[1] != 3 or rows.shape[0] != searcher.count:
-                raise store.IndexDamaged(f"its scale-{p} patch list does not match its search index")
-            if rows.shape[0] and (rows[:, 0].min() < 0 or rows[:, 0].max() >= count):
-                raise store.IndexDamaged(f"its scale-{p} patch list names unknown images")
-            scales[p] = ScaleIndex(p, searcher, rows)
+        scales = {p: self._load_scale(directory, f"scale-{p}", p, meta, count) for p, meta in scales_meta.items()}
+        levels: dict[float, dict[int, ScaleIndex]] = {}
+        for k in self.levels:
+            level_meta = levels_meta.get(f"{k:g}")
+            if not isinstance(level_meta, dict) or sorted(int(p) for p in level_meta) != sorted(self.patches[k]):
+                raise store.IndexDamaged("it was made without the reduced sizes of the library")
+            levels[k] = {
+                int(p): self._load_scale(directory, f"level-{k:g}-scale-{p}", int(p), meta, count)
+                for p, meta in level_meta.items()
+            }
         index = PatchIndex(
             library=str(manifest.get("library")),
             space=self.space.name,
@@ -368,9 +412,25 @@ class IndexManager:
             features=features,
             global_descriptors=globals_.astype(np.float32),
             scales=scales,
+            levels=levels,
         )
         _CACHE[str(directory)] = (_signature(directory), index)
         return index
+
+    def _load_scale(self, directory: Path, stem: str, patch: int, meta: dict, count: int) -> ScaleIndex:
+        rows = store.load_array(directory / f"{stem}-rows.npy")
+        try:
+            if meta.get("kind") == "faiss":
+                searcher: Searcher = FaissSearch.load(directory / f"{stem}.faiss", self.settings.nprobe)
+            else:
+                searcher = ExactSearch(store.load_array(directory / f"{stem}.npy"))
+        except (RuntimeError, ValueError) as exc:
+            raise store.IndexDamaged(f"its {stem} search index could not be read") from exc
+        if rows.ndim != 2 or rows.shape[1] != 3 or rows.shape[0] != searcher.count:
+            raise store.IndexDamaged(f"its {stem} patch list does not match its search index")
+        if rows.shape[0] and (rows[:, 0].min() < 0 or rows[:, 0].max() >= count):
+            raise store.IndexDamaged(f"its {stem} patch list names unknown images")
+        return ScaleIndex(patch, searcher, rows)
 
 
 def _stack(parts: list[np.ndarray], width: int | None = None, dtype: Any = np.float32) -> np.ndarray:

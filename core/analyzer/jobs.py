@@ -55,6 +55,11 @@ def settings_from_json(data: Any) -> AnalyzerSettings | None:
         if name == "scales":
             ok = isinstance(value, list) and value and all(isinstance(v, int) and 1 <= v <= 512 for v in value)
             value = tuple(value) if ok else None
+        elif name == "scale_levels":
+            ok = isinstance(value, list) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0.1 <= v <= 10 and v != 1 for v in value
+            )
+            value = tuple(float(v) for v in value) if ok else None
         elif isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):

@@ -29,6 +29,7 @@ VERIFY = 64
 _KEEP = (1.0, 0.95, 0.9)
 _NOISE = 0.06  # local contrast below which a pixel counts as flat ([-1, 1] units)
 _MIN_SIDE = 0.85  # smallest crop side kept by the alignment (fraction of the library image)
+_MIN_CROP = 0.33  # smallest crop side a region-based check aligns to
 _STEPS = (0.02, 0.01, 0.005, 0.0025)  # alignment steps (fractions of the side; 0.0025 ≈ 1/6 px at 64)
 _ROUNDS = 4  # moves per step size at most
 _REFINED = 4  # picks aligned per query at most (the best few after a first verification)
@@ -134,20 +135,20 @@ def verify(queries: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
     return similarity.flatten(1).mean(dim=1)
 
 
-def _inside(boxes: torch.Tensor) -> torch.Tensor:
+def _inside(boxes: torch.Tensor, min_side: float = _MIN_SIDE) -> torch.Tensor:
     top, left, height, width = boxes.unbind(-1)
     return (
         (top >= -1e-6)
         & (left >= -1e-6)
-        & (height >= _MIN_SIDE)
-        & (width >= _MIN_SIDE)
+        & (height >= min_side)
+        & (width >= min_side)
         & (top + height <= 1.0 + 1e-6)
         & (left + width <= 1.0 + 1e-6)
     )
 
 
 def align(
-    queries: torch.Tensor, references: torch.Tensor, boxes: torch.Tensor
+    queries: torch.Tensor, references: torch.Tensor, boxes: torch.Tensor, min_side: float = _MIN_SIDE
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Refine crop boxes so each library crop lines up with its query; returns (boxes, scores).
 
@@ -159,7 +160,7 @@ def align(
     for step in _STEPS:
         for _ in range(_ROUNDS):
             trials = boxes[:, None, :] + step * _MOVES[None]  # (P, 8, 4)
-            ok = _inside(trials).flatten()
+            ok = _inside(trials, min_side).flatten()
             owner = torch.arange(picks).repeat_interleave(moves)[ok]
             values = torch.full((picks * moves,), -1.0)
             if bool(ok.any()):
@@ -232,3 +233,19 @@ class NearCopyChecker:
         row, v, _, retrieval = picks[int(chosen[best])]
         box = tuple(float(x) for x in aligned[best].tolist())
         return CopyMatch(row, float(verified[best]), retrieval, variants[v][0], box)  # type: ignore[arg-type]
+
+    def check_box(self, query: torch.Tensor, row: int, box: tuple[float, float, float, float]) -> CopyMatch:
+        """Verify one hypothesis: the whole ``query`` is the crop ``box`` (top, left, height, width as
+        fractions) of index row ``row``, possibly resized and recoloured. The box (e.g. from a large
+        region found at another size) is aligned first; crops down to a third of a side are allowed."""
+        whole = F.interpolate(query[None], size=(VERIFY, VERIFY), mode="bilinear", antialias=True)
+        reference = self._reference_at(row, box)
+        start = torch.tensor([box], dtype=torch.float32)
+        aligned, verified = align(whole, reference[None], start, min_side=_MIN_CROP)
+        return CopyMatch(row, float(verified[0]), 0.0, "whole", tuple(float(x) for x in aligned[0].tolist()))  # type: ignore[arg-type]
+
+    def _reference_at(self, row: int, box: tuple[float, float, float, float]) -> torch.Tensor:
+        """A library image at a resolution that keeps the detail of a crop of ``box``'s size."""
+        image = torch.from_numpy(self.pixels[row]).float() / 127.5 - 1.0
+        side = int(min(image.shape[-1], max(VERIFY, round(VERIFY / max(0.05, min(box[2], box[3]))))))
+        return F.interpolate(image[None], size=(side, side), mode="bilinear", antialias=True)[0]

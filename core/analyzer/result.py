@@ -16,10 +16,11 @@ class Region:
     area: float  # fraction of the analysed image
     box: tuple[int, int, int, int]  # (top, left, bottom, right) in the analysed image, exclusive end
     source_box: tuple[int, int, int, int]  # the same area in the library image (working resolution)
+    scale: float = 1.0  # how big it appears here relative to the library picture (2: enlarged twice)
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "area": round(self.area, 4), "box": list(self.box),
-                "source_box": list(self.source_box)}
+                "source_box": list(self.source_box), "scale": round(self.scale, 3)}
 
 
 @dataclass

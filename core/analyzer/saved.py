@@ -56,6 +56,7 @@ def _region(region: Region) -> dict[str, Any]:
         "area": float(region.area),
         "box": _box(region.box),
         "source_box": _box(region.source_box),
+        "scale": float(region.scale),
     }
 
 
@@ -182,6 +183,7 @@ def _load_region(data: dict[str, Any]) -> Region:
         area=_number(data["area"]),
         box=_int_list(data["box"], 4),  # type: ignore[arg-type]
         source_box=_int_list(data["source_box"], 4),  # type: ignore[arg-type]
+        scale=_number(data.get("scale", 1.0)),  # analyses saved before sizes were searched: 1
     )
 
 

@@ -27,9 +27,13 @@ MEDIUM_SOURCE_SHARE = 0.25
 
 
 def regions_and_shares(
-    source_map: np.ndarray, source_yx: np.ndarray, names: dict[int, tuple[str, str]]
+    source_map: np.ndarray,
+    source_yx: np.ndarray,
+    names: dict[int, tuple[str, str]],
+    scale_map: np.ndarray | None = None,
 ) -> tuple[list[SourceShare], list[Region]]:
-    """Per-source shares (largest first) and connected regions (largest first)."""
+    """Per-source shares (largest first) and connected regions (largest first). ``scale_map``: per pixel,
+    how big the content appears relative to its library picture (a region gets its median)."""
     total = source_map.size
     ids, counts = np.unique(source_map[source_map >= 0], return_counts=True)
     order = np.argsort(-counts, kind="stable")
@@ -51,6 +55,7 @@ def regions_and_shares(
                 area=float(mask.sum()) / total,
                 box=(ys.start, xs.start, ys.stop, xs.stop),
                 source_box=(int(yx[:, 0].min()), int(yx[:, 1].min()), int(yx[:, 0].max()) + 1, int(yx[:, 1].max()) + 1),
+                scale=1.0 if scale_map is None else float(np.median(scale_map[slices][mask])),
             )
             share.regions.append(region)
             regions.append(region)

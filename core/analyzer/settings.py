@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 #: Bump when the on-disk index layout or the descriptors change.
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 #: ``on_progress(fraction in [0, 1], message)``; matches ``st.progress(value, text)``.
 ProgressFn = Callable[[float, str], None]
@@ -65,6 +65,20 @@ class AnalyzerSettings:
     copy_region_fraction: float = 0.6
     #: window (pixels) of the local comparison for the combined map
     window: int = 7
+    #: other sizes at which library content is looked for: how big it appears in the checked image
+    #: relative to the library picture (both at the working size). Below 1 (a picture shrunk into a
+    #: collage) the library is searched at reduced sizes (indexed ahead); above 1 (a detail blown up)
+    #: the checked image is searched at reduced sizes. Pixel space only.
+    scale_levels: tuple[float, ...] = (
+        0.18, 0.21, 0.25, 0.3, 0.35, 0.42, 0.5, 0.59, 0.71, 0.84,  # steps of 2^(1/4): a piece between
+        1.19, 1.41, 1.68, 2.0, 2.38, 2.83, 3.36, 4.0,  # two levels is at most 9 % off one of them
+    )  # fmt: skip
+    #: votes a candidate at another size needs (more than ``min_votes``: with sixteen sizes searched,
+    #: chance agreements of a few simple shapes must not add up to a "borrowed" region)
+    level_min_votes: float = 12.0
+    #: the small (not indexed) patches are also searched in reduced copies of the checked image up to
+    #: this enlargement (above it, a small patch of the reduced copy is a large patch of the image)
+    small_patches_up_to: float = 3.0
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def scales_for(self, factor: int) -> tuple[int, ...]:
@@ -82,6 +96,25 @@ class AnalyzerSettings:
         indexed = tuple(p for p in scales if p * max(1, factor) >= self.index_min_patch)
         return indexed or (max(scales),)
 
+    def library_levels(self, factor: int) -> tuple[float, ...]:
+        """Reduced sizes of the library that are indexed ahead (pixel space only)."""
+        if factor != 1:
+            return ()
+        return tuple(sorted(k for k in self.scale_levels if 0 < k < 1))
+
+    def level_patches(self, factor: int, side: int) -> tuple[int, ...]:
+        """Patch sizes indexed for the library reduced to ``side`` px: the indexed sizes, or on a small
+        picture (under 64 px) every size up to half its side, so that it still has a few dozen patches."""
+        if side >= 64:
+            return self.indexed_scales(factor)
+        return tuple(p for p in self.scales_for(factor) if 2 * p <= side) or (min(self.scales_for(factor)),)
+
+    def query_levels(self, factor: int) -> tuple[float, ...]:
+        """Enlargements looked for by searching the checked image at reduced sizes (pixel space only)."""
+        if factor != 1:
+            return ()
+        return tuple(sorted(k for k in self.scale_levels if k > 1))
+
     def index_key(self, space: str, extra: str = "") -> str:
         """Folder name of an index: space, working size, scales and a hash of descriptor settings."""
         described = {
@@ -91,6 +124,8 @@ class AnalyzerSettings:
             "grid": self.grid,
             "colour_weight": self.colour_weight,
             "index_min_patch": self.index_min_patch,
+            "library_levels": [k for k in self.scale_levels if 0 < k < 1],
+            "level_patches_rule": 1,  # bump when level_patches() changes
             "extra": extra,
         }
         digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:10]
@@ -101,4 +136,5 @@ class AnalyzerSettings:
         data = asdict(self)
         data.pop("extra", None)
         data["scales"] = list(self.scales)
+        data["scale_levels"] = list(self.scale_levels)
         return data

@@ -133,3 +133,72 @@ def near_copy(original: np.ndarray, seed: int) -> Image.Image:
     if rng.random() < 0.5:
         image = Image.fromarray(jitter(np.asarray(image), rng))
     return jpeg(image, int(rng.integers(40, 90)))
+
+
+@dataclass
+class Planted:
+    image: Image.Image
+    item: int  # library index of the planted content
+    scale: float  # how many times bigger the content is in the checked image than in the library picture
+    cover: float  # share of the checked image the content covers
+    relative: float  # the same scale with both pictures at one size (what the analyzer has to bridge)
+
+
+def novel_canvas(rng: np.random.Generator, side: int) -> np.ndarray:
+    """A ``side`` px canvas cut from a photo that is not in the library (resized up if needed)."""
+    name = ("chelsea", "camera", "coins", "clock", "retina", "brick")[int(rng.integers(6))]
+    array = photo(name)
+    short = min(array.shape[:2])
+    if short < side:
+        factor = side / short + 0.01
+        array = np.asarray(Image.fromarray(array).resize((int(array.shape[1] * factor) + 1,
+                                                          int(array.shape[0] * factor) + 1)))
+    y = int(rng.integers(0, array.shape[0] - side + 1))
+    x = int(rng.integers(0, array.shape[1] - side + 1))
+    return array[y : y + side, x : x + side].copy()
+
+
+def planted_at_scale(library: list[np.ndarray], seed: int, scale: float) -> Planted:
+    """Library content resized by ``scale`` and pasted on a novel canvas it covers 25-60 % of.
+
+    Below 1 a whole library picture is shrunk; above 1 a textured square region of 32-64 px (at least a
+    sixteenth of the picture) is blown up. The canvas is as big as the coverage asks, so the checked
+    image is sometimes smaller, sometimes bigger than the library pictures."""
+    rng = np.random.default_rng(seed)
+    item = int(rng.integers(len(library)))
+    picture = library[item]
+    for _ in range(50):
+        side = SIDE if scale <= 1 else int(rng.integers(32, 65))
+        y, x = (int(v) for v in rng.integers(0, SIDE - side + 1, size=2))
+        region = picture[y : y + side, x : x + side]
+        if textured(region, block=8) >= 0.7:
+            break
+    content = max(8, int(round(side * scale)))
+    cover = float(rng.uniform(0.25, 0.6))
+    canvas_side = max(content, int(round(content / np.sqrt(cover))))
+    canvas = novel_canvas(rng, canvas_side)
+    piece = Image.fromarray(region).resize((content, content), Image.Resampling.BICUBIC if scale > 1
+                                           else Image.Resampling.LANCZOS)
+    ty, tx = (int(v) for v in rng.integers(0, canvas_side - content + 1, size=2))
+    canvas[ty : ty + content, tx : tx + content] = np.asarray(piece)
+    relative = (content / canvas_side) / (side / SIDE)
+    return Planted(Image.fromarray(canvas), item, scale, (content / canvas_side) ** 2, relative)
+
+
+def clean_image(seed: int) -> Image.Image:
+    """A photo crop (96-300 px) that shares nothing with the library."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(novel_canvas(rng, int(rng.integers(96, 301))))
+
+
+def cropped_copy(original: np.ndarray, seed: int) -> Image.Image:
+    """A library picture cropped to 55-90 % per side, resized ×0.5-3, colour-shifted and saved as JPEG."""
+    rng = np.random.default_rng(seed)
+    keep_h, keep_w = rng.uniform(0.55, 0.9, size=2)
+    h, w = int(SIDE * keep_h), int(SIDE * keep_w)
+    top, left = int(rng.integers(0, SIDE - h + 1)), int(rng.integers(0, SIDE - w + 1))
+    image = Image.fromarray(original).crop((left, top, left + w, top + h))
+    factor = float(rng.uniform(0.5, 3.0))
+    image = image.resize((max(16, int(w * factor)), max(16, int(h * factor))), Image.Resampling.BICUBIC)
+    image = Image.fromarray(jitter(np.asarray(image), rng))
+    return jpeg(image, int(rng.integers(50, 90)))

@@ -1,0 +1,127 @@
+"""Library content at another size than in the library: shrunk into a collage, or a detail blown up.
+
+Planted sets are built here from scikit-image photos: a whole library picture shrunk (0.25×-0.85×) or a
+textured 32-64 px region blown up (1.2×-4×), pasted on a photo that is not in the library so that it
+covers 25-60 % of the checked image. "Flagged" means what a person reads: the copy risk is not low and
+the largest borrowed region names the planted picture.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from analyzer_synth import clean_image, cropped_copy, planted_at_scale
+
+from core.analyzer import AnalyzerSettings
+
+SCALES = (0.25, 0.35, 0.5, 0.71, 0.85, 1.2, 1.41, 2.0, 2.83, 4.0)
+
+
+def _scale(case: int) -> float:
+    """The scales in turn, each moved by up to ±10 % (so most cases fall between two searched sizes)."""
+    return SCALES[case % len(SCALES)] * float(np.random.default_rng(case).uniform(0.9, 1.1))
+
+
+def _flagged(result, item: int) -> bool:
+    return result.copy_risk != "low" and bool(result.regions) and result.regions[0].source == item
+
+
+def _planted_rate(analyzer, arrays, cases: range) -> tuple[float, list[str]]:
+    misses = []
+    for case in cases:
+        planted = planted_at_scale(arrays, case, _scale(case))
+        result = analyzer.analyze(planted.image, "shots")
+        if not _flagged(result, planted.item):
+            misses.append(f"scale {planted.scale:.2f} (relative {planted.relative:.2f}), covers "
+                          f"{planted.cover:.0%} of {planted.image.size}: {result.summary}")
+    return 1.0 - len(misses) / len(cases), misses
+
+
+def _clean_rate(analyzer, cases: range) -> tuple[float, list[str]]:
+    flagged = []
+    for case in cases:
+        result = analyzer.analyze(clean_image(1000 + case), "shots")
+        if result.copy_risk != "low":
+            flagged.append(f"clean image {case}: {result.summary}")
+    return len(flagged) / len(cases), flagged
+
+
+def test_a_detail_blown_up_twice_is_found_with_its_size(shared):
+    analyzer, arrays = shared
+    planted = planted_at_scale(arrays, 7, 2.0)
+    result = analyzer.analyze(planted.image, "shots")
+    assert _flagged(result, planted.item), result.summary
+    region = result.regions[0]
+    assert region.scale == pytest.approx(planted.relative, rel=0.2), (region.scale, planted.relative)
+    assert region.area == pytest.approx(planted.cover, abs=0.15)
+    # where it comes from in the library picture: inside the picture, about 1/scale of the region's size
+    top, left, bottom, right = region.source_box
+    assert 0 <= top < bottom <= 128 and 0 <= left < right <= 128
+    assert (bottom - top) == pytest.approx((region.box[2] - region.box[0]) / region.scale, rel=0.35)
+
+
+def test_a_picture_shrunk_into_a_collage_is_found(shared):
+    analyzer, arrays = shared
+    planted = planted_at_scale(arrays, 2, 0.5)
+    result = analyzer.analyze(planted.image, "shots")
+    assert _flagged(result, planted.item), result.summary
+    assert result.regions[0].scale < 0.9
+    assert result.to_json()["sources"][0]["regions"][0]["scale"] < 0.9
+
+
+def test_one_size_only_misses_what_the_scale_search_finds(shared, tmp_path):
+    """The same planted images with the other sizes switched off: the scale search is what finds them."""
+    from core.analyzer import Analyzer
+
+    analyzer, arrays = shared
+    one_size = Analyzer(analyzer.libraries, AnalyzerSettings(scale_levels=()), index_root=tmp_path)
+    cases = [c for c in range(40) if abs(np.log2(_scale(c))) > 0.6][:8]  # below 0.66× or above 1.5×
+    with_scales = sum(_flagged(analyzer.analyze((p := planted_at_scale(arrays, c, _scale(c))).image, "shots"),
+                               p.item) for c in cases)
+    without = sum(_flagged(one_size.analyze((p := planted_at_scale(arrays, c, _scale(c))).image, "shots"),
+                           p.item) for c in cases)
+    assert with_scales >= len(cases) - 1
+    assert without <= len(cases) // 2, without
+
+
+def test_content_at_other_sizes_is_flagged(shared):
+    """40 planted images over 0.25×-4× (the full 200-case set is the slow test below)."""
+    analyzer, arrays = shared
+    rate, misses = _planted_rate(analyzer, arrays, range(40))
+    print(f"planted at other sizes: {rate:.1%} of 40 flagged; misses: {misses}")
+    assert rate >= 0.95, misses
+
+
+def test_clean_images_are_not_flagged(shared):
+    """A quick check on 40 clean images; the 1 % bound itself is asserted on 200 (the slow test below).
+    Clean image 31 is a known near miss: a retina's orange rim against black, like a saucer's rim at 2×."""
+    analyzer, _ = shared
+    _, flagged = _clean_rate(analyzer, range(40))
+    assert len(flagged) <= 1, flagged
+
+
+@pytest.mark.slow
+def test_content_at_other_sizes_is_flagged_in_95_percent_of_200_cases(shared):
+    analyzer, arrays = shared
+    rate, misses = _planted_rate(analyzer, arrays, range(200))
+    clean, flagged = _clean_rate(analyzer, range(200))
+    print(f"planted at other sizes: {rate:.1%} of 200 flagged; clean images flagged: {clean:.1%} of 200")
+    for line in misses + flagged:
+        print("  ", line)
+    assert rate >= 0.95
+    assert clean <= 0.01
+
+
+def test_cropped_resized_recoloured_copies_are_near_copies(shared):
+    """Crops keeping 55-90 % of each side, resized ×0.5-3, colour-shifted, JPEG 50-90: a near copy of the
+    right picture (the whole-image check alone allows crops down to 85 %)."""
+    analyzer, arrays = shared
+    cases = range(30)
+    missed = []
+    for case in cases:
+        item = case % len(arrays)
+        result = analyzer.analyze(cropped_copy(arrays[item], case), "shots")
+        if not (result.near_copy.is_copy and result.near_copy.index == item and result.copy_risk == "high"):
+            missed.append(f"{case}: {result.summary}")
+    print(f"cropped copies: {len(cases) - len(missed)} of {len(cases)} flagged as near copies")
+    assert len(missed) <= 2, missed  # measured: 57 of 60 (BENCHMARKS.md); resized-only copies: test_analyzer_nearcopy
