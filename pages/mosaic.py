@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.analyzer.verdict import mosaic_verdict
 from core.errors import MosaicError
 from core.html import colour_mark, md
 from core.mosaic import (
@@ -14,6 +15,7 @@ from core.mosaic import (
     top_sources,
 )
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store
+from pages.parts.verdict import CHECK_MEASURES, show_verdict
 
 ensure_routed(__file__)
 
@@ -70,6 +72,13 @@ st.caption(
     f"seed **{record.seed}** · {record.width}×{record.height} px"
     + (f" · class **{md(params['label'])}**" if params.get("label") else "")
     + (f" · {md(fast_draft_caption(params))}" if params.get("approximate") else "")
+)
+
+st.subheader("Copy verdict")
+show_verdict(
+    mosaic_verdict(mosaic, libraries),
+    note=f"The Originality check shows this same verdict for this image against its own library; {CHECK_MEASURES}, "
+    "so its own figures can be lower.",
 )
 
 step = st.slider(
