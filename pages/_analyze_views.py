@@ -22,7 +22,7 @@ from core.errors import MosaicError
 from core.html import colour_mark, md
 from core.libraries import LibraryManager
 from pages._shared import enlarge
-from pages.parts.verdict import CHECK_MEASURES, MOSAIC_VIEW_MEASURES, show_verdict
+from pages.parts.verdict import MOSAIC_VIEW_MEASURES, show_verdict
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +63,13 @@ def show_headline(result: AnalysisResult, verdict: Verdict, record=None) -> None
     note = None
     if verdict.basis == "exact":
         note = (
-            f"The Mosaic view shows this same verdict; {CHECK_MEASURES} (“What the library search found”, "
-            "below), which can find less."
+            "The Mosaic view shows this same verdict. This check's library search sees only the finished picture: "
+            "what it found is under “What the library search found”, below."
         )
     elif record is not None and record.engine == STUDIO_ENGINE:
         note = (
-            f"This image was made from the library “{record.library}”: {MOSAIC_VIEW_MEASURES}; "
-            f"{CHECK_MEASURES} “{result.library}”, so the two can differ."
+            f"This image was made from the library “{record.library}”: {MOSAIC_VIEW_MEASURES}; this check searched "
+            f"“{result.library}” for pieces of the finished picture, so the two verdicts can differ."
         )
     show_verdict(verdict, note=note, near_copy_match=result.near_copy.score)
 

@@ -15,7 +15,7 @@ from core.mosaic import (
     top_sources,
 )
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store
-from pages.parts.verdict import CHECK_MEASURES, show_verdict
+from pages.parts.verdict import show_verdict
 
 ensure_routed(__file__)
 
@@ -77,8 +77,8 @@ st.caption(
 st.subheader("Copy verdict")
 show_verdict(
     mosaic_verdict(mosaic, libraries),
-    note=f"The Originality check shows this same verdict for this image against its own library; {CHECK_MEASURES}, "
-    "so its own figures can be lower.",
+    note="The Originality check shows this same verdict for this image; its own library search sees only the "
+    "finished picture, so the figures it finds can be lower.",
 )
 
 step = st.slider(

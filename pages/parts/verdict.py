@@ -8,9 +8,8 @@ from core.analyzer.verdict import Verdict, pct
 from core.html import css_colour, md
 
 RISK_COLOURS = {"low": "#1e8e3e", "medium": "#e37400", "high": "#d93025"}
-#: one line each: what the two pages measure (shown where their figures could differ)
-MOSAIC_VIEW_MEASURES = "the Mosaic view shows the exact sources the studio recorded while making the image"
-CHECK_MEASURES = "the Originality check searches the library for pieces of the finished picture"
+#: what the Mosaic view measures (said on the Originality check where the two could differ)
+MOSAIC_VIEW_MEASURES = "the Mosaic view judges it by the exact sources the studio recorded while making it"
 
 
 def show_verdict(verdict: Verdict, note: str | None = None, near_copy_match: float | None = None) -> None:
@@ -33,7 +32,7 @@ def show_verdict(verdict: Verdict, note: str | None = None, near_copy_match: flo
             st.markdown("<span style='font-size:0.875rem'>Copy risk</span>", unsafe_allow_html=True)
             colour = css_colour(RISK_COLOURS[verdict.risk])
             st.markdown(
-                f"<div style='font-size:1.6rem;font-weight:600;color:{colour};line-height:1.25'>"
+                f"<div style='font-size:1.6rem;font-weight:600;color:{colour};line-height:1.25;margin-bottom:0.75rem'>"
                 f"● {md(verdict.label)}</div>",
                 unsafe_allow_html=True,
             )
