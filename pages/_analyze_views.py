@@ -71,7 +71,7 @@ def show_headline(result: AnalysisResult, verdict: Verdict, record=None) -> None
             f"This image was made from the library “{record.library}”: {MOSAIC_VIEW_MEASURES}; this check searched "
             f"“{result.library}” for pieces of the finished picture, so the two verdicts can differ."
         )
-    show_verdict(verdict, note=note, near_copy_match=result.near_copy.score)
+    show_verdict(verdict, note=note, near_copy_match=result.near_copy.score if verdict.basis == "search" else None)
 
 
 def show_search_findings(result: AnalysisResult) -> None:
@@ -254,8 +254,8 @@ def show_exact_comparison(result: AnalysisResult, record, arrays: dict, librarie
     st.markdown(
         "The Mosaic engine records which library picture **every pixel** came from. The check only sees the "
         "finished picture and looks for pieces large and detailed enough to be recognised, so it misses, or "
-        "matches to look-alikes, the many tiny pieces such images are made of — which is also why they rarely "
-        f"carry a copy risk. Here it names the same library picture for **{agreement.agreement * 100:.0f} %** "
+        "matches to look-alikes, the many tiny pieces such images are made of; the verdict at the top uses the "
+        f"exact record. Here the check names the same library picture for **{agreement.agreement * 100:.0f} %** "
         "of the pixels."
     )
     st.caption(
