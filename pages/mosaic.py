@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.analyzer.verdict import mosaic_verdict
+from core.analyzer.verdict import mosaic_verdict, pct
 from core.errors import MosaicError
 from core.html import colour_mark, md
 from core.mosaic import (
@@ -112,17 +112,17 @@ distinct = len({int(v) for v in (mosaic.sources if final else mosaic.step_source
 st.subheader("Where it comes from")
 st.markdown(
     f"At this step the image is assembled from **{distinct} library pictures**. "
-    f"The largest single source supplies **{shares[0].share:.0%}** of the pixels."
+    f"The largest single source supplies **{pct(shares[0].share)}** of the pixels."
 )
 cols = st.columns(3)
 for i, share in enumerate(shares):
     with cols[i % 3]:
         if share.index < 0:
-            st.markdown(f"**{share.share:.0%}** from a picture removed from the library")
+            st.markdown(f"**{pct(share.share)}** from a picture removed from the library")
             continue
         picture = libraries.item_image(record.library, share.index).resize((mosaic.size, mosaic.size))
         st.image(boxed_source(picture, share.locations, patch, share.colour, scale=6))
         st.markdown(
-            f"{colour_mark(share.colour)} **{share.share:.0%}** of pixels · #{share.index} {md(share.item_id)}",
+            f"{colour_mark(share.colour)} **{pct(share.share)}** of pixels · #{share.index} {md(share.item_id)}",
             unsafe_allow_html=True,
         )

@@ -324,6 +324,10 @@ def test_a_studio_image_gets_the_same_verdict_on_the_mosaic_view_and_the_check(t
         assert piece.value == f"{verdict.largest_region * 100:.0f} %"
         if verdict.small_library:
             assert "only 4 pictures" in body
+    # the verdict's "from one picture" is the Mosaic view's own exact-source figure
+    assert f"The largest single source supplies **{verdict.top_share * 100:.0f} %** of the pixels" in texts(mosaic)
+    shown = next(m for m in mosaic.metric if m.label == "From one picture")
+    assert shown.value == f"{verdict.top_share * 100:.0f} %"
     assert "The Mosaic view shows this same verdict" in texts(at)
     assert "The Originality check shows this same verdict" in texts(mosaic)
     assert "What the library search found" in texts(at)
