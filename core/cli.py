@@ -255,28 +255,43 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 SOURCE_MAP_TYPES = (".png", ".jpg", ".jpeg", ".webp")
 
 
-def _source_map_path(raw: str | None, image: Path) -> Path:
-    """Where to write the source map, checked before the analysis runs."""
-    target = Path(raw).expanduser() if raw else image.with_name(f"{image.stem}_sources.png")
-    shown = raw or str(target)
+def _source_map_path(raw: str | None) -> Path | None:
+    """The ``--source-map`` file, checked before the analysis runs (None when not given)."""
+    if not raw:
+        return None
+    target = Path(raw).expanduser()
     if target.suffix.lower() not in SOURCE_MAP_TYPES:
         raise BadInputError(
-            f"--source-map {shown}: the file name must end in {', '.join(SOURCE_MAP_TYPES)} (the picture type)."
+            f"--source-map {raw}: the file name must end in {', '.join(SOURCE_MAP_TYPES)} (the picture type)."
         )
     if target.is_dir():
-        raise BadInputError(f"--source-map {shown}: this is a folder. Give a file name, e.g. {target / 'map.png'}.")
+        raise BadInputError(f"--source-map {raw}: this is a folder. Give a file name, e.g. {target / 'map.png'}.")
     folder = target.parent
     if not folder.is_dir():
-        raise BadInputError(f"--source-map {shown}: the folder {folder} does not exist. Create it first.")
+        raise BadInputError(f"--source-map {raw}: the folder {folder} does not exist. Create it first.")
     if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise BadInputError(f"--source-map {shown}: cannot write there. Choose another place.")
+        raise BadInputError(f"--source-map {raw}: cannot write there. Choose another place.")
     return target
+
+
+def analysis_exports_dir(workspace: str) -> Path:
+    """Where ``analyze`` writes its outputs without ``--out``: the workspace's ``exports/analyze`` folder
+    (inside the data folder), never next to the checked image."""
+    from core import config
+
+    folder = config.workspace_dir(workspace) / "exports" / "analyze"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MosaicError(f"The exports folder {folder} could not be created ({err.strerror or err}).") from err
+    return folder
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """The originality check is a job (like the page's): run by a worker, or here when none is running."""
     from core.analyzer import source_map_image
     from core.analyzer.jobs import analysis_params, load_job_analysis
+    from core.analyzer.verdict import final_verdict
     from core.images import load_image_file
     from core.jobs import FINISHED, JobQueue
     from core.jobs.cli import cli_owner, wait_for
@@ -285,13 +300,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     path = Path(args.image)
     if not path.is_file():
         raise MosaicError(f"{args.image}: no such image file.")
-    source_map = _source_map_path(args.source_map, path)
+    if args.source_map and args.out:
+        raise BadInputError("Give either --out FOLDER or --source-map FILE, not both.")
+    source_map = _source_map_path(args.source_map)
+    out = _out_folder(args.out)  # checked (and made) before anything is computed
     if args.space == "latent" and not args.model:
         raise MosaicError("Latent-space analysis needs a Stable Diffusion model: add --model PATH_OR_ID.")
     image = load_image_file(path).image
     from core.libraries import LibraryManager
 
-    queue = JobQueue(store_of(args))
+    store = store_of(args)
+    if source_map is None and out is None:
+        out = analysis_exports_dir(store.workspace)
+    queue = JobQueue(store)
     LibraryManager(workspace=queue.workspace).get(args.library)  # an unknown library is refused before anything is kept
     before = {p.name for p in uploads_dir().iterdir()}
     upload = save_upload_image(image)
@@ -308,16 +329,20 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if ours and queue.get(job.id).state in FINISHED:
             (uploads_dir() / upload).unlink(missing_ok=True)
     data = result.to_json()
+    if source_map is None:  # --out, or the data folder: named after the image and the check
+        assert out is not None
+        source_map = out / f"{path.stem}-{job.id[:8]}_sources.png"
     try:
         source_map_image(result).save(source_map)
     except OSError as err:
         raise MosaicError(f"Could not write the source map {source_map} ({err.strerror or err}).") from err
     data["source_map_png"] = str(source_map)
+    verdict = final_verdict(result)
     text = "\n".join(
         [
-            result.summary,
-            f"originality {result.originality:.0f}/100 · copy risk {result.copy_risk}",
-            f"source map: {source_map}",
+            verdict.summary,
+            f"originality {verdict.originality}/100 · {verdict.label.lower()} ({verdict.basis_line.lower()[:-1]})",
+            f"source map written to {source_map}",
         ]
         + [f"note: {n}" for n in result.notices]
     )
@@ -528,7 +553,13 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--library", required=True, help="reference library to compare against")
     ana.add_argument("--space", choices=["pixel", "latent"], default="pixel")
     ana.add_argument("--model", default=None, help="Stable Diffusion model whose VAE defines the latent space")
-    ana.add_argument("--source-map", default=None, help="where to write the source map PNG (default: beside IMAGE)")
+    ana.add_argument(
+        "--out",
+        default=None,
+        metavar="FOLDER",
+        help="folder for the outputs (the source map PNG); default: exports/analyze in the data folder",
+    )
+    ana.add_argument("--source-map", default=None, help="write the source map PNG to this file instead")
     ana.add_argument("--json", action="store_true")
     ana.add_argument("--no-wait", action="store_true", help="queue the check, print its job id and return")
     ana.set_defaults(func=cmd_analyze)

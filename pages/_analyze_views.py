@@ -17,27 +17,16 @@ from core.analyzer import (
     source_map_image,
     top_source_images,
 )
+from core.analyzer.verdict import STUDIO_ENGINE, Verdict, final_verdict, studio_verdict, verdict_from_analysis
 from core.errors import MosaicError
 from core.html import colour_mark, md
 from core.libraries import LibraryManager
 from pages._shared import enlarge
+from pages.parts.verdict import MOSAIC_VIEW_MEASURES, show_verdict
 
 logger = logging.getLogger(__name__)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "originality.md"
-RISK = {  # label, colour, what to do
-    "low": ("Low", "#1e8e3e", "Nothing recognisable from the library is copied: any borrowed pieces are small."),
-    "medium": (
-        "Medium",
-        "#e37400",
-        "A noticeable piece comes from one picture: look at the sources below before publishing.",
-    ),
-    "high": (
-        "High",
-        "#d93025",
-        "A recognisable part of a library picture is in this image: do not publish without the rights to that picture.",
-    ),
-}
 NOT_FOUND_GREY = (224, 224, 224)
 SHOW_SIDE = 512  # small pictures are enlarged (crisp, nearest-neighbour) to about this many pixels
 
@@ -60,48 +49,41 @@ def _hex(colour: str) -> tuple[int, int, int]:
 # ----------------------------------------------------------------------------------------- headline
 
 
-def show_headline(result: AnalysisResult) -> None:
-    """The summary sentence in the risk colour and the big numbers."""
-    label, colour, advice = RISK.get(result.copy_risk, RISK["medium"])
-    box = {"low": st.success, "medium": st.warning, "high": st.error}.get(result.copy_risk, st.info)
-    box(f"{md(result.summary)}\n\n{advice}")
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric(
-        "Originality score",
-        f"{result.originality} / 100",
-        help="100 = nothing found in the library; 0 = a copy. See “How we score originality” below.",
-    )
-    with c2:
-        st.markdown(
-            "<span style='font-size:0.875rem'>Copy risk</span>",
-            unsafe_allow_html=True,
-            width="content",
-            help="High: a recognisable part of a library picture is in the image. Medium: a noticeable piece "
-            "from one picture. Low: only small pieces.",
+def page_verdict(result: AnalysisResult, record, store, libraries: LibraryManager) -> Verdict:
+    """The verdict this page shows: the one saved with the check, else (a check saved before verdicts
+    existed) the exact sources of a studio image checked against its own library, else the search's."""
+    if result.verdict is not None:
+        return result.verdict
+    exact = studio_verdict(record, store, libraries, result.library) if record is not None else None
+    return exact if exact is not None else final_verdict(result)
+
+
+def show_headline(result: AnalysisResult, verdict: Verdict, record=None) -> None:
+    """The verdict block (the same as the Mosaic view's for a studio image), with what each page measures."""
+    note = None
+    if verdict.basis == "exact":
+        note = (
+            "The Mosaic view shows this same verdict. This check's library search sees only the finished picture: "
+            "what it found is under “What the library search found”, below."
         )
-        st.markdown(
-            f"<div style='font-size:2.25rem;font-weight:600;color:{colour};line-height:1.2'>● {label}</div>",
-            unsafe_allow_html=True,
+    elif record is not None and record.engine == STUDIO_ENGINE:
+        note = (
+            f"This image was made from the library “{record.library}”: {MOSAIC_VIEW_MEASURES}; this check searched "
+            f"“{result.library}” for pieces of the finished picture, so the two verdicts can differ."
         )
-    c3.metric(
-        "Borrowed",
-        _pct(result.borrowed_fraction),
-        help="How much of the image's area was found, piece by piece, in library pictures.",
-    )
-    c4.metric(
-        "Largest borrowed piece",
-        _pct(result.largest_region_fraction),
-        help="The biggest single connected piece taken from one library picture.",
-    )
+    show_verdict(verdict, note=note, near_copy_match=result.near_copy.score if verdict.basis == "search" else None)
+
+
+def show_search_findings(result: AnalysisResult) -> None:
+    """For a verdict from exact sources: what the library search itself found, in one sentence."""
+    st.subheader("What the library search found")
+    st.markdown(md(verdict_from_analysis(result).summary))
 
 
 def show_near_copy(result: AnalysisResult, libraries: LibraryManager) -> None:
+    """The library picture a near copy copies (nothing when the search found no near copy)."""
     near = result.near_copy
     if not near.is_copy:
-        st.markdown(
-            f":green[:material/check_circle:] **Not a near copy** — no single library picture matches the whole image "
-            f"(best whole-image match {near.score * 100:.0f} %; a near copy is 60 % or more)."
-        )
         return
     flipped = ", mirrored" if near.mirrored else ""
     text, pic = st.columns([3, 1])
@@ -272,8 +254,8 @@ def show_exact_comparison(result: AnalysisResult, record, arrays: dict, librarie
     st.markdown(
         "The Mosaic engine records which library picture **every pixel** came from. The check only sees the "
         "finished picture and looks for pieces large and detailed enough to be recognised, so it misses, or "
-        "matches to look-alikes, the many tiny pieces such images are made of — which is also why they rarely "
-        f"carry a copy risk. Here it names the same library picture for **{agreement.agreement * 100:.0f} %** "
+        "matches to look-alikes, the many tiny pieces such images are made of; the verdict at the top uses the "
+        f"exact record. Here the check names the same library picture for **{agreement.agreement * 100:.0f} %** "
         "of the pixels."
     )
     st.caption(

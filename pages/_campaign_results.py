@@ -22,7 +22,7 @@ from core.campaigns import (
     Variation,
     export_campaign_zip,
 )
-from core.campaigns.analysis import analyzer_available
+from core.campaigns.analysis import analyzer_available, item_verdict
 from core.campaigns.export import slug
 from core.campaigns.store import INTERRUPTED
 from core.errors import MosaicError
@@ -144,21 +144,18 @@ def pick_campaign(campaigns: CampaignStore) -> CampaignRecord | None:
 
 # ---------------------------------------------------------------------------------------- figures
 def originality_text(item: CampaignItemRecord) -> str:
+    """The item's copy verdict in the words of the Originality check (Markdown, names escaped)."""
+    verdict = item_verdict(item)
+    if verdict is not None:
+        return f"Originality **{verdict.originality}/100** · **{md(verdict.label)}**: {md(verdict.headline)}"
     if item.originality is None and item.copy_risk is None and not item.copy_risk_label:
         return "Originality: *not analysed*"
-    parts = []
+    parts = []  # figures kept before verdicts existed: the score and the flag (check again for the reason)
     if item.originality is not None:
         value = item.originality * 100 if item.originality <= 1 else item.originality
         parts.append(f"Originality **{value:.0f}/100**")
-    if item.copy_risk_label or item.copy_risk is not None:
-        risk = f"Copy risk **{item.copy_risk_label or '?'}**"
-        if item.copy_risk is not None:
-            risk += (
-                f" ({item.copy_risk * 100:.0f} % like one library picture)"
-                if item.copy_risk <= 1
-                else f" ({item.copy_risk:g})"
-            )
-        parts.append(risk)
+    if item.copy_risk_label:
+        parts.append(f"Copy risk **{md(item.copy_risk_label)}**")
     return " · ".join(parts)
 
 

@@ -25,12 +25,14 @@ from pages._analyze_inputs import (
 )
 from pages._analyze_views import (
     choose_scale,
+    page_verdict,
     show_exact_comparison,
     show_headline,
     show_how_we_score,
     show_near_copy,
     show_notices,
     show_pictures,
+    show_search_findings,
     show_sources,
 )
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store
@@ -190,7 +192,11 @@ st.caption(
     f"Checked against **{md(library.title)}** ({library.count} pictures) · compared on {space} · "
     f"{detail}" + (f" · took {took:.0f} s" if took else "")
 )
-show_headline(result)
+record = subject.record
+verdict = page_verdict(result, record, store, libraries)
+show_headline(result, verdict, record)
+if verdict.basis == "exact":
+    show_search_findings(result)
 show_near_copy(result, libraries)
 show_notices(result, [])
 
@@ -198,7 +204,6 @@ scale = choose_scale(result)
 show_pictures(result, subject.image, libraries, scale)
 show_sources(result, libraries, scale)
 
-record = subject.record
 if record is not None and record.engine == "local-score":
     arrays = store.arrays(record)
     if "sources" in arrays:

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.analyzer.verdict import mosaic_verdict, pct
 from core.errors import MosaicError
 from core.html import colour_mark, md
 from core.mosaic import (
@@ -14,6 +15,7 @@ from core.mosaic import (
     top_sources,
 )
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store
+from pages.parts.verdict import show_verdict
 
 ensure_routed(__file__)
 
@@ -72,6 +74,13 @@ st.caption(
     + (f" · {md(fast_draft_caption(params))}" if params.get("approximate") else "")
 )
 
+st.subheader("Copy verdict")
+show_verdict(
+    mosaic_verdict(mosaic, libraries),
+    note="The Originality check shows this same verdict for this image; its own library search sees only the "
+    "finished picture, so the figures it finds can be lower.",
+)
+
 step = st.slider(
     "Step (watch the mosaic form from coarse to fine)",
     1,
@@ -103,17 +112,17 @@ distinct = len({int(v) for v in (mosaic.sources if final else mosaic.step_source
 st.subheader("Where it comes from")
 st.markdown(
     f"At this step the image is assembled from **{distinct} library pictures**. "
-    f"The largest single source supplies **{shares[0].share:.0%}** of the pixels."
+    f"The largest single source supplies **{pct(shares[0].share)}** of the pixels."
 )
 cols = st.columns(3)
 for i, share in enumerate(shares):
     with cols[i % 3]:
         if share.index < 0:
-            st.markdown(f"**{share.share:.0%}** from a picture removed from the library")
+            st.markdown(f"**{pct(share.share)}** from a picture removed from the library")
             continue
         picture = libraries.item_image(record.library, share.index).resize((mosaic.size, mosaic.size))
         st.image(boxed_source(picture, share.locations, patch, share.colour, scale=6))
         st.markdown(
-            f"{colour_mark(share.colour)} **{share.share:.0%}** of pixels · #{share.index} {md(share.item_id)}",
+            f"{colour_mark(share.colour)} **{pct(share.share)}** of pixels · #{share.index} {md(share.item_id)}",
             unsafe_allow_html=True,
         )

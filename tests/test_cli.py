@@ -140,7 +140,7 @@ def test_campaign_command_exports_a_folder_and_zip(capsys, tmp_path):
     assert any("text" in n.lower() for n in data["notices"])  # offline engine says it has no text model
 
 
-def test_analyze_command_flags_a_near_copy_and_writes_the_source_map(capsys, tmp_path):
+def test_analyze_command_flags_a_near_copy_and_writes_the_source_map(capsys, tmp_path, isolated_data_dir):
     from PIL import Image
     from skimage import data as skdata
 
@@ -152,11 +152,20 @@ def test_analyze_command_flags_a_near_copy_and_writes_the_source_map(capsys, tmp
     capsys.readouterr()
     query = tmp_path / "query.jpg"
     Image.open(photos / "coffee.png").resize((120, 120)).save(query, quality=80)
+    before = sorted(p.name for p in tmp_path.iterdir())
     assert main(["analyze", str(query), "--library", "refs", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["near_copy"]["is_copy"] is True
-    assert data["copy_risk"] == "high"
-    assert Path(data["source_map_png"]).exists()
+    assert data["copy_risk"] == "high" and data["verdict"]["risk"] == "high" and data["verdict"]["basis"] == "search"
+    source_map = Path(data["source_map_png"])
+    assert source_map.exists() and source_map.parent == isolated_data_dir / "exports" / "analyze"  # the data folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written next to the checked image
+    out = tmp_path / "results"
+    assert main(["analyze", str(query), "--library", "refs", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    (written,) = out.iterdir()
+    assert written.name.startswith("query-") and written.name.endswith("_sources.png")
+    assert f"source map written to {written}" in printed and "high copy risk" in printed
     assert main(["analyze", str(query), "--library", "refs", "--space", "latent"]) == 2
     assert "--model" in capsys.readouterr().err
 
@@ -238,6 +247,24 @@ def test_analyze_checks_the_source_map_path_before_analysing(capsys, monkeypatch
     (tmp_path / "folder.png").mkdir()
     assert main(["analyze", str(image), "--library", "digits", "--source-map", str(tmp_path / "folder.png")]) == 2
     assert "this is a folder" in capsys.readouterr().err
+
+
+def test_analyze_refuses_a_bad_out_folder_before_analysing(capsys, monkeypatch, tmp_path):
+    from PIL import Image
+
+    _no_computing(monkeypatch)
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32), "red").save(image)
+    a_file = tmp_path / "results"
+    a_file.write_text("not a folder")
+    for out, expected in [(a_file, "is a file, not a folder"), (a_file / "below", "--out")]:
+        code = main(["analyze", str(image), "--library", "digits", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and expected in err and "Traceback" not in err, (out, err)
+    code = main(["analyze", str(image), "--library", "digits", "--out", str(tmp_path / "x"), "--source-map",
+                 str(tmp_path / "map.png"), "--json"])
+    assert code == 2 and "not both" in json.loads(capsys.readouterr().out)["error"]
+    assert not (tmp_path / "x").exists() and not list(tmp_path.rglob("*_sources.png"))
 
 
 def test_gallery_refuses_a_limit_below_one(capsys):

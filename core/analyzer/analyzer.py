@@ -20,9 +20,10 @@ from core.analyzer.index import IndexManager, PatchIndex
 from core.analyzer.nearcopy import NearCopyChecker
 from core.analyzer.pyramid import LevelLibrary, LevelMaps, level_side, resized, to_base
 from core.analyzer.result import AnalysisResult, NearCopy, Region, ScaleResult
-from core.analyzer.scoring import copy_risk, originality_score, regions_and_shares, summary_sentence
+from core.analyzer.scoring import regions_and_shares
 from core.analyzer.settings import SPACES, AnalyzerSettings, ProgressFn
 from core.analyzer.shortlist import fine_scale_index, patches_per_image, shortlist
+from core.analyzer.verdict import verdict_from_search
 from core.analyzer.voting import Candidate, OffsetVoter, supported
 from core.errors import BadInputError
 from core.images import from_tensor, load_image, load_image_file
@@ -195,10 +196,8 @@ class Analyzer:
                 name=largest_source.name,
                 reason=f"one region covers {largest * 100:.0f} % of the image",
             )
-        top_share = shares[0].share if shares else 0.0
-        risk = copy_risk(largest, top_share, near.is_copy)
-        originality = originality_score(borrowed, largest, near.is_copy)
-        summary = summary_sentence(borrowed, shares, largest, largest_source, near, risk)
+        verdict = verdict_from_search(borrowed, shares, largest, largest_source, near)  # the one rule
+        risk, originality, summary = verdict.risk, verdict.originality, verdict.summary
 
         scales: dict[int, ScaleResult] = {}
         for patch, assignment in scale_assignments.items():

@@ -8,6 +8,9 @@ Parameters (plain JSON): ``library``, ``space`` (``pixel`` or ``latent``), ``mod
 Diffusion model whose VAE gives the latent view, else None), ``settings`` (:class:`AnalyzerSettings`
 fields, or None for the defaults), and the subject: ``record_id`` (a saved image) or ``upload`` (a
 picture kept by :func:`core.jobs.requests.save_upload_image`). ``label`` names the subject in titles.
+
+A saved studio (local score) image checked against its own library gets the verdict of its exact sources
+(:func:`core.analyzer.verdict.studio_verdict`); any other image the verdict of the library search.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from PIL import Image
 from core.analyzer.result import AnalysisResult
 from core.analyzer.saved import DAMAGED, load_analysis, save_analysis
 from core.analyzer.settings import SPACES, AnalyzerSettings
+from core.analyzer.verdict import attach, final_verdict, studio_verdict
 from core.errors import BadInputError, GenerationCancelled
 
 if TYPE_CHECKING:
@@ -146,7 +150,8 @@ def load_job_analysis(job: JobRecord) -> AnalysisResult:
 
 
 def _closing(result: AnalysisResult) -> str:
-    return f"Done: originality {result.originality} / 100, {result.copy_risk} copy risk."
+    verdict = final_verdict(result)
+    return f"Done: originality {verdict.originality} / 100, {verdict.label.lower()}."
 
 
 def run_analysis_job(context: JobContext) -> str:
@@ -188,10 +193,18 @@ def run_analysis_job(context: JobContext) -> str:
         vae = context.cache[key].vae_for(model).vae
     from core.analyzer.analyzer import Analyzer
 
-    result = Analyzer(context.libraries(), settings).analyze(image, library, space, vae, on_progress=report)
+    libraries = context.libraries()
+    result = Analyzer(libraries, settings).analyze(image, library, space, vae, on_progress=report)
     context.cancel.raise_if_cancelled()
+    if params.get("record_id"):  # a studio image checked against its own library: its exact sources decide
+        store = context.store()
+        exact = studio_verdict(store.get(str(params["record_id"])), store, libraries, library)
+        if exact is not None:
+            attach(result, exact)
     save_analysis(result, job_result_folder(context.job.id))
+    verdict = final_verdict(result)
     context.save_result(
-        analysis=RESULT_FOLDER, originality=result.originality, copy_risk=result.copy_risk, summary=result.summary
+        analysis=RESULT_FOLDER, originality=verdict.originality, copy_risk=verdict.risk, summary=verdict.summary,
+        verdict=verdict.to_json(),
     )
     return _closing(result)

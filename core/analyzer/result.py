@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from core.analyzer.verdict import Verdict
 
 
 @dataclass
@@ -114,6 +117,9 @@ class AnalysisResult:
     backend: str = ""
     work_size: int = 0
     analysed_image: Any = None  # PIL image at the analysis resolution (for renders)
+    #: the verdict shown for this image when it is not the search's own (exact sources of a studio image);
+    #: ``originality``, ``copy_risk`` and ``summary`` then follow it (see :func:`core.analyzer.verdict.attach`)
+    verdict: Verdict | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -146,6 +152,9 @@ class AnalysisResult:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "backend": self.backend,
         }
+        from core.analyzer.verdict import final_verdict
+
+        data["verdict"] = final_verdict(self).to_json()
         if include_maps:
             data["source_map"] = self.source_map.tolist()
             data["similarity"] = np.round(self.similarity, 3).tolist()

@@ -5,7 +5,9 @@ A saved analysis is a folder with three files:
 - ``arrays.npz``: every map (source map, source pixel, offset, similarity, and the same per piece size),
   written and read with ``allow_pickle=False``;
 - ``analysis.json``: everything else (sources, regions, near-copy verdict, scores, summary, notices,
-  timings, backend, working size), numbers at full precision;
+  timings, backend, working size, and the attached :class:`~core.analyzer.verdict.Verdict` when there is
+  one, e.g. from a studio image's exact sources; analyses saved before verdicts existed load without),
+  numbers at full precision;
 - ``analysed.png``: the image at the analysis resolution (when the result has one).
 
 The folder is written next to its final place and renamed into it, so a reader never sees half of it.
@@ -26,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from core.analyzer.result import AnalysisResult, NearCopy, Region, ScaleResult, SourceShare
+from core.analyzer.verdict import Verdict
 from core.errors import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -118,6 +121,7 @@ def _meta(result: AnalysisResult) -> dict[str, Any]:
         "backend": result.backend,
         "work_size": int(result.work_size),
         "has_image": result.analysed_image is not None,
+        "verdict": None if result.verdict is None else result.verdict.to_json(),
     }
 
 
@@ -281,6 +285,7 @@ def _read(folder: Path) -> AnalysisResult:
         backend=_text(meta["backend"]),
         work_size=int(_int_list([meta["work_size"]], 1)[0]),
         analysed_image=image,
+        verdict=None if meta.get("verdict") is None else Verdict.from_json(meta["verdict"]),
     )
 
 

@@ -1,4 +1,6 @@
-"""From a source map to shares, regions, the originality score, the copy-risk flag and a summary.
+"""From a source map to shares and regions; the one rule for the originality score and the copy-risk flag.
+
+The verdict built on this rule (figures, label, summary) is in :mod:`core.analyzer.verdict`.
 
 The definitions (and why) are explained for non-specialists in ``docs/originality.md``.
 """
@@ -10,7 +12,7 @@ import logging
 import numpy as np
 from scipy import ndimage
 
-from core.analyzer.result import NearCopy, Region, SourceShare
+from core.analyzer.result import Region, SourceShare
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,10 @@ def regions_and_shares(
     return shares, regions
 
 
+#: a single borrowed region this large is a near copy (the default of ``AnalyzerSettings.copy_region_fraction``)
+NEAR_COPY_REGION = 0.6
+
+
 def originality_score(borrowed: float, largest: float, near_copy: bool) -> int:
     """100 = nothing borrowed. Minus half a point per % borrowed, minus a point per % of the largest region."""
     if near_copy:
@@ -72,37 +78,22 @@ def originality_score(borrowed: float, largest: float, near_copy: bool) -> int:
     return int(np.clip(round(100.0 - 50.0 * borrowed - 100.0 * largest), 0, 100))
 
 
+def risk_driver(largest: float, top_share: float, near_copy: bool) -> str:
+    """Which figure decides the copy risk: ``near_copy``, ``region`` (the largest piece from one picture),
+    ``source`` (the share of the largest source picture) or ``none`` (nothing reaches a threshold: low risk)."""
+    if near_copy:
+        return "near_copy"
+    if largest >= MEDIUM_REGION:
+        return "region"
+    if top_share >= MEDIUM_SOURCE_SHARE:
+        return "source"
+    return "none"
+
+
 def copy_risk(largest: float, top_share: float, near_copy: bool) -> str:
+    """The copy-risk flag (the one rule, used for searched and for exactly known sources alike)."""
     if near_copy or largest >= HIGH_REGION:
         return "high"
     if largest >= MEDIUM_REGION or top_share >= MEDIUM_SOURCE_SHARE:
         return "medium"
     return "low"
-
-
-def _pct(value: float) -> str:
-    return f"{value * 100:.0f} %" if value >= 0.01 or value == 0 else "under 1 %"
-
-
-def summary_sentence(
-    borrowed: float,
-    sources: list[SourceShare],
-    largest: float,
-    largest_source: SourceShare | None,
-    near: NearCopy,
-    risk: str,
-) -> str:
-    if near.is_copy:
-        flipped = " (mirrored)" if near.mirrored else ""
-        return (
-            f"This image is a near copy{flipped} of `{near.name}` from the library "
-            f"(match {near.score * 100:.0f} %) — {risk} copy risk."
-        )
-    if not sources:
-        return f"No part of this image was found in the library — {risk} copy risk."
-    images = "1 library image" if len(sources) == 1 else f"{len(sources)} library images"
-    where = f", from `{largest_source.name}`" if largest_source is not None else ""
-    return (
-        f"{_pct(borrowed)} of this image borrows from {images}; the largest borrowed region is "
-        f"{_pct(largest)} of the image{where} — {risk} copy risk."
-    )

@@ -7,6 +7,11 @@ page shows "not analysed".
 
 The library compared against: the one a local score campaign was assembled from (that is what it
 could have copied), else the brand kit's default library, else "faces".
+
+The figures are those of the one copy verdict (:mod:`core.analyzer.verdict`): a studio (local score) image
+compared with its own library gets the verdict of its exact sources (no search needed), any other image
+the verdict of the library search. The verdict is kept with the item (``analysis["verdict"]``) so the
+card, the contact sheet and the CSV manifest show the same words and figures as the Originality check.
 """
 
 from __future__ import annotations
@@ -59,8 +64,41 @@ def analysis_library(campaign: CampaignRecord, campaigns: CampaignStore, librari
     return FALLBACK_LIBRARY
 
 
+def verdict_figures(verdict: Any) -> dict[str, Any]:
+    """A :class:`~core.analyzer.verdict.Verdict` as the runner's figures: ``copy_risk`` is the figure that
+    decided the label (a fraction), ``copy_risk_label`` the risk (low, medium, high)."""
+    return {
+        "originality": float(verdict.originality),
+        "copy_risk": float(verdict.headline_value),
+        "copy_risk_label": verdict.risk,
+        "summary": verdict.summary,
+        "verdict": verdict.to_json(),
+    }
+
+
+def item_verdict(item: Any) -> Any:
+    """The verdict kept with a campaign item, or None (not analysed, or analysed before verdicts existed)."""
+    data = (getattr(item, "analysis", None) or {}).get("verdict")
+    if data is None:
+        return None
+    from core.analyzer.verdict import Verdict
+
+    try:
+        return Verdict.from_json(data)
+    except (ValueError, TypeError) as err:
+        logger.warning("campaign item %s: unreadable verdict: %s", getattr(item, "id", "?"), err)
+        return None
+
+
 def figures(result: Any) -> dict[str, Any]:
-    """An analyzer result (object or mapping) as the runner's figures."""
+    """An analyzer result (a verdict, an analysis, or another object or mapping) as the runner's figures."""
+    from core.analyzer.result import AnalysisResult
+    from core.analyzer.verdict import Verdict, final_verdict
+
+    if isinstance(result, Verdict):
+        return verdict_figures(result)
+    if isinstance(result, AnalysisResult):
+        return verdict_figures(final_verdict(result))
     data = dict(result) if isinstance(result, Mapping) else {}
     get = data.get if data else (lambda key, default=None: getattr(result, key, default))
     originality = get("originality")
@@ -97,6 +135,11 @@ def make_analyzer(campaign: CampaignRecord, campaigns: CampaignStore, libraries:
     library = analysis_library(campaign, campaigns, libraries)
 
     def analyze(record) -> Mapping[str, Any] | None:
+        from core.analyzer.verdict import studio_verdict
+
+        exact = studio_verdict(record, campaigns.store, libraries, library)
+        if exact is not None:  # a studio image of this library: its exact sources decide
+            return verdict_figures(exact)
         if callable(by_record):
             result = by_record(record)
         else:

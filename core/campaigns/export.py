@@ -57,6 +57,12 @@ MANIFEST_COLUMNS = [
     "notes",
     "item_id",
     "generation_id",
+    # the copy verdict (see core.analyzer.verdict), as the card and the Originality check show it
+    "copy_verdict",
+    "decided_by",
+    "largest_copied_piece",
+    "from_one_picture",
+    "verdict_basis",
 ]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -149,6 +155,24 @@ def _row(name: str, item: CampaignItemRecord, variation: Variation, record: Gene
         "notes": item.notes or "",
         "item_id": item.id,
         "generation_id": record.id,
+        **_verdict_columns(item),
+    }
+
+
+def _verdict_columns(item: CampaignItemRecord) -> dict[str, Any]:
+    from core.campaigns.analysis import item_verdict
+
+    verdict = item_verdict(item)
+    if verdict is None:
+        return {"copy_verdict": "", "decided_by": "", "largest_copied_piece": "", "from_one_picture": "",
+                "verdict_basis": "", "card_text": ""}
+    return {
+        "copy_verdict": verdict.label,
+        "decided_by": verdict.headline,
+        "largest_copied_piece": f"{verdict.largest_region:.4g}",
+        "from_one_picture": f"{verdict.top_share:.4g}",
+        "verdict_basis": verdict.basis,
+        "card_text": verdict.card_text,
     }
 
 
@@ -184,9 +208,11 @@ def contact_sheet(campaign: CampaignRecord, entries: list[ExportEntry]) -> str:
         shown_w, shown_h = min(width * scale, 320), round(min(width * scale, 320) * height / width)
         marks = ("★ " if row["star"] else "") + ("✕ rejected" if row["rejected"] else "")
         figures = []
-        if row["originality"]:
+        if row.get("card_text"):  # the copy verdict, in the words of the card and the Originality check
+            figures.append(e(row["card_text"]))
+        elif row["originality"]:
             figures.append(f"originality {e(row['originality'])}")
-        if row["copy_risk"] or row["copy_risk_label"]:
+        if not row.get("card_text") and (row["copy_risk"] or row["copy_risk_label"]):
             figures.append(f"copy risk {e(' '.join(x for x in (row['copy_risk'], row['copy_risk_label']) if x))}")
         prompt_label = "Prompt" if row["prompt_used"] == "yes" else "Brief (not used by this engine)"
         cards.append(

@@ -9,6 +9,7 @@ from analyzer_synth import collage
 
 from core.analyzer import rebuilt_image, similarity_heatmap, source_map_image, top_source_images
 from core.analyzer.compare import _resample
+from core.analyzer.verdict import verdict_from_analysis
 
 
 def _accuracy(result, truth: np.ndarray) -> float:
@@ -28,7 +29,9 @@ def test_clean_collage_is_attributed_pixel_by_pixel(shared):
     assert 0.0 < result.borrowed_fraction < 1.0
     assert result.largest_region_fraction <= result.borrowed_fraction
     assert not result.near_copy.is_copy
-    assert "library images" in result.summary and "copy risk" in result.summary
+    verdict = verdict_from_analysis(result)  # the summary is the verdict's: its label and the figure deciding it
+    assert result.summary == verdict.summary and verdict.label.lower() in result.summary
+    assert "library picture" in result.summary
     assert set(result.scales) == {8, 16, 32}
     data = result.to_json()
     json.dumps(data)

@@ -10,6 +10,7 @@ from PIL import Image
 
 from core.analyzer import AnalysisResult, Analyzer, AnalyzerSettings
 from core.analyzer.jobs import analysis_params, load_job_analysis, run_analysis_job
+from core.analyzer.verdict import verdict_from_analysis
 from core.engines.base import GeneratedImage
 from core.errors import BadInputError
 from core.jobs import CANCELLED, DONE, FAILED, JobQueue
@@ -68,6 +69,7 @@ def test_a_saved_image_checked_by_a_job_gives_the_direct_result(library):
         "originality": direct.originality,
         "copy_risk": direct.copy_risk,
         "summary": direct.summary,
+        "verdict": verdict_from_analysis(direct).to_json(),  # not a studio image: the library search's verdict
     }
     assert job.progress == 1.0 and f"originality {direct.originality} / 100" in job.message
 

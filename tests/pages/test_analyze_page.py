@@ -295,3 +295,39 @@ def test_latent_space_needs_a_model_then_uses_its_vae(brand_library, monkeypatch
     assert not failures(at), failures(at)
     assert "image-model view" in texts(at)
     assert "shot_05" in texts(at)
+
+
+def test_a_studio_image_gets_the_same_verdict_on_the_mosaic_view_and_the_check(tmp_path):
+    """Issue 16: one verdict, from the exact sources, with the same words and figures on both pages."""
+    from core.analyzer.verdict import studio_verdict
+    from tests.studio_images import studio_record, tiny_library
+
+    library = tiny_library(tmp_path / "refs")
+    record = studio_record(library, seed=0)
+    verdict = studio_verdict(record, Store(), LibraryManager(), library)
+    assert verdict is not None
+
+    mosaic = signed_in(AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT))
+    mosaic.run()
+    mosaic.switch_page("pages/mosaic.py")
+    mosaic.query_params["id"] = record.id
+    mosaic.run()
+    assert not mosaic.exception, [e.value for e in mosaic.exception]
+    at = open_page(record.id)
+    check(at, library=library)
+    for page in (mosaic, at):
+        body = texts(page)
+        assert verdict.summary in body and verdict.label in body and verdict.basis_line in body
+        score = next(m for m in page.metric if m.label == "Originality score")
+        assert score.value == f"{verdict.originality} / 100"
+        piece = next(m for m in page.metric if m.label == "Largest copied piece")
+        assert piece.value == f"{verdict.largest_region * 100:.0f} %"
+        if verdict.small_library:
+            assert "only 4 pictures" in body
+    # the verdict's "from one picture" is the Mosaic view's own exact-source figure
+    assert f"The largest single source supplies **{verdict.top_share * 100:.0f} %** of the pixels" in texts(mosaic)
+    shown = next(m for m in mosaic.metric if m.label == "From one picture")
+    assert shown.value == f"{verdict.top_share * 100:.0f} %"
+    assert "The Mosaic view shows this same verdict" in texts(at)
+    assert "The Originality check shows this same verdict" in texts(mosaic)
+    assert "What the library search found" in texts(at)

@@ -6,7 +6,6 @@ import io
 import re
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
@@ -152,15 +151,26 @@ def test_make_a_campaign_star_export_and_reopen(downloads, monkeypatch):
     assert {r["size"] for r in rows} == {"16x16"}
     assert [r["star"] for r in sorted(rows, key=lambda r: r["file"])] == ["yes", ""]
 
-    # originality figures from the analyzer (a stand-in: the real one is slow on small machines)
+    # originality figures: studio images of the campaign's library get the verdict of their exact sources
+    # (the library search is not needed, so a search here would be a mistake)
     import core.analyzer
+    from core.analyzer.verdict import studio_verdict
+    from core.campaigns.analysis import item_verdict
+    from core.libraries import LibraryManager
 
-    result = SimpleNamespace(originality=77, copy_risk="low", near_copy=SimpleNamespace(score=0.12), summary="ok")
-    monkeypatch.setattr(core.analyzer, "analyze_image", lambda image, library, **kw: result, raising=False)
+    def no_search(*_args, **_kwargs):
+        raise AssertionError("searched the library for a studio image of that library")
+
+    monkeypatch.setattr(core.analyzer, "analyze_image", no_search, raising=False)
     at.button(key="camp_analyse_now").click().run()
     run_jobs(at)  # the check runs as a campaign job
     ok(at)
-    assert "Originality **77/100**" in texts(at) and "Copy risk **low**" in texts(at)
+    for item in campaigns.items(campaign.id):
+        verdict = item_verdict(item)
+        record = campaigns.generation(item)
+        assert verdict is not None and verdict == studio_verdict(record, campaigns.store, LibraryManager(), "faces")
+        card = f"Originality **{verdict.originality}/100** · **{verdict.label}**: {verdict.headline}"
+        assert card in texts(at), texts(at)
 
     # one variation made again with a new seed; the old image stays in the gallery
     old = campaigns.item(items[1].id)

@@ -1,0 +1,69 @@
+"""The copy verdict block, the same on the Mosaic view and the Originality check (see core.analyzer.verdict)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.analyzer.verdict import Verdict, pct
+from core.html import css_colour, md
+
+RISK_COLOURS = {"low": "#1e8e3e", "medium": "#e37400", "high": "#d93025"}
+#: what the Mosaic view measures (said on the Originality check where the two could differ)
+MOSAIC_VIEW_MEASURES = "the Mosaic view judges it by the exact sources the studio recorded while making it"
+
+
+def show_verdict(verdict: Verdict, note: str | None = None, near_copy_match: float | None = None) -> None:
+    """The verdict: what it means, the label and the figures behind it, its basis, small-library advice.
+
+    ``note``: one line of plain text (escaped here) under the basis, e.g. what the other page measures.
+    ``near_copy_match``: the search's best whole-image match, listed with the figures (it decides only
+    when it makes a near copy).
+    """
+    with st.container(key="verdict"):
+        box = {"low": st.success, "medium": st.warning, "high": st.error}[verdict.risk]
+        box(f"{md(verdict.summary)}\n\n{md(verdict.advice)}")
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric(
+            "Originality score",
+            f"{verdict.originality} / 100",
+            help="100 = nothing recognisable taken from the library; 0 = a copy. See “How we score originality”.",
+        )
+        with c2:
+            st.markdown("<span style='font-size:0.875rem'>Copy risk</span>", unsafe_allow_html=True)
+            colour = css_colour(RISK_COLOURS[verdict.risk])
+            st.markdown(
+                f"<div style='font-size:1.6rem;font-weight:600;color:{colour};line-height:1.25;margin-bottom:0.75rem'>"
+                f"● {md(verdict.label)}</div>",
+                unsafe_allow_html=True,
+            )
+        c3.metric(
+            "Largest copied piece",
+            pct(verdict.largest_region),
+            help="The biggest connected part of the image taken from one library picture"
+            + (f" (“{md(verdict.region_source)}”)." if verdict.region_source else "."),
+        )
+        c4.metric(
+            "From one picture",
+            pct(verdict.top_share),
+            help="How much of the image the library picture it takes most from supplies"
+            + (f" (“{md(verdict.top_source)}”)." if verdict.top_source else "."),
+        )
+        st.markdown(f":material/info: {md(verdict.basis_line)}" + (f" {md(note)}" if note else ""))
+        if verdict.small_library:
+            st.warning(md(verdict.library_advice), icon=":material/photo_library:")
+        with st.expander("Advanced: the figures behind this verdict"):
+            rows = [
+                ("Decided by", md(verdict.headline)),
+                ("Borrowed (in pieces of at least 0.4 % of the image)", pct(verdict.borrowed)),
+                ("Largest copied piece", pct(verdict.largest_region)
+                 + (f" · {md(verdict.region_source)}" if verdict.region_source else "")),
+                ("From one picture", pct(verdict.top_share)
+                 + (f" · {md(verdict.top_source)}" if verdict.top_source else "")),
+                ("Library pictures used", str(verdict.source_count)),
+            ]
+            if verdict.library_size is not None:
+                rows.append(("Pictures in the library", str(verdict.library_size)))
+            if near_copy_match is not None:
+                rows.append(("Best whole-image match (a near copy is 60 % or more)", pct(near_copy_match)))
+            rows.append(("Basis", "exact sources" if verdict.basis == "exact" else "library search"))
+            st.markdown("\n".join(f"- {name}: **{value}**" for name, value in rows))
