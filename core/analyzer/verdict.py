@@ -80,6 +80,17 @@ class Verdict:
     mirrored: bool = False
     library_size: int | None = None
     small_library: bool = False
+    region_scale: float = 1.0  # how big the largest piece appears here relative to its library picture
+
+    @property
+    def resized(self) -> str:
+        """" (shown at half its size in the library)" and the like, or "" when about the same size."""
+        k = self.region_scale
+        if not isinstance(k, int | float) or isinstance(k, bool) or k <= 0 or 0.85 <= k <= 1.18:
+            return ""
+        if k > 1:
+            return f" (blown up {k:.1f}× from the library picture)".replace(".0×", "×")
+        return f" (shrunk to {k * 100:.0f} % of its size in the library picture)"
 
     # ------------------------------------------------------------------------- words
     @property
@@ -109,7 +120,7 @@ class Verdict:
                 return f"a near copy{flipped} of “{source}”: the whole image matches it ({pct(self.near_copy_match)})"
             return f"a near copy: one piece from “{source}” covers {pct(self.largest_region)} of the image"
         if self.driver == "region":
-            return f"one piece from “{self.region_source}” covers {pct(self.largest_region)} of the image"
+            return f"one piece from “{self.region_source}”{self.resized} covers {pct(self.largest_region)} of the image"
         if self.driver == "source":
             return f"“{self.top_source}” supplies {pct(self.top_share)} of the image"
         if self.source_count == 0 or (self.basis == "search" and self.borrowed == 0):
@@ -129,7 +140,8 @@ class Verdict:
             else:
                 rest = f"In all, {pct(self.borrowed)} of it was found in {pictures}."
             return (
-                f"One piece copied from “{self.region_source}” covers {pct(self.largest_region)} of this image — "
+                f"One piece copied from “{self.region_source}”{self.resized} covers {pct(self.largest_region)} of this "
+                f"image — "
                 f"{risk}. {rest}"
             )
         if self.driver == "source":
@@ -241,6 +253,8 @@ def verdict_from_search(
         mirrored=bool(near.mirrored) if near.is_copy and not by_region else False,
         library_size=library_size,
         small_library=False,
+        region_scale=float(largest_source.regions[0].scale) if largest_source is not None and largest_source.regions
+        else 1.0,
     )
 
 

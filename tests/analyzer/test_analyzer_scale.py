@@ -125,3 +125,11 @@ def test_cropped_resized_recoloured_copies_are_near_copies(shared):
             missed.append(f"{case}: {result.summary}")
     print(f"cropped copies: {len(cases) - len(missed)} of {len(cases)} flagged as near copies")
     assert len(missed) <= 2, missed  # measured: 57 of 60 (BENCHMARKS.md); resized-only copies: test_analyzer_nearcopy
+
+
+def test_the_verdict_says_a_piece_was_blown_up(shared):
+    analyzer, arrays = shared
+    planted = planted_at_scale(arrays, 7, 2.0)
+    result = analyzer.analyze(planted.image, "shots")
+    assert "blown up" in result.summary, result.summary
+    assert result.verdict is None or "blown up" in result.verdict.summary
