@@ -296,9 +296,14 @@ class Analyzer:
             fine[patch] = scale
             votes = voter.candidates(scale, features, structure, allowed, grid_size)
             per_scale[patch] = votes.candidates
-            for k, (q, q_structure) in level_inputs.items():
-                if k <= self.settings.small_patches_up_to:
-                    per_level[k].extend(voter.candidates(scale, q, q_structure, allowed, grid_size).candidates)
+            small_levels = {k: v for k, v in level_inputs.items() if k <= self.settings.small_patches_up_to}
+            if small_levels:
+                # the reduced copies hold up to twice the patches of the image: search only the best few
+                best = rows[scores[rows] > 0]
+                best = best[np.argsort(-scores[best], kind="stable")][: self.settings.level_shortlist_images]
+                level_scale = fine_scale_index(index, best, patch, self.settings, space.structure)
+                for k, (q, q_structure) in small_levels.items():
+                    per_level[k].extend(voter.candidates(level_scale, q, q_structure, allowed, grid_size).candidates)
             logger.debug("%d px patches: %d shortlisted images, %d candidates", patch, rows.shape[0],
                          len(votes.candidates))
         return dict(sorted(per_scale.items())), fine, per_level

@@ -79,6 +79,8 @@ class AnalyzerSettings:
     #: the small (not indexed) patches are also searched in reduced copies of the checked image up to
     #: this enlargement (above it, a small patch of the reduced copy is a large patch of the image)
     small_patches_up_to: float = 3.0
+    #: ... against this many library images at most (those the large patches of all sizes point to most)
+    level_shortlist_images: int = 8
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def scales_for(self, factor: int) -> tuple[int, ...]:
