@@ -392,6 +392,8 @@ class Analyzer:
         corner_y = float(np.median(source_yx[ys, xs, 0] - ys / k))
         corner_x = float(np.median(source_yx[ys, xs, 1] - xs / k))
         box = (corner_y / side, corner_x / side, height / k / side, width / k / side)
+        if not all(np.isfinite(box)) or min(box[2], box[3]) <= 0.05:
+            return None
         margin = 0.08
         if box[0] < -margin or box[1] < -margin or box[0] + box[2] > 1 + margin or box[1] + box[3] > 1 + margin:
             return None  # the image is bigger than the picture's content: a collage, not a crop

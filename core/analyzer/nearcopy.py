@@ -99,6 +99,8 @@ def _variants(query: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
 def sample_boxes(references: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """Crops ``boxes`` (K, 4: top, left, height, width as fractions) of ``references`` (K, C, R, R), each
     resampled to VERIFY×VERIFY (bilinear; pixel centres map to pixel centres)."""
+    if boxes.shape[0] == 0:
+        return references.new_zeros((0, references.shape[1], VERIFY, VERIFY))
     top, left, height, width = boxes.unbind(1)
     theta = torch.zeros(boxes.shape[0], 2, 3)
     theta[:, 0, 0] = width
