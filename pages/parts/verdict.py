@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core.analyzer.verdict import Verdict, pct
-from core.html import css_colour, md
+from core.html import md
 
-RISK_COLOURS = {"low": "#1e8e3e", "medium": "#e37400", "high": "#d93025"}
+RISK_COLOURS = {"low": "green", "medium": "orange", "high": "red"}  # Streamlit colour names
 #: what the Mosaic view measures (said on the Originality check where the two could differ)
 MOSAIC_VIEW_MEASURES = "the Mosaic view judges it by the exact sources the studio recorded while making it"
 
@@ -29,13 +29,9 @@ def show_verdict(verdict: Verdict, note: str | None = None, near_copy_match: flo
             help="100 = nothing recognisable taken from the library; 0 = a copy. See “How we score originality”.",
         )
         with c2:
-            st.markdown("<span style='font-size:0.875rem'>Copy risk</span>", unsafe_allow_html=True)
-            colour = css_colour(RISK_COLOURS[verdict.risk])
-            st.markdown(
-                f"<div style='font-size:1.6rem;font-weight:600;color:{colour};line-height:1.25;margin-bottom:0.75rem'>"
-                f"● {md(verdict.label)}</div>",
-                unsafe_allow_html=True,
-            )
+            # Streamlit's own coloured text: no HTML, and the label is one of three fixed phrases
+            st.caption("Copy risk")
+            st.markdown(f"#### :{RISK_COLOURS[verdict.risk]}[● {md(verdict.label)}]")
         c3.metric(
             "Largest copied piece",
             pct(verdict.largest_region),
