@@ -8,7 +8,8 @@ coordinate descent with shrinking steps down to a sixth of a pixel, the library 
 to the query's (per-channel gain and offset, so colour shifts do not hide a copy) and the share of
 pixels whose neighbourhood matches is the copy score (see :func:`verify`). Different images fail
 verification even when their thumbnails correlate, so the score is robust to resizing, JPEG, flips,
-colour shifts and small crops.
+colour shifts and small crops. An almost flat query (detail on under 5 % of it) is not compared: a flat
+colour lines up with any smooth picture, so a "match" would say nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ _MIN_CROP = 0.33  # smallest crop side a region-based check aligns to
 _STEPS = (0.02, 0.01, 0.005, 0.0025)  # alignment steps (fractions of the side; 0.0025 ≈ 1/6 px at 64)
 _ROUNDS = 4  # moves per step size at most
 _REFINED = 4  # picks aligned per query at most (the best few after a first verification)
+#: a query with detail (local contrast above the noise floor) on less of its area than this is never
+#: compared as a whole: a flat colour or a soft gradient lines up with any smooth library picture
+_MIN_DETAIL = 0.05
 #: alignment moves of (top, left, height, width): each edge on its own, and the whole box, both ways
 _MOVES = torch.tensor(
     [
@@ -111,6 +115,17 @@ def sample_boxes(references: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(references, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def local_variance(images: torch.Tensor) -> torch.Tensor:
+    """(K, V, V) variance over 5×5 neighbourhoods of (K, C, V, V) images, averaged over channels."""
+    mean = box_mean(images, 5)
+    return (box_mean(images**2, 5) - mean**2).clamp_min(0).mean(dim=1)
+
+
+def detail_share(image: torch.Tensor) -> float:
+    """Share of a (C, V, V) image whose neighbourhood has more contrast than the noise floor."""
+    return float((local_variance(image[None])[0] > _NOISE**2).float().mean())
+
+
 def verify(queries: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
     """Per pair, the share of the query explained by the reference after a colour fit, in [0, 1].
 
@@ -131,9 +146,7 @@ def verify(queries: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
     gain = (cov / var.clamp_min(1e-6)).clamp(0.3, 3.0)
     fitted = (gain * (r - rm) + qm).reshape(queries.shape)
     residual = box_mean(((queries - fitted) ** 2).mean(dim=1, keepdim=True), 5)[:, 0]
-    mean_q = box_mean(queries, 5)
-    local_var = (box_mean(queries**2, 5) - mean_q**2).clamp_min(0).mean(dim=1)
-    similarity = (1.0 - residual / (local_var + _NOISE**2)).clamp(0.0, 1.0)
+    similarity = (1.0 - residual / (local_variance(queries) + _NOISE**2)).clamp(0.0, 1.0)
     return similarity.flatten(1).mean(dim=1)
 
 
@@ -206,6 +219,9 @@ class NearCopyChecker:
         if self.descriptors.shape[0] == 0:
             return None
         variants = _variants(query)
+        if detail_share(variants[0][1]) < _MIN_DETAIL:
+            logger.debug("near-copy check skipped: the image is almost flat")
+            return None
         gray = torch.stack([v.mean(dim=0, keepdim=True) for _, v in variants])
         thumbs = _normalise(F.interpolate(gray, size=(THUMB, THUMB), mode="bilinear", antialias=True))
         scores = (thumbs @ self.descriptors.T).view(len(variants), -1, self.per_item)  # (V, N, B)
