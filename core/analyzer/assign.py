@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from core.analyzer.features import box_mean, box_sum
+from core.analyzer.features import box_sum, local_variance
 from core.analyzer.index import PatchIndex
 from core.analyzer.refine import ncc_floor, refine_offsets, shifted
 from core.analyzer.settings import AnalyzerSettings
@@ -120,7 +120,7 @@ class DenseAssigner:
 
     def refine(self, query: torch.Tensor, candidates: list[Candidate], window: int) -> list[Candidate]:
         """Move each candidate to its best offset within two pixels; merge duplicates, drop unmatched ones."""
-        textured = self._local_variance(query, window) > self.settings.flat_std**2
+        textured = local_variance(query[None], window)[0] > self.settings.flat_std**2
         struct_query = self.structure(query[None])[0]
         unique = list(dict.fromkeys(c.key for c in candidates))  # scales often agree on an offset
         moved, values = refine_offsets(
@@ -139,19 +139,13 @@ class DenseAssigner:
                 merged[(key, cand.scale)] = Candidate(key[0], key[1], key[2], cand.votes, cand.scale)
         return list(merged.values())
 
-    @staticmethod
-    def _local_variance(query: torch.Tensor, window: int) -> torch.Tensor:
-        """(h, w) variance of the query over ``window``×``window`` neighbourhoods, averaged over channels."""
-        mean = box_mean(query[None], window)[0]
-        return (box_mean((query**2)[None], window)[0] - mean**2).clamp_min(0).mean(dim=0)
-
     def assign(self, query: torch.Tensor, candidates: list[Candidate], window: int) -> Assignment:
         s = self.settings
         channels, height, width = query.shape
         if not candidates:
             return Assignment(np.full((height, width), -1), np.zeros((height, width), np.float32), [])
         keys = [c.key for c in candidates]
-        local_var = self._local_variance(query, window)
+        local_var = local_variance(query[None], window)[0]
         textured = local_var > s.flat_std**2
         ncc = self.correlation(query, keys, window)
         best_ncc, winner = ncc.max(dim=0)

@@ -139,3 +139,10 @@ def box_mean(x: torch.Tensor, window: int) -> torch.Tensor:
     """Mean over a ``window``×``window`` neighbourhood (same size; edges average what is inside)."""
     ones = torch.ones((1, 1) + tuple(x.shape[-2:]), dtype=x.dtype)
     return box_sum(x, window) / box_sum(ones, window)
+
+
+def local_variance(images: torch.Tensor, window: int) -> torch.Tensor:
+    """(K, h, w) variance over ``window``×``window`` neighbourhoods of (K, C, h, w) images, averaged over
+    channels: how much detail each pixel's surroundings have."""
+    mean = box_mean(images, window)
+    return (box_mean(images**2, window) - mean**2).clamp_min(0).mean(dim=1)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.analyzer.features import box_mean
+from core.analyzer.features import box_mean, local_variance
 
 logger = logging.getLogger(__name__)
 
@@ -115,15 +115,9 @@ def sample_boxes(references: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(references, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def local_variance(images: torch.Tensor) -> torch.Tensor:
-    """(K, V, V) variance over 5×5 neighbourhoods of (K, C, V, V) images, averaged over channels."""
-    mean = box_mean(images, 5)
-    return (box_mean(images**2, 5) - mean**2).clamp_min(0).mean(dim=1)
-
-
 def detail_share(image: torch.Tensor) -> float:
     """Share of a (C, V, V) image whose neighbourhood has more contrast than the noise floor."""
-    return float((local_variance(image[None])[0] > _NOISE**2).float().mean())
+    return float((local_variance(image[None], 5)[0] > _NOISE**2).float().mean())
 
 
 def verify(queries: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
@@ -146,7 +140,7 @@ def verify(queries: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
     gain = (cov / var.clamp_min(1e-6)).clamp(0.3, 3.0)
     fitted = (gain * (r - rm) + qm).reshape(queries.shape)
     residual = box_mean(((queries - fitted) ** 2).mean(dim=1, keepdim=True), 5)[:, 0]
-    similarity = (1.0 - residual / (local_variance(queries) + _NOISE**2)).clamp(0.0, 1.0)
+    similarity = (1.0 - residual / (local_variance(queries, 5) + _NOISE**2)).clamp(0.0, 1.0)
     return similarity.flatten(1).mean(dim=1)
 
 

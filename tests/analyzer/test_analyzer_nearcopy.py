@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch.nn.functional as F
-from analyzer_synth import background, collage, near_copy
+from analyzer_synth import background, clean_image, collage, near_copy
 
-from core.analyzer.nearcopy import NearCopyChecker
+from core.analyzer.nearcopy import NearCopyChecker, detail_share
 from core.images import to_tensor
 
 
@@ -66,10 +66,6 @@ def test_near_copies_are_flagged_in_99_percent_of_240_cases(shared):
 def test_an_almost_flat_image_is_never_a_near_copy(shared):
     """A close-up of a smooth surface lines up with any smooth library picture (a sky, a plate): with
     detail on under 5 % of it there is nothing to tell a copy by, so it is not compared as a whole."""
-    from analyzer_synth import clean_image
-
-    from core.analyzer.nearcopy import detail_share
-
     analyzer, arrays = shared
     checker, _ = _checker(analyzer)
     flat = clean_image(1161)  # a retina close-up: orange, faint veins; once matched a mirrored sky at 62 %
