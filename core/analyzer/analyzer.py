@@ -275,17 +275,19 @@ class Analyzer:
         patches count towards the shortlist too, and they are searched with the same small-patch index.
         Returns (candidates per patch size, the small-patch indexes, candidates per query level)."""
         voter = OffsetVoter(self.settings)
+        # offsets are bounded by the larger of the library side and the (possibly wider) checked image
+        bound = max(grid_size, *features.shape[-2:])
         per_scale: dict[int, list[Candidate]] = {}
         per_level: dict[float, list[Candidate]] = {k: [] for k in query_levels}
         scores = np.zeros(allowed.shape[0], dtype=np.float64)
         for patch in sorted(index.scales, reverse=True):
-            votes = voter.candidates(index.scales[patch], features, structure, allowed, grid_size)
+            votes = voter.candidates(index.scales[patch], features, structure, allowed, bound)
             per_scale[patch] = votes.candidates
             scores += votes.image_scores
         level_inputs = {k: (q[None], space.structure(q[None])) for k, q in query_levels.items()}
         for k, (q, q_structure) in level_inputs.items():
             for patch in sorted(index.scales, reverse=True):
-                votes = voter.candidates(index.scales[patch], q, q_structure, allowed, grid_size)
+                votes = voter.candidates(index.scales[patch], q, q_structure, allowed, bound)
                 per_level[k].extend(votes.candidates)
                 scores += votes.image_scores
         fine: dict[int, Any] = {}
@@ -294,7 +296,7 @@ class Analyzer:
             rows = shortlist(scores, allowed, limit)
             scale = fine_scale_index(index, rows, patch, self.settings, space.structure)
             fine[patch] = scale
-            votes = voter.candidates(scale, features, structure, allowed, grid_size)
+            votes = voter.candidates(scale, features, structure, allowed, bound)
             per_scale[patch] = votes.candidates
             small_levels = {k: v for k, v in level_inputs.items() if k <= self.settings.small_patches_up_to}
             if small_levels:
@@ -303,7 +305,7 @@ class Analyzer:
                 best = best[np.argsort(-scores[best], kind="stable")][: self.settings.level_shortlist_images]
                 level_scale = fine_scale_index(index, best, patch, self.settings, space.structure)
                 for k, (q, q_structure) in small_levels.items():
-                    per_level[k].extend(voter.candidates(level_scale, q, q_structure, allowed, grid_size).candidates)
+                    per_level[k].extend(voter.candidates(level_scale, q, q_structure, allowed, bound).candidates)
             logger.debug("%d px patches: %d shortlisted images, %d candidates", patch, rows.shape[0],
                          len(votes.candidates))
         return dict(sorted(per_scale.items())), fine, per_level
@@ -360,7 +362,7 @@ class Analyzer:
             union.setdefault(cand.key, cand)
         if not union:
             return None
-        assignment = assigner.assign(query, list(union.values()), window)
+        assignment = assigner.assign(query, list(union.values()), window, self.settings.level_two_way_anchors)
         return assignment if (assignment.candidate >= 0).any() else None
 
     def _crop_copy(

@@ -9,7 +9,10 @@
 4. *Similarity*: ``1 - local residual / (local contrast + noise floor)``, in [0, 1], for every
    candidate; each pixel takes the best candidate, borrowed if similarity ≥ ``similarity_threshold``.
 5. *Regions*: connected pixels of one candidate form a region; regions without anchors or smaller
-   than ``min_region_fraction`` are dropped (flat areas alone never count as borrowed).
+   than ``min_region_fraction`` are dropped (flat areas alone never count as borrowed). Optionally
+   (``two_way_anchors``, used at other sizes) a region also needs that many anchors where detail runs
+   both ways (:func:`~.features.corner_ratio`): a match along one edge or soft curve alone is what any
+   edge of similar curvature gives, at one of the many sizes searched.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from core.analyzer.features import box_sum, local_variance
+from core.analyzer.features import box_sum, corner_ratio, local_variance
 from core.analyzer.index import PatchIndex
 from core.analyzer.refine import ncc_floor, refine_offsets, shifted
 from core.analyzer.settings import AnalyzerSettings
@@ -35,6 +38,7 @@ _CHUNK = 96
 _RADIUS = 2  # pixels (feature grid) an offset may move when refined
 _ANCHOR_SHARE = 0.15  # a region needs at least this share of anchor pixels
 _PIXEL_TOLERANCE = 0.25  # a pixel's own squared error may add this share of the local contrast
+_TWO_WAY = 0.05  # structure-tensor eigenvalue ratio above which detail runs both ways (an edge: ~0)
 
 
 @dataclass
@@ -139,7 +143,11 @@ class DenseAssigner:
                 merged[(key, cand.scale)] = Candidate(key[0], key[1], key[2], cand.votes, cand.scale)
         return list(merged.values())
 
-    def assign(self, query: torch.Tensor, candidates: list[Candidate], window: int) -> Assignment:
+    def assign(
+        self, query: torch.Tensor, candidates: list[Candidate], window: int, two_way_anchors: int = 0
+    ) -> Assignment:
+        """Each pixel's best candidate; a region also needs ``two_way_anchors`` anchors with detail
+        running both ways (0: no such rule)."""
         s = self.settings
         channels, height, width = query.shape
         if not candidates:
@@ -195,6 +203,7 @@ class DenseAssigner:
         borrowed = (best_sim >= s.similarity_threshold).numpy()
         label = np.where(borrowed, best_np, -1)
         min_area = max(int(window * window), int(s.min_region_fraction * height * width))
+        two_way = (corner_ratio(query[None], window)[0] > _TWO_WAY).numpy() if two_way_anchors > 0 else None
         out = np.full((height, width), -1, dtype=np.int64)
         for slot, k in enumerate(kept):
             mask = label == slot
@@ -206,6 +215,10 @@ class DenseAssigner:
             areas = np.bincount(components.ravel(), minlength=count + 1)
             anchors = np.bincount(components.ravel(), weights=anchor_maps[slot].ravel(), minlength=count + 1)
             good = (areas >= min_area) & (anchors >= np.maximum(min_anchors, _ANCHOR_SHARE * areas))
+            if two_way is not None:
+                corners = np.bincount(components.ravel(), weights=(anchor_maps[slot] & two_way).ravel(),
+                                      minlength=count + 1)
+                good &= corners >= two_way_anchors
             good[0] = False
             out[good[components]] = k
         return Assignment(out, best_sim.numpy().astype(np.float32), candidates)

@@ -23,10 +23,14 @@ logger = logging.getLogger(__name__)
 
 
 def fit_query(image: Image.Image, work_size: int, channels: int, multiple: int = 1) -> torch.Tensor:
-    """``image`` resized so its long side is ``work_size`` (sides rounded to ``multiple``), ``(C, h, w)``."""
+    """``image`` resized to the area of a ``work_size`` square, its long side at most twice ``work_size``
+    (sides rounded to ``multiple``), ``(C, h, w)``.
+
+    A square picture is ``work_size`` on each side; a wide banner keeps the same number of pixels (and so
+    about the same cost) rather than shrinking its short side, whose detail the comparison needs."""
     image = image.convert("L" if channels == 1 else "RGB")
     width, height = image.size
-    scale = work_size / max(width, height)
+    scale = min(work_size / float(np.sqrt(width * height)), 2.0 * work_size / max(width, height))
     new_w = max(multiple, int(round(width * scale / multiple)) * multiple)
     new_h = max(multiple, int(round(height * scale / multiple)) * multiple)
     if (new_w, new_h) != (width, height):
@@ -146,3 +150,23 @@ def local_variance(images: torch.Tensor, window: int) -> torch.Tensor:
     channels: how much detail each pixel's surroundings have."""
     mean = box_mean(images, window)
     return (box_mean(images**2, window) - mean**2).clamp_min(0).mean(dim=1)
+
+
+def corner_ratio(images: torch.Tensor, window: int) -> torch.Tensor:
+    """(K, h, w) ratio of the small to the large eigenvalue of the structure tensor of (K, C, h, w) images
+    (gradients summed over channels, averaged over ``window``×``window``), in [0, 1].
+
+    Near 0 where the surroundings vary along one direction only (an edge, a soft curve: any other edge
+    of that curvature lines up with it); well above 0 where detail runs both ways (texture, corners)."""
+    channels = images.shape[1]
+    sobel = torch.tensor([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]]) / 8.0
+    kernels = torch.stack([sobel, sobel.T])[:, None].repeat(channels, 1, 1, 1)  # (2C, 1, 3, 3)
+    padded = F.pad(images, (1, 1, 1, 1), mode="replicate")
+    grads = F.conv2d(padded, kernels, groups=channels).unflatten(1, (channels, 2))
+    gy, gx = grads[:, :, 0], grads[:, :, 1]
+    jyy = box_sum((gy * gy).sum(dim=1, keepdim=True), window)[:, 0]
+    jxx = box_sum((gx * gx).sum(dim=1, keepdim=True), window)[:, 0]
+    jxy = box_sum((gx * gy).sum(dim=1, keepdim=True), window)[:, 0]
+    half_trace = (jxx + jyy) / 2
+    spread = torch.sqrt(((jxx - jyy) / 2) ** 2 + jxy**2)
+    return ((half_trace - spread) / (half_trace + spread).clamp_min(1e-12)).clamp(0.0, 1.0)

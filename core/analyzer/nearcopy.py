@@ -37,6 +37,8 @@ _REFINED = 4  # picks aligned per query at most (the best few after a first veri
 #: a query with detail (local contrast above the noise floor) on less of its area than this is never
 #: compared as a whole: a flat colour or a soft gradient lines up with any smooth library picture
 _MIN_DETAIL = 0.05
+_TYPICAL_STD = 0.3  # a photo's contrast (standard deviation, [-1, 1] units)
+_MAX_STRETCH = 4.0  # a dim picture's contrast is stretched towards it by at most this much
 #: alignment moves of (top, left, height, width): each edge on its own, and the whole box, both ways
 _MOVES = torch.tensor(
     [
@@ -116,8 +118,12 @@ def sample_boxes(references: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
 
 
 def detail_share(image: torch.Tensor) -> float:
-    """Share of a (C, V, V) image whose neighbourhood has more contrast than the noise floor."""
-    return float((local_variance(image[None], 5)[0] > _NOISE**2).float().mean())
+    """Share of a (C, V, V) image whose neighbourhood has more contrast than the noise floor.
+
+    A dim, low-contrast picture (a grey face) is first stretched to a typical photo's contrast (at most
+    ×4), so it counts as detailed: it is faint, not flat."""
+    stretch = min(_MAX_STRETCH, max(1.0, _TYPICAL_STD / max(float(image.std()), 1e-6)))
+    return float((local_variance(image[None] * stretch, 5)[0] > _NOISE**2).float().mean())
 
 
 def verify(queries: torch.Tensor, references: torch.Tensor) -> torch.Tensor:

@@ -76,6 +76,9 @@ class AnalyzerSettings:
     #: votes a candidate at another size needs (more than ``min_votes``: with sixteen sizes searched,
     #: chance agreements of a few simple shapes must not add up to a "borrowed" region)
     level_min_votes: float = 12.0
+    #: a region at another size needs this many anchor pixels where detail runs both ways (texture,
+    #: corners): an orange rim on black lines up with any curved rim blown up to the right size
+    level_two_way_anchors: int = 4
     #: the small (not indexed) patches are also searched in reduced copies of the checked image up to
     #: this enlargement (above it, a small patch of the reduced copy is a large patch of the image)
     small_patches_up_to: float = 3.0

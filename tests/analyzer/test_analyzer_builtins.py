@@ -25,20 +25,7 @@ def analyzer(tmp_path_factory):
     return Analyzer(LibraryManager(root=root / "libraries"), index_root=root / "indexes")
 
 
-#: known limit: the analysis works at 128 px on the long side, so this 448×172 photo is analysed at 128×49 px,
-#: where its snippets are 25 px squares (a fifth of their library size): too few patches agree
-_TOO_NARROW = {"text"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="analysed at 128×49 px: snippets too small"))
-        if n in _TOO_NARROW
-        else n
-        for n in PHOTO_NAMES
-    ],
-)
+@pytest.mark.parametrize("name", PHOTO_NAMES)
 def test_each_source_photo_borrows_from_its_snippets(analyzer, name):
     array = _photo(name)
     assert array is not None

@@ -111,6 +111,17 @@ def test_original_image_is_low_risk(small):
     rng = np.random.default_rng(3)
     noise = rng.integers(0, 255, (48, 80, 3), dtype=np.uint8)
     result = analyzer.analyze(Image.fromarray(noise), "mini")
-    assert result.source_map.shape == (38, 64)
+    # analysed at the area of a 64 px square (80×48 -> 83×50), not shrunk to 64 px on the long side
+    assert result.source_map.shape == (50, 83)
     assert result.borrowed_fraction < 0.05 and result.copy_risk == "low" and result.originality >= 90
     assert not result.near_copy.is_copy
+
+
+def test_a_wide_banner_keeps_its_short_side_detail():
+    from core.analyzer.features import fit_query
+
+    banner = Image.new("RGB", (448, 172))
+    assert tuple(fit_query(banner, 128, 3).shape) == (3, 79, 207)  # the area of a 128 px square
+    assert tuple(fit_query(Image.new("RGB", (900, 100)), 128, 3).shape) == (3, 28, 256)  # at most 2× long
+    assert tuple(fit_query(Image.new("RGB", (300, 300)), 128, 3).shape) == (3, 128, 128)
+    assert tuple(fit_query(Image.new("RGB", (100, 300)), 64, 3, multiple=8).shape) == (3, 112, 40)

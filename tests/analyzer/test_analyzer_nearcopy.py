@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch.nn.functional as F
 from analyzer_synth import background, clean_image, collage, near_copy
+from PIL import Image
 
 from core.analyzer.nearcopy import NearCopyChecker, detail_share
 from core.images import to_tensor
@@ -75,3 +76,7 @@ def test_an_almost_flat_image_is_never_a_near_copy(shared):
     assert not analyzer.analyze(flat, "shots").near_copy.is_copy
     # the rule looks at detail, not at size or colour: a textured library picture is still compared
     assert checker.check(to_tensor(near_copy(arrays[3], seed=3).convert("RGB"))) is not None
+    # ... and a faint one too (a grey face of the built-in faces has a tenth of a photo's contrast)
+    faint = to_tensor(Image.fromarray(arrays[3]).convert("RGB")) * 0.12
+    faint64 = F.interpolate(faint[None], size=(64, 64), mode="bilinear", antialias=True)[0]
+    assert float(faint64.std()) < 0.1 and detail_share(faint64) > 0.05
