@@ -5,7 +5,8 @@ A score machine denoises an image by softmax-weighting library patches; sampled 
 
 * :func:`sample` – generate images (deterministic DDIM, :mod:`core.score.sampler`).
 * :func:`denoise` – one machine evaluation (:mod:`core.score.machine`).
-* :func:`patch_schedule` / :data:`PRESETS` – patch sizes per step (:mod:`core.score.schedules`).
+* :func:`patch_schedule` / :data:`PRESETS` – patch sizes per step; :func:`sampling_plan` / :data:`GRIDS` – the
+  time grid (:mod:`core.score.schedules`).
 * :func:`estimate_cost` – flops, memory and time of a run (:mod:`core.score.cost`).
 """
 
@@ -15,9 +16,10 @@ from core.score.machine import denoise
 from core.score.noise import seeded_noise
 from core.score.result import DenoiseResult
 from core.score.sampler import SampleResult, sample
-from core.score.schedules import PRESETS, alpha_bar, patch_schedule
+from core.score.schedules import GRIDS, PRESETS, alpha_bar, patch_schedule, sampling_plan
 
 __all__ = [
+    "GRIDS",
     "MACHINE_KINDS",
     "MACHINE_LABELS",
     "PRESETS",
@@ -29,5 +31,6 @@ __all__ = [
     "estimate_cost",
     "patch_schedule",
     "sample",
+    "sampling_plan",
     "seeded_noise",
 ]

@@ -15,7 +15,7 @@ from core.score import inputs
 from core.score.approximate import IndexedRun, choose_candidates, denoise_pruned, exact_steps, uses_index
 from core.score.machine import denoise, resolve_device
 from core.score.memory import default_budget_bytes
-from core.score.schedules import alpha_bar, sampling_times
+from core.score.schedules import alpha_bar, sampling_plan
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class SampleResult:
     """Everything one sampling run produced (all on the compute device, S = number of steps).
 
     Attributes:
-        images: ``(B, C, H, W)`` final images, float32, clamped to ``[-1, 1]``.
+        images: ``(B, C, H, W)`` final images, float32, clamped to ``[-1, 1]`` (not on the reference grid).
         sources: ``(B, H, W, 3)`` int64 (library index, y, x) of each pixel's top patch at the last step.
         entropy: ``(B, H, W)`` patch-weight entropy (nats) at the last step.
         step_sources: ``(S, B, H, W, 3)`` the same at every step.
@@ -62,6 +62,7 @@ def sample(
     top_k: int = 40,
     index_dir: Path | None = None,
     on_index_build: IndexBuildCallback | None = None,
+    grid: str = "uniform",
 ) -> SampleResult:
     """Generate images by deterministic DDIM with a training-free score machine.
 
@@ -74,6 +75,10 @@ def sample(
 
     ``S = len(patch_sizes)``; the first entry is used at the highest noise. The result is the
     ``x0_hat`` of the last step (which equals ``x`` at ``t = 0``).
+
+    ``grid="reference"`` runs the authors' grid instead (see :func:`~core.score.schedules.sampling_plan`):
+    20 patch sizes, 19 evaluations at ``t = 0.95 … 0.05`` starting from ``x = noise``, and the
+    ``t = 0.05`` estimate returned unclamped.
 
     The machine (``kind``) is ``"is"`` (ideal score, whole images), ``"ls"`` (local score),
     ``"els"`` (equivariant local score, circular padding) or ``"bbels"`` (boundary-broken ELS):
@@ -101,6 +106,7 @@ def sample(
             later runs (other processes too) reuse them; default: kept in memory only.
         on_index_build: called before a step that first has to build a patch index (approximate
             mode), as ``on_index_build(steps_done, total_steps, patch_size)``.
+        grid: ``"uniform"`` (default) or ``"reference"`` (see above).
 
     Returns:
         :class:`SampleResult` on ``device``.
@@ -116,7 +122,8 @@ def sample(
     inputs.check_library(library)
     inputs.check_images(noise, library, "noise")
     height, width = library.shape[2], library.shape[3]
-    sizes = inputs.check_patch_sizes(patch_sizes, kind, height, width)
+    plan = sampling_plan(grid, inputs.check_patch_sizes(patch_sizes, kind, height, width))
+    sizes = [p for _, _, p in plan]
     inputs.check_labels(labels, class_labels, library.shape[0], noise.shape[0])
     if approximate and top_k < 1:
         raise BadInputError(f"top_k must be at least 1 (got {top_k}).")
@@ -124,8 +131,7 @@ def sample(
     budget = memory_budget_bytes if memory_budget_bytes is not None else default_budget_bytes(dev)
     lib = library.to(dev, torch.float32)
     x = noise.to(dev, torch.float32).clone()
-    steps = len(sizes)
-    times = sampling_times(steps)
+    steps = len(plan)
     step_x0, step_sources, step_entropy = [], [], []
     candidates: list[torch.Tensor] | None = None
     indexed = approximate and uses_index(kind, dev)
@@ -134,8 +140,8 @@ def sample(
     for k, patch_size in enumerate(sizes):
         if should_cancel is not None and should_cancel():
             raise GenerationCancelled()
-        ab_now = float(alpha_bar(times[k]))
-        ab_next = float(alpha_bar(times[k + 1]))
+        ab_now = float(alpha_bar(plan[k][0]))
+        ab_next = float(alpha_bar(plan[k][1]))
         if indexed_run is not None and (k >= first_approximate or patch_size in sizes[first_approximate:]):
             if on_index_build is not None and indexed_run.missing(patch_size):
                 on_index_build(k, steps, patch_size)
@@ -158,7 +164,7 @@ def sample(
         if on_step is not None:
             on_step(k + 1, steps, x0)
     return SampleResult(
-        images=step_x0[-1].clamp(-1.0, 1.0),
+        images=step_x0[-1] if grid == "reference" else step_x0[-1].clamp(-1.0, 1.0),
         sources=step_sources[-1],
         entropy=step_entropy[-1],
         step_sources=torch.stack(step_sources),

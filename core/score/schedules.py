@@ -78,6 +78,42 @@ def sampling_times(steps: int) -> list[float]:
     return [1.0 - k / steps for k in range(steps + 1)]
 
 
+#: sampling grids of :func:`core.score.sample`: ``uniform`` (the default) and ``reference``
+GRIDS: dict[str, str] = {
+    "uniform": "One step per patch size, from pure noise (t = 1) to a clean image (t = 0).",
+    "reference": "The authors' grid: 19 steps at t = 0.95 … 0.05 on the 20-entry patch schedule, unclamped.",
+}
+
+#: entries of the patch schedule the reference grid is defined on
+REFERENCE_STEPS = 20
+
+
+def sampling_plan(grid: str, patch_sizes: list[int]) -> list[tuple[float, float, int]]:
+    """The machine evaluations of a sampling run: ``(t, t_next, patch size)`` each, in order.
+
+    ``uniform``: ``t_k = 1 - k / S`` for the ``S = len(patch_sizes)`` sizes (first = highest noise).
+    ``reference`` (Kamb & Ganguli's code): 19 evaluations at ``t = i / 20`` for ``i = 19 … 1``, the one
+    at ``t = i / 20`` with entry ``i`` of the 20-entry schedule counted from low noise (here, in
+    sampling order, entry ``19 - i``); the run starts at ``t = 0.95`` and ends with the ``t = 0.05``
+    estimate.
+
+    Raises:
+        BadInputError: unknown grid, or a reference grid without exactly 20 patch sizes.
+    """
+    if grid not in GRIDS:
+        raise BadInputError(f"Unknown sampling grid {grid!r}: choose {' or '.join(repr(g) for g in GRIDS)}.")
+    if grid == "uniform":
+        times = sampling_times(len(patch_sizes))
+        return [(times[k], times[k + 1], int(p)) for k, p in enumerate(patch_sizes)]
+    if len(patch_sizes) != REFERENCE_STEPS:
+        raise BadInputError(
+            f"The reference grid runs on a {REFERENCE_STEPS}-entry patch schedule: give {REFERENCE_STEPS} "
+            f"patch sizes (got {len(patch_sizes)}), e.g. patch_schedule(preset, size, steps=20)."
+        )
+    last = REFERENCE_STEPS - 1
+    return [(i / REFERENCE_STEPS, (i - 1) / REFERENCE_STEPS, int(patch_sizes[last - i])) for i in range(last, 0, -1)]
+
+
 def _odd_clamped(value: float, size: int) -> int:
     """Nearest odd integer to ``value``, at least 1 and at most ``2 * size - 1``."""
     odd = 2 * int(math.floor((value - 1.0) / 2.0 + 0.5)) + 1

@@ -123,3 +123,21 @@ def reference_sample(
         x = math.sqrt(ab_next) * x0 + math.sqrt(1 - ab_next) * eps
         out.append(x0)
     return out
+
+
+def reference_grid_sample(
+    library: np.ndarray, noise: np.ndarray, kind: str, low_to_high: list[int]
+) -> tuple[list[np.ndarray], list[int]]:
+    """Kamb & Ganguli's grid, written from its description: ``x = noise`` at t = 0.95; for i = 19 … 1 the
+    machine at t = i/20 with entry i of the 20-entry schedule (counted from low noise), DDIM to (i-1)/20.
+    Returns every x0 estimate (the last, at t = 0.05, is the result, unclamped) and the sizes used."""
+    x = noise.astype(np.float64)
+    out, used = [], []
+    for i in range(19, 0, -1):
+        ab, ab_next = alpha_bar(i / 20), alpha_bar((i - 1) / 20)
+        x0 = reference_denoise(x, ab, library, kind, low_to_high[i])[0]
+        eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
+        x = math.sqrt(ab_next) * x0 + math.sqrt(1 - ab_next) * eps
+        out.append(x0)
+        used.append(low_to_high[i])
+    return out, used

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from score_reference import reference_sample
+from score_reference import reference_grid_sample, reference_sample
 
 from core.errors import BadInputError, GenerationCancelled
 from core.score import MACHINE_KINDS, denoise, estimate_cost, patch_schedule, sample
@@ -18,6 +18,27 @@ def data():
     library = torch.rand(3, 2, 6, 6, generator=gen) * 2 - 1
     noise = torch.randn(2, 2, 6, 6, generator=gen)
     return library, noise
+
+
+@pytest.mark.parametrize("kind", ["ls", "els"])
+def test_reference_grid_matches_the_authors_grid(data, kind):
+    library, noise = data
+    low_to_high = [1, 1, 3, 3, 3, 3, 3, 5, 5, 5, 5, 5, 7, 7, 7, 9, 9, 11, 11, 11]
+    sizes = list(reversed(low_to_high))  # sampling order: high noise first
+    result = sample(library, noise, kind, sizes, grid="reference")
+    ref, used = reference_grid_sample(library.numpy(), noise.numpy(), kind, low_to_high)
+    assert result.step_x0.shape[0] == 19 and result.patch_sizes == used
+    np.testing.assert_allclose(result.step_x0.numpy(), np.stack(ref), atol=1e-3, rtol=1e-3)
+    np.testing.assert_allclose(result.images.numpy(), ref[-1], atol=1e-3, rtol=1e-3)  # not clamped
+    assert not torch.equal(result.images, sample(library, noise, kind, sizes).images)  # another grid
+
+
+def test_reference_grid_needs_the_20_entry_schedule(data):
+    library, noise = data
+    with pytest.raises(BadInputError, match="20-entry patch schedule"):
+        sample(library, noise, "ls", [5, 3, 3], grid="reference")
+    with pytest.raises(BadInputError, match="Unknown sampling grid"):
+        sample(library, noise, "ls", [5, 3, 3], grid="fancy")
 
 
 @pytest.mark.parametrize("kind", MACHINE_KINDS)
