@@ -133,8 +133,9 @@ def choose_scale(result: AnalysisResult) -> int | None:
         value=0,
         format_func=_scale_label(scales),
         key="analyze_scale_" + "-".join(str(p) for p in scales),  # other piece sizes: a fresh slider
-        help="The check looks for borrowed pieces of several sizes (in pixels of the image at "
-        f"{result.work_size} px). ‘All sizes’ combines them; pick one size to see only those pieces.",
+        help="The check looks for borrowed pieces of several sizes (in pixels of the image as analysed, "
+        f"{result.source_map.shape[1]}×{result.source_map.shape[0]} px). ‘All sizes’ combines them; pick one "
+        "size to see only those pieces.",
     )
     if not chosen:
         return None

@@ -89,10 +89,10 @@ class ScaleResult:
 class AnalysisResult:
     """The patch mosaic of an image against a library.
 
-    Maps are at the analysis resolution ``shape`` (the image resized so its long side is the
-    working size); ``source_map`` holds library indices (current load order) or -1, ``source_yx`` the
-    matching pixel (y, x) in the library image at the working size, ``offset_map`` the shift
-    (library position minus image position).
+    Maps are at the analysis resolution ``shape`` (the image resized to the area of a working-size
+    square, see :func:`~.features.fit_query`); ``source_map`` holds library indices (current load
+    order) or -1, ``source_yx`` the matching pixel (y, x) in the library image at the working size,
+    ``offset_map`` the shift (library position minus image position).
     """
 
     library: str

@@ -24,7 +24,8 @@ SPACES = ("pixel", "latent")
 class AnalyzerSettings:
     """How images are compared. Defaults suit marketing images and libraries of up to ~10k images."""
 
-    #: library images are squared and resized to this side; queries get this long side
+    #: library images are squared and resized to this side; queries get the area of such a square
+    #: (long side at most twice this)
     work_size: int = 128
     #: patch sizes in working-resolution pixels (latent space divides them by the VAE factor)
     scales: tuple[int, ...] = (8, 16, 32)
