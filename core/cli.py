@@ -68,6 +68,7 @@ def _local_score_request(args: argparse.Namespace, overrides: dict):
         label=args.label,
         approximate=args.approximate,
         top_k=args.top_k,
+        grid=args.grid,
     )
 
 
@@ -523,6 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole_number(1),
         default=40,
         help="library images kept per image with --approximate (is, ls, or GPU)",
+    )
+    local.add_argument(
+        "--grid",
+        choices=["uniform", "reference"],
+        default="uniform",
+        help="time grid: uniform (default) or reference (the authors': 19 steps at t = 0.95 … 0.05 on the "
+        "20-step schedule, --steps is ignored)",
     )
     sd = gen.add_argument_group("Stable Diffusion engine (--engine sd)")
     sd.add_argument("--model", default=None, help="diffusers folder, .safetensors file, hub id or models-folder name")

@@ -82,6 +82,13 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
         "keeps it ready for later drafts. It comes out very close to, but not exactly, the full image for the same "
         "seed. Its mosaic still shows where every pixel came from.",
     )
+    with st.expander("Advanced"):
+        reference = st.toggle(
+            "Authors' time grid",
+            key="gen_reference_grid",
+            help="Sample on the grid of Kamb & Ganguli's code: 19 steps from nearly pure noise to nearly clean, "
+            "on the 20-step patch schedule. For comparing with the paper; the default grid gives cleaner images.",
+        )
     request = LocalScoreRequest(
         seed=seed,
         count=count,
@@ -91,6 +98,7 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
         preset=preset,
         label=label,
         approximate=approximate,
+        grid="reference" if reference else "uniform",
     )
     engine = LocalScoreEngine(libraries)
     try:

@@ -36,6 +36,14 @@ def test_generate_json_saves_to_gallery(capsys, tmp_path):
     assert {d["id"] for d in listed} == {d["id"] for d in data}
 
 
+def test_generate_on_the_authors_time_grid(capsys):
+    assert main(["generate", "--library", "digits", "--size", "16", "--grid", "reference", "--json"]) == 0
+    (data,) = json.loads(capsys.readouterr().out)
+    assert data["params"]["grid"] == "reference" and len(data["params"]["patch_sizes"]) == 19
+    assert main(["generate", "--grid", "sideways", "--json"]) == 2
+    assert "invalid choice" in json.loads(capsys.readouterr().out)["error"]
+
+
 def test_generate_approximate_json(capsys):
     code = main(["generate", "--library", "faces", "--size", "16", "--approximate", "--json"])
     assert code == 0

@@ -29,8 +29,9 @@ from core.errors import BadInputError, ResourceError
 from core.images import from_tensor
 from core.libraries import LibraryManager, LibraryTensor
 from core.resources import available_memory_bytes
-from core.score import MACHINE_KINDS, estimate_cost, patch_schedule, sample, seeded_noise
+from core.score import GRIDS, MACHINE_KINDS, estimate_cost, patch_schedule, sample, sampling_plan, seeded_noise
 from core.score.approximate import uses_index
+from core.score.schedules import REFERENCE_STEPS
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ class LocalScoreRequest(GenerationRequest):
     #: images it has used most so far (the other machines; see :mod:`core.score.approximate`)
     approximate: bool = False
     top_k: int = 40
+    #: time grid: "uniform" (one step per patch size, t = 1 … 0) or "reference" (the authors' grid:
+    #: 19 steps at t = 0.95 … 0.05 on the 20-step schedule; ``steps`` is then 20)
+    grid: str = "uniform"
 
     def validate(self) -> None:
         if self.machine not in MACHINE_KINDS:
@@ -68,6 +72,8 @@ class LocalScoreRequest(GenerationRequest):
             raise BadInputError(f"Steps must be between 2 and 200 (got {self.steps}).")
         if self.approximate and not 1 <= int(self.top_k) <= 100_000:
             raise BadInputError(f"top_k must be between 1 and 100000 library images (got {self.top_k}).")
+        if self.grid not in GRIDS:
+            raise BadInputError(f"Unknown time grid {self.grid!r}: choose {' or '.join(GRIDS)}.")
 
 
 class LocalScoreEngine(Engine):
@@ -86,7 +92,9 @@ class LocalScoreEngine(Engine):
         info = self.libraries.ensure(request.library)
         if info.count == 0:
             raise BadInputError(f"Library {info.title!r} is empty: add images on the Libraries page first.")
-        schedule = patch_schedule(request.preset, int(request.size), int(request.steps))
+        steps = REFERENCE_STEPS if request.grid == "reference" else int(request.steps)
+        full = patch_schedule(request.preset, int(request.size), steps)
+        schedule = [p for _, _, p in sampling_plan(request.grid, full)]  # the sizes the machine runs
         cost = estimate_cost(
             info.count,
             info.channels,
@@ -103,7 +111,12 @@ class LocalScoreEngine(Engine):
                 f"This would need about {cost.peak_bytes / 2**30:.1f} GiB of memory but only "
                 f"{available / 2**30:.1f} GiB is free. Choose a smaller image size, fewer images or a smaller library."
             )
-        return {"patch_sizes": schedule, "cost": cost, "library": info}
+        return {
+            "patch_sizes": schedule,
+            "schedule": full,
+            "cost": cost,
+            "library": info,
+        }
 
     def generate(
         self,
@@ -116,7 +129,7 @@ class LocalScoreEngine(Engine):
         if not isinstance(request, LocalScoreRequest):
             raise BadInputError("The local score engine needs a LocalScoreRequest.")
         plan = self.plan(request)
-        schedule: list[int] = plan["patch_sizes"]
+        schedule: list[int] = plan["schedule"]  # the sizes the grid picks from (all of them on "uniform")
         lib = self.libraries.load(request.library, int(request.size))
         labels, class_labels, label_names = self._labels(request, lib)
         seeds = request.seeds()
@@ -147,8 +160,13 @@ class LocalScoreEngine(Engine):
             top_k=int(request.top_k),
             index_dir=config.score_indexes_dir(),
             on_index_build=on_index_build,
+            grid=request.grid,
         )
         base = asdict(request)
+        if request.grid == "uniform":
+            base.pop("grid", None)  # the default: older images' settings stay as they were
+        else:
+            base["steps"] = len(result.patch_sizes)
         indexed = uses_index(request.machine, self.device)
         if request.approximate:
             base["approximate_method"] = "patch index" if indexed else "candidate images"
@@ -165,7 +183,7 @@ class LocalScoreEngine(Engine):
                 model=request.machine,
                 width=int(request.size),
                 height=int(request.size),
-                patch_sizes=list(schedule),
+                patch_sizes=list(result.patch_sizes),
                 library_count=len(lib.item_ids),
             )
             if class_labels is not None:

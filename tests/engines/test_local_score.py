@@ -29,6 +29,20 @@ def test_generates_reproducible_images_with_sources():
     assert first[0].params["library"] == "faces" and first[0].params["seed"] == 5
 
 
+def test_the_authors_time_grid_runs_19_steps_and_is_recorded():
+    engine = LocalScoreEngine()
+    request = LocalScoreRequest(seed=5, library="faces", size=16, machine="bbels", steps=7, grid="reference")
+    seen = []
+    (image,) = engine.generate(request, on_progress=seen.append)
+    assert seen[-1].step == seen[-1].total_steps == 19  # --steps does not apply to this grid
+    assert image.params["grid"] == "reference" and image.params["steps"] == 19
+    assert len(image.params["patch_sizes"]) == 19 and image.arrays["step_sources"].shape[0] == 19
+    assert engine.plan(request)["patch_sizes"] == image.params["patch_sizes"]
+    (default,) = engine.generate(LocalScoreRequest(seed=5, library="faces", size=16, machine="bbels"))
+    assert "grid" not in default.params
+    assert not np.array_equal(np.asarray(image.image), np.asarray(default.image))
+
+
 def test_class_conditional_uses_only_that_class():
     engine = LocalScoreEngine()
     (image,) = engine.generate(LocalScoreRequest(seed=1, library="digits", size=16, label="3", machine="els"))
@@ -57,6 +71,7 @@ def test_cancel_stops_the_run():
         ({"seed": 2**63 - 1, "count": 2}, "seed must be a whole number from 0 to 9223372036854775806"),
         ({"library": "no-such-library"}, "no-such-library"),
         ({"library": "digits", "label": "cats"}, "not in this library"),
+        ({"grid": "fancy"}, "Unknown time grid"),
     ],
 )
 def test_bad_requests_have_clear_messages(changes, message):
