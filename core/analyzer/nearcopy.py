@@ -65,8 +65,8 @@ BOXES = crop_boxes()
 def _crop(images: torch.Tensor, box: tuple[float, float, float, float], size: int) -> torch.Tensor:
     height, width = images.shape[-2:]
     top, left, box_h, box_w = box
-    y0 = int(round(top * height))
-    x0 = int(round(left * width))
+    y0 = min(height - 1, max(0, int(round(top * height))))  # a box at (or past) an edge keeps one pixel
+    x0 = min(width - 1, max(0, int(round(left * width))))
     y1 = max(y0 + 1, min(height, int(round((top + box_h) * height))))
     x1 = max(x0 + 1, min(width, int(round((left + box_w) * width))))
     crop = images[..., y0:y1, x0:x1]

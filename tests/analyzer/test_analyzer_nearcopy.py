@@ -80,3 +80,17 @@ def test_an_almost_flat_image_is_never_a_near_copy(shared):
     faint = to_tensor(Image.fromarray(arrays[3]).convert("RGB")) * 0.12
     faint64 = F.interpolate(faint[None], size=(64, 64), mode="bilinear", antialias=True)[0]
     assert float(faint64.std()) < 0.1 and detail_share(faint64) > 0.05
+
+
+def test_a_crop_box_at_or_past_the_edge_still_gives_a_picture():
+    """An aligned box can end up at an image's edge; the crop keeps at least one pixel instead of failing
+    ("Expected non-zero, positive output size" once, under load, in the slow test)."""
+    import torch
+
+    from core.analyzer.nearcopy import _crop
+
+    images = torch.rand(2, 3, 64, 64)
+    for box in [(1.0, 1.0, 0.0, 0.0), (0.999, 0.2, 0.001, 0.5), (-0.1, -0.2, 0.5, 0.5)]:
+        out = _crop(images, box, 16)
+        assert out.shape == (2, 3, 16, 16) and torch.isfinite(out).all()
+    torch.testing.assert_close(_crop(images, (0.0, 0.0, 1.0, 1.0), 64), images)
