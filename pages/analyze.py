@@ -45,8 +45,15 @@ logger = logging.getLogger(__name__)
 KEPT_CHECKS = 20  # (subject, library, method) -> job id, per session: switching back and forth does not re-run
 
 
-def check_key(subject_key: str, library: str, count: int, space: str, model: str | None, detail: str) -> tuple:
-    return (subject_key, library, count, space, model, detail)
+def check_key(subject_key: str, library: str, version, space: str, model: str | None, detail: str) -> tuple:
+    return (subject_key, library, version, space, model, detail)
+
+
+def library_version(library) -> int | str:
+    """What makes an earlier check of a library out of date: a user library's picture count (pictures added
+    or removed). A built-in library never changes; its count goes from 0 to its size when the first check
+    prepares it, which must not hide that very check's result."""
+    return library.count if library.kind == "user" else "built-in"
 
 
 def my_checks() -> tuple[dict, JobRecord | None]:
@@ -79,7 +86,7 @@ def submit_check(subject: Subject, library, method) -> JobRecord:
         target = {"upload": upload_name(subject)}
     params = analysis_params(library.name, method.space, method.model, method.settings, label=subject.label,
                              **target)
-    params["page"] = {"subject": subject.key, "count": library.count, "detail": method.detail}
+    params["page"] = {"subject": subject.key, "count": library_version(library), "detail": method.detail}
     job = jobs.submit("analyze", params, title=analysis_title(subject.label, library.title))
     if subject.record is None:
         remember_upload(subject)
@@ -132,7 +139,7 @@ if library is None:
     st.stop()
 if method.problem:
     st.warning(method.problem)
-key = check_key(subject.key, library.name, library.count, *method.key)
+key = check_key(subject.key, library.name, library_version(library), *method.key)
 job: JobRecord | None = None
 if key in checks:
     try:
