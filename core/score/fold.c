@@ -19,6 +19,7 @@
  * present. exp is the Cephes single-precision polynomial (about 1 ulp on [FLOOR, 0]).
  */
 #include <float.h>
+#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -484,6 +485,298 @@ void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k
             }
             kept[i] = value;
             best[i] = j;
+        }
+    }
+}
+
+/*
+ * mosaic_offsets: exact logits of the local machines by per-offset box sums (core/score/offsets.py).
+ *
+ * For a fixed offset d between a query pixel p and a library position q = p + d, the patch inner
+ * product <Omega_p(x), Omega_q(phi)> is the sum, over the P x P window at p, of the product image
+ * Z(y) = sum_c x(c, y) phi(c, y + d). Box sums of Z give it for every p of a rectangle at once, so
+ * one (pixel, library position) pair costs O(C) whatever the patch size (as in fast non-local
+ * means). Vertical window sums run in double (add the row entering, subtract the row leaving);
+ * horizontal ones add P float32 column sums directly, or for larger P slide 8 columns at a time
+ * (window_sums).
+ *
+ * The logits l = k1 * dot - k2 * sq(q) are folded at once into the per-pixel softmax state, 8
+ * neighbouring pixels of a row per vector; blocks of 8 whose logits are all more than -FLOOR below
+ * their maxima cost a compare.
+ *
+ * Layouts (all float32 contiguous unless said):
+ *   xq   (B, C, HQ, WQ): queries, padded so that the window of query p starts at (p_y, p_x).
+ *   lib  (N, C, HL, WL): library images in window coordinates.
+ *   sq   (N, H, W + 8): squared norm of the library patch at every position; cen (N, C, H, W + 8)
+ *        centres (8 zero columns of padding on the right).
+ *   desc (n_desc, 9) int64: py0, py1, px0, px1 (query rectangle), woy, wox (the library window of
+ *        query p starts at p + wo), qoy, qox (q = p + qo), wrap (1: q wraps around the image).
+ *   state: m, s, t, arg (B, H, W + 8); v (B, C, H, W + 8) (the last 8 columns: padding).
+ *        arg = (id_base + n) * H * W + q_y * W + q_x.
+ *   scratch: threads * scratch_floats floats.
+ */
+typedef double v4d __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef float v16f __attribute__((vector_size(64)));
+typedef double v8d __attribute__((vector_size(64)));
+
+static inline v16f load16(const float *p) {
+    v16f r;
+    memcpy(&r, p, sizeof(r));
+    return r;
+}
+static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof(v)); }
+static inline v8d load8d(const double *p) {
+    v8d r;
+    memcpy(&r, p, sizeof(r));
+    return r;
+}
+static inline void store8d(double *p, v8d v) { memcpy(p, &v, sizeof(v)); }
+static inline v8d splat8d(double x) {
+    v8d r = {x, x, x, x, x, x, x, x};
+    return r;
+}
+static inline v8d widen8(v8f x) { return __builtin_convertvector(x, v8d); }
+static inline v8f narrow8(v8d x) { return __builtin_convertvector(x, v8f); }
+
+
+typedef struct {
+    float *m, *s, *t, *v;
+    int64_t *arg;
+    int64_t plane; /* H * W: stride between value channels */
+} PixelState;
+
+/*
+ * Fold the logits k1 * dot - k2 * sqr of the 8 pixels idx0 .. idx0 + 7 (value channels at
+ * cen + c * cplane); only
+ * the first n lanes are real: the others get no weight and keep their state (which belongs to
+ * the same thread: the state rows have 8 columns of padding, and so do cen and sq).
+ */
+static inline __attribute__((always_inline)) void fold_pixels(const float *dot, const float *sqr, float k1,
+                                                               float k2, int64_t n, PixelState st, int64_t idx0,
+                                                               const float *cen, int64_t cplane, int64_t channels,
+                                                               int64_t id0, float floor_value) {
+    static const int32_t lane_ids[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    v8i lanes;
+    memcpy(&lanes, lane_ids, sizeof(lanes));
+    v8i real = lanes < (v8i){(int32_t)n, (int32_t)n, (int32_t)n, (int32_t)n,
+                             (int32_t)n, (int32_t)n, (int32_t)n, (int32_t)n};
+    v8f lv = select8(real, splat(k1) * load8(dot) - splat(k2) * load8(sqr), splat(-FLT_MAX));
+    v8f mv = load8(st.m + idx0);
+    const v8f fl = splat(floor_value);
+    v8f d = lv - mv;
+    v8i keep = (d >= fl) & real;
+    if (!any8(keep)) return;
+    v8i gt = (d > splat(0.0f)) & real;
+    v8f z = select8(gt, -d, d);
+    v8i live = (z >= fl) & real;
+    v8f e = and8(exp8(max8(z, fl)), live);
+    v8f one = splat(1.0f);
+    v8f a = select8(gt, e, one); /* multiplier of the old sums */
+    v8f w = and8(select8(gt, one, e), keep); /* weight of the new term */
+    v8f sv = load8(st.s + idx0), tv = load8(st.t + idx0);
+    v8f zt = and8(z, live);
+    tv = a * tv + zt * select8(gt, a * sv, w);
+    sv = a * sv + w;
+    store8(st.m + idx0, select8(gt, lv, mv));
+    store8(st.s + idx0, sv);
+    store8(st.t + idx0, tv);
+    for (int64_t c = 0; c < channels; c++) {
+        float *vp = st.v + c * st.plane + idx0;
+        store8(vp, a * load8(vp) + w * load8(cen + c * cplane));
+    }
+    if (any8(gt)) {
+        int32_t gl[8];
+        memcpy(gl, &gt, sizeof(gl));
+        for (int k = 0; k < n; k++)
+            if (gl[k]) st.arg[idx0 + k] = id0 + k;
+    }
+}
+
+/*
+ * dot[j] = sum_{u < patch} cs[j + u] for j < rs, over a whole row of side-by-side segments (values
+ * that cross a segment's end are never used). Small patches add directly; larger ones slide by 8
+ * columns at a time, dot[j + 8] = dot[j] + B8[j + patch] - B8[j] with b8 holding the sums of 8
+ * neighbouring column sums, restarting from a direct sum every 128 columns (float32 rounding then
+ * stays at the level of a float32 dot product of the patch).
+ */
+static void row_window_sums(const float *cs, int64_t rs, int64_t patch, float *b8, float *dot) {
+    if (patch <= 8) {
+        for (int64_t j = 0; j < rs; j += 8) {
+            v8f acc = load8(cs + j);
+            for (int64_t u = 1; u < patch; u++) acc += load8(cs + j + u);
+            store8(dot + j, acc);
+        }
+        return;
+    }
+    for (int64_t j = 0; j < rs; j += 16) store16(b8 + j, load16(cs + j) + load16(cs + j + 1));
+    for (int64_t j = 0; j < rs; j += 16) store16(b8 + j, load16(b8 + j) + load16(b8 + j + 2));
+    for (int64_t j = 0; j < rs; j += 16) store16(b8 + j, load16(b8 + j) + load16(b8 + j + 4));
+    for (int64_t j0 = 0; j0 < rs; j0 += 128) {
+        v8f acc = load8(cs + j0);
+        for (int64_t u = 1; u < patch; u++) acc += load8(cs + j0 + u);
+        store8(dot + j0, acc);
+        int64_t stop = j0 + 128 < rs ? j0 + 128 : rs;
+        for (int64_t j = j0 + 8; j < stop; j += 8) {
+            acc += load8(b8 + j - 8 + patch) - load8(b8 + j - 8);
+            store8(dot + j, acc);
+        }
+    }
+}
+
+/* Scratch of one thread: the product rows of a run (at most ZCAP floats, or one descriptor's
+   region when that is larger) and five row buffers of LCAP floats. */
+#define ZCAP 131072
+#define LCAP 8192
+
+static int64_t region_cap(int64_t height, int64_t width, int64_t patch) {
+    int64_t one = (height + patch - 1) * (width + patch - 1 + 32);
+    return one > ZCAP ? one : ZCAP;
+}
+
+static int64_t row_cap(int64_t width, int64_t patch) {
+    int64_t one = width + patch - 1 + 32;
+    return one > LCAP ? one : LCAP;
+}
+
+int64_t mosaic_offsets_scratch(int64_t height, int64_t width, int64_t patch) {
+    return region_cap(height, width, patch) + 6 * (row_cap(width, patch) + 32) + 64;
+}
+
+static inline int same_rows(const int64_t *a, const int64_t *b) {
+    return a[0] == b[0] && a[1] == b[1] && a[4] == b[4] && a[6] == b[6] && a[8] == b[8];
+}
+
+/*
+ * Descriptors d[0 .. count) that share their rows (py0, py1, woy, qoy, wrap): their product rows
+ * are laid side by side (segment k at off[k], rw_k = nx_k + patch - 1 columns), so the column
+ * sums run once over the whole row and no segment is rounded up to a vector. Vectors spill at
+ * most 15 floats into the next segment, which is written afterwards.
+ */
+static void offsets_run(const float *xq, int64_t channels, int64_t hq, int64_t wq, const float *lib, int64_t hl,
+                        int64_t wl, const float *sq, const float *cen, int64_t height, int64_t width, int64_t patch,
+                        const int64_t *d, int64_t count, int64_t y_lo, int64_t y_hi, float k1, float k2,
+                        int64_t id_img, PixelState st, int64_t state_off, float floor_value, float *scratch,
+                        int64_t zcap, int64_t lcap) {
+    int64_t py0 = d[0] > y_lo ? d[0] : y_lo, py1 = d[1] < y_hi ? d[1] : y_hi;
+    if (py0 >= py1) return;
+    int64_t woy = d[4], qoy = d[6], wrap = d[8];
+    int64_t rh = py1 - py0 + patch - 1;
+    int64_t off[LCAP / 8 + 1];
+    int64_t total = 0;
+    for (int64_t k = 0; k < count; k++) {
+        off[k] = total;
+        total += d[9 * k + 3] - d[9 * k + 2] + patch - 1;
+    }
+    int64_t rs = (total + 15) / 16 * 16 + 16; /* row stride: whole vectors and one of spill room */
+    float *z = scratch;                       /* (rh, rs) product rows */
+    double *cs = (double *)(z + zcap);        /* (lcap) running column sums */
+    float *csf = (float *)(cs + lcap + 32);   /* (lcap + 32) column sums as float */
+    float *b8 = csf + lcap + 32;              /* (lcap + 32) sums of 8 neighbouring column sums */
+    float *dot = b8 + lcap + 32;              /* (lcap + 32) window sums of the row */
+    int64_t hw = height * width, ws = width + 8, hws = height * ws; /* state, sq, cen: rows of width + 8 */
+    /* the inputs have 16 readable columns past every row (SLACK in offsets.py) */
+    for (int64_t i = 0; i < rh; i++) {
+        float *zrow = z + i * rs;
+        for (int64_t k = 0; k < count; k++) {
+            const int64_t *dk = d + 9 * k;
+            int64_t rw = dk[3] - dk[2] + patch - 1;
+            float *zr = zrow + off[k];
+            const float *xr = xq + (py0 + i) * wq + dk[2];
+            const float *lr = lib + (py0 + i + woy) * wl + dk[2] + dk[5];
+            if (channels == 3) {
+                const float *x1 = xr + hq * wq, *x2 = xr + 2 * hq * wq, *l1 = lr + hl * wl, *l2 = lr + 2 * hl * wl;
+                for (int64_t j = 0; j < rw; j += 16)
+                    store16(zr + j, load16(xr + j) * load16(lr + j) + load16(x1 + j) * load16(l1 + j) +
+                                        load16(x2 + j) * load16(l2 + j));
+                continue;
+            }
+            for (int64_t j = 0; j < rw; j += 16) {
+                v16f acc = load16(xr + j) * load16(lr + j);
+                for (int64_t c = 1; c < channels; c++) acc += load16(xr + c * hq * wq + j) * load16(lr + c * hl * wl + j);
+                store16(zr + j, acc);
+            }
+        }
+    }
+    for (int64_t j = rs; j < rs + 32; j++) csf[j] = 0.0f;
+    /* float32 running column sums (add the row entering, subtract the row leaving), summed afresh
+       every RESTART rows so that their rounding stays at the level of a float32 dot product */
+    int64_t restart = patch <= 16 ? 16 : 32;
+    for (int64_t y = py0; y < py1; y++) {
+        int64_t i = y - py0;
+        if (i % restart) {
+            const float *in = z + (i + patch - 1) * rs, *out = z + (i - 1) * rs;
+            for (int64_t j = 0; j < rs; j += 16) store16(csf + j, load16(csf + j) + (load16(in + j) - load16(out + j)));
+        } else {
+            const float *zr = z + i * rs;
+            for (int64_t j = 0; j < rs; j += 16) {
+                v16f acc = load16(zr + j);
+                for (int64_t u = 1; u < patch; u++) acc += load16(zr + u * rs + j);
+                store16(csf + j, acc);
+            }
+        }
+        row_window_sums(csf, rs, patch, b8, dot);
+        int64_t qy = y + qoy;
+        if (wrap && qy >= height) qy -= height;
+        const float *sqy = sq + qy * ws, *ceny = cen + qy * ws;
+        int64_t srow = state_off + y * ws;
+        for (int64_t k = 0; k < count; k++) {
+            const int64_t *dk = d + 9 * k;
+            int64_t px0 = dk[2], px1 = dk[3], qox = dk[7];
+            const float *dotk = dot + off[k] - px0; /* dotk[x]: the window sum of query column x */
+            /* columns [px0, split) map to q_x = p_x + qox, the rest (wrap only) to p_x + qox - width */
+            int64_t split = px1;
+            if (wrap && px1 + qox > width) split = width - qox > px0 ? width - qox : px0;
+            for (int seg = 0; seg < 2; seg++) {
+                int64_t a0 = seg == 0 ? px0 : split, a1 = seg == 0 ? split : px1;
+                int64_t shift = seg == 0 ? qox : qox - width;
+                for (int64_t xa = a0; xa < a1; xa += 8) {
+                    int64_t n = a1 - xa < 8 ? a1 - xa : 8;
+                    int64_t qx = xa + shift;
+                    fold_pixels(dotk + xa, sqy + qx, k1, k2, n, st, srow + xa, ceny + qx, hws, channels,
+                                id_img * hw + qy * width + qx, floor_value);
+                }
+            }
+        }
+    }
+}
+
+void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq, int64_t wq, const float *lib,
+                    int64_t n_lib, int64_t hl, int64_t wl, const float *sq, const float *cen, int64_t height,
+                    int64_t width, int64_t patch, const int64_t *desc, int64_t n_desc, float k1, float k2,
+                    int64_t id_base, float *m, float *s, float *t, float *v, int64_t *arg, float floor_value,
+                    int threads, float *scratch) {
+    int64_t bands = batch >= threads ? 1 : (threads + batch - 1) / batch;
+    if (bands > height) bands = height;
+    int64_t items = batch * bands;
+    int64_t per = mosaic_offsets_scratch(height, width, patch);
+    int64_t zcap = region_cap(height, width, patch), lcap = row_cap(width, patch);
+    int64_t hws = height * (width + 8);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (items > 1 && threads > 1)
+    for (int64_t it = 0; it < items; it++) {
+        int64_t b = it / bands, band = it % bands;
+        int64_t y_lo = height * band / bands, y_hi = height * (band + 1) / bands;
+        float *mine = scratch + (int64_t)omp_get_thread_num() * per;
+        PixelState st = {m, s, t, v + b * (channels - 1) * hws, arg, hws};
+        const float *xb = xq + b * channels * hq * wq;
+        for (int64_t n = 0; n < n_lib; n++) {
+            const float *ln = lib + n * channels * hl * wl;
+            const float *sqn = sq + n * hws, *cn = cen + n * channels * hws;
+            for (int64_t k = 0; k < n_desc;) {
+                /* a run of descriptors with the same rows, within the scratch caps */
+                const int64_t *first = desc + 9 * k;
+                int64_t rh = first[1] - first[0] + patch - 1, total = 0, count = 0;
+                while (k + count < n_desc && same_rows(first, desc + 9 * (k + count)) && count < LCAP / 8) {
+                    int64_t rw = desc[9 * (k + count) + 3] - desc[9 * (k + count) + 2] + patch - 1;
+                    int64_t grown = (total + rw + 15) / 16 * 16 + 16;
+                    if (count > 0 && (grown > lcap || grown * rh > zcap)) break;
+                    total += rw;
+                    count++;
+                }
+                offsets_run(xb, channels, hq, wq, ln, hl, wl, sqn, cn, height, width, patch, first, count, y_lo, y_hi,
+                            k1, k2, id_base + n, st, b * hws, floor_value, mine, zcap, lcap);
+                k += count;
+            }
         }
     }
 }

@@ -21,9 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from core.errors import BadInputError
 from core.score import inputs
 from core.score.local import local_score
 from core.score.memory import ChunkPlan, default_budget_bytes, local_bytes_per_image, plan_chunks
+from core.score.offsets import chunk_images as offset_chunk_images
+from core.score.offsets import offset_score
+from core.score.paths import choose_path
 from core.score.result import CancelCheck, DenoiseResult, raise_if_cancelled, scatter_parts
 from core.score.tiles import GroupRun, values_with_ones
 
@@ -58,6 +62,11 @@ def _ideal_score(
     return DenoiseResult(x0=x0, sources=sources, entropy=ent)
 
 
+#: How the local machines compute their logits: "gemm" (patch matrix products, cost per pair
+#: growing with P²) or "offsets" (per-offset box sums, :mod:`core.score.offsets`).
+PATHS: tuple[str, ...] = ("gemm", "offsets")
+
+
 def _run_machine(
     x: torch.Tensor,
     library: torch.Tensor,
@@ -66,11 +75,17 @@ def _run_machine(
     patch_size: int,
     budget: int,
     should_cancel: CancelCheck | None,
+    path: str | None = None,
 ) -> DenoiseResult:
     channels, height, width = library.shape[1:]
     if kind == "is":
         plan = plan_chunks(budget, x.device, 3 * channels * height * width * 4, library.shape[0])
         return _ideal_score(x, library, ab, plan, should_cancel)
+    if path is None:
+        path = choose_path(kind, height, width, channels, x.shape[0], library.shape[0], patch_size, x.device, ab)
+    if path == "offsets":
+        images = offset_chunk_images(channels, height, width, patch_size, kind, budget // 2)
+        return offset_score(x, library, ab, kind, patch_size, images, should_cancel)
     per_image = local_bytes_per_image(channels, height, width, patch_size, x.shape[0], kind)
     plan = plan_chunks(budget, x.device, per_image, library.shape[0])
     return local_score(x, library, ab, kind, patch_size, plan, should_cancel)
@@ -87,6 +102,7 @@ def denoise(
     device: torch.device | str | None = None,
     memory_budget_bytes: int | None = None,
     should_cancel: CancelCheck | None = None,
+    path: str | None = None,
 ) -> DenoiseResult:
     """One machine evaluation: the estimate of the clean image behind ``x_t``.
 
@@ -103,6 +119,9 @@ def denoise(
         memory_budget_bytes: working memory; default a quarter of the free memory. Smaller budgets
             give the same result in more chunks.
         should_cancel: polled between chunks; when it returns True, raises ``GenerationCancelled``.
+        path: how the local machines compute their logits, one of :data:`PATHS` (same results up
+            to float32 rounding); default the one the cost model expects to be faster
+            (:func:`core.score.cost.choose_path`).
 
     Returns:
         :class:`DenoiseResult` on ``device``.
@@ -113,13 +132,15 @@ def denoise(
     inputs.check_alpha_bar(alpha_bar)
     inputs.check_patch_size(patch_size, kind, library.shape[2], library.shape[3])
     inputs.check_labels(labels, class_labels, library.shape[0], x_t.shape[0])
+    if path is not None and path not in PATHS:
+        raise BadInputError(f"Unknown path {path!r}: choose {' or '.join(PATHS)}.")
     dev = resolve_device(device, x_t)
     budget = memory_budget_bytes if memory_budget_bytes is not None else default_budget_bytes(dev)
     x = x_t.to(dev, torch.float32)
     lib = library.to(dev, torch.float32)
     if class_labels is None:
-        return _unconditional(x, lib, float(alpha_bar), kind, patch_size, budget, should_cancel)
-    return _conditional(x, lib, float(alpha_bar), kind, patch_size, labels, class_labels, budget, should_cancel)
+        return _unconditional(x, lib, float(alpha_bar), kind, patch_size, budget, should_cancel, path)
+    return _conditional(x, lib, float(alpha_bar), kind, patch_size, labels, class_labels, budget, should_cancel, path)
 
 
 def _unconditional(
@@ -130,16 +151,17 @@ def _unconditional(
     patch_size: int,
     budget: int,
     should_cancel: CancelCheck | None,
+    path: str | None = None,
 ) -> DenoiseResult:
     """All samples against the whole library; on a multi-core CPU the batch is split between
     single-threaded workers (see :func:`map_jobs`)."""
     workers = min(torch.get_num_threads(), x.shape[0]) if x.device.type == "cpu" else 1
     if workers < 2:
-        return _run_machine(x, library, ab, kind, patch_size, budget, should_cancel)
+        return _run_machine(x, library, ab, kind, patch_size, budget, should_cancel, path)
     jobs = [(part, part) for part in torch.arange(x.shape[0], device=x.device).tensor_split(workers)]
 
     def run(job: tuple[torch.Tensor, torch.Tensor], job_budget: int) -> DenoiseResult:
-        return _run_machine(x[job[0]], library, ab, kind, patch_size, job_budget, should_cancel)
+        return _run_machine(x[job[0]], library, ab, kind, patch_size, job_budget, should_cancel, path)
 
     parts = map_jobs(run, jobs, budget, x.device)
     return DenoiseResult(
@@ -159,6 +181,7 @@ def _conditional(
     class_labels: torch.Tensor,
     budget: int,
     should_cancel: CancelCheck | None,
+    path: str | None = None,
 ) -> DenoiseResult:
     """Run the machine once per class, on the samples and library images of that class.
 
@@ -177,7 +200,7 @@ def _conditional(
 
     def run(job: tuple[torch.Tensor, torch.Tensor], job_budget: int) -> DenoiseResult:
         samples, members = job
-        return _run_machine(x[samples], library[members], ab, kind, patch_size, job_budget, should_cancel)
+        return _run_machine(x[samples], library[members], ab, kind, patch_size, job_budget, should_cancel, path)
 
     parts = map_jobs(run, jobs, budget, x.device)
     for (_, members), part in zip(jobs, parts, strict=True):

@@ -24,11 +24,24 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 
 logger = logging.getLogger(__name__)
+
+#: The floor of :data:`core.score.streaming.LOGIT_FLOOR` (not imported: streaming imports this module).
+LOGIT_FLOOR_FOR_OFFSETS = -80.0
+
+
+class PixelStateLike(Protocol):
+    """The per-pixel softmax state that :func:`offsets` updates (``core.score.offsets.PixelSoftmax``)."""
+
+    m: torch.Tensor
+    s: torch.Tensor
+    t: torch.Tensor
+    v: torch.Tensor
+    best: torch.Tensor
 
 #: Set to ``0`` to never use the native kernel.
 NATIVE_ENV = "MOSAIC_NATIVE"
@@ -91,6 +104,11 @@ def _load() -> ctypes.CDLL | None:
     lib.mosaic_ivf.restype = None
     lib.mosaic_nearest.argtypes = [ptr, i64, i64, i64, ptr]
     lib.mosaic_nearest.restype = None
+    lib.mosaic_offsets_scratch.argtypes = [i64, i64, i64]
+    lib.mosaic_offsets_scratch.restype = i64
+    lib.mosaic_offsets.argtypes = [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr, i64, i64, i64, ptr, i64,
+                                   f32, f32, i64, *state[:5], f32, int_, ptr]
+    lib.mosaic_offsets.restype = None
     return lib
 
 
@@ -328,4 +346,54 @@ def ivf(
         list_window.data_ptr(), list_block.numel(), pair_start.data_ptr(), pair_rows.data_ptr(),
         values_t.data_ptr(), values_t.shape[0], values_t.stride(0), *_state_args(m, s, t, v, arg, floor)[:-1],
         scratch.data_ptr(),
+    )
+
+
+def offsets_scratch(height: int, width: int, patch_size: int) -> int:
+    """Floats of scratch space one thread of :func:`offsets` needs."""
+    lib = kernel()
+    assert lib is not None, "offsets_scratch() called without an available kernel"
+    return int(lib.mosaic_offsets_scratch(height, width, patch_size))
+
+
+def offsets(
+    x_win: torch.Tensor,
+    lib_win: torch.Tensor,
+    norms: torch.Tensor,
+    centres: torch.Tensor,
+    descriptors: torch.Tensor,
+    patch_size: int,
+    k1: float,
+    k2: float,
+    first_image: int,
+    state: PixelStateLike,
+    scratch: torch.Tensor,
+) -> None:
+    """Fold the logits ``k1 · dot − k2 · ‖φ_q‖²`` of every descriptor (see
+    :mod:`core.score.offsets`) of a library chunk into ``state`` (``mosaic_offsets`` in ``fold.c``).
+
+    ``x_win`` ``(B, C, HQ, WQ)`` and ``lib_win`` ``(n, C, HL, WL)`` in window coordinates, ``norms``
+    ``(n, H, W + 8)``, ``centres`` ``(n, C, H, W + 8)`` and the state ``(B, [C,] H, W + 8)`` with 8
+    columns of padding (zeros in ``norms`` and ``centres``); ``scratch`` at least
+    ``threads · offsets_scratch(H, W, P)`` floats. Library ids are ``(first_image + i) · H · W + q``.
+    """
+    lib = kernel()
+    assert lib is not None, "offsets() called without an available kernel"
+    batch, channels, hq, wq = x_win.shape
+    n, _, hl, wl = lib_win.shape
+    height, width = centres.shape[-2], centres.shape[-1] - 8
+    threads = torch.get_num_threads()
+    assert scratch.numel() >= threads * offsets_scratch(height, width, patch_size)
+    assert descriptors.dtype == torch.int64 and descriptors.is_contiguous() and descriptors.shape[1] == 9
+    for tensor in (x_win, lib_win, norms, centres, state.m, state.s, state.t, state.v, scratch):
+        assert tensor.dtype == torch.float32 and tensor.is_contiguous() and tensor.device.type == "cpu"
+    assert state.best.dtype == torch.int64 and state.best.is_contiguous()
+    assert lib_win.shape[1] == channels and norms.shape == (n, height, width + 8) and centres.shape[:2] == (n, channels)
+    assert state.m.shape == (batch, height, width + 8) and state.v.shape == (batch, channels, height, width + 8)
+    assert hq >= height + patch_size - 1 and wq >= width + patch_size - 1 + 16 and wl >= width + patch_size - 1 + 16
+    lib.mosaic_offsets(
+        x_win.data_ptr(), batch, channels, hq, wq, lib_win.data_ptr(), n, hl, wl, norms.data_ptr(),
+        centres.data_ptr(), height, width, patch_size, descriptors.data_ptr(), descriptors.shape[0], float(k1),
+        float(k2), first_image, state.m.data_ptr(), state.s.data_ptr(), state.t.data_ptr(), state.v.data_ptr(),
+        state.best.data_ptr(), float(LOGIT_FLOOR_FOR_OFFSETS), threads, scratch.data_ptr(),
     )

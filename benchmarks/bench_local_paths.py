@@ -1,0 +1,107 @@
+"""Benchmark of the two exact paths of the local machines, and the fit of their cost model.
+
+Times one machine evaluation per (kind, size, patch size, path) on a built-in library, at the
+noise level of the step that uses that patch size in a 20-step run, with a noisy library-like
+image as the query (a flipped library image: realistic, not itself in the library). Prints the
+measured and estimated seconds (``core.score.paths.step_seconds``) and least-squares constants for
+``core/score/paths.py``:
+
+    python benchmarks/bench_local_paths.py --library photos --sizes 32 64 --out /tmp/bench_paths.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.score import denoise, patch_schedule  # noqa: E402
+from core.score.offsets import offset_plan  # noqa: E402
+from core.score.paths import gemm_work, step_seconds  # noqa: E402
+from core.score.schedules import alpha_bar  # noqa: E402
+
+
+def load(library: str, size: int) -> torch.Tensor:
+    os.environ.setdefault("MOSAIC_DATA_DIR", tempfile.mkdtemp(prefix="mosaic-bench-"))
+    from core.libraries import LibraryManager
+
+    return LibraryManager().load(library, size).images
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--library", default="photos")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--kinds", nargs="+", default=["ls", "els", "bbels"])
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--images", type=int, default=0, help="library images used (0: all)")
+    parser.add_argument("--max-gemm-seconds", type=float, default=40.0, help="skip GEMM steps estimated longer")
+    parser.add_argument("--every", type=int, default=3, help="time every n-th step of the schedule")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench_local_paths.json"))
+    args = parser.parse_args()
+    rows = []
+    for size in args.sizes:
+        library = load(args.library, size)
+        if args.images:
+            library = library[: args.images]
+        n, channels = library.shape[:2]
+        gen = torch.Generator().manual_seed(0)
+        clean = library[:1].flip(-1).expand(args.batch, -1, -1, -1)
+        schedule = patch_schedule("balanced", size, 20)
+        for kind in args.kinds:
+            seen = set()
+            for step in range(0, 20, args.every):
+                patch = schedule[step] if kind != "els" else min(schedule[step], 2 * size - 1)
+                if patch in seen:
+                    continue
+                seen.add(patch)
+                ab = float(alpha_bar(1.0 - (step + 1) / 20))
+                noise = torch.randn(clean.shape, generator=gen)
+                x = ab**0.5 * clean + (1 - ab) ** 0.5 * noise
+                estimate = step_seconds(kind, size, size, channels, args.batch, n, patch)
+                flops, pairs = gemm_work(kind, size, size, channels, args.batch, n, patch)
+                plan = offset_plan(kind, size, size, patch)
+                row = {"size": size, "kind": kind, "patch": patch, "t": round(1.0 - (step + 1) / 20, 2),
+                       "flops": flops, "pairs": pairs, "region": plan.region * channels * args.batch * n,
+                       "offset_pairs": plan.pairs * args.batch * n, "offset_rows": plan.rows * args.batch * n,
+                       "estimate": estimate}
+                results = {}
+                for path in ("offsets", "gemm"):
+                    if path == "gemm" and estimate["gemm"] > args.max_gemm_seconds:
+                        continue
+                    start = time.perf_counter()
+                    results[path] = denoise(x, ab, library, kind, patch, path=path)
+                    row[path] = time.perf_counter() - start
+                if len(results) == 2:
+                    row["max_diff"] = float((results["gemm"].x0 - results["offsets"].x0).abs().max())
+                rows.append(row)
+                measured = "  ".join(
+                    f"{p} {row[p]:6.2f} s (est {estimate[p]:6.2f})" for p in ("offsets", "gemm") if p in row
+                )
+                print(f"{size:4d} px {kind:5s} P={patch:3d} t={row['t']:.2f}  {measured}", flush=True)
+    fit = {}
+    off = [r for r in rows if "offsets" in r]
+    a = np.array([[r["region"], r["offset_pairs"], r["offset_rows"]] for r in off])
+    y = np.array([r["offsets"] for r in off])
+    fit["offsets"] = np.linalg.lstsq(a / y[:, None], np.ones(len(y)), rcond=None)[0].tolist()  # relative error
+    gem = [r for r in rows if "gemm" in r]
+    if gem:
+        a = np.array([[r["flops"], r["pairs"]] for r in gem])
+        y = np.array([r["gemm"] for r in gem])
+        fit["gemm"] = np.linalg.lstsq(a / y[:, None], np.ones(len(y)), rcond=None)[0].tolist()
+    print("fit (seconds per region element, per pair, per query row):", fit.get("offsets"))
+    print("fit (seconds per flop, per pair) for gemm:", fit.get("gemm"))
+    args.out.write_text(json.dumps({"rows": rows, "fit": fit, "load": os.getloadavg()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

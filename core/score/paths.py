@@ -1,0 +1,126 @@
+"""Which way a local machine step computes its logits, decided by measured cost.
+
+Two exact paths give the same results up to float32 rounding:
+
+* ``"gemm"``: patch matrix products (:mod:`core.score.local`), ``2·C·P²`` flops per (pixel,
+  library position) pair, fast BLAS, plus the per-logit fold;
+* ``"offsets"``: per-offset box sums (:mod:`core.score.offsets`), ``O(C)`` per pair whatever ``P``,
+  plus the product image around every rectangle (``region``: its ``P - 1`` extra rows and columns).
+
+:func:`step_seconds` estimates both from constants fitted to measured steps on the 2-core
+development CPU (``benchmarks/bench_local_paths.py``, BENCHMARKS.md); :func:`choose_path` picks
+the cheaper one for every step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from core.score import native
+from core.score.kinds import group_buckets
+from core.score.offsets import PAIRS_PER_CALL, offset_plan
+
+#: The GEMM path: seconds per flop, per logit and per step. Native: least squares over 40 els/bbels
+#: steps at 16–64 px on ``photos``, ``faces`` and ``digits`` (``bench_local_paths.py``; every step
+#: within ×0.45–×1.4 of its measured time, 137 GFLOP/s). PyTorch: the earlier fit to whole runs
+#: without the kernels. A busy machine is several times slower.
+GEMM_FLOPS_PER_SECOND = {"native": 137e9, "torch": 60e9}
+SECONDS_PER_LOGIT = {"native": 2.3e-10, "torch": 2.2e-9}
+GEMM_SECONDS_PER_STEP = {"native": 0.07, "torch": 0.07}
+
+
+@dataclass(frozen=True)
+class OffsetCosts:
+    """Seconds of the offsets path per product-image element and channel (``region``), per pair,
+    per pair weighted by the noise ``1 − ā`` (fewer logits fall below the floor at high noise, each
+    costing an exp), per query row of a descriptor, and per step."""
+
+    region: float
+    pair: float
+    noisy_pair: float
+    row: float
+    step: float
+
+
+#: Fitted like the GEMM path, per kind (every step within ×0.53–×1.5 of its measured time). PyTorch:
+#: 16 px with 50 library images (mostly Python work per descriptor and library chunk: only the
+#: fallback without a compiler; there the GEMM path nearly always wins).
+OFFSET_COSTS = {
+    ("native", "els"): OffsetCosts(region=8.1e-12, pair=3.4e-11, noisy_pair=9.1e-10, row=2.7e-8, step=0.0),
+    ("native", "bbels"): OffsetCosts(region=5.7e-11, pair=0.0, noisy_pair=1.3e-9, row=1.2e-8, step=0.017),
+    ("torch", "els"): OffsetCosts(region=1.3e-9, pair=1.6e-8, noisy_pair=0.0, row=0.0, step=0.0),
+    ("torch", "bbels"): OffsetCosts(region=1.3e-9, pair=1.6e-8, noisy_pair=0.0, row=0.0, step=0.0),
+}
+#: The PyTorch offsets path: seconds per descriptor and library chunk.
+TORCH_SECONDS_PER_DESCRIPTOR = 3.7e-4
+
+
+def implementation(device: torch.device | None = None) -> str:
+    """``"native"`` where the kernel runs (CPU with a compiler), else ``"torch"``."""
+    return "native" if native.available(device or torch.device("cpu")) else "torch"
+
+
+def gemm_work(
+    kind: str, height: int, width: int, channels: int, batch: int, num_library: int, patch_size: int
+) -> tuple[float, float]:
+    """``(flops, pairs)`` of one evaluation on the GEMM path."""
+    dim = channels * patch_size * patch_size
+    pairs = 0.0
+    for bucket in group_buckets(kind, height, width, patch_size):
+        pairs += float(bucket.groups) * (batch * bucket.size) * (num_library * bucket.size)
+    return 2.0 * dim * pairs, pairs
+
+
+def step_seconds(
+    kind: str,
+    height: int,
+    width: int,
+    channels: int,
+    batch: int,
+    num_library: int,
+    patch_size: int,
+    impl: str = "native",
+    alpha_bar: float = 0.5,
+) -> dict[str, float]:
+    """Estimated seconds of one evaluation at noise level ``alpha_bar`` on each path (``impl``: see
+    :func:`implementation`). ``ls`` is costed on the GEMM path only (see :func:`choose_path`)."""
+    flops, pairs = gemm_work(kind, height, width, channels, batch, num_library, patch_size)
+    gemm = flops / GEMM_FLOPS_PER_SECOND[impl] + pairs * SECONDS_PER_LOGIT[impl] + GEMM_SECONDS_PER_STEP[impl]
+    if kind not in ("els", "bbels"):
+        return {"gemm": gemm, "offsets": float("inf")}
+    plan = offset_plan(kind, height, width, patch_size)
+    costs = OFFSET_COSTS[(impl, kind)]
+    images = batch * num_library
+    offsets = images * (
+        plan.region * channels * costs.region
+        + plan.pairs * (costs.pair + (1.0 - alpha_bar) * costs.noisy_pair)
+        + plan.rows * costs.row
+    )
+    offsets += costs.step
+    if impl == "torch":
+        chunks = math.ceil(num_library / max(1, PAIRS_PER_CALL // max(1, plan.pairs * batch)))
+        offsets += plan.descriptors.shape[0] * chunks * TORCH_SECONDS_PER_DESCRIPTOR
+    return {"gemm": gemm, "offsets": offsets}
+
+
+def choose_path(
+    kind: str,
+    height: int,
+    width: int,
+    channels: int,
+    batch: int,
+    num_library: int,
+    patch_size: int,
+    device: torch.device | None = None,
+    alpha_bar: float = 0.5,
+) -> str:
+    """The path with the lower :func:`step_seconds`. Always the GEMM path off the CPU (where BLAS
+    rules) and for ``ls``, whose GEMM path already uses box sums (every class is one position)."""
+    if (device is not None and device.type != "cpu") or kind == "ls":
+        return "gemm"
+    impl = implementation(device)
+    seconds = step_seconds(kind, height, width, channels, batch, num_library, patch_size, impl, alpha_bar)
+    return min(seconds, key=seconds.__getitem__)

@@ -1,0 +1,142 @@
+"""The per-offset box-sum path of the local machines (``core.score.offsets``): against the float64
+brute force and the GEMM path, on awkward shapes, both implementations (see conftest.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from score_reference import reference_denoise
+
+from core.errors import BadInputError
+from core.score import denoise
+from core.score.kinds import group_buckets
+from core.score.machine import PATHS
+from core.score.offsets import offset_plan
+from core.score.paths import choose_path, implementation, step_seconds
+from core.score.result import GenerationCancelled
+
+LOCAL = ("ls", "els", "bbels")
+
+
+def _data(shape, seed=0):
+    batch, channels, height, width, num = shape
+    gen = torch.Generator().manual_seed(seed)
+    library = torch.rand(num, channels, height, width, generator=gen) * 2 - 1
+    x = torch.randn(batch, channels, height, width, generator=gen)
+    return library, x
+
+
+@pytest.mark.parametrize("kind", LOCAL)
+@pytest.mark.parametrize("shape", [(2, 2, 6, 7, 3), (1, 3, 9, 5, 4), (3, 1, 4, 4, 2), (1, 1, 1, 6, 3)])
+@pytest.mark.parametrize("ab", [0.3, 0.9])
+def test_offsets_match_brute_force(kind, shape, ab):
+    library, x = _data(shape)
+    height, width = shape[2:4]
+    largest = 2 * (min(height, width) if kind == "els" else max(height, width)) - 1
+    for patch in sorted({1, 3, 5, largest}):
+        if patch > largest:
+            continue
+        result = denoise(x, ab, library, kind, patch, path="offsets")
+        x0, sources, entropy, _ = reference_denoise(x.numpy(), ab, library.numpy(), kind, patch)
+        np.testing.assert_allclose(result.x0.numpy(), x0, atol=2e-4, rtol=1e-4)
+        np.testing.assert_array_equal(result.sources.numpy(), sources)
+        np.testing.assert_allclose(result.entropy.numpy(), entropy, atol=2e-4, rtol=1e-3)
+        assert result.sources.dtype == torch.int64 and result.x0.dtype == torch.float32
+
+
+@pytest.mark.parametrize("kind", LOCAL)
+@pytest.mark.parametrize("shape", [(2, 3, 21, 19, 3), (1, 1, 40, 33, 2)])
+def test_offsets_equal_the_gemm_path_on_larger_images(kind, shape):
+    """Patch sizes above 8 with rows longer than 8 take the sliding window sums of the kernel."""
+    library, _ = _data(shape, seed=1)
+    gen = torch.Generator().manual_seed(2)
+    x = library[:1].flip(-1).expand(shape[0], -1, -1, -1) + 0.3 * torch.randn(shape[0], *shape[1:4], generator=gen)
+    height, width = shape[2:4]
+    for patch in (9, 13, 17, 2 * min(height, width) - 1):
+        gemm = denoise(x, 0.9, library, kind, patch, path="gemm")
+        offsets = denoise(x, 0.9, library, kind, patch, path="offsets")
+        torch.testing.assert_close(offsets.x0, gemm.x0, atol=1e-3, rtol=1e-3)
+        torch.testing.assert_close(offsets.entropy, gemm.entropy, atol=1e-2, rtol=1e-2)
+        assert torch.equal(offsets.sources, gemm.sources)
+
+
+@pytest.mark.parametrize("kind", LOCAL)
+def test_class_conditional_offsets_match_brute_force(kind):
+    library, x = _data((2, 2, 6, 7, 3))
+    labels, class_labels = torch.tensor([4, 7, 4]), torch.tensor([7, 4])
+    result = denoise(x, 0.5, library, kind, 3, labels=labels, class_labels=class_labels, path="offsets")
+    x0, sources, entropy, _ = reference_denoise(
+        x.numpy(), 0.5, library.numpy(), kind, 3, labels.numpy(), class_labels.numpy()
+    )
+    np.testing.assert_allclose(result.x0.numpy(), x0, atol=2e-4, rtol=1e-4)
+    np.testing.assert_array_equal(result.sources.numpy(), sources)
+
+
+@pytest.mark.parametrize("kind", LOCAL)
+def test_a_tiny_memory_budget_gives_the_same_result(kind):
+    library, x = _data((2, 2, 6, 7, 5))
+    whole = denoise(x, 0.6, library, kind, 3, path="offsets")
+    tiny = denoise(x, 0.6, library, kind, 3, memory_budget_bytes=64, path="offsets")
+    torch.testing.assert_close(tiny.x0, whole.x0, atol=1e-5, rtol=1e-5)
+    assert torch.equal(tiny.sources, whole.sources)
+
+
+def test_offsets_run_can_be_cancelled():
+    library, x = _data((1, 1, 6, 6, 4))
+    with pytest.raises(GenerationCancelled):
+        denoise(x, 0.5, library, "els", 3, path="offsets", should_cancel=lambda: True)
+
+
+def test_unknown_path_is_refused():
+    library, x = _data((1, 1, 4, 4, 2))
+    with pytest.raises(BadInputError, match="gemm or offsets"):
+        denoise(x, 0.5, library, "bbels", 3, path="fast")
+
+
+@pytest.mark.parametrize("kind", LOCAL)
+@pytest.mark.parametrize("patch", [1, 3, 5, 9])
+@pytest.mark.parametrize("size", [(5, 5), (7, 4)])
+def test_descriptors_allow_exactly_the_positions_of_the_kind(kind, patch, size):
+    height, width = size
+    if patch > 2 * (min(height, width) if kind == "els" else max(height, width)) - 1:
+        pytest.skip("patch larger than the machine allows")
+    expected = set()
+    for bucket in group_buckets(kind, height, width, patch):
+        for group in bucket.flat.tolist():
+            expected.update((p, q) for p in group for q in group)
+    found = []
+    for py0, py1, px0, px1, _woy, _wox, qoy, qox, wrap in offset_plan(kind, height, width, patch).descriptors.tolist():
+        for y in range(py0, py1):
+            for x in range(px0, px1):
+                qy, qx = y + qoy, x + qox
+                if wrap:
+                    qy, qx = qy % height, qx % width
+                assert 0 <= qy < height and 0 <= qx < width
+                found.append((y * width + x, qy * width + qx))
+    assert len(found) == len(set(found))  # every pair once
+    assert set(found) == expected
+    plan = offset_plan(kind, height, width, patch)
+    assert plan.pairs == len(found)
+
+
+def test_the_cost_model_picks_the_cheaper_path():
+    seconds = step_seconds("bbels", 64, 64, 3, 1, 398, 31, "native")
+    assert seconds["offsets"] < seconds["gemm"] / 2  # the GEMM costs P² per pair
+    for kind in ("els", "bbels"):
+        for patch in (3, 7, 25):
+            seconds = step_seconds(kind, 32, 32, 3, 1, 100, patch, implementation())
+            assert set(seconds) == set(PATHS) and min(seconds.values()) > 0
+            assert choose_path(kind, 32, 32, 3, 1, 100, patch) == min(seconds, key=seconds.__getitem__)
+    assert choose_path("els", 32, 32, 3, 1, 100, 25, torch.device("meta")) == "gemm"  # off the CPU
+    assert choose_path("ls", 64, 64, 3, 1, 100, 51) == "gemm"  # its GEMM path is box sums already
+
+
+def test_the_scratch_estimate_matches_the_kernel(softmax_path):
+    from core.score import native
+    from core.score.offsets import scratch_floats
+
+    if softmax_path != "native":
+        pytest.skip("the kernel is off")
+    for height, width, patch in ((8, 8, 3), (64, 64, 51), (128, 128, 255), (33, 17, 9)):
+        assert scratch_floats(height, width, patch) == native.offsets_scratch(height, width, patch)
