@@ -128,6 +128,22 @@ def denoise_pruned(
     )
 
 
+def indexes_missing(
+    library: torch.Tensor,
+    kind: str,
+    patch_sizes: list[int],
+    labels: torch.Tensor | None = None,
+    class_labels: torch.Tensor | None = None,
+    batch: int = 1,
+    index_dir: Path | None = None,
+) -> bool:
+    """Whether an approximate run would have to build a patch index first (none in memory or in
+    ``index_dir`` for one of its classes and the sizes of its approximate steps)."""
+    run = IndexedRun(library, kind, labels, class_labels, batch, index_dir)
+    steps = len(patch_sizes)
+    return any(run.missing(p) for p in set(patch_sizes[exact_steps(steps, True) :]))
+
+
 class IndexedRun:
     """The approximate steps of one sampling run of ``els`` / ``bbels`` (:mod:`core.score.ivf`).
 

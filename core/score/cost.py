@@ -8,38 +8,62 @@ from dataclasses import dataclass
 import torch
 
 from core.errors import BadInputError
-from core.score import inputs, ivf, native
+from core.score import inputs, ivf
 from core.score.approximate import exact_steps
 from core.score.kinds import group_buckets
 from core.score.memory import FLOAT_BYTES, default_budget_bytes, local_bytes_per_image, plan_chunks
+from core.score.offsets import chunk_images, working_bytes
+from core.score.paths import GEMM_FLOPS_PER_SECOND, SECONDS_PER_LOGIT, implementation, step_seconds
+from core.score.schedules import alpha_bar
 
-#: Fitted to whole runs on the 2-core CPU dev machine (class-conditional bbels, FashionMNIST 32×32,
-#: 20 steps; BENCHMARKS.md): the distance GEMM speed and the time of the per-logit work that is not
-#: a GEMM (max, exp, weighted sums), with the native kernels (4.9 s/image measured) and with the
-#: PyTorch path (9.2 s/image). A busy machine is several times slower.
-GEMM_FLOPS_PER_SECOND = {"native": 110e9, "torch": 60e9}
-SECONDS_PER_LOGIT = {"native": 1.2e-9, "torch": 2.2e-9}
-#: Approximate steps with the patch index, per query–patch pair (copying patches into cache, the
-#: probes, the fold), fitted so that the estimate keeps the measured ratio to the exact run (×6.0 in
-#: the same benchmark: 0.57 against 3.41 s/image). The PyTorch entry applies only when asked for
-#: explicitly: without the kernel the approximate mode uses candidate images (``uses_index``).
-SECONDS_PER_INDEXED_PAIR = {"native": 5.4e-9, "torch": 8.5e-8}
-#: Building a patch index (k-means, list layout), per library image, pixel and patch size: 9.7 CPU-s
-#: per FashionMNIST class (~361 images, 32×32, 10 patch sizes) in the same benchmark.
+#: Approximate steps with the patch index, per query–patch pair and patch value (``C·P²``: the
+#: index compares whole patches): 7.2e-11 s measured on ``faces`` (gray) and ``photos`` (RGB) at
+#: 32 px, indexes already built (``bench_generate_estimates.py``, BENCHMARKS.md). The PyTorch entry
+#: applies only when asked for explicitly: without the kernel the approximate mode uses candidate
+#: images (``uses_index``).
+SECONDS_PER_INDEXED_VALUE = {"native": 7.2e-11, "torch": 1.1e-9}
+#: Building a patch index (k-means, list layout), per library image, pixel and patch size, for gray
+#: images: 9.7 CPU-s per FashionMNIST class (~361 images, 32×32, 10 patch sizes); colour adds 30 %
+#: per extra channel (``photos`` at 32 px: 15 s measured).
 SECONDS_PER_INDEX_BUILD_PATCH = 2.6e-6
+#: Memory of building the indexes, per library value (image × channel × pixel): 640 MB for ``photos``
+#: at 32 px measured above the same run with its indexes built.
+INDEX_BUILD_BYTES_PER_VALUE = 640
+#: The approximate steps' measured peak over the sum of their main buffers (probe lists, copies of
+#: patches into cache, per-list scratch): 2.2 on ``faces``, 3.0 on ``photos`` at 32 px.
+INDEXED_MEMORY_FACTOR = 3
+#: The ideal score's fixed cost per step (20 steps of 2 images at 32 px: 0.3 s measured).
+IDEAL_SECONDS_PER_STEP = 0.015
+#: Memory every run adds besides its library, results and working memory (Python objects, thread
+#: stacks, allocator slack): measured 8–10 MB on the smallest runs (BENCHMARKS.md).
+RUN_OVERHEAD_BYTES = 16 * 1024**2
 
 @dataclass
 class Cost:
-    """Estimated work of a run: ``flops`` of the distance GEMMs, ``peak_bytes`` of memory and
+    """Estimated work of a run: ``flops`` of the distance GEMMs, ``peak_bytes`` of memory the run
+    adds to its process (library, results, the working memory of its parallel workers) and
     ``seconds_estimate`` on a machine like the 2-core development CPU; ``index_build_seconds``: the
     extra time of the first approximate run with a library and size (building its patch indexes,
-    which later runs reuse; not in ``seconds_estimate``)."""
+    which later runs reuse; not in ``seconds_estimate``) and ``index_build_bytes`` the extra
+    memory it takes then (not in ``peak_bytes``)."""
 
     flops: float
     peak_bytes: int
     seconds_estimate: float
     logits: float = 0.0
     index_build_seconds: float = 0.0
+    index_build_bytes: int = 0
+
+
+def indexed_step_bytes(batch: int, channels: int, size: int, patch_size: int, num_library: int) -> int:
+    """Working memory of one approximate step with the patch index, per worker: the query patches
+    of its pixels, the index's library columns (image, y, x and values) and the padded library,
+    times :data:`INDEXED_MEMORY_FACTOR`."""
+    pixels = size * size
+    queries = batch * pixels * (channels * patch_size * patch_size + 1) * FLOAT_BYTES
+    columns = num_library * pixels * (3 * 8 + channels * FLOAT_BYTES)
+    padded = num_library * channels * (size + patch_size) * (size + patch_size + 8) * FLOAT_BYTES
+    return INDEXED_MEMORY_FACTOR * (queries + columns + padded)
 
 
 def step_work(
@@ -52,7 +76,7 @@ def step_work(
     patch_size: int,
     indexed: bool = False,
 ) -> tuple[float, float]:
-    """``(flops, logits)`` of one machine evaluation: GEMM flops ``2·queries·patches·d`` and the
+    """``(flops, logits)`` of one machine evaluation: GEMM-path flops ``2·queries·patches·d`` and the
     number of logits (query–patch pairs). ``indexed``: an approximate step with the patch index,
     where pixels of shared classes compare with about ``NPROBE · LIST_SIZE`` patches."""
     if kind == "is":
@@ -96,38 +120,62 @@ def estimate_cost(
     sizes = inputs.check_patch_sizes(patch_sizes, kind, size, size)
     flops = logits = indexed_pairs = 0.0
     working = 0
-    budget = default_budget_bytes(torch.device("cpu"))
+    # the machine splits the batch between single-threaded workers sharing the budget (map_jobs)
+    workers = max(1, min(torch.get_num_threads(), batch))
+    per_worker = -(-batch // workers)
+    budget = default_budget_bytes(torch.device("cpu")) // workers
     approximate = approximate_top_k is not None
     exact = exact_steps(len(sizes), indexed)
+    path = implementation()
+    seconds = 0.0
     for k, patch_size in enumerate(sizes):
         if approximate and k >= exact and indexed:
             f, n = step_work(kind, size, size, channels, batch, num_library, patch_size, indexed=True)
             indexed_pairs += n
+            step = n * channels * patch_size * patch_size * SECONDS_PER_INDEXED_VALUE[path]
+            choice = "gemm"
         else:
             members = num_library if not approximate or k < exact else min(num_library, approximate_top_k)
             f, n = step_work(kind, size, size, channels, batch, members, patch_size)
             logits += n
+            if kind == "is":
+                step = f / GEMM_FLOPS_PER_SECOND[path] + n * SECONDS_PER_LOGIT[path] + IDEAL_SECONDS_PER_STEP
+                choice = "gemm"
+            else:
+                ab = float(alpha_bar(1.0 - k / len(sizes)))
+                paths = step_seconds(kind, size, size, channels, batch, members, patch_size, path, ab)
+                choice = min(paths, key=paths.__getitem__)
+                step = paths[choice]
         flops += f
-        if kind == "is":
-            per_image = 3 * channels * size * size * FLOAT_BYTES
+        seconds += step
+        if approximate and k >= exact and indexed:
+            step_bytes = indexed_step_bytes(per_worker, channels, size, patch_size, num_library)
+        elif choice == "offsets":
+            images = min(num_library, chunk_images(channels, size, size, patch_size, kind, budget // 2))
+            step_bytes = working_bytes(per_worker, channels, size, size, patch_size, kind, images)
         else:
-            per_image = local_bytes_per_image(channels, size, size, patch_size, batch, kind)
-        plan = plan_chunks(budget, torch.device("cpu"), per_image, num_library)
-        working = max(working, plan.images_per_chunk * per_image + 2 * plan.tile_elements * FLOAT_BYTES)
+            if kind == "is":
+                per_image = 3 * channels * size * size * FLOAT_BYTES
+            else:
+                per_image = local_bytes_per_image(channels, size, size, patch_size, per_worker, kind)
+            plan = plan_chunks(budget, torch.device("cpu"), per_image, num_library)
+            step_bytes = plan.images_per_chunk * per_image + 2 * plan.tile_elements * FLOAT_BYTES
+        working = max(working, workers * step_bytes)
     pixels = batch * size * size
     # library + per-step results (x0, sources, entropy)
     stored = num_library * channels * size * size * FLOAT_BYTES
     stored += len(sizes) * pixels * (channels * FLOAT_BYTES + 3 * 8 + FLOAT_BYTES)
-    path = "native" if native.available(torch.device("cpu")) else "torch"
-    seconds = flops / GEMM_FLOPS_PER_SECOND[path] + logits * SECONDS_PER_LOGIT[path]
-    seconds += indexed_pairs * SECONDS_PER_INDEXED_PAIR[path]
     build = 0.0
+    build_bytes = 0
     if approximate and indexed and kind in ivf.IVF_KINDS:
         build = num_library * size * size * len(set(sizes[exact:])) * SECONDS_PER_INDEX_BUILD_PATCH
+        build *= 1.0 + 0.3 * (channels - 1)
+        build_bytes = num_library * channels * size * size * INDEX_BUILD_BYTES_PER_VALUE
     return Cost(
         flops=flops,
-        peak_bytes=int(stored + working),
+        peak_bytes=int(stored + working + RUN_OVERHEAD_BYTES),
         seconds_estimate=seconds,
         logits=logits + indexed_pairs,
         index_build_seconds=build,
+        index_build_bytes=int(build_bytes),
     )

@@ -72,6 +72,8 @@ def local_bytes_per_image(
     padded = (height + patch_size) * (width + patch_size)
     if kind == "bbels":
         inner = max(0, height - 2 * (patch_size // 2)) * max(0, width - 2 * (patch_size // 2))
+    elif kind == "ls":
+        inner = 0  # every class is one position: box sums only, no gathered patches
     else:
         inner = height * width
     gathered = 2 * channels * patch_size * patch_size * inner * FLOAT_BYTES
