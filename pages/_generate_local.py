@@ -6,7 +6,7 @@ import random
 
 import streamlit as st
 
-from core.engines.local_score import MAX_COUNT, SIZES, LocalScoreEngine, LocalScoreRequest
+from core.engines.local_score import MAX_COUNT, SIZES, LocalScoreEngine, LocalScoreRequest, describe_estimate
 from core.errors import MosaicError
 from core.libraries import LibraryManager
 from core.score import MACHINE_KINDS, MACHINE_LABELS, PRESETS
@@ -105,12 +105,8 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
         with st.spinner("Preparing the library…"):
             plan = engine.plan(request)
         cost = plan["cost"]
-        estimate = f"Estimated time: about {max(1, round(cost.seconds_estimate))} s on this machine."
-        if cost.index_build_seconds:
-            build = max(1, round(cost.index_build_seconds))
-            estimate += f" The first fast draft with this library and size takes about {build} s more"
-            estimate += " to prepare the library (only once)."
-        st.caption(estimate)
+        exact_instead = request.approximate and not plan["approximate"]
+        st.caption(describe_estimate(cost, exact_instead=exact_instead, preparing=plan["preparing"]))
     except MosaicError as err:
         return engine, None, str(err)
     return engine, request, None

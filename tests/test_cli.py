@@ -45,11 +45,21 @@ def test_generate_on_the_authors_time_grid(capsys):
 
 
 def test_generate_approximate_json(capsys):
-    code = main(["generate", "--library", "faces", "--size", "16", "--approximate", "--json"])
-    assert code == 0
-    (data,) = json.loads(capsys.readouterr().out)
-    assert data["params"]["approximate"] is True and "top_k" not in data["params"]  # bbels: the patch index
-    assert data["params"]["approximate_method"] == "patch index"
+    """The fast draft runs where it is estimated to win (bbels: the patch index), exact elsewhere."""
+    from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
+
+    engine = LocalScoreEngine(device="cpu")
+    methods = {}
+    for library, size in (("digits", 8), ("digits", 16), ("faces", 16), ("faces", 32)):
+        kept = engine.plan(LocalScoreRequest(library=library, size=size, approximate=True))["approximate"]
+        methods[kept] = (library, size)
+    assert set(methods) == {True, False}
+    for kept, (library, size) in methods.items():
+        assert main(["generate", "--library", library, "--size", str(size), "--approximate", "--json"]) == 0
+        (data,) = json.loads(capsys.readouterr().out)
+        assert data["params"]["approximate"] is True and "top_k" not in data["params"]
+        method = data["params"]["approximate_method"]
+        assert method == "patch index" if kept else method.startswith("exact")
     args = ["generate", "--library", "faces", "--size", "16", "--machine", "ls", "--approximate", "--top-k", "5"]
     assert main([*args, "--json"]) == 0
     (data,) = json.loads(capsys.readouterr().out)

@@ -151,8 +151,10 @@ def fit_ratio(ratio: float, base: int, multiple: int = SIZE_MULTIPLE) -> tuple[i
     return best[1], best[2]
 
 
-#: Sizes the local score engine accepts (it makes square images only).
-LOCAL_SCORE_SIZES: tuple[int, ...] = (16, 24, 32, 48, 64)
+#: Sizes the local score engine offers (it makes square images only): the one list the Generate
+#: page, campaigns and templates use. 96 and 128 px are practical since the per-offset exact path
+#: (core.score.offsets); the Generate page shows time and memory before a run.
+LOCAL_SCORE_SIZES: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128)
 
 
 def local_score_size(requested: int | None = None) -> int:

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+from draft_indexes import drafts
 
 from core.engines import local_score
 from core.engines.base import CancelToken
-from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
+from core.engines.local_score import LocalScoreEngine, LocalScoreRequest, describe_estimate
 from core.errors import BadInputError, GenerationCancelled, ResourceError
 from core.libraries import LibraryManager
 
@@ -126,15 +127,39 @@ def test_approximate_mode_is_recorded_and_keeps_few_library_images():
         engine.plan(LocalScoreRequest(library="faces", size=16, approximate=True, top_k=0))
 
 
-def test_approximate_bbels_uses_the_patch_index():
+CANDIDATES = [("faces", 32, "bbels"), ("faces", 16, "bbels")]
+
+
+def test_approximate_bbels_uses_the_patch_index_where_it_wins():
     engine = LocalScoreEngine(device="cpu")
-    exact_request = LocalScoreRequest(seed=3, library="faces", size=16, machine="bbels")
-    request = LocalScoreRequest(seed=3, library="faces", size=16, machine="bbels", approximate=True)
+    kept, _ = drafts(engine, CANDIDATES)
+    assert kept, "no candidate setting where the patch index is estimated to win"
+    request = kept[0]
+    plan = engine.plan(request)
+    exact_cost = engine.plan(LocalScoreRequest(**{**request.__dict__, "approximate": False}))["cost"]
+    assert plan["cost"].seconds_estimate < exact_cost.seconds_estimate
+    assert plan["cost"].peak_bytes <= exact_cost.peak_bytes
     (image,) = engine.generate(request)
-    (exact,) = engine.generate(exact_request)
+    (exact,) = engine.generate(LocalScoreRequest(**{**request.__dict__, "approximate": False}))
     assert image.params["approximate_method"] == "patch index" and "top_k" not in image.params
     a, b = np.asarray(image.image, dtype=float).ravel(), np.asarray(exact.image, dtype=float).ravel()
     assert np.corrcoef(a, b)[0, 1] > 0.9  # close to the exact image from the same seed
+
+
+def test_a_fast_draft_that_cannot_win_runs_exact_and_says_so():
+    """Issue 17: a fast draft is never slower nor heavier than the exact run of the same setting."""
+    engine = LocalScoreEngine(device="cpu")
+    _, exact = drafts(engine, CANDIDATES)
+    assert exact, "no candidate setting where the fast draft loses"
+    request = exact[0]
+    plan = engine.plan(request)
+    exact_plan = engine.plan(LocalScoreRequest(**{**request.__dict__, "approximate": False}))
+    assert plan["cost"].seconds_estimate == exact_plan["cost"].seconds_estimate
+    (image,) = engine.generate(request)
+    (reference,) = engine.generate(LocalScoreRequest(**{**request.__dict__, "approximate": False}))
+    assert image.params["approximate_method"].startswith("exact")
+    assert np.array_equal(np.asarray(image.image), np.asarray(reference.image))
+    assert "would not be quicker" in describe_estimate(plan["cost"], exact_instead=True)
 
 
 def test_fast_draft_indexes_are_kept_in_the_data_directory(monkeypatch):
@@ -143,11 +168,12 @@ def test_fast_draft_indexes_are_kept_in_the_data_directory(monkeypatch):
 
     ivf.INDEXES.clear()
     engine = LocalScoreEngine(device="cpu")
-    request = LocalScoreRequest(seed=4, library="faces", size=16, machine="els", approximate=True)
+    kept, _ = drafts(engine, CANDIDATES, build=False)
+    request = kept[0]
     seen = []
     (first,) = engine.generate(request, on_progress=seen.append)
     stored = sorted(p.name for p in config.score_indexes_dir().glob("*.safetensors"))
-    assert stored and all(name.startswith("els-") for name in stored)
+    assert stored and all(name.startswith(f"{request.machine}-") for name in stored)
     preparing = [p.message for p in seen if p.message.startswith("Preparing this library for fast drafts")]
     assert len(preparing) == len(stored) and all("only needed the first time" in m for m in preparing)
     # a restarted studio (empty memory) reads them instead of building them again, without the notice

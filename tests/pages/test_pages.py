@@ -64,16 +64,35 @@ def test_generate_page_shows_estimate_and_makes_images():
     assert "Results" in texts(at)
 
 
+def _draft_settings():
+    """(library, size) where the planner keeps the fast draft, and one where it runs exact instead."""
+    from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
+
+    engine = LocalScoreEngine(device="cpu")
+    found = {}
+    for library, size in (("faces", 32), ("faces", 16)):
+        request = LocalScoreRequest(library=library, size=size, approximate=True, count=2)  # the page's count
+        found.setdefault(engine.plan(request)["approximate"], (library, size))
+    return found[True], found[False]
+
+
 def test_generate_page_fast_draft_lowers_the_estimate_and_is_recorded():
+    from core.score import ivf
+
+    ivf.INDEXES.clear()  # indexes of earlier tests in this process: this page must prepare its own
+    (library, size), (exact_library, exact_size) = _draft_settings()
     at = goto(app(), "generate")
-    at.select_slider(key="gen_size").set_value(16).run()
+    at.selectbox(key="gen_library").set_value(library).run()
+    at.select_slider(key="gen_size").set_value(size).run()
+
+    def caption() -> str:
+        return next(c.value for c in at.caption if "Estimated time" in c.value)
 
     def estimate() -> int:
-        line = next(c.value for c in at.caption if "Estimated time" in c.value)
-        return int(line.split("about ")[1].split(" s")[0])
+        return int(caption().split("about ")[1].split(" s")[0])
 
     exact_seconds = estimate()
-    assert "first fast draft" not in next(c.value for c in at.caption if "Estimated time" in c.value)
+    assert "first fast draft" not in caption() and "GB of memory" in caption()
     at.toggle(key="gen_approximate").set_value(True).run()
     assert estimate() <= exact_seconds
     assert "The first fast draft with this library and size takes about" in texts(at)
@@ -84,7 +103,12 @@ def test_generate_page_fast_draft_lowers_the_estimate_and_is_recorded():
     from core.store import Store
 
     record = Store().get(last_batch(at)[0])
-    assert record.params["approximate"] is True
+    assert record.params["approximate"] is True and record.params["approximate_method"] == "patch index"
+    # where a fast draft would not win, the page says the exact images are made
+    at.selectbox(key="gen_library").set_value(exact_library).run()
+    at.select_slider(key="gen_size").set_value(exact_size).run()
+    assert "would not be quicker or lighter at this setting" in caption()
+    assert "first fast draft" not in caption()
 
 
 def test_generate_page_reports_bad_class_clearly():
