@@ -83,8 +83,17 @@ st.caption(
     "only the library and the patch sizes calibrated on the network."
 )
 count = st.slider("Images", 1, 8, 4, key="lab_count")
+with st.expander("Advanced"):
+    reference = st.toggle(
+        "Authors' time grid",
+        value=False,
+        key="lab_reference_grid",
+        help="Network and machine take the 19 steps of Kamb & Ganguli's code (from 95 % noise down to 5 %) "
+        "instead of 20 even steps; for comparing with the paper's figures.",
+    )
 if st.button("Compare", type="primary", key="lab_compare", disabled=not can_run):
-    job = submit("lab", compare_params(int(seed), int(count)), title=f"Lab: network vs machine, seed {int(seed)}")
+    params = compare_params(int(seed), int(count), "reference" if reference else "uniform")
+    job = submit("lab", params, title=f"Lab: network vs machine, seed {int(seed)}")
     st.session_state["lab_compare_job"] = job.id
 result = _show_lab_job(_lab_job("lab_compare_job", "compare"), "lab_compare")
 for row in (result or {}).get("rows", []):

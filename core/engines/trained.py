@@ -37,7 +37,8 @@ from core.lab.compare import pearson_r
 from core.lab.ddim import ddim_sample, seeded_noise
 from core.lab.demo import DEMO_MODEL_DIR
 from core.libraries import LibraryManager
-from core.score import sample
+from core.score import GRIDS, sample
+from core.score.schedules import REFERENCE_STEPS
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +58,29 @@ class TrainedModelRequest(GenerationRequest):
     label: str | None = None
     steps: int = 20
     compare_els: bool = False
+    #: time grid of the network and the machine: "uniform" or "reference" (the authors' 19 steps at
+    #: t = 0.95 … 0.05; ``steps`` is then ignored), see :func:`core.score.sampling_plan`
+    grid: str = "uniform"
 
     def validate(self) -> None:
+        if self.grid not in GRIDS:
+            raise BadInputError(f"Unknown time grid {self.grid!r}: choose {' or '.join(GRIDS)}.")
         if not 1 <= int(self.count) <= MAX_COUNT:
             raise BadInputError(f"Number of images must be between 1 and {MAX_COUNT} (got {self.count}).")
         self.check_seed()
         if not 2 <= int(self.steps) <= 200:
             raise BadInputError(f"Steps must be between 2 and 200 (got {self.steps}).")
+
+
+def _settings(request: TrainedModelRequest) -> dict:
+    """The request's settings as an image records them (the default grid is left out, as before)."""
+    base = asdict(request)
+    base.pop("count", None)
+    if request.grid == "uniform":
+        base.pop("grid", None)
+    else:
+        base["steps"] = REFERENCE_STEPS - 1
+    return base
 
 
 @dataclass
@@ -169,11 +186,13 @@ class TrainedModelEngine(Engine):
             class_labels,
             on_step=on_step,
             should_cancel=(lambda: cancel.cancelled) if cancel else None,
+            grid=request.grid,
         )
         images = run.images.cpu()
-        els = self._els(loaded, noise, class_labels, int(request.steps), cancel) if request.compare_els else None
-        base = asdict(request)
-        base.pop("count", None)
+        els = None
+        if request.compare_els:
+            els = self._els(loaded, noise, class_labels, int(request.steps), cancel, grid=request.grid)
+        base = _settings(request)
         outputs = []
         for i, seed in enumerate(seeds):
             params = dict(
@@ -209,11 +228,13 @@ class TrainedModelEngine(Engine):
         class_labels = self._class_labels(request, cfg)
         seeds = request.seeds()
         noise = seeded_noise(seeds, cfg.channels, cfg.size)
-        images, schedule = self._els(loaded, noise, class_labels, int(request.steps), cancel, on_progress)
+        images, schedule = self._els(
+            loaded, noise, class_labels, int(request.steps), cancel, on_progress, grid=request.grid
+        )
         outputs = []
         for i, seed in enumerate(seeds):
             params = dict(
-                asdict(request),
+                _settings(request),
                 seed=seed,
                 engine=self.name,
                 sampler="DDIM",
@@ -223,7 +244,6 @@ class TrainedModelEngine(Engine):
                 width=cfg.size,
                 height=cfg.size,
             )
-            params.pop("count", None)
             if class_labels is not None:
                 params["label"] = cfg.label_names[int(class_labels[i])]
             outputs.append(GeneratedImage(from_tensor(images[i]), seed, self.name, params))
@@ -237,6 +257,7 @@ class TrainedModelEngine(Engine):
         steps: int,
         cancel: CancelToken | None,
         on_progress: ProgressCallback | None = None,
+        grid: str = "uniform",
     ) -> tuple[torch.Tensor, list[int]]:
         cfg = loaded.config
         if loaded.scales is None:
@@ -244,7 +265,7 @@ class TrainedModelEngine(Engine):
         if not cfg.library:
             raise BadInputError("This model does not say which library it was trained on.")
         lib = self.libraries.load(cfg.library, cfg.size, cfg.channels)
-        schedule = resample_schedule(loaded.scales.patch_sizes, steps)
+        schedule = resample_schedule(loaded.scales.patch_sizes, REFERENCE_STEPS if grid == "reference" else steps)
 
         def on_step(step: int, total: int, x0: torch.Tensor) -> None:
             if on_progress is not None:
@@ -260,5 +281,6 @@ class TrainedModelEngine(Engine):
             on_step=on_step,
             should_cancel=(lambda: cancel.cancelled) if cancel else None,
             device=self.device,
+            grid=grid,
         )
         return result.images.cpu(), schedule

@@ -22,7 +22,7 @@ from torch import nn
 
 from core.errors import BadInputError, GenerationCancelled
 from core.score.noise import seeded_noise  # noqa: F401  (re-exported for core.lab)
-from core.score.schedules import alpha_bar, sampling_times
+from core.score.schedules import GRIDS, REFERENCE_STEPS, alpha_bar, sampling_plan, sampling_times
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +63,19 @@ def ddim_sample(
     on_step: StepCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
     batch_size: int = 64,
+    grid: str = "uniform",
 ) -> NetworkSample:
     """Generate from ``noise`` ``(B, C, H, W)`` with ``steps`` deterministic DDIM steps.
 
     ``labels`` ``(B,)`` are class labels (``-1`` = unconditional) for class-conditional models.
     ``on_step(step_done, steps, x0_hat)`` is called after every step. Samples are processed in
     chunks of ``batch_size`` (results do not depend on it up to float rounding).
+    ``grid="reference"``: the authors' grid of :func:`core.score.sampling_plan` instead (19 steps at
+    ``t = 0.95 … 0.05``, ``steps`` ignored; the ``t = 0.05`` estimate is returned unclamped), so a
+    network and a machine compared on it see the same times.
     """
+    if grid not in GRIDS:
+        raise BadInputError(f"Unknown sampling grid {grid!r}: choose {' or '.join(GRIDS)}.")
     if steps < 1:
         raise BadInputError(f"The number of steps must be at least 1 (got {steps}).")
     if noise.dim() != 4:
@@ -79,7 +85,12 @@ def ddim_sample(
     device = next(model.parameters()).device
     x = noise.to(device, torch.float32).clone()
     lab = labels.to(device) if labels is not None else None
-    times = sampling_times(steps)
+    if grid == "reference":
+        pairs = [(t, t_next) for t, t_next, _ in sampling_plan("reference", [1] * REFERENCE_STEPS)]
+        times = [pairs[0][0]] + [t_next for _, t_next in pairs]
+    else:
+        times = sampling_times(steps)
+    steps = len(times) - 1
     step_x, step_x0 = [], []
     try:
         for k in range(steps):
@@ -100,7 +111,7 @@ def ddim_sample(
     finally:
         model.train(was_training)
     return NetworkSample(
-        images=step_x0[-1].clamp(-1.0, 1.0),
+        images=step_x0[-1] if grid == "reference" else step_x0[-1].clamp(-1.0, 1.0),
         step_x=torch.stack(step_x),
         step_x0=torch.stack(step_x0),
         times=times,

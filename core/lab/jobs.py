@@ -37,8 +37,12 @@ def locality_params(seed: int) -> dict[str, Any]:
     return {"experiment": "locality", "seed": int(seed)}
 
 
-def compare_params(seed: int, count: int) -> dict[str, Any]:
-    return {"experiment": "compare", "seed": int(seed), "count": int(count)}
+def compare_params(seed: int, count: int, grid: str = "uniform") -> dict[str, Any]:
+    """``grid``: the time grid of the network and the machine ("uniform" or the authors' "reference")."""
+    params: dict[str, Any] = {"experiment": "compare", "seed": int(seed), "count": int(count)}
+    if grid != "uniform":
+        params["grid"] = grid
+    return params
 
 
 def _write(folder: Path, data: dict[str, Any]) -> None:
@@ -65,7 +69,8 @@ def run_lab_job(context: JobContext) -> str:
     if experiment == "locality":
         return _locality(context, folder, seed)
     if experiment == "compare":
-        return _compare(context, folder, seed, int(context.params.get("count", 4)))
+        grid = str(context.params.get("grid", "uniform"))
+        return _compare(context, folder, seed, int(context.params.get("count", 4)), grid)
     raise BadInputError(f"Unknown Lab experiment {experiment!r}.")
 
 
@@ -97,7 +102,7 @@ def _locality(context: JobContext, folder: Path, seed: int) -> str:
     return "Done: one image per patch size."
 
 
-def _compare(context: JobContext, folder: Path, seed: int, count: int) -> str:
+def _compare(context: JobContext, folder: Path, seed: int, count: int, grid: str = "uniform") -> str:
     import torch
 
     from core.engines.trained import TrainedModelEngine, TrainedModelRequest
@@ -107,7 +112,7 @@ def _compare(context: JobContext, folder: Path, seed: int, count: int) -> str:
         raise BadInputError(f"Choose between 1 and 8 images (got {count}).")
     engine = context.cache.setdefault("engine:trained", TrainedModelEngine())
     images = engine.generate(
-        TrainedModelRequest(seed=seed, count=count, label="random", compare_els=True),
+        TrainedModelRequest(seed=seed, count=count, label="random", compare_els=True, grid=grid),
         on_progress=context.engine_progress,
         cancel=context.cancel,
     )
@@ -122,7 +127,7 @@ def _compare(context: JobContext, folder: Path, seed: int, count: int) -> str:
             from_tensor(torch.from_numpy(els).clamp(-1, 1)).save(folder / machine)
             row["machine"] = machine
         rows.append(row)
-    _write(folder, {"experiment": "compare", "seed": seed, "rows": rows})
+    _write(folder, {"experiment": "compare", "seed": seed, "grid": grid, "rows": rows})
     context.save_result(lab="lab")
     return f"Done: {len(rows)} image(s) compared."
 

@@ -141,3 +141,31 @@ def test_compare_demo_calibrates_and_saves_comparison(tmp_path):
     assert saved.info["own_schedule"] == ["ls", "els", "bbels"]
     assert saved.info["command"].startswith("python -m core.lab.demo --compare-only --seeds 2")
     assert saved.info["calibrations"]["ls"]["samples"] == 1 and saved.info["wall_seconds"] >= 0
+
+
+def test_the_authors_time_grid_for_network_and_machine(engine, monkeypatch):
+    """grid="reference": 19 network evaluations at t = 0.95 … 0.05, the machine on the same times
+    with the 20-entry schedule; the choice is recorded with the images and in the Lab job's params."""
+    from core.lab import ddim
+    from core.lab.jobs import compare_params
+    from core.score.schedules import REFERENCE_STEPS
+
+    seen: list[float] = []
+    real = ddim.predict_x0
+
+    def spy(model, x, t, labels=None):
+        seen.append(round(float(t), 6))
+        return real(model, x, t, labels)
+
+    monkeypatch.setattr(ddim, "predict_x0", spy)
+    request = TrainedModelRequest(seed=7, count=1, label="3", steps=10, compare_els=True, grid="reference")
+    (image,) = engine.generate(request)
+    assert seen == [round(i / REFERENCE_STEPS, 6) for i in range(REFERENCE_STEPS - 1, 0, -1)]
+    assert image.params["grid"] == "reference" and image.params["steps"] == REFERENCE_STEPS - 1
+    assert len(image.params["patch_sizes"]) == REFERENCE_STEPS and -1.0 <= image.params["els_r"] <= 1.0
+    seen.clear()
+    (uniform,) = engine.generate(TrainedModelRequest(seed=7, count=1, label="3", steps=10))
+    assert len(seen) == 10 and "grid" not in uniform.params
+    assert compare_params(1, 2, "reference")["grid"] == "reference" and "grid" not in compare_params(1, 2)
+    with pytest.raises(BadInputError, match="time grid"):
+        engine.generate(TrainedModelRequest(seed=7, grid="fancy"))
