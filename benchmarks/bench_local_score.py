@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top-k", type=int, default=40, help="library images per sample (approximate)")
     parser.add_argument("--skip-approximate", action="store_true")
+    parser.add_argument("--gemm-too", action="store_true", help="also time the exact run on the GEMM path only")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_local_score"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -162,6 +163,23 @@ def main() -> None:
             "fraction_of_matmul": round(gflops / matmul, 3),
         },
     }
+    if args.gemm_too:
+        from core.score import machine
+
+        chooser = machine.choose_path
+        machine.choose_path = lambda *a, **k: "gemm"  # the path every step took before the offsets path
+        try:
+            start = time.perf_counter()
+            gemm_only = sample(library, noise, "bbels", sizes, labels=labels, class_labels=class_labels)
+            gemm_seconds = time.perf_counter() - start
+        finally:
+            machine.choose_path = chooser
+        summary["exact_gemm_path_only"] = {
+            "seconds_per_image": round(gemm_seconds / len(class_labels), 2),
+            "ratio_to_chosen_paths": round(gemm_seconds / exact_seconds, 2),
+            "max_pixel_difference": float((gemm_only.images - exact.images).abs().max()),
+        }
+        logging.info("GEMM path only: %.2f s/image", gemm_seconds / len(class_labels))
     logging.info("GEMM efficiency (class %d, one thread, profiled)", int(labels.min()))
     summary["exact_gemm"] = gemm_efficiency(library, labels, noise, sizes)
     rows = [exact.images]

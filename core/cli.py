@@ -510,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     local = gen.add_argument_group("local score engine")
     local.add_argument("--machine", default="bbels", help="local score machine (is, ls, els, bbels)")
     local.add_argument("--library", default="faces", help="reference library name (see 'libraries list')")
-    local.add_argument("--size", type=_whole_number(1), default=32, help="image side in pixels")
+    local.add_argument("--size", type=_whole_number(1), default=32, help="image side in pixels (8 to 128)")
     local.add_argument("--preset", default="balanced", help="locality preset (patch-size schedule)")
     local.add_argument("--label", default=None, help="sample one class of the library, or 'random'")
     local.add_argument(

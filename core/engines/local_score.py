@@ -31,6 +31,7 @@ from core.libraries import LibraryManager, LibraryTensor
 from core.resources import available_memory_bytes
 from core.score import GRIDS, MACHINE_KINDS, estimate_cost, patch_schedule, sample, sampling_plan, seeded_noise
 from core.score.approximate import indexes_missing, uses_index
+from core.score.cost import Cost
 from core.score.schedules import REFERENCE_STEPS
 from core.templates.formats import LOCAL_SCORE_SIZES
 
@@ -250,7 +251,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def describe_estimate(cost, exact_instead: bool = False, preparing: bool = False) -> str:
+def describe_estimate(cost: Cost, exact_instead: bool = False, preparing: bool = False) -> str:
     """The estimate shown before a run, in words: time and memory on this machine; ``preparing``:
     the run builds the library's patch index first (its time is announced apart)."""
     memory = cost.peak_bytes / 1e9

@@ -26,8 +26,9 @@ SECONDS_PER_INDEXED_VALUE = {"native": 7.2e-11, "torch": 1.1e-9}
 #: images: 9.7 CPU-s per FashionMNIST class (~361 images, 32×32, 10 patch sizes); colour adds 30 %
 #: per extra channel (``photos`` at 32 px: 15 s measured).
 SECONDS_PER_INDEX_BUILD_PATCH = 2.6e-6
-#: Memory of building the indexes, per library value (image × channel × pixel): 640 MB for ``photos``
-#: at 32 px measured above the same run with its indexes built.
+#: Memory of building the indexes, per library value (image × channel × pixel) at patch size 25,
+#: growing with the square of the largest indexed patch: 640 MB for ``photos`` at 32 px (P ≤ 23),
+#: 10.6 GB at 64 px (P ≤ 47), measured above the same runs with their indexes built.
 INDEX_BUILD_BYTES_PER_VALUE = 640
 #: The approximate steps' measured peak over the sum of their main buffers (probe lists, copies of
 #: patches into cache, per-list scratch): 2.2 on ``faces``, 3.0 on ``photos`` at 32 px.
@@ -36,7 +37,7 @@ INDEXED_MEMORY_FACTOR = 3
 IDEAL_SECONDS_PER_STEP = 0.015
 #: Memory every run adds besides its library, results and working memory (Python objects, thread
 #: stacks, allocator slack): measured 8–10 MB on the smallest runs (BENCHMARKS.md).
-RUN_OVERHEAD_BYTES = 16 * 1024**2
+RUN_OVERHEAD_BYTES = 8 * 1024**2
 
 @dataclass
 class Cost:
@@ -170,7 +171,8 @@ def estimate_cost(
     if approximate and indexed and kind in ivf.IVF_KINDS:
         build = num_library * size * size * len(set(sizes[exact:])) * SECONDS_PER_INDEX_BUILD_PATCH
         build *= 1.0 + 0.3 * (channels - 1)
-        build_bytes = num_library * channels * size * size * INDEX_BUILD_BYTES_PER_VALUE
+        largest = max(max(sizes[exact:], default=25), 25)
+        build_bytes = num_library * channels * size * size * INDEX_BUILD_BYTES_PER_VALUE * (largest / 25) ** 2
     return Cost(
         flops=flops,
         peak_bytes=int(stored + working + RUN_OVERHEAD_BYTES),

@@ -496,9 +496,11 @@ void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k
  * product <Omega_p(x), Omega_q(phi)> is the sum, over the P x P window at p, of the product image
  * Z(y) = sum_c x(c, y) phi(c, y + d). Box sums of Z give it for every p of a rectangle at once, so
  * one (pixel, library position) pair costs O(C) whatever the patch size (as in fast non-local
- * means). Vertical window sums run in double (add the row entering, subtract the row leaving);
- * horizontal ones add P float32 column sums directly, or for larger P slide 8 columns at a time
- * (window_sums).
+ * means). Descriptors that share their rows are processed together, their product rows side by
+ * side (offsets_run). Vertical window sums are float32 running sums (add the row entering, subtract
+ * the row leaving) summed afresh every 16 or 32 rows; horizontal ones add P column sums directly,
+ * or for larger P slide 8 columns at a time (row_window_sums). Rounding stays at the level of a
+ * float32 dot product of the patch.
  *
  * The logits l = k1 * dot - k2 * sq(q) are folded at once into the per-pixel softmax state, 8
  * neighbouring pixels of a row per vector; blocks of 8 whose logits are all more than -FLOOR below
@@ -513,12 +515,11 @@ void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k
  *        query p starts at p + wo), qoy, qox (q = p + qo), wrap (1: q wraps around the image).
  *   state: m, s, t, arg (B, H, W + 8); v (B, C, H, W + 8) (the last 8 columns: padding).
  *        arg = (id_base + n) * H * W + q_y * W + q_x.
- *   scratch: threads * scratch_floats floats.
+ *   scratch: threads * mosaic_offsets_scratch(H, W, P) floats.
+ * Rows are split into bands between threads when there are fewer samples than threads; each pixel's
+ * state is only ever touched by one thread, in a fixed order (results do not depend on timing).
  */
-typedef double v4d __attribute__((vector_size(32)));
-typedef float v4f __attribute__((vector_size(16)));
 typedef float v16f __attribute__((vector_size(64)));
-typedef double v8d __attribute__((vector_size(64)));
 
 static inline v16f load16(const float *p) {
     v16f r;
@@ -526,19 +527,6 @@ static inline v16f load16(const float *p) {
     return r;
 }
 static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof(v)); }
-static inline v8d load8d(const double *p) {
-    v8d r;
-    memcpy(&r, p, sizeof(r));
-    return r;
-}
-static inline void store8d(double *p, v8d v) { memcpy(p, &v, sizeof(v)); }
-static inline v8d splat8d(double x) {
-    v8d r = {x, x, x, x, x, x, x, x};
-    return r;
-}
-static inline v8d widen8(v8f x) { return __builtin_convertvector(x, v8d); }
-static inline v8f narrow8(v8d x) { return __builtin_convertvector(x, v8f); }
-
 
 typedef struct {
     float *m, *s, *t, *v;

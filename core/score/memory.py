@@ -78,5 +78,5 @@ def local_bytes_per_image(
         inner = height * width
     gathered = 2 * channels * patch_size * patch_size * inner * FLOAT_BYTES
     box_sums = 3 * (batch + 1) * channels * padded * 8
-    edges = 2 * (patch_size - 1) * batch * padded * FLOAT_BYTES
+    edges = 2 * (patch_size - 1) * batch * padded * FLOAT_BYTES if kind == "bbels" else 0  # edge products
     return gathered + box_sums + edges

@@ -194,3 +194,17 @@ def test_on_image_gets_every_image_of_the_batch_with_the_same_pixels():
     assert handed == returned  # the same objects, in order, before generate returned
     alone = engine.generate(request)
     assert all(np.array_equal(a, b) for a, b in zip(_pixels(handed), _pixels(alone), strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [96, 128])
+def test_real_sizes_make_images(size):
+    """Issue 17: 96 and 128 px images on a CPU (2 steps to stay short; their time against the
+    estimate is measured in benchmarks/bench_generate_estimates.py)."""
+    engine = LocalScoreEngine(device="cpu")
+    request = LocalScoreRequest(seed=5, library="faces", size=size, steps=2)
+    plan = engine.plan(request)
+    assert plan["cost"].seconds_estimate > 0 and plan["cost"].peak_bytes > 0
+    (image,) = engine.generate(request)
+    assert image.image.size == (size, size) and image.arrays["sources"].shape[:2] == (size, size)
+    assert image.params["width"] == size and len(image.params["patch_sizes"]) == 2
