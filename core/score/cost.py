@@ -10,10 +10,9 @@ import torch
 from core.errors import BadInputError
 from core.score import inputs, ivf
 from core.score.approximate import exact_steps
-from core.score.kinds import group_buckets
 from core.score.memory import FLOAT_BYTES, default_budget_bytes, local_bytes_per_image, plan_chunks
 from core.score.offsets import chunk_images, working_bytes
-from core.score.paths import GEMM_FLOPS_PER_SECOND, SECONDS_PER_LOGIT, implementation, step_seconds
+from core.score.paths import GEMM_FLOPS_PER_SECOND, SECONDS_PER_LOGIT, gemm_work, implementation, step_seconds
 from core.score.schedules import alpha_bar
 
 #: Approximate steps with the patch index, per query–patch pair and patch value (``C·P²``: the
@@ -84,15 +83,8 @@ def step_work(
         dim = channels * height * width
         pairs = float(batch) * num_library
         return 2.0 * dim * pairs, pairs
-    dim = channels * patch_size * patch_size
-    pairs = 0.0
-    for bucket in group_buckets(kind, height, width, patch_size):
-        groups, size = bucket.groups, bucket.size
-        patches = num_library * size
-        if indexed and size > 1:
-            patches = min(patches, ivf.NPROBE * ivf.LIST_SIZE)
-        pairs += float(groups) * (batch * size) * patches
-    return 2.0 * dim * pairs, pairs
+    cap = ivf.NPROBE * ivf.LIST_SIZE if indexed else None
+    return gemm_work(kind, height, width, channels, batch, num_library, patch_size, cap)
 
 
 def estimate_cost(

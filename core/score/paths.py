@@ -64,13 +64,25 @@ def implementation(device: torch.device | None = None) -> str:
 
 
 def gemm_work(
-    kind: str, height: int, width: int, channels: int, batch: int, num_library: int, patch_size: int
+    kind: str,
+    height: int,
+    width: int,
+    channels: int,
+    batch: int,
+    num_library: int,
+    patch_size: int,
+    max_patches: int | None = None,
 ) -> tuple[float, float]:
-    """``(flops, pairs)`` of one evaluation on the GEMM path."""
+    """``(flops, pairs)`` of one evaluation on the GEMM path: ``2·queries·patches·C·P²`` and the
+    (pixel, library patch) pairs; ``max_patches`` caps the patches a pixel of a shared class
+    compares with (the patch index's probes)."""
     dim = channels * patch_size * patch_size
     pairs = 0.0
     for bucket in group_buckets(kind, height, width, patch_size):
-        pairs += float(bucket.groups) * (batch * bucket.size) * (num_library * bucket.size)
+        patches = num_library * bucket.size
+        if max_patches is not None and bucket.size > 1:
+            patches = min(patches, max_patches)
+        pairs += float(bucket.groups) * (batch * bucket.size) * patches
     return 2.0 * dim * pairs, pairs
 
 
