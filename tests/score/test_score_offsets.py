@@ -46,7 +46,7 @@ def test_offsets_match_brute_force(kind, shape, ab):
 
 
 @pytest.mark.parametrize("kind", LOCAL)
-@pytest.mark.parametrize("shape", [(2, 3, 21, 19, 3), (1, 1, 40, 33, 2)])
+@pytest.mark.parametrize("shape", [(2, 3, 21, 19, 3), pytest.param((1, 1, 40, 33, 2), marks=pytest.mark.slow)])
 def test_offsets_equal_the_gemm_path_on_larger_images(kind, shape):
     """Patch sizes above 8 with rows longer than 8 take the sliding window sums of the kernel."""
     library, _ = _data(shape, seed=1)
