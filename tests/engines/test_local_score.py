@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from draft_indexes import drafts
@@ -136,11 +138,11 @@ def test_approximate_bbels_uses_the_patch_index_where_it_wins():
     assert kept, "no candidate setting where the patch index is estimated to win"
     request = kept[0]
     plan = engine.plan(request)
-    exact_cost = engine.plan(LocalScoreRequest(**{**request.__dict__, "approximate": False}))["cost"]
+    exact_cost = engine.plan(replace(request, approximate=False))["cost"]
     assert plan["cost"].seconds_estimate < exact_cost.seconds_estimate
     assert plan["cost"].peak_bytes <= exact_cost.peak_bytes
     (image,) = engine.generate(request)
-    (exact,) = engine.generate(LocalScoreRequest(**{**request.__dict__, "approximate": False}))
+    (exact,) = engine.generate(replace(request, approximate=False))
     assert image.params["approximate_method"] == "patch index" and "top_k" not in image.params
     a, b = np.asarray(image.image, dtype=float).ravel(), np.asarray(exact.image, dtype=float).ravel()
     assert np.corrcoef(a, b)[0, 1] > 0.9  # close to the exact image from the same seed
@@ -153,10 +155,10 @@ def test_a_fast_draft_that_cannot_win_runs_exact_and_says_so():
     assert exact, "no candidate setting where the fast draft loses"
     request = exact[0]
     plan = engine.plan(request)
-    exact_plan = engine.plan(LocalScoreRequest(**{**request.__dict__, "approximate": False}))
+    exact_plan = engine.plan(replace(request, approximate=False))
     assert plan["cost"].seconds_estimate == exact_plan["cost"].seconds_estimate
     (image,) = engine.generate(request)
-    (reference,) = engine.generate(LocalScoreRequest(**{**request.__dict__, "approximate": False}))
+    (reference,) = engine.generate(replace(request, approximate=False))
     assert image.params["approximate_method"].startswith("exact")
     assert np.array_equal(np.asarray(image.image), np.asarray(reference.image))
     assert "would not be quicker" in describe_estimate(plan["cost"], exact_instead=True)
