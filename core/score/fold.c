@@ -25,6 +25,7 @@
 
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v16f __attribute__((vector_size(64)));
 
 #define CHUNK 512 /* columns per online-softmax chunk (a multiple of 8) */
 #define ROWS 4    /* query rows computed together by mosaic_fused */
@@ -38,6 +39,14 @@ static inline v8f load8(const float *p) {
 }
 
 static inline void store8(float *p, v8f v) { memcpy(p, &v, sizeof(v)); }
+
+static inline v16f load16(const float *p) {
+    v16f r;
+    memcpy(&r, p, sizeof(r));
+    return r;
+}
+
+static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof(v)); }
 
 static inline v8f splat(float x) {
     v8f r = {x, x, x, x, x, x, x, x};
@@ -275,37 +284,71 @@ static inline void tile_logits(const float *q, int64_t q_stride, const float *pb
     store8(out + 3 * out_stride + 8, a31);
 }
 
+#if defined(__AVX512F__)
+/* With 32 vector registers: 8 query rows x 32 columns (two panel blocks pb0, pb1), 16 accumulators
+   of 16 floats; 2 panel loads and 8 broadcasts feed 16 FMAs per k. */
+#define FROWS 8
+#define FBLOCKS 2
+static inline void tile_logits_wide(const float *q, int64_t q_stride, const float *pb0, const float *pb1,
+                                    int64_t dim, float *out, int64_t out_stride) {
+    v16f a[FROWS][2];
+    for (int r = 0; r < FROWS; r++) a[r][0] = a[r][1] = (v16f){0};
+    for (int64_t k = 0; k < dim; k++) {
+        v16f x0 = load16(pb0 + 16 * k), x1 = load16(pb1 + 16 * k);
+        for (int r = 0; r < FROWS; r++) {
+            float qv = q[r * q_stride + k];
+            v16f qb = {qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv};
+            a[r][0] += qb * x0;
+            a[r][1] += qb * x1;
+        }
+    }
+    for (int r = 0; r < FROWS; r++) {
+        store16(out + r * out_stride, a[r][0]);
+        store16(out + r * out_stride + 16, a[r][1]);
+    }
+}
+#else
+#define FROWS ROWS
+#define FBLOCKS 1
+#endif
+
 /*
  * Logits computed here: l(r, j) = sum_k q[r, k] * lib[k, j] for short vectors (dim <= MAX_DIM).
  * queries: (G, R, D) with strides (q_group_stride, D, 1).
  * panel: the library columns in blocks of 16, (G, ceil(K / 16), D, 16) with group stride
  * p_group_stride and the other strides contiguous; columns past K are ignored.
  * values, state and arg as in mosaic_fold.
- * Register tile: 4 query rows x 16 columns (8 accumulators of 8 floats).
+ * Register tile: FROWS query rows x 16 * FBLOCKS columns (with AVX-512 8 x 32, else 4 x 16).
  */
 void mosaic_fused(const float *queries, const float *panel, const float *values, int64_t groups, int64_t rows,
                   int64_t cols, int64_t dim, int64_t q_group_stride, int64_t p_group_stride, int64_t value_dim,
                   int64_t group_stride, int64_t channel_stride, float *m, float *s, float *t, float *v, int64_t *arg,
                   float floor_value, int threads) {
-    int64_t row_blocks = (rows + ROWS - 1) / ROWS;
+    int64_t row_blocks = (rows + FROWS - 1) / FROWS;
     int64_t total = groups * row_blocks;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (total > 1 && threads > 1)
     for (int64_t i = 0; i < total; i++) {
         int64_t g = i / row_blocks;
-        int64_t r0 = (i % row_blocks) * ROWS;
-        int64_t nr = rows - r0 < ROWS ? rows - r0 : ROWS;
-        float q[ROWS * MAX_DIM] = {0};
+        int64_t r0 = (i % row_blocks) * FROWS;
+        int64_t nr = rows - r0 < FROWS ? rows - r0 : FROWS;
+        float q[FROWS * MAX_DIM] = {0};
         for (int64_t r = 0; r < nr; r++) {
             memcpy(q + r * MAX_DIM, queries + g * q_group_stride + (r0 + r) * dim, (size_t)dim * sizeof(float));
         }
         const float *pg = panel + g * p_group_stride;
         const float *vals = values + g * group_stride;
-        float buf[ROWS][CHUNK];
+        float buf[FROWS][CHUNK];
         for (int64_t j0 = 0; j0 < cols; j0 += CHUNK) {
             int64_t n = cols - j0 < CHUNK ? cols - j0 : CHUNK;
             int64_t blocks = (n + 15) / 16;
-            for (int64_t b = 0; b < blocks; b++) {
-                tile_logits(q, MAX_DIM, pg + (j0 / 16 + b) * dim * 16, dim, &buf[0][16 * b], CHUNK);
+            for (int64_t b = 0; b < blocks; b += FBLOCKS) {
+                const float *pb = pg + (j0 / 16 + b) * dim * 16;
+#if FBLOCKS == 2
+                /* an odd last block is paired with itself (CHUNK is a multiple of 32: no overflow) */
+                tile_logits_wide(q, MAX_DIM, pb, b + 1 < blocks ? pb + dim * 16 : pb, dim, &buf[0][16 * b], CHUNK);
+#else
+                tile_logits(q, MAX_DIM, pb, dim, &buf[0][16 * b], CHUNK);
+#endif
             }
             for (int r = 0; r < nr; r++) {
                 for (int64_t j = n; j < (n + 7) / 8 * 8; j++) buf[r][j] = -FLT_MAX;
@@ -519,14 +562,6 @@ void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k
  * Rows are split into bands between threads when there are fewer samples than threads; each pixel's
  * state is only ever touched by one thread, in a fixed order (results do not depend on timing).
  */
-typedef float v16f __attribute__((vector_size(64)));
-
-static inline v16f load16(const float *p) {
-    v16f r;
-    memcpy(&r, p, sizeof(r));
-    return r;
-}
-static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof(v)); }
 
 typedef struct {
     float *m, *s, *t, *v;
@@ -556,6 +591,18 @@ static inline __attribute__((always_inline)) void fold_pixels(const float *dot, 
     v8i keep = (d >= fl) & real;
     if (!any8(keep)) return;
     v8i gt = (d > splat(0.0f)) & real;
+    if (!any8(gt)) {
+        /* the common case: no new maximum, only terms to add */
+        v8f zk = and8(max8(d, fl), keep);
+        v8f ek = and8(exp8(max8(d, fl)), keep);
+        store8(st.s + idx0, load8(st.s + idx0) + ek);
+        store8(st.t + idx0, load8(st.t + idx0) + ek * zk);
+        for (int64_t c = 0; c < channels; c++) {
+            float *vp = st.v + c * st.plane + idx0;
+            store8(vp, load8(vp) + ek * load8(cen + c * cplane));
+        }
+        return;
+    }
     v8f z = select8(gt, -d, d);
     v8i live = (z >= fl) & real;
     v8f e = and8(exp8(max8(z, fl)), live);
@@ -588,12 +635,24 @@ static inline __attribute__((always_inline)) void fold_pixels(const float *dot, 
  * neighbouring column sums, restarting from a direct sum every 128 columns (float32 rounding then
  * stays at the level of a float32 dot product of the patch).
  */
+static inline __attribute__((always_inline)) void direct_window_sums(const float *cs, int64_t rs, int64_t patch,
+                                                                      float *dot) {
+    for (int64_t j = 0; j < rs; j += 16) {
+        v16f acc = load16(cs + j);
+        for (int64_t u = 1; u < patch; u++) acc += load16(cs + j + u);
+        store16(dot + j, acc);
+    }
+}
+
 static void row_window_sums(const float *cs, int64_t rs, int64_t patch, float *b8, float *dot) {
     if (patch <= 8) {
-        for (int64_t j = 0; j < rs; j += 8) {
-            v8f acc = load8(cs + j);
-            for (int64_t u = 1; u < patch; u++) acc += load8(cs + j + u);
-            store8(dot + j, acc);
+        /* patch sizes as constants: straight-line sums */
+        switch (patch) {
+        case 1: direct_window_sums(cs, rs, 1, dot); break;
+        case 3: direct_window_sums(cs, rs, 3, dot); break;
+        case 5: direct_window_sums(cs, rs, 5, dot); break;
+        case 7: direct_window_sums(cs, rs, 7, dot); break;
+        default: direct_window_sums(cs, rs, patch, dot);
         }
         return;
     }
@@ -677,6 +736,10 @@ static void offsets_run(const float *xq, int64_t channels, int64_t hq, int64_t w
                 for (int64_t j = 0; j < rw; j += 16)
                     store16(zr + j, load16(xr + j) * load16(lr + j) + load16(x1 + j) * load16(l1 + j) +
                                         load16(x2 + j) * load16(l2 + j));
+                continue;
+            }
+            if (channels == 1) {
+                for (int64_t j = 0; j < rw; j += 16) store16(zr + j, load16(xr + j) * load16(lr + j));
                 continue;
             }
             for (int64_t j = 0; j < rw; j += 16) {

@@ -12,7 +12,7 @@ from core.score.streaming import ColumnMap, NativeSoftmax, StreamingSoftmax
 _MIN_VALUE_COLUMNS = 16
 #: Query vectors (``d + 2`` with the bias columns) up to this length use the fused native kernel,
 #: longer ones a BLAS GEMM per tile followed by the native fold.
-FUSED_MAX_DIM = 32
+FUSED_MAX_DIM = 64
 #: Library columns per fused-kernel call: about 512 KB of ``(d + 2) × K`` library values.
 FUSED_TILE_FLOATS = 128 * 1024
 

@@ -84,11 +84,12 @@ def test_fold_keeps_the_first_of_tied_maxima():
     assert mean[0, 1, 0] == pytest.approx(19.5)
 
 
-@pytest.mark.parametrize("dim", [3, 11, 27, 32])
+@pytest.mark.parametrize("dim", [3, 11, 27, 32, 64, 128])
 @pytest.mark.parametrize("widths", [[7], [16, 600], [1100]])
 def test_fused_logits_match_fold_of_the_same_product(dim, widths):
+    # widths: odd and even numbers of 16-column blocks per chunk (the wide tile pairs them)
     gen = torch.Generator().manual_seed(dim)
-    groups, rows = 2, 9  # 9 rows: two full blocks of 4 and a partial one
+    groups, rows = 2, 19  # full row tiles (4 or 8 rows) and a partial one
     queries = torch.randn(groups, rows, dim, generator=gen)
     libraries = [torch.randn(groups, k, dim, generator=gen) * 0.7 for k in widths]
     chunks = [torch.bmm(queries, lib.transpose(1, 2)) for lib in libraries]
