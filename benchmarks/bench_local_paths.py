@@ -37,6 +37,30 @@ def load(library: str, size: int) -> torch.Tensor:
     return LibraryManager().load(library, size).images
 
 
+def fit_costs(rows: list[dict]) -> dict:
+    """Non-negative least squares on relative error: the offsets path per kind (the terms of
+    ``core.score.paths.OffsetCosts``) and the GEMM path (flops, pairs, step)."""
+    from scipy.optimize import nnls
+
+    fit: dict = {"offsets": {}}
+    for kind in sorted({r["kind"] for r in rows if "offsets" in r}):
+        off = [r for r in rows if "offsets" in r and r["kind"] == kind]
+        a = np.array(
+            [[r["region"], r["offset_pairs"], r["offset_pairs"] * r["noise"], r["offset_rows"], 1.0] for r in off]
+        )
+        y = np.array([r["offsets"] for r in off])
+        costs = nnls(a / y[:, None], np.ones(len(y)))[0]
+        fit["offsets"][kind] = costs.tolist()
+        for r, predicted in zip(off, a @ costs, strict=True):
+            r["offsets_fitted"] = float(predicted)
+    gem = [r for r in rows if "gemm" in r]
+    if gem:
+        a = np.array([[r["flops"], r["pairs"], 1.0] for r in gem])
+        y = np.array([r["gemm"] for r in gem])
+        fit["gemm"] = nnls(a / y[:, None], np.ones(len(y)))[0].tolist()
+    return fit
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--library", default="photos")
@@ -67,12 +91,13 @@ def main() -> None:
                 ab = float(alpha_bar(1.0 - (step + 1) / 20))
                 noise = torch.randn(clean.shape, generator=gen)
                 x = ab**0.5 * clean + (1 - ab) ** 0.5 * noise
-                estimate = step_seconds(kind, size, size, channels, args.batch, n, patch)
+                estimate = step_seconds(kind, size, size, channels, args.batch, n, patch, alpha_bar=ab)
                 flops, pairs = gemm_work(kind, size, size, channels, args.batch, n, patch)
                 plan = offset_plan(kind, size, size, patch)
                 row = {"size": size, "kind": kind, "patch": patch, "t": round(1.0 - (step + 1) / 20, 2),
                        "flops": flops, "pairs": pairs, "region": plan.region * channels * args.batch * n,
                        "offset_pairs": plan.pairs * args.batch * n, "offset_rows": plan.rows * args.batch * n,
+                       "noise": 1.0 - ab,
                        "estimate": estimate}
                 results = {}
                 for path in ("offsets", "gemm"):
@@ -88,18 +113,10 @@ def main() -> None:
                     f"{p} {row[p]:6.2f} s (est {estimate[p]:6.2f})" for p in ("offsets", "gemm") if p in row
                 )
                 print(f"{size:4d} px {kind:5s} P={patch:3d} t={row['t']:.2f}  {measured}", flush=True)
-    fit = {}
-    off = [r for r in rows if "offsets" in r]
-    a = np.array([[r["region"], r["offset_pairs"], r["offset_rows"]] for r in off])
-    y = np.array([r["offsets"] for r in off])
-    fit["offsets"] = np.linalg.lstsq(a / y[:, None], np.ones(len(y)), rcond=None)[0].tolist()  # relative error
-    gem = [r for r in rows if "gemm" in r]
-    if gem:
-        a = np.array([[r["flops"], r["pairs"]] for r in gem])
-        y = np.array([r["gemm"] for r in gem])
-        fit["gemm"] = np.linalg.lstsq(a / y[:, None], np.ones(len(y)), rcond=None)[0].tolist()
-    print("fit (seconds per region element, per pair, per query row):", fit.get("offsets"))
-    print("fit (seconds per flop, per pair) for gemm:", fit.get("gemm"))
+    fit = fit_costs(rows)
+    for kind, costs in fit["offsets"].items():
+        print(f"offsets fit for {kind} (region, pair, noisy pair, row, step):", costs)
+    print("gemm fit (seconds per flop, per pair, per step):", fit.get("gemm"))
     args.out.write_text(json.dumps({"rows": rows, "fit": fit, "load": os.getloadavg()}, indent=1))
 
 

@@ -17,11 +17,13 @@ def build_indexes(engine: LocalScoreEngine, request: LocalScoreRequest) -> None:
 
 
 def drafts(engine: LocalScoreEngine, candidates, build: bool = True):
-    """The candidate ``(library, size, machine)`` requests split by the planner into (draft kept,
-    exact instead), with their indexes built first when ``build``."""
+    """The candidate ``(library, size, machine, count)`` requests split by the planner into (draft
+    kept, exact instead), with their indexes built first when ``build``."""
     kept, exact = [], []
-    for library, size, machine in candidates:
-        request = LocalScoreRequest(seed=3, library=library, size=size, machine=machine, approximate=True)
+    for library, size, machine, count in candidates:
+        request = LocalScoreRequest(
+            seed=3, library=library, size=size, machine=machine, count=count, approximate=True
+        )
         if build:
             build_indexes(engine, request)
         (kept if engine.plan(request)["approximate"] else exact).append(request)

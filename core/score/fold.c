@@ -312,6 +312,9 @@ static inline void tile_logits_wide(const float *q, int64_t q_stride, const floa
 #define FBLOCKS 1
 #endif
 
+/* Query rows of the register tile of mosaic_fused (8: the wide AVX-512 tile; 4 otherwise). */
+int mosaic_fused_rows(void) { return FROWS; }
+
 /*
  * Logits computed here: l(r, j) = sum_k q[r, k] * lib[k, j] for short vectors (dim <= MAX_DIM).
  * queries: (G, R, D) with strides (q_group_stride, D, 1).

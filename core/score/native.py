@@ -99,6 +99,8 @@ def _load() -> ctypes.CDLL | None:
     lib.mosaic_fold.restype = None
     lib.mosaic_fused.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, i64, i64, *state]
     lib.mosaic_fused.restype = None
+    lib.mosaic_fused_rows.argtypes = []
+    lib.mosaic_fused_rows.restype = int_
     lib.mosaic_ivf.argtypes = [ptr, i64, ptr, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr, i64,
                                i64, *state[:-1], ptr]
     lib.mosaic_ivf.restype = None
@@ -146,6 +148,13 @@ def reset() -> None:
 
 #: Longest query vector that :func:`fused` accepts (``MAX_DIM`` in ``fold.c``).
 FUSED_MAX_DIM = 128
+
+
+def fused_wide() -> bool:
+    """Whether :func:`fused` runs the wide register tile (8 rows × 32 columns, AVX-512), which
+    beats BLAS on longer vectors than the 4 × 16 tile does."""
+    lib = kernel()
+    return lib is not None and lib.mosaic_fused_rows() == 8
 
 
 def _check_state(state: tuple[torch.Tensor, ...], values_t: torch.Tensor, groups: int, cols: int) -> None:

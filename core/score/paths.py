@@ -45,12 +45,16 @@ class OffsetCosts:
     step: float
 
 
-#: Fitted like the GEMM path, per kind (every step within ×0.53–×1.5 of its measured time). PyTorch:
-#: 16 px with 50 library images (mostly Python work per descriptor and library chunk: only the
-#: fallback without a compiler; there the GEMM path nearly always wins).
+#: Fitted like the GEMM path, per kind: non-negative least squares on relative error over 41 steps
+#: per kind at 16–64 px on ``photos``, ``faces`` and ``digits`` after the kernel's fast fold path
+#: (``bench_local_paths.py``, BENCHMARKS.md; every step within ×0.57–×1.28 of its measured time for
+#: bbels, ×0.68–×1.17 els, ×0.5–×1.41 ls). PyTorch: 16 px with 50 library images (mostly Python work
+#: per descriptor and library chunk: only the fallback without a compiler; there the GEMM path
+#: nearly always wins, and always for ``ls``).
 OFFSET_COSTS = {
-    ("native", "els"): OffsetCosts(region=8.1e-12, pair=3.4e-11, noisy_pair=9.1e-10, row=2.7e-8, step=0.0),
-    ("native", "bbels"): OffsetCosts(region=5.7e-11, pair=0.0, noisy_pair=1.3e-9, row=1.2e-8, step=0.017),
+    ("native", "ls"): OffsetCosts(region=3.2e-9, pair=0.0, noisy_pair=0.0, row=3.4e-7, step=0.0),
+    ("native", "els"): OffsetCosts(region=3.1e-11, pair=1.7e-10, noisy_pair=5.6e-10, row=1.5e-8, step=0.0),
+    ("native", "bbels"): OffsetCosts(region=6.4e-11, pair=1.0e-10, noisy_pair=8.5e-10, row=7.4e-9, step=0.023),
     ("torch", "els"): OffsetCosts(region=1.3e-9, pair=1.6e-8, noisy_pair=0.0, row=0.0, step=0.0),
     ("torch", "bbels"): OffsetCosts(region=1.3e-9, pair=1.6e-8, noisy_pair=0.0, row=0.0, step=0.0),
 }
@@ -98,10 +102,11 @@ def step_seconds(
     alpha_bar: float = 0.5,
 ) -> dict[str, float]:
     """Estimated seconds of one evaluation at noise level ``alpha_bar`` on each path (``impl``: see
-    :func:`implementation`). ``ls`` is costed on the GEMM path only (see :func:`choose_path`)."""
+    :func:`implementation`). Kinds without fitted offsets costs (``is``; ``ls`` on the PyTorch
+    fallback) are costed on the GEMM path only."""
     flops, pairs = gemm_work(kind, height, width, channels, batch, num_library, patch_size)
     gemm = flops / GEMM_FLOPS_PER_SECOND[impl] + pairs * SECONDS_PER_LOGIT[impl] + GEMM_SECONDS_PER_STEP[impl]
-    if kind not in ("els", "bbels"):
+    if (impl, kind) not in OFFSET_COSTS:
         return {"gemm": gemm, "offsets": float("inf")}
     plan = offset_plan(kind, height, width, patch_size)
     costs = OFFSET_COSTS[(impl, kind)]
@@ -130,8 +135,8 @@ def choose_path(
     alpha_bar: float = 0.5,
 ) -> str:
     """The path with the lower :func:`step_seconds`. Always the GEMM path off the CPU (where BLAS
-    rules) and for ``ls``, whose GEMM path already uses box sums (every class is one position)."""
-    if (device is not None and device.type != "cpu") or kind == "ls":
+    rules)."""
+    if device is not None and device.type != "cpu":
         return "gemm"
     impl = implementation(device)
     seconds = step_seconds(kind, height, width, channels, batch, num_library, patch_size, impl, alpha_bar)

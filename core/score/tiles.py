@@ -11,8 +11,10 @@ from core.score.streaming import ColumnMap, NativeSoftmax, StreamingSoftmax
 # The weighted sum of centres is a bmm with few columns; BLAS is faster with at least this many.
 _MIN_VALUE_COLUMNS = 16
 #: Query vectors (``d + 2`` with the bias columns) up to this length use the fused native kernel,
-#: longer ones a BLAS GEMM per tile followed by the native fold.
+#: longer ones a BLAS GEMM per tile followed by the native fold: 64 with the wide AVX-512 tile, 32
+#: with the narrow one (measured against MKL on the 2-core development CPU, BENCHMARKS.md).
 FUSED_MAX_DIM = 64
+FUSED_MAX_DIM_NARROW = 32
 #: Library columns per fused-kernel call: about 512 KB of ``(d + 2) × K`` library values.
 FUSED_TILE_FLOATS = 128 * 1024
 
@@ -57,7 +59,8 @@ class GroupRun:
         self.row_tile = max(1, min(rows, rows_per_tile))
         self.starts = list(range(0, rows, self.row_tile))
         self.native = native.available(queries.device)
-        self.fused = self.native and dim + 2 <= min(FUSED_MAX_DIM, native.FUSED_MAX_DIM)
+        longest = FUSED_MAX_DIM if self.native and native.fused_wide() else FUSED_MAX_DIM_NARROW
+        self.fused = self.native and dim + 2 <= min(longest, native.FUSED_MAX_DIM)
         if self.fused:  # one state over all rows; the kernel blocks rows itself
             self.row_tile = rows
             self.starts = [0]
