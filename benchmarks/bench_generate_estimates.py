@@ -1,7 +1,8 @@
 """Benchmark: the local score engine's estimates against measured runs (time and peak memory).
 
 Every setting runs in a fresh Python process (so that its peak RSS is its own): the engine's plan
-(estimated seconds and memory), then ``LocalScoreEngine.generate`` timed, with the process's RSS
+(estimated seconds and memory), then ``LocalScoreEngine.generate`` timed, one image after another as
+the studio's jobs make them, with the process's RSS
 before the run and its peak RSS after. Fast drafts also report the Pearson r of their first image
 against the exact image of the same setting and seed (run alongside). Prints a Markdown table:
 
@@ -74,8 +75,9 @@ if mode == "forced":
     plan["cost"] = estimate_cost(info.count, info.channels, size, count, machine, plan["patch_sizes"],
                                  approximate_top_k=40, indexed=uses_index(machine, "cpu"))
     plan["approximate"] = True
-else:
-    images = engine.generate(request)
+else:  # one image after another, as the studio's jobs make them (core.engines.saving)
+    from dataclasses import replace
+    images = [engine.generate(replace(request, seed=seed, count=1))[0] for seed in request.seeds()]
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 out = {

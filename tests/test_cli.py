@@ -45,17 +45,18 @@ def test_generate_on_the_authors_time_grid(capsys):
 
 
 def test_generate_approximate_json(capsys):
-    """The fast draft runs where it is estimated to win (bbels: the patch index), exact elsewhere."""
+    """The fast draft runs where it is estimated to win (els/bbels: the patch index), exact elsewhere."""
     from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
 
     engine = LocalScoreEngine(device="cpu")
     methods = {}
-    for library, size in (("digits", 8), ("digits", 16), ("faces", 16), ("faces", 32)):
-        kept = engine.plan(LocalScoreRequest(library=library, size=size, approximate=True))["approximate"]
-        methods[kept] = (library, size)
+    for library, size, machine in (("digits", 16, "els"), ("faces", 16, "bbels")):
+        request = LocalScoreRequest(library=library, size=size, machine=machine, approximate=True)
+        methods[engine.plan(request)["approximate"]] = (library, size, machine)
     assert set(methods) == {True, False}
-    for kept, (library, size) in methods.items():
-        assert main(["generate", "--library", library, "--size", str(size), "--approximate", "--json"]) == 0
+    for kept, (library, size, machine) in methods.items():
+        args = ["generate", "--library", library, "--size", str(size), "--machine", machine, "--approximate"]
+        assert main([*args, "--json"]) == 0
         (data,) = json.loads(capsys.readouterr().out)
         assert data["params"]["approximate"] is True and "top_k" not in data["params"]
         method = data["params"]["approximate_method"]

@@ -8,7 +8,7 @@ sources are returned as arrays with each image.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -89,7 +89,12 @@ class LocalScoreEngine(Engine):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     def plan(self, request: LocalScoreRequest) -> dict:
-        """Check a request before running it: the work it needs and whether it fits in memory."""
+        """Check a request before running it: the work it needs and whether it fits in memory.
+
+        The studio makes a request's images one after another (:func:`core.engines.saving.generate_and_save`:
+        each is in the gallery before the next starts), so the estimate is one image's memory and
+        ``count`` times one image's time, and the fast-draft choice is made for one image.
+        """
         request.validate()
         info = self.libraries.ensure(request.library)
         if info.count == 0:
@@ -97,14 +102,15 @@ class LocalScoreEngine(Engine):
         steps = REFERENCE_STEPS if request.grid == "reference" else int(request.steps)
         full = patch_schedule(request.preset, int(request.size), steps)
         schedule = [p for _, _, p in sampling_plan(request.grid, full)]  # the sizes the machine runs
-        args = (info.count, info.channels, int(request.size), int(request.count), request.machine, schedule)
-        cost = estimate_cost(*args)
+        images = int(request.count)
+        args = (info.count, info.channels, int(request.size), 1, request.machine, schedule)
+        cost = _times(estimate_cost(*args), images)
         approximate = bool(request.approximate)
         needed = cost.peak_bytes
         preparing = False
         if approximate:
             indexed = uses_index(request.machine, self.device)
-            draft = estimate_cost(*args, approximate_top_k=int(request.top_k), indexed=indexed)
+            draft = _times(estimate_cost(*args, approximate_top_k=int(request.top_k), indexed=indexed), images)
             # A fast draft is only worth it where it wins on time and memory; otherwise run exact.
             # Preparing the library's patch index is a separate, one-time step (announced on the
             # page, measured apart in BENCHMARKS.md); its memory counts against the free memory.
@@ -241,6 +247,14 @@ class LocalScoreEngine(Engine):
                 )
             picks = [lib.label_names.index(request.label)] * request.count
         return lib.labels, torch.tensor(picks, dtype=torch.int64), lib.label_names
+
+
+def _times(cost: Cost, images: int) -> Cost:
+    """The cost of ``images`` one-image runs made one after another: the work adds up, the memory
+    does not; a patch index is built once."""
+    return replace(
+        cost, flops=cost.flops * images, seconds_estimate=cost.seconds_estimate * images, logits=cost.logits * images
+    )
 
 
 def _duration(seconds: float) -> str:

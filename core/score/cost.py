@@ -66,6 +66,12 @@ def indexed_step_bytes(batch: int, channels: int, size: int, patch_size: int, nu
     return INDEXED_MEMORY_FACTOR * (queries + columns + padded)
 
 
+def index_bytes(num_library: int, channels: int, size: int) -> int:
+    """Memory of one patch index in use: its library columns (image, y, x and values), one per
+    library position (measured 28.7 B per column on gray, 35.6 B on RGB at 32 px)."""
+    return num_library * size * size * (3 * 8 + channels * FLOAT_BYTES)
+
+
 def step_work(
     kind: str,
     height: int,
@@ -158,6 +164,9 @@ def estimate_cost(
     # library + per-step results (x0, sources, entropy)
     stored = num_library * channels * size * size * FLOAT_BYTES
     stored += len(sizes) * pixels * (channels * FLOAT_BYTES + 3 * 8 + FLOAT_BYTES)
+    if approximate and indexed:
+        # the patch indexes of every indexed patch size stay in memory for the run (and the next)
+        stored += len(set(sizes[exact:])) * index_bytes(num_library, channels, size)
     build = 0.0
     build_bytes = 0
     if approximate and indexed and kind in ivf.IVF_KINDS:

@@ -65,14 +65,14 @@ def test_generate_page_shows_estimate_and_makes_images():
 
 
 def _draft_settings():
-    """(library, size) where the planner keeps the fast draft, and one where it runs exact instead."""
+    """(library, size, machine) where the planner keeps the fast draft, and one where it runs exact."""
     from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
 
     engine = LocalScoreEngine(device="cpu")
     found = {}
-    for library, size in (("faces", 32), ("faces", 16)):
-        request = LocalScoreRequest(library=library, size=size, approximate=True, count=2)  # the page's count
-        found.setdefault(engine.plan(request)["approximate"], (library, size))
+    for library, size, machine in (("digits", 16, "els"), ("faces", 16, "bbels")):
+        request = LocalScoreRequest(library=library, size=size, machine=machine, approximate=True, count=2)
+        found.setdefault(engine.plan(request)["approximate"], (library, size, machine))
     return found[True], found[False]
 
 
@@ -80,9 +80,10 @@ def test_generate_page_fast_draft_lowers_the_estimate_and_is_recorded():
     from core.score import ivf
 
     ivf.INDEXES.clear()  # indexes of earlier tests in this process: this page must prepare its own
-    (library, size), (exact_library, exact_size) = _draft_settings()
+    (library, size, machine), (exact_library, exact_size, exact_machine) = _draft_settings()
     at = goto(app(), "generate")
     at.selectbox(key="gen_library").set_value(library).run()
+    at.selectbox(key="gen_machine").set_value(machine).run()
     at.select_slider(key="gen_size").set_value(size).run()
 
     def caption() -> str:
@@ -106,6 +107,7 @@ def test_generate_page_fast_draft_lowers_the_estimate_and_is_recorded():
     assert record.params["approximate"] is True and record.params["approximate_method"] == "patch index"
     # where a fast draft would not win, the page says the exact images are made
     at.selectbox(key="gen_library").set_value(exact_library).run()
+    at.selectbox(key="gen_machine").set_value(exact_machine).run()
     at.select_slider(key="gen_size").set_value(exact_size).run()
     assert "would not be quicker or lighter at this setting" in caption()
     assert "first fast draft" not in caption()
