@@ -21,6 +21,7 @@
 #include <float.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef float v8f __attribute__((vector_size(32)));
@@ -562,8 +563,10 @@ void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k
  *   state: m, s, t, arg (B, H, W + 8); v (B, C, H, W + 8) (the last 8 columns: padding).
  *        arg = (id_base + n) * H * W + q_y * W + q_x.
  *   scratch: threads * mosaic_offsets_scratch(H, W, P) floats.
- * Rows are split into bands between threads when there are fewer samples than threads; each pixel's
- * state is only ever touched by one thread, in a fixed order (results do not depend on timing).
+ * With fewer samples than threads, a sample's library images are split between threads, each
+ * folding into its own state, merged afterwards in library order (splitting rows instead would
+ * recompute the P - 1 rows of product image around every band); each state is only ever touched
+ * by one thread, in a fixed order (results do not depend on timing).
  */
 
 typedef struct {
@@ -795,25 +798,77 @@ static void offsets_run(const float *xq, int64_t channels, int64_t hq, int64_t w
     }
 }
 
+/*
+ * Merge a pixel state b (a later part of the library) into a, lane by lane over n pixels of one
+ * row (stride 1): the log-sum-exp merge of the online softmax; a keeps its maximum's column on
+ * ties (it saw the earlier library images).
+ */
+static void merge_states(float *am, float *as, float *at, float *av, int64_t *aarg, const float *bm, const float *bs,
+                         const float *bt, const float *bv, const int64_t *barg, int64_t count, int64_t channels,
+                         int64_t plane, float floor_value) {
+    for (int64_t i = 0; i < count; i++) {
+        if (bs[i] == 0.0f && !(bm[i] > am[i])) continue; /* b saw nothing above a's floor */
+        float top = bm[i] > am[i] ? bm[i] : am[i];
+        float da = am[i] - top, db = bm[i] - top; /* <= 0 */
+        float sa = da < floor_value ? 0.0f : exp1(da), sb = db < floor_value ? 0.0f : exp1(db);
+        float ta = sa > 0.0f ? sa * (at[i] + da * as[i]) : 0.0f;
+        float tb = sb > 0.0f ? sb * (bt[i] + db * bs[i]) : 0.0f;
+        at[i] = ta + tb;
+        as[i] = sa * as[i] + sb * bs[i];
+        for (int64_t c = 0; c < channels; c++) av[c * plane + i] = sa * av[c * plane + i] + sb * bv[c * plane + i];
+        if (bm[i] > am[i]) aarg[i] = barg[i];
+        am[i] = top;
+    }
+}
+
 void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq, int64_t wq, const float *lib,
                     int64_t n_lib, int64_t hl, int64_t wl, const float *sq, const float *cen, int64_t height,
                     int64_t width, int64_t patch, const int64_t *desc, int64_t n_desc, float k1, float k2,
                     int64_t id_base, float *m, float *s, float *t, float *v, int64_t *arg, float floor_value,
                     int threads, float *scratch) {
-    int64_t bands = batch >= threads ? 1 : (threads + batch - 1) / batch;
-    if (bands > height) bands = height;
-    int64_t items = batch * bands;
+    /* With fewer samples than threads, every sample's library images are split between `parts`
+       threads: part 0 folds into the state, the others into private states merged afterwards in
+       part order (results do not depend on timing). */
+    int64_t parts = batch >= threads ? 1 : (threads + batch - 1) / batch;
+    if (parts > n_lib) parts = n_lib;
+    if (parts < 1) parts = 1;
+    int64_t items = batch * parts;
     int64_t per = mosaic_offsets_scratch(height, width, patch);
     int64_t zcap = region_cap(height, width, patch), lcap = row_cap(width, patch);
     int64_t hws = height * (width + 8);
+    int64_t private_floats = (3 + channels) * hws; /* m, s, t, v of one private state */
+    float *private = NULL;
+    int64_t *private_arg = NULL;
+    if (parts > 1) {
+        private = malloc((size_t)(items * private_floats) * sizeof(float));
+        private_arg = malloc((size_t)(items * hws) * sizeof(int64_t));
+        if (private == NULL || private_arg == NULL) { /* fall back to one part per sample */
+            free(private);
+            free(private_arg);
+            private = NULL;
+            private_arg = NULL;
+            parts = 1;
+            items = batch;
+        }
+    }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (items > 1 && threads > 1)
     for (int64_t it = 0; it < items; it++) {
-        int64_t b = it / bands, band = it % bands;
-        int64_t y_lo = height * band / bands, y_hi = height * (band + 1) / bands;
+        int64_t b = it / parts, part = it % parts;
+        int64_t n0 = n_lib * part / parts, n1 = n_lib * (part + 1) / parts;
         float *mine = scratch + (int64_t)omp_get_thread_num() * per;
         PixelState st = {m, s, t, v + b * (channels - 1) * hws, arg, hws};
+        int64_t state_off = b * hws;
+        if (part > 0) {
+            float *pm = private + it * private_floats;
+            for (int64_t i = 0; i < hws; i++) pm[i] = -FLT_MAX;
+            memset(pm + hws, 0, (size_t)((2 + channels) * hws) * sizeof(float));
+            memset(private_arg + it * hws, 0, (size_t)hws * sizeof(int64_t));
+            PixelState own = {pm, pm + hws, pm + 2 * hws, pm + 3 * hws, private_arg + it * hws, hws};
+            st = own;
+            state_off = 0;
+        }
         const float *xb = xq + b * channels * hq * wq;
-        for (int64_t n = 0; n < n_lib; n++) {
+        for (int64_t n = n0; n < n1; n++) {
             const float *ln = lib + n * channels * hl * wl;
             const float *sqn = sq + n * hws, *cn = cen + n * channels * hws;
             for (int64_t k = 0; k < n_desc;) {
@@ -827,10 +882,22 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
                     total += rw;
                     count++;
                 }
-                offsets_run(xb, channels, hq, wq, ln, hl, wl, sqn, cn, height, width, patch, first, count, y_lo, y_hi,
-                            k1, k2, id_base + n, st, b * hws, floor_value, mine, zcap, lcap);
+                offsets_run(xb, channels, hq, wq, ln, hl, wl, sqn, cn, height, width, patch, first, count, 0, height,
+                            k1, k2, id_base + n, st, state_off, floor_value, mine, zcap, lcap);
                 k += count;
             }
         }
+    }
+    if (parts > 1) {
+        for (int64_t b = 0; b < batch; b++) {
+            for (int64_t part = 1; part < parts; part++) {
+                const float *pm = private + (b * parts + part) * private_floats;
+                merge_states(m + b * hws, s + b * hws, t + b * hws, v + b * channels * hws, arg + b * hws, pm, pm + hws,
+                             pm + 2 * hws, pm + 3 * hws, private_arg + (b * parts + part) * hws, hws, channels, hws,
+                             floor_value);
+            }
+        }
+        free(private);
+        free(private_arg);
     }
 }
