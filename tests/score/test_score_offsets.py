@@ -82,6 +82,28 @@ def test_a_tiny_memory_budget_gives_the_same_result(kind):
     assert torch.equal(tiny.sources, whole.sources)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_a_library_split_between_threads_keeps_the_first_of_tied_sources(threads):
+    """One sample, several threads: the library is split between them and their states merged;
+    an image repeated in later parts never takes the source from its first copy."""
+    library, _ = _data((1, 2, 7, 6, 3), seed=3)
+    library = torch.cat([library[:2], library[1:2], library[2:], library[1:2]])  # copies of image 1 at 2 and 4
+    gen = torch.Generator().manual_seed(4)
+    x = library[1:2] + 0.05 * torch.randn(1, 2, 7, 6, generator=gen)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for kind in LOCAL:
+            result = denoise(x, 0.95, library, kind, 3, path="offsets")
+            x0, sources, entropy, _ = reference_denoise(x.numpy(), 0.95, library.numpy(), kind, 3)
+            np.testing.assert_allclose(result.x0.numpy(), x0, atol=2e-4, rtol=1e-4)
+            np.testing.assert_array_equal(result.sources.numpy(), sources)
+            np.testing.assert_allclose(result.entropy.numpy(), entropy, atol=2e-4, rtol=1e-3)
+            assert int((result.sources[..., 0] == 1).sum()) > 0 and not bool((result.sources[..., 0] >= 2).all())
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_offsets_run_can_be_cancelled():
     library, x = _data((1, 1, 6, 6, 4))
     with pytest.raises(GenerationCancelled):
