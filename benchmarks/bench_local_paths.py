@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.score import denoise, patch_schedule  # noqa: E402
 from core.score.offsets import offset_plan  # noqa: E402
-from core.score.paths import gemm_work, step_seconds  # noqa: E402
+from core.score.paths import StepShape, gemm_work, step_seconds  # noqa: E402
 from core.score.schedules import alpha_bar  # noqa: E402
 
 
@@ -91,8 +91,9 @@ def main() -> None:
                 ab = float(alpha_bar(1.0 - (step + 1) / 20))
                 noise = torch.randn(clean.shape, generator=gen)
                 x = ab**0.5 * clean + (1 - ab) ** 0.5 * noise
-                estimate = step_seconds(kind, size, size, channels, args.batch, n, patch, alpha_bar=ab)
-                flops, pairs = gemm_work(kind, size, size, channels, args.batch, n, patch)
+                shape = StepShape(kind, size, size, channels, args.batch, n, patch)
+                estimate = step_seconds(shape, alpha_bar=ab)
+                flops, pairs = gemm_work(shape)
                 plan = offset_plan(kind, size, size, patch)
                 row = {"size": size, "kind": kind, "patch": patch, "t": round(1.0 - (step + 1) / 20, 2),
                        "flops": flops, "pairs": pairs, "region": plan.region * channels * args.batch * n,

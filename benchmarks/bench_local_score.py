@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.score import patch_schedule, sample  # noqa: E402
 from core.score.cost import step_work  # noqa: E402
+from core.score.paths import StepShape  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion_mnist_3615.npz"
 
@@ -59,7 +60,7 @@ def nominal_flops(labels: torch.Tensor, class_labels: torch.Tensor, size: int, s
         batch = int((class_labels == label).sum())
         members = int((labels == label).sum())
         for p in sizes:
-            total += step_work("bbels", size, size, 1, batch, members, p)[0]
+            total += step_work(StepShape("bbels", size, size, 1, batch, members, p))[0]
     return total
 
 

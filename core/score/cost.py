@@ -12,7 +12,14 @@ from core.score import inputs, ivf
 from core.score.approximate import exact_steps
 from core.score.memory import FLOAT_BYTES, default_budget_bytes, local_bytes_per_image, plan_chunks
 from core.score.offsets import chunk_images, working_bytes
-from core.score.paths import GEMM_FLOPS_PER_SECOND, SECONDS_PER_LOGIT, gemm_work, implementation, step_seconds
+from core.score.paths import (
+    GEMM_FLOPS_PER_SECOND,
+    SECONDS_PER_LOGIT,
+    StepShape,
+    gemm_work,
+    implementation,
+    step_seconds,
+)
 from core.score.schedules import alpha_bar
 
 #: Approximate steps with the patch index, per query–patch pair and patch value (``C·P²``: the
@@ -32,8 +39,8 @@ INDEX_BUILD_BYTES_PER_VALUE = 640
 #: The approximate steps' measured peak over the sum of their main buffers (probe lists, copies of
 #: patches into cache, per-list scratch): 2.2 on ``faces``, 3.0 on ``photos`` at 32 px.
 INDEXED_MEMORY_FACTOR = 3
-#: The ideal score's fixed cost per step (20 steps of 2 images at 32 px: 0.3 s measured).
-IDEAL_SECONDS_PER_STEP = 0.015
+#: The ideal score's fixed cost per step (20 steps of one 32 px image: 0.15 s measured).
+IDEAL_SECONDS_PER_STEP = 0.0075
 #: Memory every run adds besides its library, results and working memory (Python objects, thread
 #: stacks, allocator slack): measured 8–10 MB on the smallest runs (BENCHMARKS.md).
 RUN_OVERHEAD_BYTES = 8 * 1024**2
@@ -72,25 +79,15 @@ def index_bytes(num_library: int, channels: int, size: int) -> int:
     return num_library * size * size * (3 * 8 + channels * FLOAT_BYTES)
 
 
-def step_work(
-    kind: str,
-    height: int,
-    width: int,
-    channels: int,
-    batch: int,
-    num_library: int,
-    patch_size: int,
-    indexed: bool = False,
-) -> tuple[float, float]:
+def step_work(shape: StepShape, indexed: bool = False) -> tuple[float, float]:
     """``(flops, logits)`` of one machine evaluation: GEMM-path flops ``2·queries·patches·d`` and the
     number of logits (query–patch pairs). ``indexed``: an approximate step with the patch index,
     where pixels of shared classes compare with about ``NPROBE · LIST_SIZE`` patches."""
-    if kind == "is":
-        dim = channels * height * width
-        pairs = float(batch) * num_library
+    if shape.kind == "is":
+        dim = shape.channels * shape.height * shape.width
+        pairs = float(shape.batch) * shape.num_library
         return 2.0 * dim * pairs, pairs
-    cap = ivf.NPROBE * ivf.LIST_SIZE if indexed else None
-    return gemm_work(kind, height, width, channels, batch, num_library, patch_size, cap)
+    return gemm_work(shape, ivf.NPROBE * ivf.LIST_SIZE if indexed else None)
 
 
 def estimate_cost(
@@ -129,20 +126,21 @@ def estimate_cost(
     seconds = 0.0
     for k, patch_size in enumerate(sizes):
         if approximate and k >= exact and indexed:
-            f, n = step_work(kind, size, size, channels, batch, num_library, patch_size, indexed=True)
+            f, n = step_work(StepShape(kind, size, size, channels, batch, num_library, patch_size), indexed=True)
             indexed_pairs += n
             step = n * channels * patch_size * patch_size * SECONDS_PER_INDEXED_VALUE[path]
             choice = "gemm"
         else:
             members = num_library if not approximate or k < exact else min(num_library, approximate_top_k)
-            f, n = step_work(kind, size, size, channels, batch, members, patch_size)
+            shape = StepShape(kind, size, size, channels, batch, members, patch_size)
+            f, n = step_work(shape)
             logits += n
             if kind == "is":
                 step = f / GEMM_FLOPS_PER_SECOND[path] + n * SECONDS_PER_LOGIT[path] + IDEAL_SECONDS_PER_STEP
                 choice = "gemm"
             else:
                 ab = float(alpha_bar(1.0 - k / len(sizes)))
-                paths = step_seconds(kind, size, size, channels, batch, members, patch_size, path, ab)
+                paths = step_seconds(shape, path, ab)
                 choice = min(paths, key=paths.__getitem__)
                 step = paths[choice]
         flops += f

@@ -563,9 +563,10 @@ void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k
  *   state: m, s, t, arg (B, H, W + 8); v (B, C, H, W + 8) (the last 8 columns: padding).
  *        arg = (id_base + n) * H * W + q_y * W + q_x.
  *   scratch: threads * mosaic_offsets_scratch(H, W, P) floats.
- * With fewer samples than threads, a sample's library images are split between threads, each
- * folding into its own state, merged afterwards in library order (splitting rows instead would
- * recompute the P - 1 rows of product image around every band); each state is only ever touched
+ * With fewer samples than threads, a small image's library images are split between threads, each
+ * folding into its own state, merged afterwards in library order (splitting rows instead
+ * recomputes the P - 1 rows of product image around every band); a large image's rows are split
+ * into bands (its whole state per thread would leave the cache). Each state is only ever touched
  * by one thread, in a fixed order (results do not depend on timing).
  */
 
@@ -680,6 +681,11 @@ static void row_window_sums(const float *cs, int64_t rs, int64_t patch, float *b
 /* Scratch of one thread: the product rows of a run (at most ZCAP floats, or one descriptor's
    region when that is larger) and five row buffers of LCAP floats. */
 #define ZCAP 131072
+/* Largest state (m, s, t, v, arg of one image) for which threads split the library rather than
+   the rows (measured: the split wins at 32 and 64 px, loses at 96 and 128 px on RGB). */
+#ifndef SPLIT_STATE_BYTES
+#define SPLIT_STATE_BYTES (256 * 1024)
+#endif
 #define LCAP 8192
 
 static int64_t region_cap(int64_t height, int64_t width, int64_t patch) {
@@ -827,15 +833,20 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
                     int64_t id_base, float *m, float *s, float *t, float *v, int64_t *arg, float floor_value,
                     int threads, float *scratch) {
     /* With fewer samples than threads, every sample's library images are split between `parts`
-       threads: part 0 folds into the state, the others into private states merged afterwards in
-       part order (results do not depend on timing). */
-    int64_t parts = batch >= threads ? 1 : (threads + batch - 1) / batch;
+       threads (part 0 folds into the state, the others into private states merged afterwards in
+       part order: results do not depend on timing), or its rows into `bands`. */
+    int64_t hws = height * (width + 8);
+    int64_t share = batch >= threads ? 1 : (threads + batch - 1) / batch; /* threads per sample */
+    /* a whole state per thread only while it stays in cache beside the product rows; larger
+       images split their rows into bands instead */
+    int64_t split_library = hws * (3 + channels + 2) * 4 <= SPLIT_STATE_BYTES; /* m s t v arg */
+    int64_t parts = split_library ? share : 1, bands = split_library ? 1 : share;
     if (parts > n_lib) parts = n_lib;
     if (parts < 1) parts = 1;
-    int64_t items = batch * parts;
+    if (bands > height) bands = height;
+    int64_t items = batch * parts * bands;
     int64_t per = mosaic_offsets_scratch(height, width, patch);
     int64_t zcap = region_cap(height, width, patch), lcap = row_cap(width, patch);
-    int64_t hws = height * (width + 8);
     int64_t private_floats = (3 + channels) * hws; /* m, s, t, v of one private state */
     float *private = NULL;
     int64_t *private_arg = NULL;
@@ -848,13 +859,14 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
             private = NULL;
             private_arg = NULL;
             parts = 1;
-            items = batch;
+            items = batch * bands;
         }
     }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (items > 1 && threads > 1)
     for (int64_t it = 0; it < items; it++) {
-        int64_t b = it / parts, part = it % parts;
+        int64_t b = it / (parts * bands), part = it / bands % parts, band = it % bands;
         int64_t n0 = n_lib * part / parts, n1 = n_lib * (part + 1) / parts;
+        int64_t y_lo = height * band / bands, y_hi = height * (band + 1) / bands;
         float *mine = scratch + (int64_t)omp_get_thread_num() * per;
         PixelState st = {m, s, t, v + b * (channels - 1) * hws, arg, hws};
         int64_t state_off = b * hws;
@@ -882,7 +894,7 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
                     total += rw;
                     count++;
                 }
-                offsets_run(xb, channels, hq, wq, ln, hl, wl, sqn, cn, height, width, patch, first, count, 0, height,
+                offsets_run(xb, channels, hq, wq, ln, hl, wl, sqn, cn, height, width, patch, first, count, y_lo, y_hi,
                             k1, k2, id_base + n, st, state_off, floor_value, mine, zcap, lcap);
                 k += count;
             }

@@ -27,7 +27,7 @@ from core.score.local import local_score
 from core.score.memory import ChunkPlan, default_budget_bytes, local_bytes_per_image, plan_chunks
 from core.score.offsets import chunk_images as offset_chunk_images
 from core.score.offsets import offset_score
-from core.score.paths import choose_path
+from core.score.paths import StepShape, choose_path
 from core.score.result import CancelCheck, DenoiseResult, raise_if_cancelled, scatter_parts
 from core.score.tiles import GroupRun, values_with_ones
 
@@ -82,7 +82,8 @@ def _run_machine(
         plan = plan_chunks(budget, x.device, 3 * channels * height * width * 4, library.shape[0])
         return _ideal_score(x, library, ab, plan, should_cancel)
     if path is None:
-        path = choose_path(kind, height, width, channels, x.shape[0], library.shape[0], patch_size, x.device, ab)
+        shape = StepShape(kind, height, width, channels, x.shape[0], library.shape[0], patch_size)
+        path = choose_path(shape, x.device, ab)
     if path == "offsets":
         images = offset_chunk_images(channels, height, width, patch_size, kind, budget // 2)
         return offset_score(x, library, ab, kind, patch_size, images, should_cancel)
@@ -121,7 +122,7 @@ def denoise(
         should_cancel: polled between chunks; when it returns True, raises ``GenerationCancelled``.
         path: how the local machines compute their logits, one of :data:`PATHS` (same results up
             to float32 rounding); default the one the cost model expects to be faster
-            (:func:`core.score.cost.choose_path`).
+            (:func:`core.score.paths.choose_path`).
 
     Returns:
         :class:`DenoiseResult` on ``device``.

@@ -47,14 +47,15 @@ class OffsetCosts:
 
 #: Fitted like the GEMM path, per kind: non-negative least squares on relative error over 41 steps
 #: per kind at 16–64 px on ``photos``, ``faces`` and ``digits`` after the kernel's fast fold path
-#: (``bench_local_paths.py``, BENCHMARKS.md; every step within ×0.57–×1.28 of its measured time for
-#: bbels, ×0.68–×1.17 els, ×0.5–×1.41 ls). PyTorch: 16 px with 50 library images (mostly Python work
+#: (``bench_local_paths.py``, BENCHMARKS.md; every step within ×0.68–×1.17 of its measured time for
+#: els, ×0.5–×1.41 ls; bbels ×0.34–×1.3 with its fixed cost per step held at 6 ms, which whole runs
+#: of 16 px measure, the smallest steps being the low end). PyTorch: 16 px with 50 library images (mostly Python work
 #: per descriptor and library chunk: only the fallback without a compiler; there the GEMM path
 #: nearly always wins, and always for ``ls``).
 OFFSET_COSTS = {
     ("native", "ls"): OffsetCosts(region=3.2e-9, pair=0.0, noisy_pair=0.0, row=3.4e-7, step=0.0),
     ("native", "els"): OffsetCosts(region=3.1e-11, pair=1.7e-10, noisy_pair=5.6e-10, row=1.5e-8, step=0.0),
-    ("native", "bbels"): OffsetCosts(region=6.4e-11, pair=1.0e-10, noisy_pair=8.5e-10, row=7.4e-9, step=0.023),
+    ("native", "bbels"): OffsetCosts(region=7.5e-11, pair=0.0, noisy_pair=8.4e-10, row=9.2e-9, step=0.006),
     ("torch", "els"): OffsetCosts(region=1.3e-9, pair=1.6e-8, noisy_pair=0.0, row=0.0, step=0.0),
     ("torch", "bbels"): OffsetCosts(region=1.3e-9, pair=1.6e-8, noisy_pair=0.0, row=0.0, step=0.0),
 }
@@ -67,77 +68,61 @@ def implementation(device: torch.device | None = None) -> str:
     return "native" if native.available(device or torch.device("cpu")) else "torch"
 
 
-def gemm_work(
-    kind: str,
-    height: int,
-    width: int,
-    channels: int,
-    batch: int,
-    num_library: int,
-    patch_size: int,
-    max_patches: int | None = None,
-) -> tuple[float, float]:
+@dataclass(frozen=True)
+class StepShape:
+    """What one machine evaluation's cost depends on: the kind, the image (``height × width``,
+    ``channels``), the samples (``batch``), the library images it compares with and the patch size."""
+
+    kind: str
+    height: int
+    width: int
+    channels: int
+    batch: int
+    num_library: int
+    patch_size: int
+
+
+def gemm_work(shape: StepShape, max_patches: int | None = None) -> tuple[float, float]:
     """``(flops, pairs)`` of one evaluation on the GEMM path: ``2·queries·patches·C·P²`` and the
     (pixel, library patch) pairs; ``max_patches`` caps the patches a pixel of a shared class
     compares with (the patch index's probes)."""
-    dim = channels * patch_size * patch_size
+    dim = shape.channels * shape.patch_size * shape.patch_size
     pairs = 0.0
-    for bucket in group_buckets(kind, height, width, patch_size):
-        patches = num_library * bucket.size
+    for bucket in group_buckets(shape.kind, shape.height, shape.width, shape.patch_size):
+        patches = shape.num_library * bucket.size
         if max_patches is not None and bucket.size > 1:
             patches = min(patches, max_patches)
-        pairs += float(bucket.groups) * (batch * bucket.size) * patches
+        pairs += float(bucket.groups) * (shape.batch * bucket.size) * patches
     return 2.0 * dim * pairs, pairs
 
 
-def step_seconds(
-    kind: str,
-    height: int,
-    width: int,
-    channels: int,
-    batch: int,
-    num_library: int,
-    patch_size: int,
-    impl: str = "native",
-    alpha_bar: float = 0.5,
-) -> dict[str, float]:
+def step_seconds(shape: StepShape, impl: str = "native", alpha_bar: float = 0.5) -> dict[str, float]:
     """Estimated seconds of one evaluation at noise level ``alpha_bar`` on each path (``impl``: see
     :func:`implementation`). Kinds without fitted offsets costs (``is``; ``ls`` on the PyTorch
     fallback) are costed on the GEMM path only."""
-    flops, pairs = gemm_work(kind, height, width, channels, batch, num_library, patch_size)
+    flops, pairs = gemm_work(shape)
     gemm = flops / GEMM_FLOPS_PER_SECOND[impl] + pairs * SECONDS_PER_LOGIT[impl] + GEMM_SECONDS_PER_STEP[impl]
-    if (impl, kind) not in OFFSET_COSTS:
+    if (impl, shape.kind) not in OFFSET_COSTS:
         return {"gemm": gemm, "offsets": float("inf")}
-    plan = offset_plan(kind, height, width, patch_size)
-    costs = OFFSET_COSTS[(impl, kind)]
-    images = batch * num_library
+    plan = offset_plan(shape.kind, shape.height, shape.width, shape.patch_size)
+    costs = OFFSET_COSTS[(impl, shape.kind)]
+    images = shape.batch * shape.num_library
     offsets = images * (
-        plan.region * channels * costs.region
+        plan.region * shape.channels * costs.region
         + plan.pairs * (costs.pair + (1.0 - alpha_bar) * costs.noisy_pair)
         + plan.rows * costs.row
     )
     offsets += costs.step
     if impl == "torch":
-        chunks = math.ceil(num_library / max(1, PAIRS_PER_CALL // max(1, plan.pairs * batch)))
-        offsets += plan.descriptors.shape[0] * chunks * TORCH_SECONDS_PER_DESCRIPTOR
+        per_call = max(1, PAIRS_PER_CALL // max(1, plan.pairs * shape.batch))
+        offsets += plan.descriptors.shape[0] * math.ceil(shape.num_library / per_call) * TORCH_SECONDS_PER_DESCRIPTOR
     return {"gemm": gemm, "offsets": offsets}
 
 
-def choose_path(
-    kind: str,
-    height: int,
-    width: int,
-    channels: int,
-    batch: int,
-    num_library: int,
-    patch_size: int,
-    device: torch.device | None = None,
-    alpha_bar: float = 0.5,
-) -> str:
+def choose_path(shape: StepShape, device: torch.device | None = None, alpha_bar: float = 0.5) -> str:
     """The path with the lower :func:`step_seconds`. Always the GEMM path off the CPU (where BLAS
     rules)."""
     if device is not None and device.type != "cpu":
         return "gemm"
-    impl = implementation(device)
-    seconds = step_seconds(kind, height, width, channels, batch, num_library, patch_size, impl, alpha_bar)
+    seconds = step_seconds(shape, implementation(device), alpha_bar)
     return min(seconds, key=seconds.__getitem__)

@@ -13,7 +13,7 @@ from core.score import denoise
 from core.score.kinds import group_buckets
 from core.score.machine import PATHS
 from core.score.offsets import offset_plan
-from core.score.paths import choose_path, implementation, step_seconds
+from core.score.paths import StepShape, choose_path, implementation, step_seconds
 from core.score.result import GenerationCancelled
 
 LOCAL = ("ls", "els", "bbels")
@@ -82,6 +82,26 @@ def test_a_tiny_memory_budget_gives_the_same_result(kind):
     assert torch.equal(tiny.sources, whole.sources)
 
 
+@pytest.mark.parametrize("kind", ["els", "bbels"])
+def test_a_large_image_split_into_bands_of_rows_equals_the_gemm_path(kind, softmax_path):
+    """One sample whose state is too large to copy per thread (over 256 KB): the kernel gives its
+    rows to threads in bands."""
+    if softmax_path != "native":
+        pytest.skip("bands of rows are the kernel's")
+    library, _ = _data((1, 3, 90, 96, 2), seed=5)
+    gen = torch.Generator().manual_seed(6)
+    x = library[1:].flip(-1) + 0.2 * torch.randn(1, 3, 90, 96, generator=gen)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        gemm = denoise(x, 0.8, library, kind, 5, path="gemm")
+        offsets = denoise(x, 0.8, library, kind, 5, path="offsets")
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(offsets.x0, gemm.x0, atol=1e-3, rtol=1e-3)
+    assert torch.equal(offsets.sources, gemm.sources)
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 def test_a_library_split_between_threads_keeps_the_first_of_tied_sources(threads):
     """One sample, several threads: the library is split between them and their states merged;
@@ -143,18 +163,20 @@ def test_descriptors_allow_exactly_the_positions_of_the_kind(kind, patch, size):
 
 
 def test_the_cost_model_picks_the_cheaper_path():
-    seconds = step_seconds("bbels", 64, 64, 3, 1, 398, 31, "native")
+    seconds = step_seconds(StepShape("bbels", 64, 64, 3, 1, 398, 31), "native")
     assert seconds["offsets"] < seconds["gemm"] / 2  # the GEMM costs P² per pair
     for kind in ("ls", "els", "bbels"):
         for patch in (3, 7, 25):
-            seconds = step_seconds(kind, 32, 32, 3, 1, 100, patch, implementation())
+            shape = StepShape(kind, 32, 32, 3, 1, 100, patch)
+            seconds = step_seconds(shape, implementation())
             assert set(seconds) == set(PATHS) and min(seconds.values()) > 0
-            assert choose_path(kind, 32, 32, 3, 1, 100, patch) == min(seconds, key=seconds.__getitem__)
-    assert choose_path("els", 32, 32, 3, 1, 100, 25, torch.device("meta")) == "gemm"  # off the CPU
+            assert choose_path(shape) == min(seconds, key=seconds.__getitem__)
+    assert choose_path(StepShape("els", 32, 32, 3, 1, 100, 25), torch.device("meta")) == "gemm"  # off the CPU
     # ls: box sums on both paths, the offsets path's are native (measured 4-6x faster at 64 px)
-    ls = step_seconds("ls", 64, 64, 3, 1, 398, 51, "native")
+    ls = step_seconds(StepShape("ls", 64, 64, 3, 1, 398, 51), "native")
     assert ls["offsets"] < ls["gemm"]
-    assert step_seconds("ls", 64, 64, 3, 1, 398, 51, "torch")["offsets"] == float("inf")  # no fitted fallback cost
+    # no fitted cost for the PyTorch fallback: the GEMM path there
+    assert step_seconds(StepShape("ls", 64, 64, 3, 1, 398, 51), "torch")["offsets"] == float("inf")
 
 
 def test_the_scratch_estimate_matches_the_kernel(softmax_path):
