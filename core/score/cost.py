@@ -39,8 +39,8 @@ INDEX_BUILD_BYTES_PER_VALUE = 640
 #: The approximate steps' measured peak over the sum of their main buffers (probe lists, copies of
 #: patches into cache, per-list scratch): 2.2 on ``faces``, 3.0 on ``photos`` at 32 px.
 INDEXED_MEMORY_FACTOR = 3
-#: The ideal score's fixed cost per step (20 steps of one 32 px image: 0.15 s measured).
-IDEAL_SECONDS_PER_STEP = 0.0075
+#: The ideal score's fixed cost per step (20 steps of one 32 px image: 0.05–0.15 s measured).
+IDEAL_SECONDS_PER_STEP = 0.004
 #: Memory every run adds besides its library, results and working memory (Python objects, thread
 #: stacks, allocator slack): measured 8–10 MB on the smallest runs (BENCHMARKS.md).
 RUN_OVERHEAD_BYTES = 8 * 1024**2
