@@ -805,9 +805,9 @@ static void offsets_run(const float *xq, int64_t channels, int64_t hq, int64_t w
 }
 
 /*
- * Merge a pixel state b (a later part of the library) into a, lane by lane over n pixels of one
- * row (stride 1): the log-sum-exp merge of the online softmax; a keeps its maximum's column on
- * ties (it saw the earlier library images).
+ * Merge the pixel states b (a later part of the library) into a, pixel by pixel over `count`
+ * contiguous pixels (value channels `plane` apart): the log-sum-exp merge of the online softmax;
+ * a keeps its maximum's column on ties (it saw the earlier library images).
  */
 static void merge_states(float *am, float *as, float *at, float *av, int64_t *aarg, const float *bm, const float *bs,
                          const float *bt, const float *bv, const int64_t *barg, int64_t count, int64_t channels,
