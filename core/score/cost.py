@@ -28,6 +28,10 @@ from core.score.schedules import alpha_bar
 #: applies only when asked for explicitly: without the kernel the approximate mode uses candidate
 #: images (``uses_index``).
 SECONDS_PER_INDEXED_VALUE = {"native": 7.2e-11, "torch": 1.1e-9}
+#: The draft's exact first steps at a patch size it indexes later run through the index, probing
+#: every list (``core.score.sampler``): per pair and patch value, 3.5–5.0e-11 s measured (digits
+#: 16 px ELS, faces and photos 32 px bbELS, indexes built); PyTorch scaled like the entry above.
+SECONDS_PER_EVERY_LIST_VALUE = {"native": 4.2e-11, "torch": 6.4e-10}
 #: Building a patch index (k-means, list layout), per library image, pixel and patch size, for gray
 #: images: 9.7 CPU-s per FashionMNIST class (~361 images, 32×32, 10 patch sizes); colour adds 30 %
 #: per extra channel (``photos`` at 32 px: 15 s measured).
@@ -125,10 +129,16 @@ def estimate_cost(
     path = implementation()
     seconds = 0.0
     for k, patch_size in enumerate(sizes):
-        if approximate and k >= exact and indexed:
+        through_index = approximate and indexed and (k >= exact or patch_size in sizes[exact:])
+        if through_index and k >= exact:
             f, n = step_work(StepShape(kind, size, size, channels, batch, num_library, patch_size), indexed=True)
             indexed_pairs += n
             step = n * channels * patch_size * patch_size * SECONDS_PER_INDEXED_VALUE[path]
+            choice = "gemm"
+        elif through_index:  # an exact step probing every list of the index
+            f, n = step_work(StepShape(kind, size, size, channels, batch, num_library, patch_size))
+            logits += n
+            step = n * channels * patch_size * patch_size * SECONDS_PER_EVERY_LIST_VALUE[path]
             choice = "gemm"
         else:
             members = num_library if not approximate or k < exact else min(num_library, approximate_top_k)
@@ -145,7 +155,7 @@ def estimate_cost(
                 step = paths[choice]
         flops += f
         seconds += step
-        if approximate and k >= exact and indexed:
+        if through_index:
             step_bytes = indexed_step_bytes(per_worker, channels, size, patch_size, num_library)
         elif choice == "offsets":
             images = min(num_library, chunk_images(channels, size, size, patch_size, kind, budget // 2))
