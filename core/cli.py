@@ -627,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except MosaicError as err:
-        return _fail(str(err), as_json)
+        return _fail(str(err), as_json, err.detail)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         print("Stopped.", file=sys.stderr)
@@ -640,8 +640,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(message, as_json)
 
 
-def _fail(message: str, as_json: bool) -> int:
+def _fail(message: str, as_json: bool, detail: str | None = None) -> int:
+    """Print ``message`` (and ``detail``, the technical part for whoever sets the studio up); exit status 2."""
     if as_json:
-        print(json.dumps({"error": message}))
+        print(json.dumps({"error": message, **({"detail": detail} if detail else {})}))
     print(f"error: {message}", file=sys.stderr)
+    if detail:
+        print(f"  detail: {detail}", file=sys.stderr)
     return 2

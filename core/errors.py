@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class MosaicError(Exception):
-    """A problem the user can act on. ``str(err)`` is shown as-is in the UI and the CLI."""
+    """A problem the user can act on. ``str(err)`` is shown as-is in the UI and the CLI.
+
+    ``detail``: optional technical detail for whoever sets the studio up (environment variables,
+    commands, paths). The pages show it under an expander, the CLI after the message; the message
+    itself stays in the user's words.
+    """
+
+    def __init__(self, *args: object, detail: str | None = None) -> None:
+        super().__init__(*args)
+        self.detail = detail
 
 
 class BadInputError(MosaicError):
