@@ -2,22 +2,26 @@
 
 Reads the side arrays the local score engine saves with each image (per-pixel sources at every
 step) and turns them into what the Mosaic view shows: a source map coloured by library image,
-the top source images with their borrowed patches boxed, and the mosaic at each step.
+the top source images with their borrowed patches boxed, the mosaic at each step, and the step that
+explains the image best (:func:`clearest_step`). Library pictures are named by
+:func:`core.libraries.names.source_names`, as everywhere else.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
 from PIL import Image, ImageDraw
 
+from core.analyzer.verdict import pct
 from core.html import escape
 from core.images import from_tensor
 from core.libraries import LibraryManager
+from core.libraries.names import position_words, source_names
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +33,10 @@ PALETTE = [
 ]  # fmt: skip
 #: colour slot of every source outside the top ``len(PALETTE) - 1`` (light grey)
 OTHER = len(PALETTE) - 1
+#: how a library picture removed since the image was made is named
+REMOVED = "a picture since removed from the library"
+#: the clearest step is read from this many largest sources ("mostly made of 4 library pictures")
+FEW = 4
 
 
 @dataclass
@@ -36,7 +44,8 @@ class SourceShare:
     """One library image and how much of the output it supplied."""
 
     index: int  # position in the library's current load order (-1 if the item was removed)
-    item_id: str
+    item_id: str  # the library item's id ("" if it was removed)
+    name: str  # the name people see (core.libraries.names.source_name)
     share: float  # fraction of output pixels
     locations: list[tuple[int, int]]  # patch centres (y, x) in the library image
     colour: str
@@ -53,7 +62,8 @@ class Mosaic:
     entropy: np.ndarray  # (H, W)
     step_x0: np.ndarray  # (S, C, H, W) in [-1, 1]
     patch_sizes: list[int]
-    names: dict[int, str]  # library index -> readable name
+    names: dict[int, str]  # library index -> the name people see (core.libraries.names.source_names)
+    item_ids: list[str] = field(default_factory=list)  # library index -> item id
 
     @property
     def steps(self) -> int:
@@ -81,11 +91,6 @@ def build_mosaic(arrays: dict[str, np.ndarray], library: str, libraries: Library
         out[..., 0] = np.vectorize(lambda v: old_to_new.get(int(v), -1), otypes=[np.int64])(src[..., 0])
         return out
 
-    names = {}
-    for i, item in enumerate(items):
-        label = item.get("label")
-        source = item.get("source") or item.get("file") or item["id"]
-        names[i] = f"{source}" + (f" [{label}]" if label else "")
     return Mosaic(
         library=library,
         size=int(arrays["sources"].shape[0]),
@@ -94,8 +99,14 @@ def build_mosaic(arrays: dict[str, np.ndarray], library: str, libraries: Library
         entropy=arrays["entropy"].astype(np.float32),
         step_x0=arrays["step_x0"].astype(np.float32),
         patch_sizes=[int(p) for p in arrays["patch_sizes"]],
-        names=names,
+        names=source_names(items, library),
+        item_ids=[str(item["id"]) for item in items],
     )
+
+
+def source_label(mosaic: Mosaic, index: int) -> str:
+    """The name shown for library picture ``index`` of ``mosaic`` (a removed picture says so)."""
+    return REMOVED if index < 0 else mosaic.names.get(index, REMOVED)
 
 
 def top_sources(mosaic: Mosaic, k: int = 6, step: int | None = None) -> list[SourceShare]:
@@ -112,7 +123,8 @@ def top_sources(mosaic: Mosaic, k: int = 6, step: int | None = None) -> list[Sou
         shares.append(
             SourceShare(
                 index=index,
-                item_id=mosaic.names.get(index, "removed from library"),
+                item_id=mosaic.item_ids[index] if 0 <= index < len(mosaic.item_ids) else "",
+                name=source_label(mosaic, index),
                 share=float(counts[j]) / total,
                 locations=locations,
                 colour=PALETTE[min(rank, OTHER)],
@@ -139,11 +151,7 @@ def source_map_figure(mosaic: Mosaic, step: int | None = None, height: int = 420
     text = np.empty((h, w), dtype=object)
     for y in range(h):
         for x in range(w):
-            index, sy, sx = (int(v) for v in src[y, x])
-            name = mosaic.names.get(index, "removed from library")
-            text[y, x] = (
-                f"pixel ({y}, {x})<br>from library image #{index}: {escape(name)}<br>patch centre ({sy}, {sx})"
-            )
+            text[y, x] = hover_text(mosaic, src[y, x])
     n = len(PALETTE)
     colorscale = []
     for i, colour in enumerate(PALETTE):
@@ -165,6 +173,18 @@ def source_map_figure(mosaic: Mosaic, step: int | None = None, height: int = 420
     figure.update_xaxes(showticklabels=False, showgrid=False)
     figure.update_layout(height=height, margin=dict(l=0, r=0, t=0, b=0), plot_bgcolor="white")
     return figure
+
+
+def hover_text(mosaic: Mosaic, source: np.ndarray) -> str:
+    """What hovering a pixel of the source map says: the picture it came from and where in that picture.
+
+    Plotly reads hover text as HTML: the picture's name is escaped; the two line breaks are the studio's own.
+    """
+    index, sy, sx = (int(v) for v in source)
+    if index < 0:
+        return f"This spot comes from<br>{REMOVED}"
+    where = position_words(sy, sx, mosaic.size, mosaic.size)
+    return f"This spot comes from<br><b>{escape(source_label(mosaic, index))}</b><br>its {where} part"
 
 
 def mosaic_image(mosaic: Mosaic, library_images: np.ndarray, step: int | None = None) -> Image.Image:
@@ -201,3 +221,90 @@ def source_colour_image(mosaic: Mosaic, step: int | None = None, scale: int = 8)
     rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in PALETTE], dtype=np.uint8)[slots]
     image = Image.fromarray(rgb, "RGB")
     return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+# ----------------------------------------------------------------------------- the clearest step
+
+
+@dataclass
+class StepReading:
+    """How easy one step of the mosaic is to read, and how much it already looks like the finished image."""
+
+    step: int  # 0-based
+    sources: int  # distinct library pictures used at this step
+    few_share: float  # fraction of the pixels supplied by the FEW largest sources
+    likeness: float  # 0..1: how closely the step's prediction follows the finished image (correlation, >= 0)
+
+    @property
+    def score(self) -> float:
+        """Readable and already like the finished image: ``few_share × likeness`` (the clearest step has the most)."""
+        return self.few_share * self.likeness
+
+
+def _likeness(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two pictures' pixels, clipped to 0..1 (flat pictures: 1 if equal, else 0)."""
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    if a.std() < 1e-6 or b.std() < 1e-6:
+        return 1.0 if np.allclose(a, b, atol=1e-3) else 0.0
+    return float(np.clip(np.corrcoef(a, b)[0, 1], 0.0, 1.0))
+
+
+def step_readings(mosaic: Mosaic) -> list[StepReading]:
+    """A :class:`StepReading` for every step, first to last."""
+    final = mosaic.step_x0[-1]
+    readings = []
+    for step in range(mosaic.steps):
+        _, counts = np.unique(mosaic.step_sources[step][..., 0], return_counts=True)
+        few = np.sort(counts)[::-1][:FEW].sum() / counts.sum()
+        readings.append(
+            StepReading(step=step, sources=int(counts.size), few_share=float(few),
+                        likeness=_likeness(mosaic.step_x0[step], final))
+        )
+    return readings
+
+
+def clearest_step(mosaic: Mosaic) -> int:
+    """The step (0-based) that explains the image best: the Mosaic view opens there.
+
+    Early steps are made of a few large pieces but look little like the finished image; the last steps
+    look like it but mix many small pieces (at the last step of a faces image the largest sources supply
+    2 % each: confetti). The clearest step has the highest :attr:`StepReading.score`, the share of the
+    image its :data:`FEW` largest sources supply times how much it already looks like the finished image;
+    of equal scores the later step.
+    """
+    readings = step_readings(mosaic)
+    best = readings[-1]
+    for reading in reversed(readings):
+        if reading.score > best.score + 1e-9:
+            best = reading
+    return best.step
+
+
+def clearest_step_reason(mosaic: Mosaic, step: int) -> str:
+    """Why the Mosaic view opened at ``step`` (0-based), in one plain sentence (Markdown)."""
+    readings = step_readings(mosaic)
+    chosen, last = readings[step], readings[-1]
+    few = min(FEW, chosen.sources)
+    pictures = "1 library picture" if few == 1 else f"{few} library pictures"
+    if step == mosaic.steps - 1:
+        return (
+            f"The final step is the easiest to read: **{pct(chosen.few_share)}** of the image comes from "
+            f"{pictures}; earlier steps are rougher sketches of it."
+        )
+    if chosen.few_share >= 0.5:
+        made = f"the image is mostly made of {pictures} (**{pct(chosen.few_share)}** of it)"
+    else:
+        made = f"{pictures} supply **{pct(chosen.few_share)}** of the image"
+    return (
+        f"Shown at step {step + 1} of {mosaic.steps}, the clearest: here {made}, and it already looks "
+        f"{_like(chosen.likeness)} the finished image. Later steps mix many small pieces: at the final step the "
+        f"{few} largest sources supply only **{pct(last.few_share)}**."
+    )
+
+
+def _like(likeness: float) -> str:
+    if likeness >= 0.8:
+        return "much like"
+    if likeness >= 0.5:
+        return "like"
+    return "a little like"

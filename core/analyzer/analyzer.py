@@ -28,6 +28,7 @@ from core.analyzer.voting import Candidate, OffsetVoter, supported
 from core.errors import BadInputError
 from core.images import from_tensor, load_image, load_image_file
 from core.libraries import LibraryManager
+from core.libraries.names import source_names
 
 logger = logging.getLogger(__name__)
 
@@ -107,14 +108,11 @@ class Analyzer:
             on_progress(0.6, "Matching patches")
 
         items = self.libraries.items(library)
-        builtin = self.libraries.get(library).kind == "builtin"
         position = {item["id"]: i for i, item in enumerate(items)}
         row_to_index = np.array([position.get(item_id, -1) for item_id in index.item_ids], dtype=np.int64)
         allowed = row_to_index >= 0
-        names = {
-            i: (item["id"], item["id"] if builtin else (item.get("source") or item.get("file") or item["id"]))
-            for i, item in enumerate(items)
-        }
+        shown = source_names(items, library)  # the names people see, as on every page
+        names = {i: (item["id"], shown[i]) for i, item in enumerate(items)}
 
         factor = index.factor
         query_pixels = fit_query(picture, self.settings.work_size, index.channels, multiple=factor)

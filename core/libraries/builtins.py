@@ -40,6 +40,26 @@ PHOTO_NAMES: tuple[str, ...] = (
 #: Crops per photo: the short side split in 2 and in 4 (large and small snippets), at most this many.
 PHOTO_DIVISIONS: tuple[int, ...] = (2, 4)
 PHOTO_MAX_CROPS = 30
+#: what each sample photo shows, in a few plain words (the name people see: "Coffee cup #3")
+PHOTO_WORDS: dict[str, str] = {
+    "astronaut": "Astronaut",
+    "camera": "Cameraman",
+    "coffee": "Coffee cup",
+    "chelsea": "Cat",
+    "rocket": "Rocket",
+    "brick": "Brick wall",
+    "grass": "Grass",
+    "gravel": "Gravel",
+    "moon": "Moon surface",
+    "coins": "Coins",
+    "clock": "Clock",
+    "colorwheel": "Colour wheel",
+    "immunohistochemistry": "Microscope slide",
+    "hubble_deep_field": "Night sky",
+    "retina": "Eye retina",
+    "page": "Printed page",
+    "text": "Lettering",
+}
 
 
 @dataclass
@@ -149,6 +169,31 @@ def build_digits() -> Iterator[BuiltinItem]:
             label=str(int(target)),
             source=f"sklearn.datasets.load_digits()[{index}]",
         )
+
+
+def _number(item_id: str) -> int | None:
+    """The number at the end of a built-in item id (``face-052`` -> 52), None if there is none."""
+    tail = item_id.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def builtin_item_name(library: str, item_id: str, label: str | None = None) -> str | None:
+    """The short name people see for a picture of a built-in library: ``Faces #52``, ``Coffee cup #3``.
+
+    None when ``library`` is not a built-in one or the id is not one of its own (the caller falls back).
+    """
+    number = _number(item_id)
+    if number is None:
+        return None
+    if library == "faces":
+        return f"{'Faces' if item_id.startswith('face-') else 'Backgrounds'} #{number}"
+    if library == "digits":
+        return f"Digits #{number}" + (f" (a {label})" if label else "")
+    if library == "photos":
+        photo = item_id.rsplit("-", 1)[0]
+        words = PHOTO_WORDS.get(photo) or photo.replace("_", " ").capitalize()
+        return f"{words} #{number}"
+    return None
 
 
 BUILTIN_LIBRARIES: dict[str, BuiltinLibrary] = {
