@@ -60,6 +60,105 @@ def pct(value: float) -> str:
     return f"{value * 100:.0f} %" if value >= 0.01 or value == 0 else "under 1 %"
 
 
+#: the originality score in words: (lowest score, words), highest band first
+ORIGINALITY_BANDS = ((90, "very original"), (70, "original"), (40, "partly borrowed"), (1, "mostly borrowed"),
+                     (0, "not original"))
+
+
+@dataclass(frozen=True)
+class Words:
+    """A copy verdict in the words shown everywhere (pages, campaign cards, contact sheet, CSV, command line).
+
+    ``risk``: "Low copy risk (largest copied piece: 3 % of the image)"; ``originality``: "Originality 97 / 100
+    — very original"; ``reason``: the figure that decided, in a sentence ("" when not known). Plain text: escape
+    it where it is shown.
+    """
+
+    risk: str
+    originality: str
+    reason: str = ""
+    level: str | None = None  # "low" | "medium" | "high" (None when not known)
+
+    @property
+    def line(self) -> str:
+        """Both in one line: "Low copy risk (…) · Originality 97 / 100 — very original"."""
+        return " · ".join(part for part in (self.risk, self.originality) if part)
+
+
+def originality_value(score: float | int | None) -> int | None:
+    """An originality score as a whole number 0–100 (None when there is none). Scores between 0 and 1 are
+    fractions (figures kept before the 0–100 scale)."""
+    if score is None or isinstance(score, bool) or not isinstance(score, int | float) or math.isnan(score):
+        return None
+    value = float(score) * 100 if 0 < score < 1 else float(score)
+    return int(round(min(100.0, max(0.0, value))))
+
+
+def originality_words(score: float | int | None) -> str:
+    """"Originality 97 / 100 — very original" ("" when there is no score). Scores of 1 or less that are not
+    whole numbers are taken as fractions (figures kept before the 0–100 scale)."""
+    value = originality_value(score)
+    if value is None:
+        return ""
+    words = next(text for lowest, text in ORIGINALITY_BANDS if value >= lowest)
+    return f"Originality {value} / 100 — {words}"
+
+
+def _risk_figure(verdict: Verdict | None, value: float | None = None) -> str:
+    """The figure behind a copy risk, as a person reads it (inside the brackets of :func:`in_words`)."""
+    if verdict is not None:
+        if verdict.driver == "near_copy":
+            if verdict.near_copy_match is not None:
+                return f"a near copy: the whole image matches one library picture at {pct(verdict.near_copy_match)}"
+            return f"a near copy: one piece covers {pct(verdict.largest_region)} of the image"
+        if verdict.driver == "region":
+            return f"one copied piece covers {pct(verdict.largest_region)} of the image"
+        if verdict.driver == "source":
+            return f"one library picture supplies {pct(verdict.top_share)} of the image"
+        if verdict.source_count == 0 or (verdict.basis == "search" and verdict.borrowed == 0):
+            return "nothing found in the library"
+        return f"largest copied piece: {pct(verdict.largest_region)} of the image"
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return ""
+    return f"{round(min(1.0, max(0.0, float(value))) * 100)} of 100"
+
+
+def in_words(
+    verdict: Verdict | None = None,
+    *,
+    originality: float | int | None = None,
+    risk: str | None = None,
+    value: float | None = None,
+) -> Words:
+    """THE copy verdict in words, for every place that shows one.
+
+    Give a :class:`Verdict`, or (for figures kept without one, e.g. campaign images checked before verdicts
+    existed) the ``originality`` score (0–100), the ``risk`` level (low, medium, high, or another label) and
+    ``value``, the figure (a fraction) that decided it. Nothing known gives "Not checked yet".
+    """
+    if verdict is not None:
+        figure = _risk_figure(verdict)
+        reason = verdict.headline if verdict.driver != "none" else ""
+        return Words(
+            risk=f"{verdict.label} ({figure})",
+            originality=originality_words(verdict.originality),
+            reason=reason,
+            level=verdict.risk,
+        )
+    label = RISK_LABELS.get(str(risk).lower(), str(risk).strip().capitalize() if risk else "")
+    figure = _risk_figure(None, value)
+    if label and "risk" not in label.lower() and label not in RISK_LABELS.values():
+        label = f"Copy risk: {label}"
+    if not label and figure:
+        label = "Copy risk"
+    text = f"{label} ({figure})" if label and figure else label
+    words = originality_words(originality)
+    if not text and not words:
+        return Words(risk="Not checked yet", originality="")
+    level = str(risk).lower() if str(risk).lower() in RISKS else None
+    return Words(risk=text, originality=words, level=level)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """How original an image is, why, and how sure (which basis)."""
@@ -180,6 +279,11 @@ class Verdict:
         )
 
     @property
+    def words(self) -> Words:
+        """This verdict in the words shown everywhere (see :func:`in_words`)."""
+        return in_words(self)
+
+    @property
     def card_text(self) -> str:
         """One line for campaign cards and the contact sheet (no Markdown: escape it where it is shown)."""
         return f"Originality {self.originality}/100 · {self.label}: {self.headline}"
@@ -190,6 +294,7 @@ class Verdict:
         data["label"] = self.label
         data["headline"] = self.headline
         data["summary"] = self.summary
+        data["in_words"] = self.words.line
         return data
 
     @classmethod

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.campaigns.models import CampaignItemRecord, CampaignRecord
-from core.campaigns.plan import Variation
+from core.campaigns.plan import LOCAL_SCORE, Variation, library_title
 from core.campaigns.store import CampaignStore
 from core.errors import BadInputError
 from core.store import GenerationRecord
@@ -37,6 +37,7 @@ MANIFEST = "manifest.csv"
 CONTACT_SHEET = "contact-sheet.html"
 CAMPAIGN_JSON = "campaign.json"
 IMAGES = "images"
+#: one row per image. Words first (what a person reads), then clearly named figures for spreadsheets, then ids.
 MANIFEST_COLUMNS = [
     "file",
     "channel",
@@ -44,25 +45,28 @@ MANIFEST_COLUMNS = [
     "style",
     "seed",
     "guidance",
-    "engine",
-    "model",
+    "made_with",
     "prompt",
     "negative_prompt",
     "prompt_used",
-    "originality",
-    "copy_risk",
-    "copy_risk_label",
+    # the copy verdict in words (core.analyzer.verdict.in_words), as the card and the Originality check say it
+    "copy_risk_words",
+    "originality_words",
+    "copy_risk_reason",
+    # the same verdict as figures
+    "copy_risk_level",  # low, medium or high
+    "originality_score",  # 0 to 100
+    "deciding_figure_percent",  # the figure that decided the copy risk, in % of the image (or % match)
+    "largest_copied_piece_percent",
+    "from_one_picture_percent",
+    "checked_by",
     "star",
     "rejected",
     "notes",
+    "engine_id",
+    "model_id",
     "item_id",
     "generation_id",
-    # the copy verdict (see core.analyzer.verdict), as the card and the Originality check show it
-    "copy_verdict",
-    "decided_by",
-    "largest_copied_piece",
-    "from_one_picture",
-    "verdict_basis",
 ]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -121,7 +125,11 @@ def collect(
         variation = Variation.from_dict(item.spec)
         stem = f"{item.position + 1:03d}-{slug(variation.channel, 12)}-{slug(variation.style)}-s{variation.seed}"
         name = f"{IMAGES}/{stem}.png"
-        entries.append(ExportEntry(file=name, row=_row(name, item, variation, record), data=data))
+        row = _row(name, item, variation, record)
+        row["made_with"] = made_with(
+            campaign.engine, variation.model, (variation.request or {}).get("library"), campaigns.workspace
+        )
+        entries.append(ExportEntry(file=name, row=row, data=data))
     if not entries:
         raise BadInputError("This campaign has no images to export yet. Generate it first.")
     export = CampaignExport(campaign=campaign, entries=entries, skipped=skipped)
@@ -134,6 +142,34 @@ def collect(
     return export
 
 
+def made_with(engine: str, model: str | None, library: str | None, workspace: str) -> str:
+    """How a campaign's images were made, in words ("Made offline from the Faces and backgrounds library")."""
+    if engine == LOCAL_SCORE:
+        if not library:
+            return "Made offline from a picture library"
+        return f"Made offline from the {library_title(library, workspace)} library"
+    return f"Made with Stable Diffusion ({model_title(model)})" if model else "Made with Stable Diffusion"
+
+
+def model_title(model: str | None) -> str:
+    """A Stable Diffusion model's title in the studio's list, else the last part of its name."""
+    if not model:
+        return ""
+    try:
+        from core.engines.sd.catalog import curated
+
+        entry = curated(model)
+        if entry is not None:
+            return entry.title
+    except Exception as err:  # noqa: BLE001 - Stable Diffusion not installed: the plain name will do
+        logger.debug("no model title for %s: %s", model, err)
+    return Path(model.replace("\\", "/")).name or model
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}"
+
+
 def _row(name: str, item: CampaignItemRecord, variation: Variation, record: GenerationRecord) -> dict[str, Any]:
     return {
         "file": name,
@@ -142,37 +178,52 @@ def _row(name: str, item: CampaignItemRecord, variation: Variation, record: Gene
         "style": variation.style,
         "seed": record.seed,
         "guidance": "" if variation.guidance is None else f"{variation.guidance:g}",
-        "engine": record.engine,
-        "model": variation.model or "",
         "prompt": variation.prompt,
         "negative_prompt": variation.negative_prompt,
         "prompt_used": "yes" if variation.prompt_used else "no",
-        "originality": "" if item.originality is None else f"{item.originality:.4g}",
-        "copy_risk": "" if item.copy_risk is None else f"{item.copy_risk:.4g}",
-        "copy_risk_label": item.copy_risk_label or "",
         "star": "yes" if item.starred else "",
         "rejected": "yes" if item.rejected else "",
         "notes": item.notes or "",
+        "engine_id": record.engine,
+        "model_id": variation.model or "",
         "item_id": item.id,
         "generation_id": record.id,
-        **_verdict_columns(item),
+        **verdict_columns(item),
     }
 
 
-def _verdict_columns(item: CampaignItemRecord) -> dict[str, Any]:
+def verdict_columns(item: CampaignItemRecord) -> dict[str, Any]:
+    """The copy verdict of a campaign image as manifest columns: words first, then figures."""
+    from core.analyzer.verdict import in_words, originality_value
     from core.campaigns.analysis import item_verdict
 
     verdict = item_verdict(item)
-    if verdict is None:
-        return {"copy_verdict": "", "decided_by": "", "largest_copied_piece": "", "from_one_picture": "",
-                "verdict_basis": "", "card_text": ""}
+    if verdict is not None:
+        words = verdict.words
+        return {
+            "copy_risk_words": words.risk,
+            "originality_words": words.originality,
+            "copy_risk_reason": words.reason,
+            "copy_risk_level": verdict.risk,
+            "originality_score": str(verdict.originality),
+            "deciding_figure_percent": _percent(verdict.headline_value),
+            "largest_copied_piece_percent": _percent(verdict.largest_region),
+            "from_one_picture_percent": _percent(verdict.top_share),
+            "checked_by": "exact sources recorded while making it" if verdict.basis == "exact" else "library search",
+        }
+    # figures kept without a verdict (checked before verdicts existed), or not checked
+    words = in_words(originality=item.originality, risk=item.copy_risk_label, value=item.copy_risk)
+    score = originality_value(item.originality)
     return {
-        "copy_verdict": verdict.label,
-        "decided_by": verdict.headline,
-        "largest_copied_piece": f"{verdict.largest_region:.4g}",
-        "from_one_picture": f"{verdict.top_share:.4g}",
-        "verdict_basis": verdict.basis,
-        "card_text": verdict.card_text,
+        "copy_risk_words": words.risk,
+        "originality_words": words.originality,
+        "copy_risk_reason": "",
+        "copy_risk_level": words.level or (item.copy_risk_label or ""),
+        "originality_score": "" if score is None else str(score),
+        "deciding_figure_percent": _percent(item.copy_risk),
+        "largest_copied_piece_percent": "",
+        "from_one_picture_percent": "",
+        "checked_by": "",
     }
 
 
@@ -208,12 +259,11 @@ def contact_sheet(campaign: CampaignRecord, entries: list[ExportEntry]) -> str:
         shown_w, shown_h = min(width * scale, 320), round(min(width * scale, 320) * height / width)
         marks = ("★ " if row["star"] else "") + ("✕ rejected" if row["rejected"] else "")
         figures = []
-        if row.get("card_text"):  # the copy verdict, in the words of the card and the Originality check
-            figures.append(e(row["card_text"]))
-        elif row["originality"]:
-            figures.append(f"originality {e(row['originality'])}")
-        if not row.get("card_text") and (row["copy_risk"] or row["copy_risk_label"]):
-            figures.append(f"copy risk {e(' '.join(x for x in (row['copy_risk'], row['copy_risk_label']) if x))}")
+        if row.get("copy_risk_words"):  # the copy verdict in words (core.analyzer.verdict.in_words)
+            figures.append(f"<strong>{e(row['copy_risk_words'])}</strong>")
+        if row.get("originality_words"):
+            figures.append(e(row["originality_words"]))
+        reason = f"<br><span class=reason>{e(row['copy_risk_reason'])}</span>" if row.get("copy_risk_reason") else ""
         prompt_label = "Prompt" if row["prompt_used"] == "yes" else "Brief (not used by this engine)"
         cards.append(
             f'<figure class="card{" rejected" if row["rejected"] else ""}">'
@@ -223,21 +273,26 @@ def contact_sheet(campaign: CampaignRecord, entries: list[ExportEntry]) -> str:
             f"<span class=mark>{e(marks)}</span><br>"
             f"{e(row['size'])} px · seed {e(str(row['seed']))}"
             + (f" · guidance {e(row['guidance'])}" if row["guidance"] else "")
-            + (f"<br>{' · '.join(figures)}" if figures else "")
+            + (f"<br>{' · '.join(figures)}{reason}" if figures else "")
             + f"<details><summary>{prompt_label}</summary><p>{e(row['prompt'])}</p>"
             + (f"<p><em>Negative:</em> {e(row['negative_prompt'])}</p>" if row["negative_prompt"] else "")
             + "</details>"
             + (f"<p class=notes>{e(row['notes'])}</p>" if row["notes"] else "")
             + f"<small>{e(entry.file)}</small></figcaption></figure>"
         )
+    labels = {f.get("key"): f.get("label") for f in (campaign.template_snapshot or {}).get("fields", [])
+              if isinstance(f, dict)}
     fields = "".join(
-        f"<tr><th>{e(str(k))}</th><td>{e(', '.join(map(str, v)) if isinstance(v, list) else str(v))}</td></tr>"
+        f"<tr><th>{e(str(labels.get(k) or k))}</th>"
+        f"<td>{e(', '.join(map(str, v)) if isinstance(v, list) else str(v))}</td></tr>"
         for k, v in (campaign.fields or {}).items()
         if v not in (None, "", [])
     )
     notices = "".join(f"<li>{e(n)}</li>" for n in campaign.notices or [])
     title = e(campaign.name or "Campaign")
-    model = f" · model {e(campaign.model)}" if campaign.model else ""
+    template = (campaign.template_snapshot or {}).get("name") or campaign.template
+    how = entries[0].row.get("made_with") if entries else ""
+    count = f"{len(entries)} image" + ("" if len(entries) == 1 else "s")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} – contact sheet</title>
@@ -249,11 +304,11 @@ th,td{{text-align:left;padding:2px 12px 2px 0;vertical-align:top}} th{{color:#55
 .card{{margin:0;background:#fff;border:1px solid #ddd;border-radius:8px;padding:10px;width:330px}}
 .card img{{display:block;max-width:100%;height:auto;background:#eee}} .card img.pixel{{image-rendering:pixelated}}
 .card.rejected{{opacity:.45}} .mark{{color:#c90}} figcaption{{font-size:13px;margin-top:6px;line-height:1.4}}
-details p{{margin:4px 0}} .notes{{background:#fff8dc;padding:4px}} small{{color:#888}}
+details p{{margin:4px 0}} .reason{{color:#555}} .notes{{background:#fff8dc;padding:4px}} small{{color:#888}}
 </style></head><body>
 <h1>{title}</h1>
-<p class="meta">Template {e(campaign.template)} · engine {e(campaign.engine)}{model}
- · created {e(campaign.created.strftime("%Y-%m-%d %H:%M"))} · {len(entries)} image(s)</p>
+<p class="meta">Template “{e(str(template))}”{f" · {e(how)}" if how else ""}
+ · created {e(campaign.created.strftime("%d %b %Y, %H:%M"))} · {count}</p>
 {f"<table>{fields}</table>" if fields else ""}
 {f"<ul>{notices}</ul>" if notices else ""}
 <div class="grid">

@@ -166,6 +166,18 @@ def sd_request_class() -> type[GenerationRequest]:
     return sd.SDRequest
 
 
+def library_title(name: str, workspace: str = DEFAULT_WORKSPACE) -> str:
+    """The title people know a library by ("Faces and backgrounds"); its name when it cannot be read."""
+    from core.errors import MosaicError
+    from core.libraries import LibraryManager
+
+    try:
+        return LibraryManager(workspace=workspace).get(name).title or name
+    except (MosaicError, OSError, ValueError) as err:
+        logger.debug("library %s: no title (%s)", name, err)
+        return name
+
+
 def plan_campaign(
     template: Template | str,
     fields: Mapping[str, Any] | None = None,
@@ -280,16 +292,17 @@ def plan_campaign(
         machine = machine or hints.get("machine") or "bbels"
         model = machine
         notices.append(
-            "The local score engine has no text model: it assembles images from patches of the reference "
-            f"library '{lib}', so the prompt, styles' wording and the brand words are not used (they are kept "
-            "as the brief). What varies instead: the locality preset per style, the seeds"
-            + (f" and the class '{cls_label}'." if cls_label else ".")
+            "The offline option has no text model: it assembles each image from small pieces of the pictures "
+            f"in the library “{library_title(lib, workspace)}”, so the words of the brief and the brand words are "
+            "not read (they are kept with the images as the brief). What changes between images: the size of "
+            "the pieces for each look and the random seed"
+            + (f", and the kind of picture (“{cls_label}”)." if cls_label else ".")
         )
         if len(sweep) > 1:
-            notices.append("The guidance sweep is skipped: the local score engine has no guidance setting.")
+            notices.append("The template's guidance values are skipped: the offline option has no guidance setting.")
         if any(ch != "square" for ch in chosen_channels):
             notices.append(
-                f"The local score engine makes square images only: every channel is rendered {side}×{side} px; "
+                f"The offline option makes square images only: every channel is made {side}×{side} px; "
                 "crop or extend them for non-square channels."
             )
         k = 0

@@ -45,11 +45,16 @@ def test_a_studio_campaign_shows_the_same_verdict_as_the_check(tmp_path):
         assert item.originality == check.originality and item.copy_risk_label == check.risk
         assert item.copy_risk == check.headline_value  # the figure that decided the label, not another one
         row = rows[item.id]
-        assert row["copy_verdict"] == check.label and row["decided_by"] == check.headline
-        assert float(row["originality"]) == check.originality and row["copy_risk_label"] == check.risk
-        assert abs(float(row["largest_copied_piece"]) - check.largest_region) < 1e-3
-        assert abs(float(row["from_one_picture"]) - check.top_share) < 1e-3 and row["verdict_basis"] == "exact"
-        assert html.escape(check.card_text) in sheet
+        words = check.words
+        assert row["copy_risk_words"] == words.risk and row["copy_risk_words"].startswith(check.label + " (")
+        assert row["originality_words"] == words.originality == f"Originality {check.originality} / 100 — " + (
+            words.originality.split(" — ")[1])
+        assert row["copy_risk_reason"] == (check.headline if check.driver != "none" else "")
+        assert int(row["originality_score"]) == check.originality and row["copy_risk_level"] == check.risk
+        assert abs(float(row["largest_copied_piece_percent"]) - 100 * check.largest_region) < 0.1
+        assert abs(float(row["from_one_picture_percent"]) - 100 * check.top_share) < 0.1
+        assert row["checked_by"] == "exact sources recorded while making it"
+        assert html.escape(words.risk) in sheet and html.escape(words.originality) in sheet
 
 
 def test_a_searched_result_gives_the_search_verdicts_figures(tmp_path):

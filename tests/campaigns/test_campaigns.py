@@ -70,14 +70,19 @@ def test_local_campaign_exports_zip_matching_its_manifest(fast):
         image = Image.open(io.BytesIO(archive.read(row["file"])))
         assert "wool" not in image.text["parameters"] and '"campaign_item"' in image.text["mosaic"]
         assert row["seed"] == str(item.spec["seed"]) == str(record.seed)
-        assert row["size"] == "16x16" and row["engine"] == "local-score" and row["originality"] == "0.5"
-        assert row["copy_risk_label"] == "low" and row["prompt_used"] == "no" and "bottle" in row["prompt"]
+        assert row["size"] == "16x16" and row["engine_id"] == "local-score" and row["originality_score"] == "50"
+        assert row["originality_words"] == "Originality 50 / 100 — partly borrowed"
+        assert row["copy_risk_level"] == "low" and row["copy_risk_words"] == "Low copy risk"
+        assert row["made_with"] == "Made offline from the Faces and backgrounds library"
+        assert row["prompt_used"] == "no" and "bottle" in row["prompt"]
     assert [r["star"] for r in rows] == ["yes", "", "", ""] and rows[1]["rejected"] == "yes"
     assert rows[2]["notes"] == "'=use for launch"  # not run as a spreadsheet formula
     sheet = archive.read(CONTACT_SHEET).decode()
     assert all(f'src="{name}"' in sheet for name in pngs)
     assert "http://" not in sheet and "https://" not in sheet and "<script" not in sheet
-    assert "no text model" in sheet
+    assert "no text model" in sheet and "Low copy risk" in sheet and "Originality 50 / 100" in sheet
+    assert "Made offline from the Faces and backgrounds library" in sheet
+    assert "local-score" not in sheet and "bbels" not in sheet.lower() and "copy risk 0" not in sheet
 
     only_starred = zipfile.ZipFile(io.BytesIO(export_campaign_zip(campaign.id, only_starred=True)))
     assert len([n for n in only_starred.namelist() if n.endswith(".png")]) == 1
