@@ -174,6 +174,7 @@ def _row(name: str, item: CampaignItemRecord, variation: Variation, record: Gene
     return {
         "file": name,
         "channel": variation.channel,
+        "channel_label": variation.channel_label,
         "size": f"{record.width}x{record.height}",
         "style": variation.style,
         "seed": record.seed,
@@ -264,12 +265,12 @@ def contact_sheet(campaign: CampaignRecord, entries: list[ExportEntry]) -> str:
         if row.get("originality_words"):
             figures.append(e(row["originality_words"]))
         reason = f"<br><span class=reason>{e(row['copy_risk_reason'])}</span>" if row.get("copy_risk_reason") else ""
-        prompt_label = "Prompt" if row["prompt_used"] == "yes" else "Brief (not used by this engine)"
+        prompt_label = "Prompt" if row["prompt_used"] == "yes" else "Brief (kept, not read when made offline)"
         cards.append(
             f'<figure class="card{" rejected" if row["rejected"] else ""}">'
             f'<a href="{e(entry.file)}"><img src="{e(entry.file)}" width="{shown_w}" height="{shown_h}" '
             f'alt="{e(row["channel"])} {e(row["style"])}" class="{"pixel" if scale > 1 else ""}"></a>'
-            f"<figcaption><strong>{e(row['channel'])} · {e(row['style'])}</strong> "
+            f"<figcaption><strong>{e(row.get('channel_label') or row['channel'])} · {e(row['style'])}</strong> "
             f"<span class=mark>{e(marks)}</span><br>"
             f"{e(row['size'])} px · seed {e(str(row['seed']))}"
             + (f" · guidance {e(row['guidance'])}" if row["guidance"] else "")
