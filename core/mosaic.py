@@ -257,8 +257,12 @@ def step_readings(mosaic: Mosaic) -> list[StepReading]:
         _, counts = np.unique(mosaic.step_sources[step][..., 0], return_counts=True)
         few = np.sort(counts)[::-1][:FEW].sum() / counts.sum()
         readings.append(
-            StepReading(step=step, sources=int(counts.size), few_share=float(few),
-                        likeness=_likeness(mosaic.step_x0[step], final))
+            StepReading(
+                step=step,
+                sources=int(counts.size),
+                few_share=float(few),
+                likeness=_likeness(mosaic.step_x0[step], final),
+            )
         )
     return readings
 
@@ -296,7 +300,7 @@ def clearest_step_reason(mosaic: Mosaic, step: int) -> str:
     else:
         made = f"{pictures} supply **{pct(chosen.few_share)}** of the image"
     return (
-        f"Shown at step {step + 1} of {mosaic.steps}, the clearest: here {made}, and it already looks "
+        f"Step {step + 1} of {mosaic.steps} is the clearest: here {made}, and it already looks "
         f"{_like(chosen.likeness)} the finished image. Later steps mix many small pieces: at the final step the "
         f"{few} largest sources supply only **{pct(last.few_share)}**."
     )
