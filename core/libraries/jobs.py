@@ -12,13 +12,15 @@ import hashlib
 import logging
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from core.errors import BadInputError, MosaicError
 from core.jobs.context import JobContext
 from core.jobs.requests import uploads_dir
+from core.libraries.manager import NothingAddedError
+from core.words import plural
 
 logger = logging.getLogger(__name__)
 
@@ -65,39 +67,99 @@ def import_params(library: str, title: str, upload_folder: str | None, folder: s
     return {"library": library, "title": title, "uploads": upload_folder, "folder": folder}
 
 
+def prepare_params(library: str) -> dict[str, Any]:
+    """JSON parameters of a ``library-import`` job that prepares a built-in library (makes its pictures)."""
+    return {"library": library, "prepare": True}
+
+
 def _upload_folder(name: str | None) -> Path | None:
     if not name:
         return None
     root = uploads_dir().resolve()
     path = (root / str(name)).resolve()
     if path.parent != root or not path.is_dir():
-        raise BadInputError("The pictures of this import are missing from the studio's uploads folder; add them again.")
+        raise BadInputError(
+            "The pictures of this import are no longer on the studio's server (it may have been restarted "
+            "or cleaned up). Add them again.",
+            detail=f"Missing upload folder: {path} (under the data folder's uploads folder).",
+        )
     return path
+
+
+def _progress(context: JobContext, start: float, verb: str) -> Callable[[int, int], None]:
+    """A ``progress(done, expected)`` callback that moves the job's bar from ``start`` to 0.95 with plain words
+    ("Reading pictures: 12 of 40…") and stops the work when the job is cancelled."""
+
+    def report(done: int, expected: int) -> None:
+        fraction = start + (0.95 - start) * min(1.0, done / max(expected, 1))
+        context.progress(fraction, f"{verb}: {done:,} of {expected:,}…")
+        context.cancel.raise_if_cancelled()
+
+    return report
 
 
 def run_import_job(context: JobContext) -> str:
     params = context.params
     library = str(params.get("library") or "")
+    if params.get("prepare"):
+        return _run_prepare(context, library)
     uploads = _upload_folder(params.get("uploads"))
     paths: list[Path] = sorted(p for p in uploads.iterdir() if p.is_file()) if uploads else []
     if params.get("folder"):
         from core.roots import check_folder
 
         paths.append(check_folder(str(params["folder"])))  # checked again: the rule may have changed
-    context.progress(0.05, f"Adding {len(paths)} source(s) to the library…")
+    context.progress(0.02, "Looking through the pictures…")
     context.cancel.raise_if_cancelled()
+    title = str(params.get("title") or "")
     try:
-        report = context.libraries().add_paths(library, paths, title=str(params.get("title") or ""))
+        report = context.libraries().add_paths(
+            library, paths, title=title, progress=_progress(context, 0.05, "Reading pictures")
+        )
+    except NothingAddedError as err:
+        context.save_result(
+            library=library, title=title or library, added=0, skipped=[list(s) for s in err.report.skipped]
+        )
+        if uploads is not None:
+            shutil.rmtree(uploads, ignore_errors=True)
+        raise
     except MosaicError:
         if uploads is not None:
             shutil.rmtree(uploads, ignore_errors=True)
         raise
     if uploads is not None:
         shutil.rmtree(uploads, ignore_errors=True)
+    shown = _title(context, library, title)
     context.save_result(
         library=report.library,
+        title=shown,
         added=report.added,
         skipped=[list(s) for s in report.skipped],
         notices=list(report.notices),
     )
-    return f"Added {report.added} picture(s) to the library."
+    return added_message(report.added, shown, len(report.skipped))
+
+
+def _title(context: JobContext, library: str, fallback: str) -> str:
+    try:
+        return context.libraries().get(library).title
+    except MosaicError:
+        return fallback or library
+
+
+def added_message(added: int, title: str, skipped: int = 0) -> str:
+    """``Added 3 pictures to “Spring catalogue”.`` (and how many files were skipped), in plain words."""
+    text = f"Added {plural(added, 'picture')} to “{title}”."
+    if skipped:
+        text += f" {plural(skipped, 'file')} could not be used: see the list below."
+    return text
+
+
+def _run_prepare(context: JobContext, library: str) -> str:
+    """Make a built-in library's pictures (a few seconds the first time), with moving progress."""
+    libraries = context.libraries()
+    title = libraries.get(library).title
+    context.progress(0.02, f"Preparing {title}…")
+    info = libraries.ensure(library, progress=_progress(context, 0.05, "Preparing pictures"))
+    context.save_result(library=library, title=info.title, added=info.count, prepared=True)
+    return f"{info.title} is ready: {plural(info.count, 'picture')}."

@@ -45,6 +45,7 @@ from core.libraries.names import NAME_PATTERN, validate_name
 from core.libraries.records import ImportReport, LibraryInfo, LibraryTensor
 from core.libraries.storage import LibraryStorage
 from core.libraries.tensors import TensorCache, square_array
+from core.words import plural
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ MAX_LOAD_SIZE = 1024
 MAX_TENSOR_BYTES = 4 * 1024**3
 _TITLE_MAX = 120
 _DESCRIPTION_MAX = 2000
+
+#: ``progress(done, expected)``: pictures (or files) done so far, and about how many there are in all.
+Progress = Callable[[int, int], None]
+#: About how many pictures each built-in library holds (for the progress of its first preparation only).
+_BUILTIN_SIZES = {"photos": 400, "faces": 200, "digits": 1797}
 
 #: Marks a library folder while its files and its manifest may disagree (see :meth:`LibraryManager._clean`).
 CHANGE_MARKER = ".changing"
@@ -67,6 +73,14 @@ def _is_plain_gray(image: Image.Image) -> bool:
         return False
     array = np.asarray(image)
     return bool(np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2]))
+
+
+class NothingAddedError(BadInputError):
+    """An import in which no file could be used; ``report`` says which files were skipped and why."""
+
+    def __init__(self, message: str, report: ImportReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class LibraryManager:
@@ -124,9 +138,12 @@ class LibraryManager:
             return self._builtin_info(BUILTIN_LIBRARIES[name])
         return self._info(self._read_user(name), built=True)
 
-    def ensure(self, name: str) -> LibraryInfo:
-        """Like :meth:`get`, but makes a built-in library first if it has not been made yet."""
-        return self._info(self._manifest(name), built=True)
+    def ensure(self, name: str, progress: Progress | None = None) -> LibraryInfo:
+        """Like :meth:`get`, but makes a built-in library first if it has not been made yet.
+
+        ``progress(done, expected)`` is called as its pictures are made (``expected``: about how many).
+        """
+        return self._info(self._manifest(name, progress), built=True)
 
     def items(self, name: str) -> list[dict[str, Any]]:
         """The items in :meth:`load` order.
@@ -154,12 +171,15 @@ class LibraryManager:
         """An empty user library. Taken names (including built-ins) are a ``BadInputError``."""
         validate_name(name)
         if name in BUILTIN_LIBRARIES:
-            raise BadInputError(f"'{name}' is the name of a built-in library; choose another name.")
+            raise BadInputError(f"“{name}” is the name of a built-in library; choose another name.")
         folder = self._folder(name)
         with self.locked(name):
             self._clean(name)
             if folder.exists():
-                raise BadInputError(f"A library called '{name}' already exists; choose another name.")
+                raise BadInputError(
+                    f"A library called “{title.strip() or name}” already exists; choose another name, or add "
+                    "pictures to it under “Your libraries”."
+                )
             manifest = self._new_manifest(name, title, description)
             staging = self.root / f".creating-{name}-{uuid.uuid4().hex[:8]}"
             try:
@@ -207,12 +227,14 @@ class LibraryManager:
         title: str = "",
         description: str = "",
         max_side: int = DEFAULT_MAX_SIDE,
+        progress: Progress | None = None,
     ) -> ImportReport:
         """Import picture files, zips and folders on this computer as one import (the CLI's ``libraries add``).
 
         Library ``name`` is made (with ``title``/``description``) when it does not exist yet. Every path
         is checked before anything is read; when no image is usable, nothing changes: no new library,
-        no change to an existing one.
+        no change to an existing one. ``progress(done, expected)`` is called after each file tried
+        (``expected``: about how many files the paths hold).
         """
         validate_name(name)
         checked = [Path(raw).expanduser() for raw in paths]
@@ -225,12 +247,12 @@ class LibraryManager:
             for path in checked:
                 yield from sources.from_path(path)
 
+        expected = sum(sources.count_files(path) for path in checked) if progress else 0
         with self.locked(name):
             self._clean(name)
             exists = name in BUILTIN_LIBRARIES or (self._folder(name) / MANIFEST_NAME).exists()
-            if exists:
-                return self._import(name, candidates, max_side)
-            return self._import(name, candidates, max_side, new=self._new_manifest(name, title, description))
+            new = None if exists else self._new_manifest(name, title, description)
+            return self._import(name, candidates, max_side, new=new, progress=progress, expected=expected)
 
     def create_from_files(
         self, name: str, files: Iterable[tuple[str, bytes]], title: str = "", description: str = ""
@@ -262,8 +284,11 @@ class LibraryManager:
             known = {item.id for item in manifest.items}
             unknown = sorted(wanted - known)
             if unknown:
-                shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-                raise BadInputError(f"Library '{name}' has no item(s) {shown}; nothing was removed.")
+                shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+                raise BadInputError(
+                    f"“{manifest.title}” has no {'picture' if len(unknown) == 1 else 'pictures'} with the id "
+                    f"{shown} (it may have been removed already); nothing was removed."
+                )
             removed = [item for item in manifest.items if item.id in wanted]
             manifest.items = [item for item in manifest.items if item.id not in wanted]
             manifest.prune_labels()
@@ -284,7 +309,7 @@ class LibraryManager:
         validate_name(name)
         if name in BUILTIN_LIBRARIES:
             raise BadInputError(
-                f"'{name}' is a built-in library and can't be deleted. "
+                f"“{BUILTIN_LIBRARIES[name].title}” is a built-in library and can't be deleted. "
                 "You can reset it instead, which rebuilds it from the original data."
             )
         folder = self._folder(name)
@@ -300,7 +325,7 @@ class LibraryManager:
         validate_name(name)
         if name not in BUILTIN_LIBRARIES:
             raise BadInputError(
-                f"Only built-in libraries can be reset; '{name}' is not one (delete it instead)."
+                f"Only built-in libraries can be reset; “{name}” is not one (delete it instead)."
             )
         folder = self._folder(name)
         with self.locked(name):
@@ -332,14 +357,16 @@ class LibraryManager:
         with self.locked(name):
             manifest = self._manifest(name)
             if not manifest.items:
-                raise BadInputError(f"The library '{name}' has no images yet; add images first.")
+                raise BadInputError(
+                    f"The library “{manifest.title}” has no pictures yet: add pictures to it on the Libraries "
+                    "page first."
+                )
             channels = channels or manifest.channels
             needed = manifest.count * channels * size * size * 4
             if needed > MAX_TENSOR_BYTES:
                 raise ResourceError(
-                    f"Loading '{name}' ({manifest.count:,} images) at {size}×{size} px would need "
-                    f"{needed / 1024**3:.1f} GB of memory; choose a smaller working size "
-                    "or a smaller library."
+                    f"Loading “{manifest.title}” ({plural(manifest.count, 'picture')}) at {size}×{size} px would "
+                    f"need {needed / 1024**3:.1f} GB of memory; choose a smaller working size or a smaller library."
                 )
             storage = LibraryStorage(folder)
             cache = TensorCache(storage.cache_dir)
@@ -475,8 +502,8 @@ class LibraryManager:
         if name in BUILTIN_LIBRARIES:
             if for_change:
                 raise BadInputError(
-                    f"'{name}' is a built-in library and can't be changed. "
-                    "Create your own library to add or remove images."
+                    f"“{BUILTIN_LIBRARIES[name].title}” is a built-in library and can't be changed. "
+                    "Create your own library to add or remove pictures."
                 )
             return self._manifest(name)
         folder = self._folder(name)
@@ -487,8 +514,8 @@ class LibraryManager:
                 f"There is no library called '{name}'. Available: {self._available()}."
             ) from None
 
-    def _manifest(self, name: str) -> Manifest:
-        """The manifest of any library, making a built-in one first if needed."""
+    def _manifest(self, name: str, progress: Progress | None = None) -> Manifest:
+        """The manifest of any library, making a built-in one first if needed (``progress``: see :meth:`ensure`)."""
         validate_name(name)
         spec = BUILTIN_LIBRARIES.get(name)
         if spec is None:
@@ -502,10 +529,11 @@ class LibraryManager:
             except MosaicError:
                 logger.warning("built-in library %s is damaged; rebuilding it", name)
                 self._discard(folder)
-            return self._materialise(spec)
+            return self._materialise(spec, progress)
 
-    def _materialise(self, spec: BuiltinLibrary) -> Manifest:
+    def _materialise(self, spec: BuiltinLibrary, progress: Progress | None = None) -> Manifest:
         """Make a built-in library in a hidden folder, then rename it into place."""
+        expected = _BUILTIN_SIZES.get(spec.name, 0)
         folder = self._folder(spec.name)
         logger.info("making built-in library %s", spec.name)
         staging = self.builtin_root / f".building-{spec.name}-{uuid.uuid4().hex[:8]}"
@@ -531,9 +559,14 @@ class LibraryManager:
                         channels=spec.channels,
                     )
                 )
+                if progress is not None:
+                    progress(len(manifest.items), max(expected, len(manifest.items)))
             if not manifest.items:
                 raise MosaicError(
-                    f"The built-in library '{spec.name}' could not be made: its source data is missing."
+                    f"The built-in library “{spec.title}” could not be prepared: its pictures are missing from "
+                    "this installation. Ask whoever set up the studio to reinstall it.",
+                    detail=f"Library {spec.name!r}: its builder yielded no item (check the scikit-image and "
+                    "scikit-learn packages and their sample data).",
                 )
             manifest.touch()
             manifest.write(staging)
@@ -560,7 +593,7 @@ class LibraryManager:
             or not 0 <= index < manifest.count
         ):
             raise BadInputError(
-                f"Library '{name}' has {manifest.count} image(s); there is no image number {index!r}."
+                f"“{manifest.title}” has {plural(manifest.count, 'picture')}; there is no image number {index!r}."
             )
         return manifest.items[int(index)]
 
@@ -573,11 +606,14 @@ class LibraryManager:
     ) -> ImportReport:
         validate_name(name)
         if name in BUILTIN_LIBRARIES:
-            raise BadInputError(f"'{name}' is the name of a built-in library; choose another name.")
+            raise BadInputError(f"“{name}” is the name of a built-in library; choose another name.")
         with self.locked(name):
             self._clean(name)
             if self._folder(name).exists():
-                raise BadInputError(f"A library called '{name}' already exists; choose another name.")
+                raise BadInputError(
+                    f"A library called “{title.strip() or name}” already exists; choose another name, or add "
+                    "pictures to it under “Your libraries”."
+                )
             return self._import(name, candidates, DEFAULT_MAX_SIDE, new=self._new_manifest(name, title, description))
 
     def _import(
@@ -586,6 +622,8 @@ class LibraryManager:
         candidates: Callable[[], Iterable[sources.ImportCandidate]],
         max_side: int,
         new: Manifest | None = None,
+        progress: Progress | None = None,
+        expected: int = 0,
     ) -> ImportReport:
         """Import ``candidates()`` into library ``name``, or into a new library ``new`` when given.
 
@@ -606,12 +644,14 @@ class LibraryManager:
             report = ImportReport(library=name)
             written: list[ManifestItem] = []
             try:
-                for candidate in candidates():
+                for tried, candidate in enumerate(candidates(), start=1):
                     item = self._import_one(candidate, manifest, storage, report, max_side, atomic=new is None)
                     if item is not None:
                         written.append(item)
+                    if progress is not None:
+                        progress(tried, max(expected, tried))
                 if not written:
-                    raise BadInputError(self._nothing_added(name, report))
+                    raise NothingAddedError(self._nothing_added(manifest.title or name, report), report=report)
                 if new is None:
                     manifest.items.extend(written)
                     manifest.touch()
@@ -666,12 +706,21 @@ class LibraryManager:
         )
 
     @staticmethod
-    def _nothing_added(name: str, report: ImportReport) -> str:
+    def _nothing_added(title: str, report: ImportReport) -> str:
+        """Why an import added nothing, and what to do, in the user's words (the library by its title)."""
+        kinds = "PNG, JPEG, GIF, BMP, TIFF or WebP pictures, or a .zip of them"
         if not report.skipped:
-            return f"No images were found to add to '{name}'. Upload PNG, JPEG, GIF, BMP, TIFF or WebP files."
+            return f"No pictures were added to “{title}”: no picture files were found. Choose {kinds}."
+        count = len(report.skipped)
+        if count == 1:
+            file, reason = report.skipped[0]
+            return f"No pictures were added to “{title}”: {file} could not be used ({reason}). Choose {kinds}."
         shown = "; ".join(f"{file}: {reason}" for file, reason in report.skipped[:3])
-        more = f" (and {len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""
-        return f"No images were added to '{name}': none of the files could be used. {shown}{more}."
+        more = f" (and {plural(count - 3, 'more file', 'more files')})" if count > 3 else ""
+        return (
+            f"No pictures were added to “{title}”: none of the {count:,} files could be used ({shown}{more}). "
+            f"Choose {kinds}."
+        )
 
     def _builtin_info(self, spec: BuiltinLibrary) -> LibraryInfo:
         folder = self._folder(spec.name)

@@ -71,6 +71,18 @@ def is_hidden(raw_name: str) -> bool:
     )
 
 
+def shown_name(raw_name: str) -> str:
+    """The name of a file as a person reads it: folders kept, but no ``..``, drive letter or leading ``/``
+    (``../../evil.png`` -> ``evil.png``), so an unsafe name is reported without its tricks."""
+    parts = [part for part in _parts(raw_name) if part != ".." and not _DRIVE.fullmatch(part)]
+    return "/".join(parts) or "(unnamed file)"
+
+
+#: why a file whose path leads outside its upload or zip is skipped (its name is shown cleaned, see shown_name)
+OUTSIDE_UPLOAD = "its name points outside the upload, so it was skipped for safety"
+OUTSIDE_ZIP = "a file inside the zip points outside it and was skipped for safety"
+
+
 def is_unsafe(raw_name: str) -> bool:
     """True for absolute paths, drive letters and ``..`` components (zip-slip)."""
     normalised = raw_name.replace("\\", "/")
@@ -111,6 +123,30 @@ def from_path(path: Path) -> Iterator[ImportCandidate]:
         yield _file_candidate([path.name], path)
 
 
+def count_files(path: Path) -> int:
+    """About how many files an import of ``path`` tries (for its progress bar): 1 for a picture, the files
+    of a zip or a folder (hidden ones left out). Never raises: an unreadable path counts as 1."""
+    path = Path(path).expanduser()
+    try:
+        if path.is_dir():
+            found = 0
+            for _current, dirnames, filenames in os.walk(path, followlinks=False):
+                dirnames[:] = [d for d in dirnames if not is_hidden(d)]
+                found += sum(1 for f in filenames if not is_hidden(f))
+                if found > MAX_IMPORT_FILES:
+                    break
+            return max(1, found)
+        if path.suffix.lower() == ".zip" and path.is_file():
+            with open(path, "rb") as handle:
+                _check_zip_directory(handle)  # a list of millions of files is refused before it is read
+                with zipfile.ZipFile(handle) as archive:
+                    entries = archive.infolist()
+                    return max(1, sum(1 for i in entries if not i.is_dir() and not is_hidden(i.filename)))
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, BadInputError, ValueError, EOFError):
+        pass
+    return 1
+
+
 def _wrapper_folder(names: list[list[str]]) -> str | None:
     """The single folder that wraps every entry and holds only sub-folders, if there is one."""
     if not names or any(len(parts) < 3 for parts in names):
@@ -145,9 +181,7 @@ def from_files(files: Iterable[tuple[str, bytes]]) -> Iterator[ImportCandidate]:
         parts = _parts(raw_name)
         display = "/".join(parts) or "(unnamed file)"
         if is_unsafe(raw_name):
-            yield ImportCandidate(
-                display, skip_reason="unsafe file path (absolute or containing '..'); rejected"
-            )
+            yield ImportCandidate(shown_name(raw_name), skip_reason=OUTSIDE_UPLOAD)
             continue
         reason = _precheck(display, len(data or b""))
         if reason:
@@ -241,9 +275,7 @@ def _zip_candidate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, wrapper: str
     parts = _parts(raw_name)
     display = "/".join(parts) or "(unnamed file)"
     if is_unsafe(raw_name):
-        return ImportCandidate(
-            display, skip_reason="unsafe path inside the zip (absolute or containing '..'); rejected"
-        )
+        return ImportCandidate(shown_name(raw_name), skip_reason=OUTSIDE_ZIP)
     if info.flag_bits & 0x1:
         return ImportCandidate(display, skip_reason="the file is password-protected")
     reason = _precheck(display, info.file_size)

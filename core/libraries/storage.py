@@ -9,7 +9,7 @@ from PIL import Image
 
 from core.errors import MosaicError
 from core.images import save_png
-from core.libraries.manifest import ManifestItem
+from core.libraries.manifest import Manifest, ManifestItem
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +77,23 @@ class LibraryStorage:
         except (OSError, SyntaxError, ValueError) as exc:
             logger.warning("unreadable library image %s: %s", path, exc)
             raise MosaicError(
-                f"The image '{item.source or item.id}' of library '{self.folder.name}' is missing or "
-                "damaged. Remove it from the library or import it again."
+                f"The picture “{self._picture_name(item)}” of the library “{self._title()}” is missing or "
+                "damaged. Remove it from the library or add it again.",
+                detail=f"{path}: {exc}",
             ) from exc
+
+    def _picture_name(self, item: ManifestItem) -> str:
+        """The picture's name as people see it (its file name, or "Faces #52" for a built-in one)."""
+        from core.libraries.names import source_name
+
+        return source_name({"id": item.id, "source": item.source, "label": None}, self.folder.name)
+
+    def _title(self) -> str:
+        """The library's title, for messages (its folder name when the manifest can't be read)."""
+        try:
+            return Manifest.read(self.folder).title or self.folder.name
+        except Exception:  # the message about the damaged picture matters more than the title
+            return self.folder.name
 
     def read_thumbnail(self, item: ManifestItem) -> Image.Image:
         """The stored thumbnail of ``item``, re-created from the image when missing or damaged."""
