@@ -4,19 +4,26 @@ import streamlit as st
 
 from core.errors import MosaicError
 from core.html import md
-from core.jobs import ACTIVE
+from core.jobs import ACTIVE, FAILED
 from core.jobs.requests import device_for, encode_request
 from pages._generate_local import local_score_form
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
 from pages.parts.auth import current_access, explain_denied
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
+from pages.parts.messages import show_problem
 
 ensure_routed(__file__)
 
+#: short enough to fit the box at 1400 px and on a phone; the help says more
 ENGINES = {
-    "local-score": "Local score — offline, from a library (no model needed)",
-    "sd": "Stable Diffusion — from a text prompt (needs a model)",
+    "local-score": "From a picture library (offline)",
+    "sd": "From a text prompt (Stable Diffusion)",
 }
+ENGINE_HELP = (
+    "**From a picture library**: new images assembled from small pieces of a library's pictures, on this "
+    "computer, with a map of where every piece came from. **From a text prompt**: an AI model (Stable "
+    "Diffusion) paints what you describe; it needs a model on this computer."
+)
 
 st.title("Generate")
 st.caption("Make new images. Every image is saved in the Gallery with the settings that made it.")
@@ -31,16 +38,16 @@ with left:
         explain_denied(access, "generate")
         st.page_link("pages/gallery.py", label="See the gallery", icon=":material/photo_library:")
         st.stop()
-    engine_name = st.selectbox("Engine", list(ENGINES), format_func=ENGINES.get, key="gen_engine")
+    engine_name = st.selectbox(
+        "Engine", list(ENGINES), format_func=ENGINES.get, key="gen_engine", help=ENGINE_HELP
+    )
     if engine_name == "sd":
         from pages._generate_sd import reuse_settings_box, sd_form
 
         reuse_settings_box()
-        engine, request, problem = sd_form()
+        engine, request = sd_form()
     else:
-        engine, request, problem = local_score_form(libraries)
-    if problem:
-        st.error(md(problem))
+        engine, request = local_score_form(libraries)
     go = st.button("Generate", type="primary", disabled=request is None, width="stretch", key="gen_go")
 
 with right:
@@ -66,6 +73,10 @@ with right:
             job = None
     if job is not None and job.state in ACTIVE:
         watch(job.id, key="generate")
+    elif job is not None and job.state == FAILED:
+        # a failed job's technical detail (commands, settings) is kept apart from its message, for whoever
+        # sets up the studio
+        show_problem(job.error or job.message or "It failed.", detail=(job.result or {}).get("error_detail"))
     elif job is not None:
         show_outcome(job)
     batch = list(job.result.get("records") or []) if job is not None else []
@@ -73,13 +84,13 @@ with right:
         st.caption(f"{len(batch)} image(s) finished so far (already in the Gallery):")
     if batch:
         st.subheader("Results")
-        cols = st.columns(4)
+        cols = st.columns(3)
         for i, record_id in enumerate(batch):
             try:
                 record = store.get(record_id)
             except MosaicError:
                 continue
-            with cols[i % 4]:
+            with cols[i % 3]:
                 try:
                     st.image(enlarge(store.image(record), 192), caption=f"seed {record.seed}")
                 except MosaicError as err:

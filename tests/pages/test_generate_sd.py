@@ -37,10 +37,10 @@ def test_generate_page_with_a_tiny_sd_pipeline(tiny_sd15, isolated_data_dir):
     at.text_area(key="sd_prompt").set_value("a red sneaker on a pastel background")
     at.radio(key="sd_preset").set_value("fast")
     at.slider(key="sd_count").set_value(2)
-    at.expander[0]  # the Advanced section exists
-    at.number_input(key="sd_steps").set_value(2)
+    at.selectbox(key="sd_size").set_value("custom").run()
     at.number_input(key="sd_width").set_value(64)
     at.number_input(key="sd_height").set_value(64)
+    at.number_input(key="sd_steps").set_value(2)  # under Advanced
     at.run()
     at.button(key="gen_go").click().run()
     assert not at.exception, [e.value for e in at.exception]

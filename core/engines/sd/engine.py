@@ -38,6 +38,10 @@ from core.errors import BadInputError, GenerationCancelled
 logger = logging.getLogger(__name__)
 
 
+#: resolution of the loading bar (a download or load reports fractions, sent as steps of this many)
+LOAD_STEPS = 1000
+
+
 class _Interrupted(Exception):
     """Raised from the step callback to stop diffusers at once (no final decode)."""
 
@@ -113,8 +117,10 @@ class StableDiffusionEngine(Engine):
                            height or guess.default_size[1])
 
         def status(message: str, fraction: float) -> None:
+            # loading has its own bar: bytes downloaded, then the model's parts loaded (share of their weights)
             if on_progress is not None:
-                on_progress(Progress(step=0, total_steps=1, message=message))
+                step = round(max(0.0, min(1.0, float(fraction))) * LOAD_STEPS)
+                on_progress(Progress(step=step, total_steps=LOAD_STEPS, message=message))
 
         return self.cache.get(source, device, dtype, plan.cpu_offload, on_status=status)
 

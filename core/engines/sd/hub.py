@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +18,8 @@ logger = logging.getLogger(__name__)
 CONFIG_PATTERNS = ["model_index.json", "*/*.json", "*/*.txt", "*/*.model"]
 _REJECT = re.compile(r"\.(ckpt|bin|pt|pth|onnx|onnx_data|msgpack|h5|pb|pkl)$")
 
-DownloadProgress = Callable[[int, int, str], None]
+#: ``(bytes done, bytes in all)`` of a download
+DownloadProgress = Callable[[int, int], None]
 
 
 def is_offline() -> bool:
@@ -33,6 +36,7 @@ def is_offline() -> bool:
 
 
 def offline_message(repo_id: str, what: str = "model") -> str:
+    """The technical detail of a missing model (for whoever sets up the studio): what to run or copy where."""
     from core.engines.sd.sources import models_dir
 
     reason = (
@@ -44,6 +48,20 @@ def offline_message(repo_id: str, what: str = "model") -> str:
         f"`huggingface-cli download {repo_id}` and copy the Hugging Face cache here; or save the model "
         f"folder (with model_index.json) into {models_dir()} and pick it from the list."
     )
+
+
+def offline_error(repo_id: str, before: str = "") -> BadInputError:
+    """A missing model in the user's words; what to run or copy goes into the error's ``detail``."""
+    from core.engines.sd.catalog import curated
+
+    known = curated(repo_id)
+    name = known.title if known else repo_id
+    why = "the studio works offline" if is_offline() else "the internet can't be reached from here"
+    message = (
+        f"{before}{' ' if before else ''}{name} isn't on this computer yet, and {why}. "
+        "Ask whoever sets up the studio to download it, or pick one of the models already here."
+    )
+    return BadInputError(message, detail=offline_message(repo_id))
 
 
 def cached_snapshot(repo_id: str, filename: str = "model_index.json") -> Path | None:
@@ -93,50 +111,120 @@ def select_files(files: list[str], variant: str | None = None) -> list[str]:
     return sorted(set(chosen))
 
 
-def _tqdm_class(on_progress: DownloadProgress | None):
-    from huggingface_hub.utils import tqdm as hf_tqdm
+class DownloadMeter:
+    """Bytes written by a ``snapshot_download`` (all files together), reported as ``on_progress(done, total)``.
 
-    class _Progress(hf_tqdm):
-        def update(self, n: float | None = 1) -> bool | None:
-            result = super().update(n)
-            if on_progress is not None and self.total:
-                on_progress(int(self.n), int(self.total), str(self.desc or ""))
-            return result
+    ``expected`` is the size of the files still to fetch (from the repository's file list); the total
+    is never below what huggingface_hub has announced so far. Files already in the cache count as done.
+    """
 
-    return _Progress
+    def __init__(self, on_progress: DownloadProgress | None, expected: int = 0) -> None:
+        self.on_progress = on_progress
+        self.expected = int(expected)
+        self.done = 0
+        self.announced = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: float | None, announced: float | None) -> None:
+        with self._lock:
+            self.done += int(n or 0)
+            self.announced = max(self.announced, int(announced or 0))
+            done, total = self.done, max(self.expected, self.announced, self.done)
+        if self.on_progress is not None:
+            self.on_progress(done, total)
+
+    def tqdm_class(self):
+        """A tqdm class for ``snapshot_download``: its byte bars (one per download, all files summed) feed the meter.
+
+        huggingface_hub makes one bar of bytes written (``unit="B"``, named ``huggingface_hub.snapshot_download``),
+        one of bytes transferred and one of files; only the first is counted, so no byte counts twice. The
+        counting does not rely on the bar being shown (bars may be switched off in a server).
+        """
+        from huggingface_hub.utils import tqdm as hf_tqdm
+
+        meter = self
+
+        class _Progress(hf_tqdm):
+            def __init__(self, *args, **kwargs) -> None:
+                self._counts = kwargs.get("unit") == "B" and kwargs.get("name") == "huggingface_hub.snapshot_download"
+                super().__init__(*args, **kwargs)
+
+            def update(self, n: float | None = 1) -> bool | None:
+                if self._counts:
+                    meter.add(n, getattr(self, "total", 0))
+                return super().update(n)
+
+        return _Progress
+
+
+def _files_to_fetch(repo_id: str, variant: str | None, config_only: bool) -> tuple[list[str], int]:
+    """The files of ``repo_id`` to download, and the bytes of those not in the cache yet."""
+    from huggingface_hub import HfApi, try_to_load_from_cache
+
+    from core.engines.sd.sources import hf_cache_dir
+
+    sizes = {
+        entry.path: int(getattr(entry, "size", 0) or 0)
+        for entry in HfApi().list_repo_tree(repo_id, recursive=True)
+        if getattr(entry, "size", None) is not None
+    }
+    if config_only:
+        patterns = CONFIG_PATTERNS
+        wanted = [name for name in sizes if any(fnmatch.fnmatch(name, p) for p in CONFIG_PATTERNS)]
+    else:
+        patterns = wanted = select_files(list(sizes), variant)
+    missing = 0
+    for name in wanted:
+        try:
+            cached = try_to_load_from_cache(repo_id, name, cache_dir=str(hf_cache_dir()))
+        except Exception:  # noqa: BLE001 - "not cached" in any form
+            cached = None
+        if not isinstance(cached, str):
+            missing += sizes.get(name, 0)
+    return patterns, missing
 
 
 def download(repo_id: str, on_progress: DownloadProgress | None = None, variant: str | None = None,
              config_only: bool = False) -> Path:
-    """Download ``repo_id`` (safetensors weights or only configs) and return its snapshot folder."""
+    """Download ``repo_id`` (safetensors weights or only configs) and return its snapshot folder.
+
+    ``on_progress(done_bytes, total_bytes)`` follows the bytes written, all files together.
+    """
     if is_offline():
-        raise BadInputError(offline_message(repo_id))
-    from huggingface_hub import HfApi, snapshot_download
+        raise offline_error(repo_id)
+    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     from core.engines.sd.sources import hf_cache_dir
 
     try:
-        if config_only:
-            patterns = CONFIG_PATTERNS
-        else:
-            patterns = select_files(HfApi().list_repo_files(repo_id), variant)
-        logger.info("downloading %d files of %s", len(patterns), repo_id)
+        patterns, missing = _files_to_fetch(repo_id, variant, config_only)
+        logger.info("downloading %d files of %s (%d bytes)", len(patterns), repo_id, missing)
+        meter = DownloadMeter(on_progress, missing)
         path = snapshot_download(repo_id, allow_patterns=patterns, cache_dir=str(hf_cache_dir()),
-                                 tqdm_class=_tqdm_class(on_progress))
+                                 tqdm_class=meter.tqdm_class())
     except GatedRepoError as exc:
         raise BadInputError(
-            f"'{repo_id}' needs you to accept its licence on huggingface.co and log in "
-            "(`huggingface-cli login`) before it can be downloaded."
+            f"'{repo_id}' can only be downloaded after its licence is accepted on the Hugging Face website. "
+            "Ask whoever sets up the studio to accept it and sign in, or pick another model.",
+            detail=f"Accept the licence of {repo_id} on huggingface.co, then run `huggingface-cli login` "
+            f"(or set HF_TOKEN) on the studio's computer. ({exc})",
         ) from exc
     except RepositoryNotFoundError as exc:
-        raise BadInputError(f"There is no model '{repo_id}' on the Hugging Face Hub. Check the spelling.") from exc
+        raise BadInputError(
+            f"There is no model '{repo_id}' on the Hugging Face Hub. Check the spelling.", detail=str(exc)
+        ) from exc
     except BadInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - connection errors come in many classes
         if _is_connection_error(exc):
-            raise BadInputError(offline_message(repo_id)) from exc
-        raise BadInputError(f"Downloading '{repo_id}' failed: {exc}") from exc
+            raise offline_error(repo_id) from exc
+        raise BadInputError(
+            f"Downloading '{repo_id}' did not work. Try again later, or pick one of the models already here.",
+            detail=f"{type(exc).__name__}: {exc}",
+        ) from exc
+    if on_progress is not None and meter.done == 0:  # everything was in the cache already
+        on_progress(1, 1)
     return Path(path)
 
 

@@ -79,20 +79,89 @@ class LoadedModel:
 
 
 def _status(callback: StatusCallback | None, message: str, fraction: float = 0.0) -> None:
-    logger.info(message)
+    logger.debug("%s (%.0f%%)", message, 100 * fraction)
     if callback is not None:
         callback(message, fraction)
 
 
 def _wrap_load_error(name: str, exc: Exception) -> BadInputError:
     text = str(exc)
+    detail = f"{type(exc).__name__}: {text[:2000]}"
     if "safetensors" in text.lower() or "deserializ" in text.lower() or "header" in text.lower():
-        return BadInputError(f"{name}: the weights are damaged or incomplete. Download the model again.")
-    return BadInputError(f"{name} could not be loaded as a Stable Diffusion model: {text.splitlines()[0][:300]}")
+        return BadInputError(f"{name}: the weights are damaged or incomplete. Download the model again.",
+                             detail=detail)
+    return BadInputError(
+        f"{name} could not be opened as a Stable Diffusion model. Pick another model, or ask whoever sets up "
+        "the studio to check this one.",
+        detail=detail,
+    )
 
 
-def load_folder(folder: Path, dtype: torch.dtype) -> Any:
-    """A text-to-image pipeline from a diffusers folder (safetensors only, no remote code)."""
+#: the parts of a pipeline, in the words the progress message uses (load order: small parts first)
+PART_WORDS = {
+    "scheduler": "noise schedule",
+    "tokenizer": "word list",
+    "tokenizer_2": "second word list",
+    "feature_extractor": "safety checker's image reader",
+    "text_encoder": "text reader",
+    "text_encoder_2": "second text reader",
+    "image_encoder": "image reader",
+    "safety_checker": "safety checker",
+    "vae": "image decoder",
+    "unet": "image generator",
+}
+PartProgress = Callable[[str, int, int, float], None]
+
+
+def _part_class(library: str, class_name: str) -> Any:
+    """The class of one pipeline part named in model_index.json (libraries already checked by the safety checks)."""
+    import importlib
+
+    module = library if library in ("diffusers", "transformers") else f"diffusers.pipelines.{library}"
+    return getattr(importlib.import_module(module), class_name)
+
+
+def _part_bytes(folder: Path, name: str) -> int:
+    return sum(f.stat().st_size for f in (folder / name).glob("*.safetensors")) if (folder / name).is_dir() else 0
+
+
+def load_parts(folder: Path, index: dict[str, Any], dtype: torch.dtype, variant: str | None,
+               on_part: PartProgress | None = None) -> dict[str, Any]:
+    """Every part of a diffusers folder, one after another; ``on_part(name, number, count, fraction)`` is
+    called as each part starts (``fraction``: share of the weights' bytes loaded before it) and once at the end.
+
+    Models get ``dtype``, safetensors only, local files only; ``variant`` where that part has such weights.
+    """
+    parts = [(name, spec) for name, spec in index.items()
+             if not name.startswith("_") and isinstance(spec, list) and len(spec) == 2 and spec[0] and spec[1]]
+    order = list(PART_WORDS)
+    parts.sort(key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0]))
+    sizes = {name: _part_bytes(folder, name) for name, _ in parts}
+    total = max(1, sum(sizes.values()))
+    loaded: dict[str, Any] = {}
+    done = 0
+    for number, (name, (library, class_name)) in enumerate(parts, start=1):
+        if on_part is not None:
+            on_part(name, number, len(parts), done / total)
+        cls = _part_class(library, class_name)
+        kwargs: dict[str, Any] = {"subfolder": name, "local_files_only": True}
+        if isinstance(cls, type) and issubclass(cls, torch.nn.Module):
+            kwargs.update(dtype=dtype, use_safetensors=True)
+            if variant and any((folder / name).glob(f"*.{variant}.safetensors")):
+                kwargs["variant"] = variant
+        loaded[name] = cls.from_pretrained(str(folder), **kwargs)
+        done += sizes[name]
+    if on_part is not None:
+        on_part("", len(parts), len(parts), 1.0)
+    return loaded
+
+
+def load_folder(folder: Path, dtype: torch.dtype, on_status: StatusCallback | None = None) -> Any:
+    """A text-to-image pipeline from a diffusers folder (safetensors only, no remote code).
+
+    The parts are loaded one by one (:func:`load_parts`), each announced to ``on_status`` with the share of
+    the weights loaded so far, then put together.
+    """
     from diffusers import AutoPipelineForText2Image
 
     index = read_model_index(folder)
@@ -100,9 +169,18 @@ def load_folder(folder: Path, dtype: torch.dtype) -> Any:
     variant = None
     if dtype == torch.float16 and any(folder.glob("unet/*.fp16.safetensors")):
         variant = "fp16"
+
+    def on_part(name: str, number: int, count: int, fraction: float) -> None:
+        if name:
+            what = PART_WORDS.get(name, name.replace("_", " "))
+            _status(on_status, f"Loading the model: part {number} of {count} ({what})…", fraction)
+        else:
+            _status(on_status, f"Loading the model: all {count} parts loaded.", 1.0)
+
     try:
+        parts = load_parts(folder, index, dtype, variant, on_part)
         pipe = AutoPipelineForText2Image.from_pretrained(
-            str(folder), dtype=dtype, use_safetensors=True, local_files_only=True, variant=variant,
+            str(folder), dtype=dtype, use_safetensors=True, local_files_only=True, variant=variant, **parts,
         )
     except BadInputError:
         raise
@@ -123,19 +201,22 @@ def single_file_config(path: Path, header: dict[str, Any], on_status: StatusCall
     try:
         repo_id = fetch_diffusers_config(_meta_checkpoint(header))["pretrained_model_name_or_path"]
     except Exception as exc:  # noqa: BLE001
-        raise BadInputError(f"{path.name} does not look like a Stable Diffusion checkpoint ({exc}).") from exc
+        raise BadInputError(f"{path.name} does not look like a Stable Diffusion model. Pick another model.",
+                            detail=f"{type(exc).__name__}: {exc}") from exc
     snapshot = hub.cached_snapshot(repo_id)
     if snapshot is not None and any(snapshot.glob("unet/config.json")):
         return str(snapshot)
     if hub.is_offline():
         raise BadInputError(
-            f"{path.name} looks like a {repo_id} checkpoint. To load a single .safetensors file, diffusers needs "
-            f"that model's small config files, which are not on this computer and the studio is offline. "
-            f"Either put a diffusers-format config folder next to the file, named '{path.stem}' (with "
-            f"model_index.json, unet/config.json, ...), or connect once so the configs (a few kB) of {repo_id} "
-            "can be downloaded."
+            f"{path.name} needs a few small configuration files that aren't on this computer, and the studio "
+            "works offline. Ask whoever sets up the studio to add them, or pick another model.",
+            detail=f"{path.name} looks like a {repo_id} checkpoint. To load a single .safetensors file, diffusers "
+            f"needs that model's config files (a few kB). Either put a diffusers-format config folder next to the "
+            f"file, named '{path.stem}' (with model_index.json, unet/config.json, ...), or connect once (unset "
+            f"HF_HUB_OFFLINE) so the configs of {repo_id} can be downloaded "
+            f"(`huggingface-cli download {repo_id} --include '*.json' '*.txt'`).",
         )
-    _status(on_status, f"Downloading the configuration of {repo_id}…")
+    _status(on_status, "Downloading the model's settings (a few kB)…")
     return str(hub.download(repo_id, config_only=True))
 
 
@@ -148,6 +229,7 @@ def load_single_file(source: ModelSource, dtype: torch.dtype, on_status: StatusC
     config_dir = source.config or single_file_config(path, header, on_status)
     index = read_model_index(Path(config_dir))
     cls = getattr(diffusers, str(index["_class_name"]).replace("Img2Img", "").replace("Inpaint", ""))
+    _status(on_status, f"Loading the model from one file ({_amount(path.stat().st_size)})…", 0.0)
     try:
         pipe = cls.from_single_file(str(path), config=config_dir, dtype=dtype, local_files_only=True)
     except Exception as exc:  # noqa: BLE001
@@ -185,20 +267,31 @@ def load_hub(source: ModelSource, dtype: torch.dtype, on_status: StatusCallback 
     snapshot = hub.cached_snapshot(repo_id)
     if snapshot is not None:
         try:
-            return load_folder(snapshot, dtype)
+            return load_folder(snapshot, dtype, on_status)
         except BadInputError as exc:
             if hub.is_offline():
-                raise BadInputError(f"{exc} {hub.offline_message(repo_id)}") from exc
+                error = hub.offline_error(repo_id, before=f"{exc}")
+                error.detail = "\n\n".join(d for d in (exc.detail, error.detail) if d)
+                raise error from exc
             logger.info("cached %s incomplete (%s); downloading", repo_id, exc)
     elif hub.is_offline():
-        raise BadInputError(hub.offline_message(repo_id))
+        raise hub.offline_error(repo_id)
 
-    def progress(done: int, total: int, what: str) -> None:
-        _status(on_status, f"Downloading {repo_id}: {done}/{total} files", done / max(1, total))
+    def progress(done: int, total: int) -> None:
+        _status(on_status, f"Downloading the model: {_amount(done)} of {_amount(total)}…", done / max(1, total))
 
-    _status(on_status, f"Downloading {repo_id}…")
+    _status(on_status, "Downloading the model…")
     variant = "fp16" if dtype == torch.float16 else None
-    return load_folder(hub.download(repo_id, progress, variant=variant), dtype)
+    return load_folder(hub.download(repo_id, progress, variant=variant), dtype, on_status)
+
+
+def _amount(size: int) -> str:
+    """Bytes as a person reads them: 820 MB, 2.3 GB."""
+    if size >= 10**9:
+        return f"{size / 1e9:.1f} GB"
+    if size >= 10**6:
+        return f"{size / 1e6:.0f} MB"
+    return f"{max(1, round(size / 1e3))} kB"
 
 
 def _text_encoder_config(pipe: Any) -> dict[str, Any]:
@@ -244,9 +337,9 @@ class PipelineCache:
 
     def _load(self, source: ModelSource, device: str, dtype: torch.dtype, offload: bool,
               on_status: StatusCallback | None) -> LoadedModel:
-        _status(on_status, f"Loading {source.name or source.location}…")
+        _status(on_status, "Loading the model…")
         if source.kind == "folder":
-            pipe = load_folder(Path(source.location), dtype)
+            pipe = load_folder(Path(source.location), dtype, on_status)
         elif source.kind == "single_file":
             pipe = load_single_file(source, dtype, on_status)
         else:
@@ -254,6 +347,8 @@ class PipelineCache:
         if offload:
             pipe.enable_model_cpu_offload()
         else:
+            if device != "cpu":
+                _status(on_status, "Moving the model onto the graphics card…", 1.0)
             pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         family = family_of(pipe, source)

@@ -68,7 +68,8 @@ class SDRequest(GenerationRequest):
             raise BadInputError(f"Guidance must be between 0 and 30 (got {self.guidance}).")
         if self.task in ("img2img", "inpaint"):
             if self.init_image is None:
-                raise BadInputError(f"{self.task} needs a starting image: upload one first.")
+                what = "Varying an image" if self.task == "img2img" else "Replacing part of an image"
+                raise BadInputError(f"{what} needs a starting image ({self.task}): upload one first.")
             if not 0 < float(self.strength) <= 1:
                 raise BadInputError(f"Strength must be above 0 and at most 1 (got {self.strength}).")
         if self.task == "inpaint" and self.mask_image is None:

@@ -189,10 +189,11 @@ def list_models(cache_dir: Path | None = None) -> list[ModelEntry]:
     for item in sorted(folder.iterdir(), key=lambda p: p.name.lower()):
         if item.is_dir() and (item / "model_index.json").is_file():
             entries.append(ModelEntry(item.name, item.name, "folder", guess_family(item.name, _index_class(item)),
-                                      f"Diffusers folder in {folder}", location=str(item)))
+                                      "Saved on this computer (in the studio's models folder).", location=str(item)))
         elif item.is_file() and item.suffix.lower() == ".safetensors":
             entries.append(ModelEntry(item.name, item.stem, "single_file", guess_family(item.stem),
-                                      f"Single-file checkpoint in {folder}", location=str(item)))
+                                      "Saved on this computer as one file (in the studio's models folder).",
+                                      location=str(item)))
         elif item.is_file() and item.suffix.lower() in PICKLE_SUFFIXES:
             logger.info("skipping %s: pickle checkpoints are not loaded", item)
     cached = cached_pipelines(cache_dir)
