@@ -1,4 +1,4 @@
-"""Home: what the studio is, in plain words, and how to start."""
+"""Home: what the studio is, in plain words, and the three things a marketer comes for."""
 
 from pathlib import Path
 
@@ -8,35 +8,62 @@ from pages._shared import ensure_routed
 
 ensure_routed(__file__)
 
+#: (page, heading, what it does, button label, icon) of the three first steps, in the order people need them
+FIRST_STEPS = (
+    (
+        "pages/generate.py",
+        "1. Generate",
+        "Make new images from a library of pictures: one of ours, or your own brand assets and product shots.",
+        "Make images",
+        ":material/auto_awesome:",
+    ),
+    (
+        "pages/analyze.py",
+        "2. Check originality",
+        "See how original an image is and which library pictures it borrows from, before you publish it.",
+        "Check an image",
+        ":material/verified:",
+    ),
+    (
+        "pages/campaigns.py",
+        "3. Plan a campaign",
+        "Make a whole set of images for one campaign, each checked for originality, ready for your client.",
+        "Open campaigns",
+        ":material/campaign:",
+    ),
+)
+
 st.title("Mosaic Studio")
 st.markdown(
     "#### Make new images — and see exactly what they borrow.\n"
-    "Mosaic Studio creates images from a **library** of pictures (your brand assets, product shots, or one "
-    "of our built-in sets). Every new image is a *mosaic*: each pixel comes from a small patch of a library "
-    "picture, recombined into something new. The studio shows you **which pictures, and which parts**, so you "
-    "always know how original an image is."
+    "Every image the studio makes is a *mosaic* of small pieces of the pictures in a **library**. "
+    "The studio shows you **which pictures, and which parts**, so you always know how original an image is."
 )
+
+st.subheader("Start in three steps")
+for column, (page, heading, text, label, icon) in zip(st.columns(3, border=True), FIRST_STEPS, strict=True):
+    with column:
+        st.markdown(f"**{heading}**\n\n{text}")
+        if st.button(label, key=f"home_{Path(page).stem}", icon=icon, type="primary", width="stretch"):
+            st.switch_page(page)
 
 hero = Path(__file__).resolve().parent.parent / "assets" / "home_example.png"
 if hero.exists():
-    st.image(
+    st.subheader("What you will see")
+    picture, _ = st.columns([3, 2])  # on a phone the columns stack: the picture takes the screen's width
+    picture.image(
         str(hero),
-        caption="A generated face (left), its source map (middle: one colour per library picture) "
+        caption="A new face (left), its source map (middle: one colour per library picture) "
         "and the library pictures it borrowed from (right).",
-        width=720,
+        width="stretch",
     )
 
-st.subheader("Start in three steps")
-c1, c2, c3 = st.columns(3, border=True)
-with c1:
-    st.markdown("**1. Pick a library**\n\nUse a built-in set (faces, photos, digits) or upload your own pictures.")
-    st.page_link("pages/libraries.py", label="Open libraries", icon=":material/collections:")
-with c2:
-    st.markdown("**2. Generate**\n\nChoose how many images and how *local* the mosaic should be, then press Generate.")
-    st.page_link("pages/generate.py", label="Generate images", icon=":material/auto_awesome:")
-with c3:
-    st.markdown("**3. See the mosaic**\n\nHover over any pixel to see which library picture it comes from.")
-    st.page_link("pages/mosaic.py", label="Open the mosaic view", icon=":material/grid_view:")
+st.markdown("**Also in the studio**")
+more = st.columns(4)
+more[0].page_link("pages/libraries.py", label="Libraries: your pictures", icon=":material/collections:")
+more[1].page_link("pages/mosaic.py", label="Mosaic view: where each pixel comes from", icon=":material/grid_view:")
+more[2].page_link("pages/gallery.py", label="Gallery: every image made", icon=":material/photo_library:")
+more[3].page_link("pages/lab.py", label="Creativity Lab: how original can it get?", icon=":material/science:")
 
 with st.expander("How does this work?"):
     st.markdown(

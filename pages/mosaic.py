@@ -133,15 +133,16 @@ b1.button(
     icon=":material/last_page:",
     width="stretch",
 )
-b2.button(
-    f"Show the clearest step ({best + 1})",
-    key="mosaic_clearest",
-    on_click=_show_step,
-    args=(best + 1,),
-    disabled=step == best + 1,
-    icon=":material/visibility:",
-    width="stretch",
-)
+if best + 1 < mosaic.steps:
+    b2.button(
+        f"Show the clearest step ({best + 1})",
+        key="mosaic_clearest",
+        on_click=_show_step,
+        args=(best + 1,),
+        disabled=step == best + 1,
+        icon=":material/visibility:",
+        width="stretch",
+    )
 index = step - 1
 final = step == mosaic.steps
 patch = mosaic.patch_sizes[index]
