@@ -78,6 +78,8 @@ class Words:
     originality: str
     reason: str = ""
     level: str | None = None  # "low" | "medium" | "high" (None when not known)
+    figure: str = ""  # the part of ``risk`` in brackets: the figure that decided it, in words
+    band: str = ""  # the part of ``originality`` after the dash: "very original"
 
     @property
     def line(self) -> str:
@@ -139,11 +141,14 @@ def in_words(
     if verdict is not None:
         figure = _risk_figure(verdict)
         reason = verdict.headline if verdict.driver != "none" else ""
+        originality = originality_words(verdict.originality)
         return Words(
             risk=f"{verdict.label} ({figure})",
-            originality=originality_words(verdict.originality),
+            originality=originality,
             reason=reason,
             level=verdict.risk,
+            figure=figure,
+            band=originality.partition(" — ")[2],
         )
     label = RISK_LABELS.get(str(risk).lower(), str(risk).strip().capitalize() if risk else "")
     figure = _risk_figure(None, value)
@@ -156,7 +161,8 @@ def in_words(
     if not text and not words:
         return Words(risk="Not checked yet", originality="")
     level = str(risk).lower() if str(risk).lower() in RISKS else None
-    return Words(risk=text, originality=words, level=level)
+    return Words(risk=text, originality=words, level=level, figure=figure if label else "",
+                 band=words.partition(" — ")[2])
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def make_analyzer(campaign: CampaignRecord, campaigns: CampaignStore, libraries:
         return None
     library = analysis_library(campaign, campaigns, libraries)
 
-    def analyze(record) -> Mapping[str, Any] | None:
+    def analyze(record, on_progress: Callable[[float, str], None] | None = None) -> Mapping[str, Any] | None:
         from core.analyzer.verdict import studio_verdict
 
         exact = studio_verdict(record, campaigns.store, libraries, library)
@@ -143,8 +143,9 @@ def make_analyzer(campaign: CampaignRecord, campaigns: CampaignStore, libraries:
         if callable(by_record):
             result = by_record(record)
         else:
-            result = by_image(campaigns.store.image(record), library, libraries=libraries)
+            result = by_image(campaigns.store.image(record), library, libraries=libraries, on_progress=on_progress)
         return figures(result) or None
 
     analyze.library = library  # type: ignore[attr-defined]
+    analyze.reports_progress = True  # type: ignore[attr-defined]  # takes on_progress(fraction, message)
     return analyze

@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 Analyzer = Callable[[GenerationRecord], Mapping[str, Any] | None]
 EngineFactory = Callable[[str], Engine]
 
+#: with a check of originality after each image, the part of an image's share of the progress bar spent making it
+MAKING_SHARE = 0.8
+#: steps of the progress reports of a run that also checks originality (fine enough for a moving bar)
+FINE_STEPS = 1000
 #: how often a run says it is still making its item (the claim times out after CLAIM_TIMEOUT_S)
 CLAIM_TOUCH_S = 5.0
 _RUNNING: set[str] = set()
@@ -80,6 +84,15 @@ def default_engine(name: str, workspace: str = DEFAULT_WORKSPACE) -> Engine:
                 "here. Plan it with the local score engine instead."
             ) from None
         raise
+
+
+def _checking_phase(fraction: float) -> str:
+    """What an originality check is doing at ``fraction`` of its progress, in plain words."""
+    if fraction < 0.6:
+        return "preparing the library, once"
+    if fraction < 0.8:
+        return "looking for borrowed pieces"
+    return "measuring the borrowed pieces"
 
 
 class CampaignRunner:
@@ -201,7 +214,8 @@ class CampaignRunner:
                     raise
                 finally:
                     k += 1
-                self.campaigns.mark_done(item.id, record.id, self._analysis(record))
+                checking = self._checking_progress(on_progress, variation, k - 1, total) if self.analyze else None
+                self.campaigns.mark_done(item.id, record.id, self._analysis(record, report=checking))
                 report.made.append(item.id)
         finally:
             report.status = self.campaigns.refresh_status(campaign_id)
@@ -243,7 +257,19 @@ class CampaignRunner:
             if claimant and time.monotonic() - last_touch[0] > CLAIM_TOUCH_S:
                 self.campaigns.touch_claim(item.id, claimant)
                 last_touch[0] = time.monotonic()
-            if on_progress is not None:
+            if on_progress is not None and self.analyze is not None:  # the check of originality follows
+                made = progress.step / max(1, progress.total_steps)
+                on_progress(
+                    Progress(
+                        step=round(FINE_STEPS * MAKING_SHARE * min(1.0, made)),
+                        total_steps=FINE_STEPS,
+                        image_index=index,
+                        count=total,
+                        message=f"Image {index + 1} of {total} ({variation.title}): {progress.message}".rstrip(": "),
+                        preview=progress.preview,
+                    )
+                )
+            elif on_progress is not None:
                 on_progress(
                     Progress(
                         step=progress.step,
@@ -278,12 +304,55 @@ class CampaignRunner:
         (record,) = self.store.save([image], title=f"{campaign_name} · {variation.title}", batch_id=campaign_id)
         return record
 
-    def _analysis(self, record: GenerationRecord, analyze: Analyzer | None = None) -> Mapping[str, Any] | None:
+    def _checking_progress(
+        self,
+        on_progress: ProgressCallback | None,
+        variation: Variation,
+        index: int,
+        total: int,
+        start: float = MAKING_SHARE,
+    ) -> Callable[[float, str], None] | None:
+        """The progress of checking image ``index``'s originality, reported from ``start`` to the end of its share
+        of the bar (after the share spent making it)."""
+        if on_progress is None:
+            return None
+
+        def report(fraction: float, message: str = "") -> None:
+            done = start + (1 - start) * min(1.0, max(0.0, float(fraction)))
+            detail = f" ({_checking_phase(fraction)})" if message else ""
+            on_progress(
+                Progress(
+                    step=round(FINE_STEPS * done),
+                    total_steps=FINE_STEPS,
+                    image_index=index,
+                    count=total,
+                    message=f"Image {index + 1} of {total} ({variation.title}): checking originality…{detail}",
+                )
+            )
+
+        return report
+
+    def _analysis(
+        self,
+        record: GenerationRecord,
+        analyze: Analyzer | None = None,
+        report: Callable[[float, str], None] | None = None,
+    ) -> Mapping[str, Any] | None:
+        """The analyzer's figures for ``record`` (None when there is no analyzer or it failed). ``report``
+        gets its progress (fraction, message) when the analyzer reports progress, else only start and end."""
         analyze = analyze or self.analyze
         if analyze is None:
             return None
         try:
-            return analyze(record)
+            if report is None:
+                return analyze(record)
+            report(0.0, "")
+            if getattr(analyze, "reports_progress", False):
+                figures = analyze(record, on_progress=report)  # type: ignore[call-arg]
+            else:
+                figures = analyze(record)
+            report(1.0, "")
+            return figures
         except Exception as err:  # the image is kept; the figures stay empty
             logger.warning("analysis of %s failed: %s", record.id, err)
             return None
@@ -303,19 +372,33 @@ class CampaignRunner:
             raise MosaicError(report.errors[0])
         return self.campaigns.item(item_id)
 
-    def analyze_items(self, campaign_id: str, analyze: Analyzer | None = None, redo: bool = False) -> int:
-        """Run the analyzer on done items (those without figures, or all with ``redo``). Returns how many."""
+    def analyze_items(
+        self,
+        campaign_id: str,
+        analyze: Analyzer | None = None,
+        redo: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> int:
+        """Run the analyzer on done items (those without figures, or all with ``redo``). Returns how many.
+
+        ``on_progress`` hears "Image 2 of 5: checking originality…" as each check goes on."""
         analyze = analyze or self.analyze
         if analyze is None:
             raise MosaicError("No analyzer is available.")
         count = 0
-        for item in self.campaigns.items(campaign_id, ITEM_DONE):
-            if not redo and (item.originality is not None or item.copy_risk is not None or item.copy_risk_label):
-                continue
+        todo = [
+            item
+            for item in self.campaigns.items(campaign_id, ITEM_DONE)
+            if redo or (item.originality is None and item.copy_risk is None and not item.copy_risk_label)
+        ]
+        for k, item in enumerate(todo):
             record = self.campaigns.generation(item)
             if record is None:
                 continue
-            figures = self._analysis(record, analyze)
+            report = None
+            if on_progress is not None:
+                report = self._checking_progress(on_progress, Variation.from_dict(item.spec), k, len(todo), 0.0)
+            figures = self._analysis(record, analyze, report)
             if figures:
                 self.campaigns.set_analysis(item.id, figures)
                 count += 1

@@ -81,3 +81,41 @@ def test_contact_sheet_and_csv_carry_the_worded_risk(fast):
     assert sheet.count(html.escape("Originality 97 / 100 — very original")) == len(rows)
     assert "0.02787" not in sheet and "0.0279" not in sheet and "bbels" not in sheet.lower()
     assert "Made offline from the Faces and backgrounds library" in sheet and "engine" not in sheet.lower()
+
+
+def test_checking_originality_moves_the_progress_bar(tmp_path, fast):
+    """Each image's check reports its own progress ("checking originality…"), so the bar keeps moving."""
+    from core.analyzer import analyze_image
+    from core.analyzer.settings import AnalyzerSettings
+    from core.campaigns.analysis import figures
+    from tests.studio_images import tiny_library
+
+    library = tiny_library(tmp_path / "refs")  # not the campaign's library: the check searches it
+    plan = plan_campaign("ab-ad-pair", {"product": "bottle", "benefit": "cold"}, engine="local-score", seed=4, **fast)
+    campaigns = CampaignStore()
+    campaign = campaigns.create(plan)
+    quick = AnalyzerSettings(work_size=64, scales=(8, 16))
+
+    def check(record, on_progress=None):
+        return figures(analyze_image(campaigns.store.image(record), library, on_progress=on_progress, settings=quick))
+
+    check.reports_progress = True
+    seen = []
+    report = CampaignRunner(campaigns, analyze=check).run(campaign.id, on_progress=seen.append)
+    assert report.status == "done" and len(report.made) == plan.count
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # the bar only moves forward, to the end
+    checking = [p for p in seen if "checking originality" in p.message]
+    for index in range(plan.count):  # every image's check reports several steps, inside that image's share
+        mine = [p.fraction for p in checking if p.image_index == index]
+        assert len(set(mine)) >= 3, mine
+        assert index / plan.count < min(mine) and max(mine) <= (index + 1) / plan.count + 1e-9
+    assert any("looking for borrowed pieces" in p.message for p in checking)
+    assert all(item.originality is not None for item in campaigns.items(campaign.id))
+
+    # checking the images again later ("Check originality of 4 images") reports progress the same way
+    later = []
+    count = CampaignRunner(campaigns).analyze_items(campaign.id, check, redo=True, on_progress=later.append)
+    assert count == plan.count and later[-1].fraction == 1.0
+    assert [p.fraction for p in later] == sorted(p.fraction for p in later)
+    assert later[0].message.startswith("Image 1 of 4") and "checking originality" in later[0].message
