@@ -6,19 +6,23 @@ import streamlit as st
 
 from core.errors import MosaicError
 from core.html import md
-from core.jobs import ACTIVE
-from core.libraries.jobs import import_params, keep_uploads
+from core.jobs import ACTIVE, DONE
+from core.libraries.builtins import PHOTO_WORDS
+from core.libraries.jobs import added_message, import_params, keep_uploads, prepare_params
 from core.roots import check_folder
+from core.words import plural
 from pages._shared import ensure_routed, get_libraries
 from pages.parts.auth import current_access, explain_denied
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
+from pages.parts.messages import show_problem
 
 ensure_routed(__file__)
 
 st.title("Libraries")
 st.caption(
     "A library is the set of pictures new images are assembled from. Use a built-in set or upload your own: "
-    "single images, a .zip, or a folder. Sub-folder names become classes (e.g. `shoes/`, `bags/`)."
+    "single pictures, a .zip, or a folder. Pictures in sub-folders (for example shoes/ and bags/) are grouped "
+    "by the folder's name."
 )
 libraries = get_libraries()
 access = current_access()
@@ -30,12 +34,42 @@ def import_into(name: str, uploads, folder: str, title: str = "") -> None:
     if folder.strip():
         path = check_folder(folder)  # only inside the data folder or the folders the administrator allows
         if not path.is_dir():
-            raise MosaicError(f"Folder not found: {path}")
+            raise MosaicError(
+                f"Folder not found: {path}. Check the spelling of the folder, or upload the pictures instead."
+            )
     kept = keep_uploads([(u.name, u.getvalue()) for u in uploads or []])
     params = import_params(name, title, kept, str(path) if path else None)
-    job = submit("library-import", params, title=f"Import into {title or name}")
+    job = submit("library-import", params, title=f"Pictures into {title or name}")
     st.session_state["import_job"] = job.id
     st.session_state["open_library"] = name
+
+
+def prepare(name: str, title: str) -> None:
+    """Submit a job that makes a built-in library's pictures (a few seconds, with moving progress)."""
+    job = submit("library-import", prepare_params(name), title=f"Prepare {title}")
+    st.session_state["import_job"] = job.id
+    st.session_state["open_library"] = name
+
+
+def preparing(name: str) -> bool:
+    """True while a job of this browser prepares built-in library ``name``."""
+    return latest("library-import", states=ACTIVE, library=name, prepare=True) is not None
+
+
+def group_words(library: str, label: str) -> str:
+    """A group of pictures as people say it (the built-in photos are named by what they show)."""
+    if library == "photos":
+        return PHOTO_WORDS.get(label) or label.replace("_", " ")
+    return label
+
+
+def show_skipped(skipped: list, expanded: bool) -> None:
+    """The files an import could not use, each with the reason in plain words."""
+    if not skipped:
+        return
+    with st.expander(f"{plural(len(skipped), 'file')} could not be used", expanded=expanded):
+        for name, reason in skipped:
+            st.markdown(f"- {md(name)}: {md(reason)}")
 
 
 def show_import_job() -> None:
@@ -53,18 +87,19 @@ def show_import_job() -> None:
     if job.state in ACTIVE:
         watch(job.id, key="import", show_preview=False)
         return
-    if job.state != "done":
-        show_outcome(job)
+    result = job.result or {}
+    if job.state != DONE:
+        show_outcome(job)  # says why; the full list of files is one click away
+        show_skipped(result.get("skipped") or [], expanded=False)
         return
-    result = job.result
-    st.success(f"Added {result.get('added', 0)} picture(s) to **{md(result.get('library', ''))}**.")
+    if result.get("prepared"):
+        st.success(md(job.message or "The library is ready."), icon=":material/check_circle:")
+        return
+    title = result.get("title") or result.get("library", "")
+    st.success(md(added_message(result.get("added", 0), title)), icon=":material/check_circle:")
     for notice in result.get("notices") or []:
         st.info(md(notice))
-    skipped = result.get("skipped") or []
-    if skipped:
-        with st.expander(f"{len(skipped)} file(s) skipped", expanded=True):
-            for name, reason in skipped:
-                st.markdown(f"- {md(name)}: {md(reason)}")
+    show_skipped(result.get("skipped") or [], expanded=True)
 
 
 def new_library_form() -> None:
@@ -79,8 +114,8 @@ def new_library_form() -> None:
         folder = st.text_input(
             "…or a folder on this computer",
             placeholder="/home/me/brand-assets",
-            help="For safety only folders inside the studio's data folder, or folders your administrator "
-            "allows (MOSAIC_ALLOWED_FOLDERS), can be read.",
+            help="For safety, only folders inside the studio's data folder, or folders your administrator "
+            "allows, can be read.",
         )
         submitted = st.form_submit_button("Create library", type="primary", key="create_library")
     if submitted:
@@ -96,7 +131,55 @@ def new_library_form() -> None:
                 import_into(slug, uploads, folder, title=title.strip())
                 st.rerun()
             except MosaicError as err:
-                st.error(md(err))
+                show_problem(md(err), detail=err.detail)
+
+
+def library_details(info) -> None:
+    """One library: what it is, a few of its pictures, and (for your own) adding and deleting."""
+    st.markdown(md(info.description or ""))
+    facts = ["Built-in" if info.kind == "builtin" else "Your library", "colour" if info.channels == 3 else
+             "black and white"]
+    if info.label_names:
+        facts.append(f"groups: {', '.join(group_words(info.name, label) for label in info.label_names)}")
+    st.caption(md(" · ".join(facts)), help=f"Short name, for the command line: {info.name}")
+    if info.kind == "builtin":
+        st.caption("Built-in libraries are read-only. Create a new library to use your own pictures.")
+    if not info.built:
+        st.caption("Its pictures are made the first time it is used (a few seconds).")
+        if preparing(info.name):
+            return  # its progress is shown at the top of the page
+        if access.can("edit") and st.button("Prepare now", key=f"prep_{info.name}", icon=":material/play_arrow:"):
+            try:
+                prepare(info.name, info.title)
+                st.rerun()
+            except MosaicError as err:
+                show_problem(md(err), detail=err.detail)
+        return
+    if info.count:
+        shown = min(info.count, 16)
+        step = max(1, info.count // shown)
+        try:
+            thumbs = [libraries.thumbnail(info.name, i) for i in range(0, info.count, step)[:shown]]
+            st.image(thumbs, width=64)
+        except MosaicError as err:
+            show_problem(md(err), detail=err.detail, kind="warning")
+    if info.kind != "builtin" and access.can("edit"):
+        more = st.file_uploader("Add pictures or a .zip", accept_multiple_files=True, key=f"up_{info.name}")
+        if st.button("Add pictures", key=f"add_{info.name}", disabled=not more, icon=":material/add_photo_alternate:"):
+            try:
+                import_into(info.name, more, "", title=info.title)
+                st.rerun()
+            except MosaicError as err:
+                show_problem(md(err), detail=err.detail)
+    if info.kind != "builtin" and access.can("delete"):
+        confirm = st.checkbox("I want to delete this library", key=f"conf_{info.name}")
+        if st.button("Delete library", key=f"del_{info.name}", disabled=not confirm, icon=":material/delete:"):
+            try:
+                access.require("delete")
+                libraries.delete(info.name)
+                st.rerun()
+            except MosaicError as err:
+                show_problem(md(err), detail=err.detail)
 
 
 show_import_job()
@@ -112,38 +195,6 @@ with tab_new:
 with tab_list:
     for info in libraries.list():
         title = md(info.title)
-        header = f"{title} · {info.count} pictures" if info.built else f"{title} · built at first use"
+        header = f"{title} · {plural(info.count, 'picture')}" if info.built else f"{title} · prepared on first use"
         with st.expander(header, expanded=st.session_state.get("open_library") == info.name):
-            st.markdown(md(info.description or ""))
-            st.caption(
-                f"{md(info.name)} · {'built-in' if info.kind == 'builtin' else 'your library'} · "
-                f"{'colour' if info.channels == 3 else 'greyscale'}"
-                + (f" · classes: {md(', '.join(info.label_names))}" if info.label_names else "")
-            )
-            if info.kind == "builtin":
-                st.caption("Built-in libraries are read-only. Create a new library to use your own pictures.")
-            if not info.built:
-                if st.button("Prepare now", key=f"prep_{info.name}"):
-                    with st.spinner("Preparing…"):
-                        libraries.ensure(info.name)
-                    st.rerun()
-                continue
-            if info.count:
-                shown = min(info.count, 16)
-                step = max(1, info.count // shown)
-                thumbs = [libraries.thumbnail(info.name, i) for i in range(0, info.count, step)[:shown]]
-                st.image(thumbs, width=64)
-            if info.kind != "builtin" and access.can("edit"):
-                more = st.file_uploader("Add pictures or a .zip", accept_multiple_files=True, key=f"up_{info.name}")
-                if st.button("Add", key=f"add_{info.name}", disabled=not more):
-                    try:
-                        import_into(info.name, more, "", title=info.title)
-                        st.rerun()
-                    except MosaicError as err:
-                        st.error(md(err))
-            if info.kind != "builtin" and access.can("delete"):
-                confirm = st.checkbox("I want to delete this library", key=f"conf_{info.name}")
-                if st.button("Delete library", key=f"del_{info.name}", disabled=not confirm, icon=":material/delete:"):
-                    access.require("delete")
-                    libraries.delete(info.name)
-                    st.rerun()
+            library_details(info)

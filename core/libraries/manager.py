@@ -708,18 +708,20 @@ class LibraryManager:
     @staticmethod
     def _nothing_added(title: str, report: ImportReport) -> str:
         """Why an import added nothing, and what to do, in the user's words (the library by its title)."""
-        kinds = "PNG, JPEG, GIF, BMP, TIFF or WebP pictures, or a .zip of them"
         if not report.skipped:
-            return f"No pictures were added to “{title}”: no picture files were found. Choose {kinds}."
+            return (
+                f"No pictures were added to “{title}”: no picture files were found. Choose PNG, JPEG, GIF, BMP, "
+                "TIFF or WebP pictures, or a .zip of them."
+            )
         count = len(report.skipped)
         if count == 1:
             file, reason = report.skipped[0]
-            return f"No pictures were added to “{title}”: {file} could not be used ({reason}). Choose {kinds}."
+            return f"No pictures were added to “{title}”: {file} could not be used ({reason})."
         shown = "; ".join(f"{file}: {reason}" for file, reason in report.skipped[:3])
-        more = f" (and {plural(count - 3, 'more file', 'more files')})" if count > 3 else ""
+        more = f"; and {plural(count - 3, 'more file', 'more files')}" if count > 3 else ""
         return (
             f"No pictures were added to “{title}”: none of the {count:,} files could be used ({shown}{more}). "
-            f"Choose {kinds}."
+            "Replace them with pictures and try again."
         )
 
     def _builtin_info(self, spec: BuiltinLibrary) -> LibraryInfo:

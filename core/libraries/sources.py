@@ -80,7 +80,7 @@ def shown_name(raw_name: str) -> str:
 
 #: why a file whose path leads outside its upload or zip is skipped (its name is shown cleaned, see shown_name)
 OUTSIDE_UPLOAD = "its name points outside the upload, so it was skipped for safety"
-OUTSIDE_ZIP = "a file inside the zip points outside it and was skipped for safety"
+OUTSIDE_ZIP = "this file inside the zip points outside it and was skipped for safety"
 
 
 def is_unsafe(raw_name: str) -> bool:

@@ -27,7 +27,7 @@ KIND_WORDS = {
     "generate": "Images",
     "analyze": "Originality check",
     "campaign": "Campaign",
-    "library-import": "Library import",
+    "library-import": "Library",
     "lab": "Lab experiment",
 }
 
@@ -152,7 +152,8 @@ def sidebar_panel() -> None:
             return
         st.markdown("**Your jobs**")
         for job in active:
-            label = md(f"{KIND_WORDS.get(job.kind, job.kind)}: {job.title}" if job.title else job.kind)
+            kind = KIND_WORDS.get(job.kind, "Job")
+            label = md(f"{kind}: {job.title}" if job.title else kind)
             st.caption(label)
             st.progress(float(job.progress or 0.0), text=md(status_words(job, queue)))
             if st.button("Cancel", key=f"side_cancel_{job.id}", icon=":material/stop_circle:"):
@@ -161,7 +162,7 @@ def sidebar_panel() -> None:
         for job in recent:
             icon = {DONE: ":material/check_circle:", FAILED: ":material/error:"}.get(job.state, ":material/block:")
             words = {DONE: "done", FAILED: "failed", CANCELLED: "cancelled"}.get(job.state, job.state)
-            title = job.title or KIND_WORDS.get(job.kind, job.kind)
+            title = job.title or KIND_WORDS.get(job.kind, "Job")
             st.caption(f"{icon} {md(title)} · {words}")
 
     _panel()
