@@ -96,7 +96,7 @@ class StableDiffusionEngine(Engine):
     label = "Stable Diffusion (diffusers)"
 
     def __init__(self, cache: PipelineCache | None = None) -> None:
-        self.cache = cache or PIPELINES
+        self.cache = cache if cache is not None else PIPELINES  # an empty cache is falsy (it has a length)
 
     # -- models ---------------------------------------------------------------------------------
 
