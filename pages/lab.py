@@ -1,4 +1,8 @@
-"""Creativity Lab: see for yourself that a diffusion model's output is a mosaic of library patches."""
+"""Creativity Lab: see for yourself that a diffusion model's output is a mosaic of library patches.
+
+Plain words first (what each picture, number and table means); the machines' names, Pearson r, DDIM and the
+patch-size presets are under the "How this is measured" and "Advanced" expanders.
+"""
 
 import streamlit as st
 from PIL import Image
@@ -6,20 +10,26 @@ from PIL import Image
 from core.errors import MosaicError
 from core.html import md
 from core.jobs import ACTIVE
+from core.lab.calibrate import load_scales
+from core.lab.compare import COLUMN_TITLES
 from core.lab.demo import DEMO_MODEL_DIR
 from core.lab.jobs import compare_params, describe_demo_model, load_lab_result, locality_params
-from core.score import PRESETS
-from pages._lab_comparison import show_comparison
-from pages._shared import enlarge, ensure_routed
+from pages._lab_comparison import MACHINE_WORDS, show_comparison
+from pages._lab_locality import show_locality
+from pages._shared import ensure_routed
 from pages.parts.auth import current_access, explain_denied
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
+from pages.parts.messages import show_problem
 
 ensure_routed(__file__)
 
+COMPARE_TILE = 128  # network and machine pictures of section 2, all the same size
+
 st.title("Creativity Lab")
 st.markdown(
-    "Is a new image *really* new? Research by Kamb & Ganguli (ICML 2025) shows that image generators made of "
-    "small convolutional filters build every picture from **patches of their training pictures**. Try it here."
+    "Is a new image *really* new? Research by Kamb & Ganguli (ICML 2025) shows that image generators which look "
+    "at a picture through small windows build every picture from **patches of their training pictures**. "
+    "Try it here."
 )
 
 
@@ -51,9 +61,24 @@ def _show_lab_job(job, key: str):
     return load_lab_result(job)
 
 
-st.subheader("1 · Locality: small patches make new things, whole-image patches copy")
-st.caption("Same noise, same digit class from the handwritten-digits library; only the patch size changes.")
-seed = st.number_input("Seed", 0, 99999, 7, key="lab_seed")
+def _square(path: str, side: int = COMPARE_TILE) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB").resize((side, side), Image.Resampling.NEAREST)
+
+
+st.subheader("1 · Patch size: small patches make new pictures, whole-picture patches copy")
+st.caption(
+    "Same starting noise, same digit from the handwritten-digits library; only the size of the patches changes. "
+    "Under each picture: its likeness to the closest library picture (1 = a copy)."
+)
+seed = st.number_input(
+    "Starting noise (seed)",
+    0,
+    99999,
+    7,
+    key="lab_seed",
+    help="The same number gives the same starting noise; change it to try other pictures.",
+)
 can_run = current_access().can("generate")
 if not can_run:
     explain_denied(current_access(), "generate")
@@ -61,28 +86,20 @@ if st.button("Make one image per patch size", key="lab_locality", disabled=not c
     job = submit("lab", locality_params(int(seed)), title=f"Lab: patch sizes, seed {int(seed)}")
     st.session_state["lab_locality_job"] = job.id
 result = _show_lab_job(_lab_job("lab_locality_job", "locality"), "lab_locality")
-rows = (result or {}).get("rows", [])
-if rows:
-    cols = st.columns(len(rows))
-    for col, row in zip(cols, rows, strict=True):
-        if row.get("image"):
-            col.image(
-                enlarge(Image.open(row["image"]), 160), caption=f"{row['preset']}: {row['sources']} library pictures"
-            )
-        col.caption(PRESETS.get(row["preset"], ""))
+show_locality((result or {}).get("rows", []))
 
 st.subheader("2 · A trained network next to the patch machine")
 try:
     info = describe_demo_model()
 except MosaicError as err:
-    st.error(md(err))
+    show_problem(err)
     st.stop()
 st.caption(
-    f"A small {md(info['model_kind'].upper())} trained by this studio on the *{md(info['library'])}* library "
-    f"({info['size']}×{info['size']} px, {info['step']} training steps). The machine uses no trained weights: "
-    "only the library and the patch sizes calibrated on the network."
+    f"A small image generator (a neural network) that this studio trained on the handwritten-digits library "
+    f"({info['size']}×{info['size']} px pictures, {info['step']} rounds of training). The patch machine learned "
+    "nothing: it has only the library and the patch sizes measured on the network."
 )
-count = st.slider("Images", 1, 8, 4, key="lab_count")
+count = st.slider("Pictures", 1, 8, 4, key="lab_count")
 with st.expander("Advanced"):
     reference = st.toggle(
         "Authors' time grid",
@@ -96,20 +113,43 @@ if st.button("Compare", type="primary", key="lab_compare", disabled=not can_run)
     job = submit("lab", params, title=f"Lab: network vs machine, seed {int(seed)}")
     st.session_state["lab_compare_job"] = job.id
 result = _show_lab_job(_lab_job("lab_compare_job", "compare"), "lab_compare")
-for row in (result or {}).get("rows", []):
-    a, b, c = st.columns([1, 1, 2], vertical_alignment="center")
-    if row.get("network"):
-        a.image(enlarge(Image.open(row["network"]), 128), caption=f"network · class {md(row.get('label') or '?')}")
-    if row.get("machine"):
-        b.image(enlarge(Image.open(row["machine"]), 128), caption="patch machine (ELS)")
-    r = row.get("r")
-    c.metric("Similarity (Pearson r)", f"{r:.2f}" if isinstance(r, (int, float)) else "–")
+compared = [row for row in (result or {}).get("rows", []) if row.get("network")]
+for row in compared:
+    # one row per picture pair; on a phone the pair stays side by side and the likeness wraps below
+    with st.container(horizontal=True, gap="medium", vertical_alignment="center"):
+        st.image(_square(row["network"]), caption=f"Network · digit {md(row.get('label') or '?')}", width=COMPARE_TILE)
+        if row.get("machine"):
+            st.image(_square(row["machine"]), caption="Patch machine", width=COMPARE_TILE)
+        r = row.get("r")
+        st.metric(
+            "Likeness", f"{r:.2f}" if isinstance(r, (int, float)) else "–", help="1 = the same picture", width=160
+        )
+if compared:
+    likeness = sorted(r for row in compared if isinstance(r := row.get("r"), (int, float)))
+    reading = (
+        "**How to read this:** in each row the network and the patch machine started from the same noise and "
+        "digit. Likeness compares their two pictures pixel by pixel: 1 means the same picture, 0 means no "
+        "relation — the closer to 1, the better the machine predicts the network."
+    )
+    if likeness:
+        low, high = f"{likeness[0]:.2f}", f"{likeness[-1]:.2f}"
+        spread = low if low == high else f"from {low} to {high}"
+        reading += f" Here: {spread}, without the machine ever seeing the network's weights."
+    st.markdown(reading)
+    with st.expander("How this is measured"):
+        try:
+            kind = load_scales(DEMO_MODEL_DIR).kind
+        except MosaicError:
+            kind = "bbels"
+        st.markdown(
+            f"Network: a {md(info['model_kind'].upper())} of {info.get('parameters', 0):,} parameters trained for "
+            f"{info['step']} steps on the *{md(info['library'])}* library. Patch machine: "
+            f"{COLUMN_TITLES.get(kind, kind)} (“{MACHINE_WORDS.get(kind, kind).lower()}”) with the patch sizes "
+            "calibrated on the network "
+            f"({', '.join(str(p) for p in info.get('patch_sizes') or [])}). Both run the same deterministic DDIM "
+            "sampler from the same noise and class. *Likeness* is the Pearson correlation r of the two pictures' "
+            "pixels."
+        )
 
-st.subheader("3 · How well does the machine predict the network?")
-st.caption(
-    "The network and each training-free machine made images from the same noise and class; the table compares "
-    "them seed by seed. IS copies whole training images, LS uses patches at their own place, ELS and bbELS use "
-    "patches from anywhere. ELS wraps around the border, so it cannot tell the middle of the picture from the "
-    "edge; the network, padded with zeros, can, and so can bbELS (boundary-broken ELS)."
-)
+st.subheader("3 · How well does each machine predict the network?")
 show_comparison(DEMO_MODEL_DIR)

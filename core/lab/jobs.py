@@ -1,6 +1,7 @@
 """Creativity Lab experiments as background jobs.
 
-* ``locality``: one local-score image per patch-size preset, from the same noise and digit class;
+* ``locality``: one local-score image per patch-size preset, from the same noise and digit class, with its
+  likeness to the closest library picture (how near it is to a copy);
 * ``compare``: the studio's trained network next to the patch machine, from the same noise.
 
 Results are not gallery images: they are written to ``<job folder>/lab/`` (PNGs and ``lab.json``) and
@@ -24,6 +25,13 @@ from core.jobs.models import JobRecord
 logger = logging.getLogger(__name__)
 
 LOCALITY_PRESETS = ("fine", "balanced", "coarse", "whole-image")
+#: the patch-size presets of the locality experiment in the page's words
+PRESET_WORDS = {
+    "fine": "Small patches",
+    "balanced": "Medium patches",
+    "coarse": "Large patches",
+    "whole-image": "Whole-picture patches",
+}
 RESULT = "lab.json"
 
 
@@ -62,6 +70,22 @@ def _read(folder: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def closest_likeness(image: np.ndarray, library: np.ndarray) -> tuple[float, int]:
+    """Likeness of ``image`` to its closest library picture: the highest Pearson r of its pixels with those of
+    any of ``library`` (``(N, ...)``, same pixel count), and that picture's index. 1.0 is a copy (up to
+    brightness and contrast); a constant picture counts as unrelated (0.0)."""
+    x = np.asarray(image, dtype=np.float64).ravel()
+    lib = np.asarray(library, dtype=np.float64).reshape(len(library), -1)
+    if lib.shape[1] != x.size:
+        raise BadInputError(f"Cannot compare a picture of {x.size} values with library pictures of {lib.shape[1]}.")
+    x = x - x.mean()
+    lib = lib - lib.mean(axis=1, keepdims=True)
+    denom = np.sqrt((lib * lib).sum(axis=1) * (x * x).sum())
+    r = np.divide(lib @ x, denom, out=np.zeros(len(lib)), where=denom > 0)
+    best = int(np.argmax(r))
+    return float(np.clip(r[best], -1.0, 1.0)), best
+
+
 def run_lab_job(context: JobContext) -> str:
     experiment = context.params.get("experiment")
     seed = int(context.params.get("seed", 0))
@@ -75,31 +99,45 @@ def run_lab_job(context: JobContext) -> str:
 
 
 def _locality(context: JobContext, folder: Path, seed: int) -> str:
+    from core.engines.base import Progress
     from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
     from core.score import PRESETS
 
     presets = [p for p in LOCALITY_PRESETS if p in PRESETS]
     data = _read(folder)
     rows: list[dict[str, Any]] = [r for r in data.get("rows", []) if r.get("preset") in presets]
-    done = {r["preset"] for r in rows}
+    done = {r["preset"] for r in rows if "closest" in r}
+    rows = [r for r in rows if r["preset"] in done]
+    context.progress(0.0, "Preparing the handwritten-digits library…")
     engine = context.cache.setdefault("engine:local-score", LocalScoreEngine())
+    library = engine.libraries.load("digits", 16).images.numpy()
     for k, preset in enumerate(presets):
         if preset in done:
             continue
         context.cancel.raise_if_cancelled()
-        context.progress(k / len(presets), f"Patch size “{preset}” ({k + 1} of {len(presets)})…")
+        words = f"Picture {k + 1} of {len(presets)}: {PRESET_WORDS.get(preset, preset).lower()}"
+        context.progress(k / len(presets), f"{words}…")
+
+        def on_progress(p: Progress, k: int = k, words: str = words) -> None:
+            context.progress((k + p.fraction) / len(presets), f"{words}, step {p.step} of {p.total_steps}…")
+
         (image,) = engine.generate(
             LocalScoreRequest(seed=seed, library="digits", size=16, preset=preset, machine="bbels", label="random"),
+            on_progress=on_progress,
             cancel=context.cancel,
         )
         name = f"locality-{preset}.png"
         image.image.save(folder / name)
         sources = int(len(np.unique(image.arrays["sources"][..., 0])))
-        rows.append({"preset": preset, "image": name, "sources": sources})
+        pixels = np.asarray(image.image.convert("L" if library.shape[1] == 1 else "RGB"), dtype=np.float64)
+        closest, index = closest_likeness(pixels.reshape(*pixels.shape[:2], -1).transpose(2, 0, 1), library)
+        rows.append(
+            {"preset": preset, "image": name, "sources": sources, "closest": round(closest, 4), "closest_index": index}
+        )
         rows.sort(key=lambda r: presets.index(r["preset"]))
         _write(folder, {"experiment": "locality", "seed": seed, "rows": rows})
     context.save_result(lab="lab")
-    return "Done: one image per patch size."
+    return "Done: one picture per patch size."
 
 
 def _compare(context: JobContext, folder: Path, seed: int, count: int, grid: str = "uniform") -> str:
@@ -110,10 +148,21 @@ def _compare(context: JobContext, folder: Path, seed: int, count: int, grid: str
 
     if not 1 <= count <= 8:
         raise BadInputError(f"Choose between 1 and 8 images (got {count}).")
+    from core.engines.base import Progress
+
+    context.progress(0.0, "Loading the trained network…")
     engine = context.cache.setdefault("engine:trained", TrainedModelEngine())
+
+    def on_progress(p: Progress) -> None:
+        # the engine reports the network's steps; the patch machine then draws the same pictures
+        if p.step < p.total_steps:
+            context.progress(0.6 * p.fraction, f"The network is drawing: step {p.step} of {p.total_steps}…")
+        else:
+            context.progress(0.6, "The patch machine is drawing the same pictures…")
+
     images = engine.generate(
         TrainedModelRequest(seed=seed, count=count, label="random", compare_els=True, grid=grid),
-        on_progress=context.engine_progress,
+        on_progress=on_progress,
         cancel=context.cancel,
     )
     rows = []
@@ -129,7 +178,7 @@ def _compare(context: JobContext, folder: Path, seed: int, count: int, grid: str
         rows.append(row)
     _write(folder, {"experiment": "compare", "seed": seed, "grid": grid, "rows": rows})
     context.save_result(lab="lab")
-    return f"Done: {len(rows)} image(s) compared."
+    return f"Done: {len(rows)} picture{'' if len(rows) == 1 else 's'} compared."
 
 
 def load_lab_result(job: JobRecord) -> dict[str, Any]:

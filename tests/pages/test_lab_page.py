@@ -1,13 +1,18 @@
-"""AppTest of the Creativity Lab page."""
+"""AppTest of the Creativity Lab page: plain words outside the expanders, the technical side inside."""
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.browser.plain import INTERNAL_TERMS
 from tests.jobs.jobs_helpers import run_queued_jobs
 from tests.signin import signed_in
 
 ROOT = Path(__file__).resolve().parents[2]
+# besides the browser checks' list: the machines' short names and the table's old column titles
+LAB_TERMS = (*INTERNAL_TERMS, r"median r", r"\br²", r"beats IS", r"\bUNET\b", r"whole-image")
+CASED_TERMS = (r"\bIS\b", r"\bLS\b")  # "Is a new image really new?" is fine
 
 
 def _lab() -> AppTest:
@@ -16,6 +21,50 @@ def _lab() -> AppTest:
     at.switch_page("pages/lab.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def _texts(node) -> list[str]:
+    """Every text the element shows: value, label, help, captions of pictures, a table's titles and cells."""
+    texts = []
+    for attr in ("value", "label", "help", "placeholder"):
+        try:
+            value = getattr(node, attr, None)
+        except Exception:  # some elements compute .value from widget state they do not have here
+            continue
+        if isinstance(value, str):
+            texts.append(value)
+    if node.type in ("table", "arrow_data_frame"):
+        frame = node.value
+        texts += [str(c) for c in frame.columns] + [str(i) for i in frame.index]
+        texts += [str(v) for v in frame.to_numpy().ravel()]
+    if node.type == "image":
+        texts += [img.caption for img in node.proto.imgs]
+    if node.type == "progress":
+        texts.append(node.proto.text)
+    return texts
+
+
+def visible_texts(node) -> list[str]:
+    """The texts of every element outside expanders (what a newcomer reads without opening anything)."""
+    if node.type == "expander":
+        return []
+    texts = _texts(node) if not getattr(node, "children", None) else []
+    for child in getattr(node, "children", {}).values():
+        texts += visible_texts(child)
+    return texts
+
+
+def inside_expanders(node) -> list[str]:
+    if node.type == "expander":
+        return [t for child in node.children.values() for t in visible_texts(child)]
+    return [t for child in getattr(node, "children", {}).values() for t in inside_expanders(child)]
+
+
+def terms_shown(at: AppTest) -> list[str]:
+    text = "\n".join(visible_texts(at._tree))
+    assert "Creativity Lab" in text  # the walk reads the page
+    found = [m.group(0) for term in LAB_TERMS if (m := re.search(term, text, flags=re.IGNORECASE))]
+    return found + [m.group(0) for term in CASED_TERMS if (m := re.search(term, text))]
 
 
 def test_lab_compares_the_trained_model_with_the_machine():
@@ -27,22 +76,46 @@ def test_lab_compares_the_trained_model_with_the_machine():
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    assert len(at.metric) == 2
+    assert len(at.metric) == 2 and all(m.label == "Likeness" for m in at.metric)
     assert all(-1.0 <= float(m.value) <= 1.0 for m in at.metric)
+    reading = next(m.value for m in at.markdown if "How to read this:** in each row" in m.value)
+    assert "the closer to 1, the better the machine predicts the network" in reading
+    low, high = sorted(m.value for m in at.metric)
+    assert (f"from {low} to {high}" if low != high else f"Here: {low}") in reading
+    assert terms_shown(at) == []
+    assert any("Pearson correlation" in t for t in inside_expanders(at._tree))  # the technical side stays
 
 
 def test_lab_locality_row():
+    from core.jobs import JobQueue
+    from core.lab.jobs import PRESET_WORDS
+    from core.lab.jobs import load_lab_result as load
+    from pages._lab_locality import TILE, tile
+
     at = _lab()
     at.button(key="lab_locality").click().run()
-    assert not at.caption or "library pictures" not in " ".join(c.value for c in at.caption)
+    assert not at.get("image")
     assert run_queued_jobs() == ["done"]
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    from core.score import PRESETS
-
     assert not at.error, [e.value for e in at.error]
-    captions = " ".join(c.value for c in at.caption)
-    assert PRESETS["fine"] in captions and PRESETS["whole-image"] in captions
+    captions = [img.caption for node in at.get("image") for img in node.proto.imgs]
+    assert [c.split(" · ")[0] for c in captions] == list(PRESET_WORDS.values())
+    rows = load(JobQueue().get(at.session_state["lab_locality_job"]))["rows"]
+    assert captions == [f"{PRESET_WORDS[r['preset']]} · likeness {r['closest']:.2f}" for r in rows]
+    assert rows[-1]["closest"] > 0.99 > rows[0]["closest"]  # whole-picture patches copy; small ones make new
+    # heading, caption and figures agree
+    assert "small patches make new pictures, whole-picture patches copy" in at.subheader[0].value
+    assert "likeness to the closest library picture (1 = a copy)" in at.caption[0].value
+    reading = next(m.value for m in at.markdown if m.value.startswith("**How to read this:** each picture"))
+    assert f"is {rows[0]['closest']:.2f} alike: a new digit" in reading
+    assert "the machine copied one library picture" in reading
+    # the four pictures are shown at the same size
+    sizes = {tile(r["image"]).size for r in rows}
+    assert sizes == {(TILE, TILE)}
+    assert terms_shown(at) == []
+    measured = "\n".join(inside_expanders(at._tree))
+    assert "bbELS" in measured and "`whole-image` 1" in measured
 
 
 def test_lab_shows_the_saved_comparison_of_the_demo_model():
@@ -53,19 +126,48 @@ def test_lab_shows_the_saved_comparison_of_the_demo_model():
     saved = load_comparison(DEMO_MODEL_DIR)
     assert saved is not None, "the demo model should come with comparison.json"
     shown = at.table[0].value
-    assert list(shown["machine"]) == ["IS", "LS", "ELS", "bbELS"]
-    assert list(shown["median r"]) == [f"{saved.median_r(k):.3f}" for k in saved.kinds]
-    assert list(shown["beats IS"])[1:] == [f"{saved.fraction_beats(k, 'is'):.0%}" for k in saved.kinds[1:]]
-    captions = " ".join(c.value for c in at.caption)
-    assert "50 seeds (0–49)" in captions and "all machines exact" in captions
-    assert "python -m core.lab.demo --compare-only" in captions
+    assert list(shown["Machine"]) == [
+        "Copies whole pictures",
+        "Patches at their own place",
+        "Patches from anywhere",
+        "Patches from anywhere, aware of the border",
+    ]
+    assert list(shown["Typical likeness"]) == [f"{saved.median_r(k):.2f}" for k in saved.kinds]
+    wins = [round(saved.fraction_beats(k, "is") * 50) for k in saved.kinds[1:]]
+    assert list(shown["Closer than copying"])[1:] == [f"{n} of 50" for n in wins]
+    reading = " ".join(m.value for m in at.markdown)
+    assert "the closer to 1, the better the machine predicts the network" in reading
+    # the technical table and how it was made, under the expander
+    technical = at.table[1].value
+    assert list(technical["machine"]) == ["IS", "LS", "ELS", "bbELS"]
+    assert list(technical["median r"]) == [f"{saved.median_r(k):.3f}" for k in saved.kinds]
+    measured = " ".join(inside_expanders(at._tree))
+    assert "50 seeds (0–49)" in measured and "all machines exact" in measured
+    assert "python -m core.lab.demo --compare-only" in measured
+    assert terms_shown(at) == []
+
+
+def test_the_term_walk_finds_a_term_outside_expanders():
+    def app():
+        import streamlit as st
+
+        st.title("Creativity Lab")
+        with st.expander("How this is measured"):
+            st.markdown("bbELS with DDIM")
+        st.table({"median r": ["0.5"]})
+
+    at = AppTest.from_function(app).run()
+    assert terms_shown(at) == ["median r"]
 
 
 def _comparison_section(folder: str) -> None:
     from pathlib import Path
 
+    import streamlit as st
+
     from pages._lab_comparison import show_comparison
 
+    st.title("Creativity Lab")
     show_comparison(Path(folder))
 
 
@@ -73,7 +175,8 @@ def test_comparison_section_without_comparison_file(tmp_path):
     at = AppTest.from_function(_comparison_section, args=(str(tmp_path),), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.table
-    assert "No saved comparison" in at.info[0].value
+    assert "no saved comparison" in at.info[0].value
+    assert terms_shown(at) == []
 
 
 def test_comparison_section_with_unreadable_file(tmp_path):
@@ -81,6 +184,7 @@ def test_comparison_section_with_unreadable_file(tmp_path):
     at = AppTest.from_function(_comparison_section, args=(str(tmp_path),), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "could not be read" in at.warning[0].value and not at.table
+    assert terms_shown(at) == []
 
 
 def test_comparison_section_renders_a_saved_table(tmp_path):
@@ -99,9 +203,11 @@ def test_comparison_section_renders_a_saved_table(tmp_path):
     at = AppTest.from_function(_comparison_section, args=(str(tmp_path),), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     shown = at.table[0].value
-    assert list(shown["machine"]) == ["IS", "ELS"]
-    assert list(shown["median r"]) == ["0.500", "0.800"] and list(shown["beats IS"]) == ["—", "67%"]
-    caption = at.caption[0].value
-    assert "3 seeds (3–5)" in caption and "approximate" in caption and "`my command` (comparison 12 s)" in caption
-    assert "ELS: the bbELS schedule" in caption
-    assert "median r of **0.80**" in at.markdown[0].value
+    assert list(shown["Machine"]) == ["Copies whole pictures", "Patches from anywhere"]
+    assert list(shown["Typical likeness"]) == ["0.50", "0.80"] and list(shown["Closer than copying"]) == ["—", "2 of 3"]
+    assert "Over 3 pictures" in at.caption[0].value
+    assert "“patches from anywhere” predicts the network best (typical likeness **0.80**" in at.markdown[0].value
+    measured = " ".join(inside_expanders(at._tree))
+    assert "3 seeds (3–5)" in measured and "approximate" in measured and "`my command` (comparison 12 s)" in measured
+    assert "ELS: the bbELS schedule" in measured
+    assert terms_shown(at) == []
