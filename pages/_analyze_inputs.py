@@ -17,6 +17,7 @@ from core.images import load_image
 from core.libraries import LibraryManager
 from core.libraries.records import LibraryInfo
 from core.store import Store
+from pages.parts.messages import show_problem
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,33 @@ def decode_upload(data: bytes, name: str) -> Subject:
     )
 
 
-def _record_label(record: Any) -> str:
+#: characters of an image's title in the image picker (it must fit a phone's screen; the whole title is shown below)
+LABEL_TITLE = 20
+
+
+def _record_label(record: Any, short: bool = True) -> str:
+    """Its title and when it was made; ``short``: the start of its title, to fit a phone's screen."""
     what = record.title or ENGINE_NAMES.get(record.engine, record.engine)
-    library = f" · {record.library}" if record.library else ""
-    return f"{record.created_at:%d %b %H:%M} · {what}{library} · {record.width}×{record.height} · {record.id[:6]}"
+    if short and len(what) > LABEL_TITLE:
+        what = what[: LABEL_TITLE - 1].rstrip(" ·-") + "…"
+    return f"{what} · {record.created_at:%d %b %H:%M}"
+
+
+def _record_details(record: Any) -> str:
+    """The rest of what identifies an image (plain text): its whole title, library and size."""
+    what = record.title or ENGINE_NAMES.get(record.engine, record.engine)
+    library = f" · made from “{_library_title(record.library)}”" if record.library else ""
+    return f"{what}{library} · {record.width}×{record.height} px"
+
+
+def _library_title(name: str) -> str:
+    """The title people know a library by; its name when it cannot be read."""
+    from pages._shared import get_libraries
+
+    try:
+        return get_libraries().get(name).title
+    except MosaicError:
+        return name
 
 
 def _follow_requested_image() -> str | None:
@@ -110,6 +134,7 @@ def choose_subject(store: Store) -> Subject | None:
         key="analyze_record",
         help="Your most recent images, newest first.",
     )
+    st.caption(md(_record_details(by_id[choice])))
     if st.query_params.get("id") != choice:
         st.query_params["id"] = choice
     st.session_state["analyze_id"] = choice
@@ -118,11 +143,9 @@ def choose_subject(store: Store) -> Subject | None:
     try:
         image = store.image(record)
     except OSError as err:
-        st.error(
-            f"The picture file of this image could not be read ({md(err.strerror or err)}). Choose another image."
-        )
+        show_problem("The picture file of this image could not be read. Choose another image.", detail=str(err))
         return None
-    return Subject(key=f"record:{record.id}", image=image, label=_record_label(record), record=record)
+    return Subject(key=f"record:{record.id}", image=image, label=_record_label(record, short=False), record=record)
 
 
 def _upload_subject() -> Subject | None:
@@ -141,7 +164,7 @@ def _upload_subject() -> Subject | None:
     try:
         return decode_upload(upload.getvalue(), upload.name)
     except MosaicError as err:
-        st.error(f"This picture cannot be checked. {md(err)}")
+        show_problem(f"This picture cannot be checked. {err}", detail=err.detail)
         return None
 
 
@@ -285,6 +308,7 @@ class Method:
     model: str | None = None
     detail: str = "Standard"
     problem: str | None = None  # why the check cannot run (shown instead of running)
+    problem_detail: str | None = None  # the technical reason, for whoever sets up the studio
 
     @property
     def settings(self) -> AnalyzerSettings | None:
@@ -322,7 +346,10 @@ def choose_method() -> Method:
             except Exception as err:  # noqa: BLE001 - a broken models folder must not break the page
                 logger.exception("listing models failed")
                 models = []
-                method.problem = f"The image models could not be listed ({md(err)})."
+                method.problem = (
+                    "The image-model view is not available in this studio right now: compare pixels instead."
+                )
+                method.problem_detail = f"{type(err).__name__}: {err}"
             if not models and method.problem is None:
                 method.problem = (
                     "The image-model view needs a Stable Diffusion model on this computer, and none is "

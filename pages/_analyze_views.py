@@ -22,6 +22,7 @@ from core.errors import MosaicError
 from core.html import colour_mark, md
 from core.libraries import LibraryManager
 from pages._shared import enlarge
+from pages.parts.messages import show_problem
 from pages.parts.verdict import MOSAIC_VIEW_MEASURES, show_verdict
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,19 @@ def page_verdict(result: AnalysisResult, record, store, libraries: LibraryManage
     return exact if exact is not None else final_verdict(result)
 
 
-def show_headline(result: AnalysisResult, verdict: Verdict, record=None) -> None:
+def library_title(libraries: LibraryManager | None, name: str | None) -> str:
+    """The title people know a library by; its name when it cannot be read."""
+    if not name:
+        return "its library"
+    try:
+        return libraries.get(name).title if libraries is not None else name
+    except MosaicError:
+        return name
+
+
+def show_headline(
+    result: AnalysisResult, verdict: Verdict, record=None, libraries: LibraryManager | None = None
+) -> None:
     """The verdict block (the same as the Mosaic view's for a studio image), with what each page measures."""
     note = None
     if verdict.basis == "exact":
@@ -68,8 +81,9 @@ def show_headline(result: AnalysisResult, verdict: Verdict, record=None) -> None
         )
     elif record is not None and record.engine == STUDIO_ENGINE:
         note = (
-            f"This image was made from the library “{record.library}”: {MOSAIC_VIEW_MEASURES}; this check searched "
-            f"“{result.library}” for pieces of the finished picture, so the two verdicts can differ."
+            f"This image was made from the library “{library_title(libraries, record.library)}”: "
+            f"{MOSAIC_VIEW_MEASURES}; this check searched “{library_title(libraries, result.library)}” for pieces "
+            "of the finished picture, so the two verdicts can differ."
         )
     show_verdict(verdict, note=note, near_copy_match=result.near_copy.score if verdict.basis == "search" else None)
 
@@ -171,7 +185,8 @@ def show_pictures(result: AnalysisResult, image: Image.Image, libraries: Library
             picture(rebuilt_image(result, libraries, scale, upscale=1))
             st.caption("Only the borrowed pieces, taken from the library pictures; faded parts are the image's own.")
         except (MosaicError, OSError) as err:
-            st.caption(f"Cannot rebuild: the library changed ({md(err)}).")
+            st.caption("Cannot be rebuilt: the library changed since the check. Check the image again.")
+            logger.info("rebuilt image not shown: %s", err)
 
 
 def show_sources(result: AnalysisResult, libraries: LibraryManager, scale: int | None) -> None:
@@ -179,7 +194,8 @@ def show_sources(result: AnalysisResult, libraries: LibraryManager, scale: int |
     try:
         tops = top_source_images(result, libraries, k=6, scale=scale, upscale=2)
     except (MosaicError, OSError) as err:
-        st.warning(f"The library pictures cannot be shown: the library changed since the check ({md(err)}).")
+        show_problem("The library pictures cannot be shown: the library changed since the check. Check the image "
+                     "again.", detail=str(err), kind="warning")
         return
     if not tops:
         st.success("No piece of this image was found in the library.")
@@ -223,15 +239,16 @@ def show_exact_comparison(result: AnalysisResult, record, arrays: dict, librarie
 
     st.subheader("Exact sources vs. this check")
     if result.library != record.library:
+        made_from = md(library_title(libraries, record.library))
         st.info(
-            f"This image was made from the library **{md(record.library)}**, so its exact sources are known only "
-            f"for that library. Check it against **{md(record.library)}** to compare them with this check."
+            f"This image was made from the library **{made_from}**, so its exact sources are known only "
+            f"for that library. Check it against **{made_from}** to compare them with this check."
         )
         return
     try:
         mosaic = build_mosaic(arrays, record.library, libraries)
     except (MosaicError, KeyError, ValueError) as err:
-        st.warning(f"The exact sources of this image cannot be read ({md(err)}).")
+        show_problem("The exact sources of this image cannot be read.", detail=str(err), kind="warning")
         return
     agreement = compare_with_exact_sources(result, mosaic)
     c1, c2, c3 = st.columns([1, 1, 1.2])

@@ -11,6 +11,7 @@ from core.html import md, swatches
 from core.libraries import LibraryManager
 from core.templates import BrandKit, TemplateLibrary, dump_template, load_brand_kit, save_brand_kit
 from pages.parts.auth import current_access, current_workspace, explain_denied
+from pages.parts.messages import show_problem
 
 NO_LIBRARY = "__none__"
 
@@ -92,7 +93,7 @@ def template_editor(library: TemplateLibrary) -> None:
             try:
                 saved = library.save_text(text, template_id)
             except MosaicError as err:  # TemplateError names the field; the text stays in the box
-                st.error(f"Not saved — {md(err)}")
+                show_problem(f"Not saved — {err}", detail=err.detail)
             else:
                 st.success(f"Saved **{md(saved.name)}**. Choose it under **New campaign**.")
 
@@ -133,7 +134,8 @@ def current_kit() -> BrandKit:
     try:
         return load_brand_kit(current_workspace())
     except MosaicError as err:
-        st.error(f"The brand kit could not be read, so it is not applied: {md(err)}")
+        show_problem("Your saved brand kit could not be read, so it is not applied. Open “Brand kit”, check it and "
+                     "save it again.", detail=str(err) + (f"\n{err.detail}" if err.detail else ""))
         return BrandKit()
 
 
@@ -186,7 +188,7 @@ def brand_kit_editor(libraries: LibraryManager) -> None:
         try:
             saved = save_brand_kit(data, current_workspace())
         except MosaicError as err:
-            st.error(f"Not saved — {md(err)}")
+            show_problem(f"Not saved — {err}", detail=err.detail)
         else:
             st.success("Brand kit saved. It is applied to every new campaign.")
             if saved.palette:

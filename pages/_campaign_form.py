@@ -16,12 +16,16 @@ from core.score import PRESETS
 from core.templates import CHANNELS, BrandKit, Template, TemplateLibrary
 from core.templates.formats import LOCAL_SCORE_SIZES
 from core.templates.schema import MAX_SEEDS
+from pages.parts.messages import show_problem
 
 ENGINES = {
     LOCAL_SCORE: "Offline: assemble pictures from a library (no download, works anywhere)",
     SD: "Stable Diffusion: pictures from your words (needs an AI model)",
 }
 CUSTOM_MODEL = "__custom__"
+#: the size of the pieces each piece-size preset of the offline option uses, in words
+PIECE_WORDS = {"fine": "small", "balanced": "medium", "fashion-unet": "medium", "coarse": "large",
+               "whole-image": "whole-picture"}
 NONE_CHOICE = "(none)"
 
 
@@ -33,7 +37,8 @@ def template_label(template: Template) -> str:
 def pick_template(library: TemplateLibrary) -> Template | None:
     templates = {t.id: t for t in library.list()}
     if not templates:
-        st.error("No templates found. Check the templates folder.")
+        show_problem("No campaign templates were found. Ask whoever set up the studio to check it.",
+                     detail="The templates folder holds no readable template (core/templates).")
         return None
     for problem in library.problems():
         st.warning(f"One of your templates cannot be used until it is fixed: {md(problem)}")
@@ -43,7 +48,7 @@ def pick_template(library: TemplateLibrary) -> Template | None:
     template_id = st.selectbox(
         "Template",
         ids,
-        format_func=lambda tid: f"{template_label(templates[tid])} — {templates[tid].purpose}",
+        format_func=lambda tid: template_label(templates[tid]),  # its purpose is said under the box
         key="camp_template",
         help="A template is a ready-made brief: what you fill in, the looks (styles) and where the images go.",
     )
@@ -120,13 +125,14 @@ def engine_settings(template: Template, libraries: LibraryManager, kit: BrandKit
         hints = template.engine_hints.get("local_score", {})
         presets = list(hints.get("presets") or ["balanced"])
         styles = [s.name for s in template.variations.styles]
-        varies = ", ".join(f"{name} → {presets[i % len(presets)]} patches" for i, name in enumerate(styles))
+        sizes = [PIECE_WORDS.get(presets[i % len(presets)], "medium") for i in range(len(styles))]
+        varies = ", ".join(f"{md(name)} → {size} pieces" for name, size in zip(styles, sizes, strict=True))
         st.info(
             "**This option has no text model.** It cannot read your words: it builds each picture from small "
             "pieces of the pictures in a library. Your text is kept with the images as the brief (and used "
             "if you later switch to Stable Diffusion).\n\n"
-            f"**What changes between images:** the patch size per style ({varies}) and the random seed. "
-            "Images are square and small — good for quick drafts and for checking originality."
+            f"**What changes between images:** the size of the pieces for each look ({varies}) and the random "
+            "seed. Images are square and small — good for quick drafts and for checking originality."
         )
         infos = {info.name: info for info in libraries.list()}
         names = list(infos)
@@ -148,9 +154,17 @@ def engine_settings(template: Template, libraries: LibraryManager, kit: BrandKit
         )
         with st.expander("Advanced"):
             settings["steps"] = st.slider(
-                "Steps (more = slower, a little cleaner)", 2, 60, int(hints.get("steps", 20)), key="camp_steps"
+                "Steps (more = slower, a little cleaner)",
+                2,
+                60,
+                int(hints.get("steps", 20)),
+                key="camp_steps",
+                help="How many rounds each picture is refined in. The default suits most campaigns.",
             )
-            st.caption(" · ".join(f"**{k}**: {v}" for k, v in PRESETS.items() if k in presets))
+            st.caption(
+                "Piece sizes of the looks: "
+                + " · ".join(f"**{md(preset)}**: {md(PRESETS[preset])}" for preset in presets if preset in PRESETS)
+            )
     else:
         model, family = sd_model_picker()
         settings["model"] = model
@@ -177,7 +191,8 @@ def sd_model_picker() -> tuple[str, str | None]:
 
         models = list_models()
     except Exception as err:  # SD not installed or the models folder unreadable
-        st.error(f"Stable Diffusion is not available here: {md(err)}. Use the offline option instead.")
+        show_problem("Stable Diffusion is not available in this studio. Use the offline option instead.",
+                     detail=f"{type(err).__name__}: {err}")
         return "", None
     by_id = {m.id: m for m in models}
 
@@ -193,13 +208,13 @@ def sd_model_picker() -> tuple[str, str | None]:
             "Model location",
             key="camp_model_custom",
             placeholder="/models/my-model.safetensors",
-            help="A Hugging Face model id, or a folder or .safetensors file inside the studio's data folder "
-            "or a folder your administrator allows (MOSAIC_ALLOWED_FOLDERS).",
+            help="A model name from Hugging Face, or a model folder or .safetensors file in the studio's data "
+            "folder or in a folder your administrator allows.",
         )
         try:
             return check_model_location(typed), None
         except MosaicError as err:
-            st.error(md(err))
+            show_problem(err)
             return "", None
     entry = by_id[model_id]
     if entry.description:

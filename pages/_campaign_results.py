@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
+from core.analyzer.verdict import in_words
 from core.campaigns import (
     DONE,
     FAILED,
@@ -23,7 +24,7 @@ from core.campaigns import (
     export_campaign_zip,
 )
 from core.campaigns.analysis import analyzer_available, item_verdict
-from core.campaigns.export import slug
+from core.campaigns.export import made_with, slug
 from core.campaigns.store import INTERRUPTED
 from core.errors import MosaicError
 from core.html import md
@@ -32,19 +33,25 @@ from core.libraries import LibraryManager
 from pages._shared import enlarge
 from pages.parts.auth import current_access
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
+from pages.parts.messages import show_problem
 
 logger = logging.getLogger(__name__)
 
 STATUS_WORDS = {
-    INTERRUPTED: "interrupted (press Resume)",
+    INTERRUPTED: "interrupted, not finished",
     PLANNED: "not started",
     RUNNING: "being made",
-    PAUSED: "stopped part-way (press Resume)",
+    PAUSED: "stopped part-way, not finished",
     DONE: "finished",
     PARTIAL: "finished, some images failed",
 }
 SHOW = {"all": "All", "starred": "Starred only", "keep": "Hide rejected"}
 COLUMNS = 4
+
+
+def plural(count: int, thing: str) -> str:
+    """"1 image", "3 images"."""
+    return f"{count} {thing}" + ("" if count == 1 else "s")
 
 
 # ---------------------------------------------------------------------------------------- running
@@ -74,7 +81,7 @@ def run_with_progress(
         }
         job = submit("campaign", params, title=f"Campaign: {campaign.name}"[:200])
     except MosaicError as err:
-        st.error(md(err))
+        show_problem(err)
         return None
     st.session_state[f"camp_job_{campaign_id}"] = job.id
     return job
@@ -136,68 +143,72 @@ def pick_campaign(campaigns: CampaignStore) -> CampaignRecord | None:
             campaigns.reconcile(campaign_id)
             campaigns.refresh_status(campaign_id)
         except MosaicError as err:
-            st.error(md(err))
+            show_problem(err)
             return None
         st.session_state["camp_reconciled"] = campaign_id
     return campaigns.get(campaign_id)
 
 
 # ---------------------------------------------------------------------------------------- figures
-def originality_text(item: CampaignItemRecord) -> str:
-    """The item's copy verdict in the words of the Originality check (Markdown, names escaped)."""
+RISK_COLOURS = {"low": "green", "medium": "orange", "high": "red"}  # Streamlit colour names
+
+
+def item_words(item: CampaignItemRecord):
+    """The item's copy verdict in the words shown everywhere (core.analyzer.verdict.in_words)."""
     verdict = item_verdict(item)
     if verdict is not None:
-        return f"Originality **{verdict.originality}/100** · **{md(verdict.label)}**: {md(verdict.headline)}"
-    if item.originality is None and item.copy_risk is None and not item.copy_risk_label:
-        return "Originality: *not analysed*"
-    parts = []  # figures kept before verdicts existed: the score and the flag (check again for the reason)
-    if item.originality is not None:
-        value = item.originality * 100 if item.originality <= 1 else item.originality
-        parts.append(f"Originality **{value:.0f}/100**")
-    if item.copy_risk_label:
-        parts.append(f"Copy risk **{md(item.copy_risk_label)}**")
-    return " · ".join(parts)
+        return verdict.words
+    return in_words(originality=item.originality, risk=item.copy_risk_label, value=item.copy_risk)
+
+
+def originality_text(item: CampaignItemRecord) -> str:
+    """The item's copy verdict in words, as Markdown (names escaped): the risk, coloured, then originality."""
+    words = item_words(item)
+    if words.level is None and not words.originality:
+        return ":grey[Originality: not checked yet]"
+    risk = f":{RISK_COLOURS[words.level]}[**{md(words.risk)}**]" if words.level else f"**{md(words.risk)}**"
+    return f"{risk}  \n{md(words.originality)}" if words.originality else risk
 
 
 # ---------------------------------------------------------------------------------------- callbacks
-def _flash(message: str) -> None:
-    st.session_state["camp_flash"] = message
+def _flash(err: MosaicError) -> None:
+    st.session_state["camp_flash"] = (str(err), err.detail)
 
 
 def _star(campaigns: CampaignStore, item_id: str) -> None:
     try:
         campaigns.star(item_id, bool(st.session_state.get(f"camp_star_{item_id}")))
     except MosaicError as err:
-        _flash(str(err))
+        _flash(err)
 
 
 def _reject(campaigns: CampaignStore, item_id: str) -> None:
     try:
         campaigns.reject(item_id, bool(st.session_state.get(f"camp_reject_{item_id}")))
     except MosaicError as err:
-        _flash(str(err))
+        _flash(err)
 
 
 def _notes(campaigns: CampaignStore, item_id: str) -> None:
     try:
         campaigns.set_notes(item_id, str(st.session_state.get(f"camp_notes_{item_id}") or ""))
     except MosaicError as err:
-        _flash(str(err))
+        _flash(err)
 
 
 # ---------------------------------------------------------------------------------------- the page part
 def show_campaign(campaign: CampaignRecord, campaigns: CampaignStore, libraries: LibraryManager) -> None:
     flash = st.session_state.pop("camp_flash", None)
     if flash:
-        st.error(md(flash))
+        show_problem(*flash)
     running = show_campaign_job(campaign.id)
     counts = campaigns.counts(campaign.id)
     st.subheader(md(campaign.name))
-    engine_words = (
-        "offline library engine" if campaign.engine == "local-score" else f"Stable Diffusion · {md(campaign.model)}"
-    )
+    first = campaigns.items(campaign.id)[:1]
+    library = (first[0].spec.get("request") or {}).get("library") if first else None
+    how = made_with(campaign.engine, campaign.model, library, campaigns.workspace)
     st.caption(
-        f"Template **{md((campaign.template_snapshot or {}).get('name', campaign.template))}** · {engine_words} · "
+        f"Template **{md((campaign.template_snapshot or {}).get('name', campaign.template))}** · {md(how)} · "
         f"{counts[ITEM_DONE]} of {counts['total']} images made"
         + (f" · {counts[PENDING]} waiting" if counts[PENDING] else "")
         + (f" · {counts[FAILED]} failed" if counts[FAILED] else "")
@@ -214,23 +225,23 @@ def show_campaign(campaign: CampaignRecord, campaigns: CampaignStore, libraries:
 
     can_make = current_access().can("generate")
     analyse = _analysis_choice("camp_analyse_resume") if can_make and (counts[PENDING] or counts[FAILED]) else False
-    actions = st.columns(3)
-    if can_make and counts[PENDING] and not running and actions[0].button(
-        f"Resume: make the {counts[PENDING]} waiting image(s)",
+    actions = st.container(horizontal=True, gap="small")  # buttons wrap onto a new line where they do not fit
+    if can_make and counts[PENDING] and not running and actions.button(
+        f"Resume: make the {plural(counts[PENDING], 'waiting image')}",
         type="primary",
         key="camp_resume",
         icon=":material/play_arrow:",
     ):
         if run_with_progress(campaigns, libraries, campaign.id, analyse) is not None:
             st.rerun()
-    if can_make and counts[FAILED] and not running and actions[1].button(
-        f"Try the {counts[FAILED]} failed image(s) again", key="camp_retry", icon=":material/replay:"
+    if can_make and counts[FAILED] and not running and actions.button(
+        f"Try the {plural(counts[FAILED], 'failed image')} again", key="camp_retry", icon=":material/replay:"
     ):
         campaigns.retry_failed(campaign.id)
         if run_with_progress(campaigns, libraries, campaign.id, analyse) is not None:
             st.rerun()
     if can_make:
-        _analyse_button(actions[2], campaign, campaigns, libraries, counts)
+        _analyse_button(actions, campaign, campaigns, libraries, counts)
 
     items = campaigns.items(campaign.id)
     show = st.radio("Show", list(SHOW), format_func=SHOW.get, horizontal=True, key="camp_show")
@@ -246,7 +257,7 @@ def show_campaign(campaign: CampaignRecord, campaigns: CampaignStore, libraries:
 
 def _analysis_choice(key: str) -> bool:
     if not analyzer_available():
-        st.caption("Originality check: not available in this installation — images will show “not analysed”.")
+        st.caption("Originality check: not available in this installation — images will show “not checked yet”.")
         return False
     return st.checkbox(
         "Check originality and copy risk of each image (slower: up to a minute more per image)",
@@ -267,12 +278,18 @@ def _analyse_button(column, campaign, campaigns, libraries, counts) -> None:
     ]
     if not missing:
         return
-    if column.button(f"Check originality of {len(missing)} image(s)", key="camp_analyse_now", icon=":material/search:"):
+    count = plural(len(missing), "image")
+    if column.button(
+        f"Check originality ({count})",
+        key="camp_analyse_now",
+        icon=":material/verified:",
+        help="Compares each image with the library it could borrow from and says how original it is.",
+    ):
         try:
             params = {"campaign_id": campaign.id, "analyse_only": True}
             job = submit("campaign", params, title=f"Originality of {campaign.name}"[:200])
         except MosaicError as err:
-            st.error(md(err))
+            show_problem(err)
             return
         st.session_state[f"camp_job_{campaign.id}"] = job.id
         st.rerun()
@@ -298,13 +315,16 @@ def _card(item, campaigns, libraries, campaign_id, store) -> None:
         except (OSError, MosaicError):
             st.warning("The image file is missing. Press “New variation” to make it again.")
     elif item.status == FAILED:
-        st.error(f"Could not be made: {md(item.error or 'unknown reason')}")
+        show_problem("This image could not be made. Press “New variation” to try again.", detail=item.error or None)
     else:
         st.info("Waiting to be made")
     st.markdown(f"**#{item.position + 1}** {md(variation.title)} · {variation.width}×{variation.height}")
     can_edit = current_access().can("edit")
     if record is not None:
         st.markdown(originality_text(item))
+        reason = item_words(item).reason
+        if reason:
+            st.caption(md(reason[:1].upper() + reason[1:]) + ".")
         if can_edit:
             _verdicts(item, campaigns)
         else:
@@ -325,9 +345,23 @@ def _verdicts(item: CampaignItemRecord, campaigns: CampaignStore) -> None:
     st.session_state[f"camp_star_{item.id}"] = bool(item.starred)
     st.session_state[f"camp_reject_{item.id}"] = bool(item.rejected)
     st.session_state[f"camp_notes_{item.id}"] = item.notes or ""
-    left, right = st.columns(2)
-    left.toggle(":material/star: Star", key=f"camp_star_{item.id}", on_change=_star, args=(campaigns, item.id))
-    right.toggle(":material/block: Reject", key=f"camp_reject_{item.id}", on_change=_reject, args=(campaigns, item.id))
+    with st.container(horizontal=True, gap="small"):  # side by side where they fit, else one under the other
+        st.toggle(
+            ":material/star: Star",
+            key=f"camp_star_{item.id}",
+            on_change=_star,
+            args=(campaigns, item.id),
+            help="Keep this image: “Only starred images” exports just these.",
+            width="content",
+        )
+        st.toggle(
+            ":material/block: Reject",
+            key=f"camp_reject_{item.id}",
+            on_change=_reject,
+            args=(campaigns, item.id),
+            help="Set this image aside: “Leave out rejected images” keeps it out of the ZIP.",
+            width="content",
+        )
     st.text_input(
         "Note",
         key=f"camp_notes_{item.id}",
@@ -362,7 +396,7 @@ def _export(campaign: CampaignRecord, campaigns: CampaignStore, counts: dict[str
             campaign.id, campaigns=campaigns, include_rejected=not skip_rejected, only_starred=only_starred
         )
     except MosaicError as err:
-        st.error(md(err))
+        show_problem(err)
         return
     st.download_button(
         "Download ZIP (images, manifest.csv, contact sheet)",

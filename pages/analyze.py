@@ -38,6 +38,7 @@ from pages._analyze_views import (
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store
 from pages.parts import jobs
 from pages.parts.auth import current_access, explain_denied, owner_id
+from pages.parts.messages import show_problem
 
 ensure_routed(__file__)
 
@@ -138,7 +139,7 @@ if library is None:
         show_other_check(latest, None)
     st.stop()
 if method.problem:
-    st.warning(method.problem)
+    show_problem(method.problem, detail=method.problem_detail, kind="warning")
 key = check_key(subject.key, library.name, library_version(library), *method.key)
 job: JobRecord | None = None
 if key in checks:
@@ -160,7 +161,7 @@ if go:
     try:
         job = submit_check(subject, library, method)
     except MosaicError as err:
-        st.error(f"The check could not start. {md(err)}")
+        show_problem(f"The check could not start. {err}", detail=err.detail)
     else:
         checks.pop(key, None)
         checks[key] = job.id
@@ -187,7 +188,7 @@ if job.state != DONE:
 try:
     result = job_analysis(job)
 except MosaicError as err:
-    st.error(md(err))
+    show_problem(err)
     show_how_we_score()
     st.stop()
 
@@ -201,7 +202,7 @@ st.caption(
 )
 record = subject.record
 verdict = page_verdict(result, record, store, libraries)
-show_headline(result, verdict, record)
+show_headline(result, verdict, record, libraries)
 if verdict.basis == "exact":
     show_search_findings(result)
 show_near_copy(result, libraries)

@@ -19,6 +19,7 @@ from pages._campaign_form import (
 from pages._campaign_results import _analysis_choice, pick_campaign, run_with_progress, show_campaign
 from pages._shared import ensure_routed, get_libraries, get_store, get_templates
 from pages.parts.auth import current_access, explain_denied
+from pages.parts.messages import show_problem
 
 ensure_routed(__file__)
 
@@ -28,6 +29,14 @@ VIEWS = {
     "templates": "Templates",
     "brand": "Brand kit",
 }
+
+
+def library_ready(libraries, name: str | None) -> bool:
+    """Whether library ``name`` is prepared (a built-in one is made the first time it is used)."""
+    try:
+        return bool(name) and libraries.get(name).built
+    except MosaicError:
+        return False
 
 
 def duration(seconds: float) -> str:
@@ -80,22 +89,24 @@ elif view == "new":
         if missing:
             st.info(f"Fill in **{', '.join(missing)}** to see the list of images.")
         elif problem:
-            st.error(md(problem))
+            show_problem(problem)
         else:
             seconds = None
-            if engine == LOCAL_SCORE:
-                try:
+            if engine == LOCAL_SCORE and library_ready(libraries, settings.get("library")):
+                try:  # quick once the library is prepared (a not yet prepared one is prepared by the campaign job)
                     from core.engines.local_score import LocalScoreEngine
 
-                    with st.spinner("Preparing the library…"):
-                        cost = LocalScoreEngine(libraries).plan(plan.variations[0].build_request())["cost"]
+                    cost = LocalScoreEngine(libraries).plan(plan.variations[0].build_request())["cost"]
                     seconds = cost.seconds_estimate * plan.count
                 except MosaicError as err:
                     problem = str(err)
-                    st.error(md(problem))
+                    show_problem(err)
+            elif engine == LOCAL_SCORE:
+                st.caption(":material/info: The first campaign from this library prepares it: a few seconds more.")
             if not problem:
                 estimate = f" · about {duration(seconds)} to make" if seconds else ""
-                st.markdown(f"**{plan.count} image(s)**{estimate}. Check the list, then press **Generate campaign**.")
+                count = f"{plan.count} image" + ("" if plan.count == 1 else "s")
+                st.markdown(f"**{count}**{estimate}. Check the list, then press **Generate campaign**.")
                 for notice in plan.notices:
                     if "no text model" not in notice:  # already explained next to the engine choice
                         st.caption(f"ℹ️ {md(notice)}")
@@ -111,7 +122,7 @@ elif view == "new":
             try:
                 campaign = campaigns.create(plan)
             except MosaicError as err:
-                st.error(md(err))
+                show_problem(err)
             else:
                 # set first: if the run is interrupted (page left, another click), the next visit shows
                 # this campaign with its finished images and a Resume button

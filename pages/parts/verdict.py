@@ -22,16 +22,19 @@ def show_verdict(verdict: Verdict, note: str | None = None, near_copy_match: flo
     with st.container(key="verdict"):
         box = {"low": st.success, "medium": st.warning, "high": st.error}[verdict.risk]
         box(f"{md(verdict.summary)}\n\n{md(verdict.advice)}")
+        words = verdict.words  # the words shown everywhere (campaign cards, contact sheet, CSV)
         c1, c2, c3, c4 = st.columns(4)
         c1.metric(
             "Originality score",
             f"{verdict.originality} / 100",
             help="100 = nothing recognisable taken from the library; 0 = a copy. See “How we score originality”.",
         )
+        c1.caption(md(words.band[:1].upper() + words.band[1:]))
         with c2:
             # Streamlit's own coloured text: no HTML, and the label is one of three fixed phrases
             st.caption("Copy risk")
             st.markdown(f"#### :{RISK_COLOURS[verdict.risk]}[● {md(verdict.label)}]")
+            st.caption(md(words.figure[:1].upper() + words.figure[1:]))
         c3.metric(
             "Largest copied piece",
             pct(verdict.largest_region),

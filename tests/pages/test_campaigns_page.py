@@ -109,7 +109,7 @@ def test_preview_lists_the_concrete_images_before_generating():
     table = at.dataframe[0].value
     assert len(table) == 2 and set(table["Size (px)"]) == {"16×16"}
     assert any("no text model" in c.value for c in at.caption) or "no text model" in texts(at)
-    assert "2 image(s)" in texts(at)
+    assert "2 images" in texts(at)
     at.text_input(key=f"camp_f_{TEMPLATE}_colours").set_value("navy, #12").run()
     ok(at)
     assert any("Brand colours" in e.value and "#12" in e.value for e in at.error), [e.value for e in at.error]
@@ -129,7 +129,7 @@ def test_make_a_campaign_star_export_and_reopen(downloads, monkeypatch):
     items = campaigns.items(campaign.id)
     assert len(items) == 2 and all(i.status == "done" for i in items)
     assert images_shown(at) == 2
-    assert "not analysed" in texts(at)
+    assert "Originality: not checked yet" in texts(at)
 
     # star one, note another
     at.toggle(key=f"camp_star_{items[0].id}").set_value(True).run()
@@ -169,8 +169,12 @@ def test_make_a_campaign_star_export_and_reopen(downloads, monkeypatch):
         verdict = item_verdict(item)
         record = campaigns.generation(item)
         assert verdict is not None and verdict == studio_verdict(record, campaigns.store, LibraryManager(), "faces")
-        card = f"Originality **{verdict.originality}/100** · **{verdict.label}**: {verdict.headline}"
-        assert card in texts(at), texts(at)
+        words = verdict.words  # the verdict in the words shown everywhere, coloured by its risk
+        colour = {"low": "green", "medium": "orange", "high": "red"}[verdict.risk]
+        assert f":{colour}[**{words.risk}**]" in texts(at) and words.originality in texts(at), texts(at)
+        assert words.originality == f"Originality {verdict.originality} / 100 — " + words.originality.split(" — ")[1]
+        if words.reason:
+            assert words.reason[1:] in texts(at)
 
     # one variation made again with a new seed; the old image stays in the gallery
     old = campaigns.item(items[1].id)
