@@ -7,6 +7,7 @@ import streamlit as st
 from core.accounts import ROLES, Access, Accounts
 from core.errors import MosaicError
 from core.html import md
+from pages.parts.messages import show_problem
 
 ROLE_WORDS = {
     "viewer": "Viewer — looks and exports",
@@ -35,7 +36,7 @@ def members_view(accounts: Accounts, access: Access) -> None:
             {
                 "Name": user.name,
                 "E-mail": user.email or "",
-                "Role": role,
+                "Role": role.capitalize(),
                 "Account": "disabled" if user.disabled else "active",
             }
             for user, role in members
@@ -52,9 +53,10 @@ def members_view(accounts: Accounts, access: Access) -> None:
         try:
             accounts.set_member(access.workspace, name.strip(), role)
         except MosaicError as err:
-            st.error(md(err))
+            show_problem(md(err), detail=err.detail)
         else:
-            _done(f"{name.strip()} is now {role} of this workspace.")
+            article = "an" if role[0] in "aeiou" else "a"
+            _done(f"{name.strip()} is now {article} {role} of this workspace.")
     names = [user.name for user, _role in members]
     if names:
         with st.form("team_remove", border=True):
@@ -65,7 +67,7 @@ def members_view(accounts: Accounts, access: Access) -> None:
             try:
                 accounts.remove_member(access.workspace, who)
             except MosaicError as err:
-                st.error(md(err))
+                show_problem(md(err), detail=err.detail)
             else:
                 _done(f"{who} was removed from this workspace.")
 
@@ -102,7 +104,7 @@ def people_view(accounts: Accounts, access: Access) -> None:
                 name.strip(), password or None, email=email.strip() or None, role=role, workspace=access.workspace
             )
         except MosaicError as err:
-            st.error(md(err))
+            show_problem(md(err), detail=err.detail)
         else:
             st.session_state.pop("team_new_password", None)
             _done(f"{name.strip()} can now sign in.")
@@ -128,10 +130,10 @@ def people_view(accounts: Accounts, access: Access) -> None:
                 elif action == "enable":
                     accounts.enable_user(who)
             except MosaicError as err:
-                st.error(md(err))
+                show_problem(md(err), detail=err.detail)
             else:
                 st.session_state.pop("team_manage_password", None)
-                _done(f"Account {who} updated.")
+                _done(f"{who}'s account is updated.")
 
 
 def workspaces_view(accounts: Accounts) -> None:
@@ -151,6 +153,6 @@ def workspaces_view(accounts: Accounts) -> None:
         try:
             accounts.add_workspace(name.strip(), title=title.strip())
         except MosaicError as err:
-            st.error(md(err))
+            show_problem(md(err), detail=err.detail)
         else:
             _done(f"Workspace {title.strip() or name.strip()} added. You can switch to it in the sidebar.")
