@@ -30,10 +30,15 @@ def tile(path: str, side: int = TILE) -> Image.Image:
         )
 
 
+#: shorter words under the pictures (one line of 160 px with the likeness)
+CAPTION_WORDS = {**PRESET_WORDS, "whole-image": "Whole picture"}
+
+
 def caption(row: dict[str, Any]) -> str:
-    words = PRESET_WORDS.get(row.get("preset", ""), str(row.get("preset", "")))
+    """``Small patches: 0.52`` (the likeness to the closest library picture), or the words alone."""
+    words = CAPTION_WORDS.get(row.get("preset", ""), str(row.get("preset", "")))
     closest = row.get("closest")
-    return f"{words} · likeness {closest:.2f}" if isinstance(closest, (int, float)) else words
+    return f"{words}: {closest:.2f}" if isinstance(closest, (int, float)) else words
 
 
 def reading(rows: list[dict[str, Any]]) -> str:

@@ -49,7 +49,7 @@ def test_locality_reading_follows_the_figures():
     assert "small patches the closest library picture is 0.52 alike: a new digit" in text
     assert "whole-picture patches it is 1.00: the machine copied one library picture" in text
     assert "The bigger the patches, the closer the picture stays to one library picture." in text
-    assert caption(rows[0]) == "Small patches · likeness 0.52"
+    assert caption(rows[0]) == "Small patches: 0.52" and caption(rows[3]) == "Whole picture: 1.00"
     rows[1]["closest"] = 0.95  # out of order: the reading must not claim the order
     assert "do not follow the order" in reading(rows) and "The bigger the patches" not in reading(rows)
     assert caption({"preset": "fine"}) == "Small patches"  # an older result without the figure

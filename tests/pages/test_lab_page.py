@@ -88,9 +88,8 @@ def test_lab_compares_the_trained_model_with_the_machine():
 
 def test_lab_locality_row():
     from core.jobs import JobQueue
-    from core.lab.jobs import PRESET_WORDS
     from core.lab.jobs import load_lab_result as load
-    from pages._lab_locality import TILE, tile
+    from pages._lab_locality import CAPTION_WORDS, TILE, tile
 
     at = _lab()
     at.button(key="lab_locality").click().run()
@@ -100,9 +99,9 @@ def test_lab_locality_row():
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     captions = [img.caption for node in at.get("image") for img in node.proto.imgs]
-    assert [c.split(" · ")[0] for c in captions] == list(PRESET_WORDS.values())
+    assert [c.split(":")[0] for c in captions] == list(CAPTION_WORDS.values())
     rows = load(JobQueue().get(at.session_state["lab_locality_job"]))["rows"]
-    assert captions == [f"{PRESET_WORDS[r['preset']]} · likeness {r['closest']:.2f}" for r in rows]
+    assert captions == [f"{CAPTION_WORDS[r['preset']]}: {r['closest']:.2f}" for r in rows]
     assert rows[-1]["closest"] > 0.99 > rows[0]["closest"]  # whole-picture patches copy; small ones make new
     # heading, caption and figures agree
     assert "small patches make new pictures, whole-picture patches copy" in at.subheader[0].value
