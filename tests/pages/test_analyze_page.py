@@ -324,6 +324,12 @@ def test_a_studio_image_gets_the_same_verdict_on_the_mosaic_view_and_the_check(t
         assert piece.value == f"{verdict.largest_region * 100:.0f} %"
         if verdict.small_library:
             assert "only 4 pictures" in body
+        # issue 19: the words shown everywhere (campaign cards, contact sheet, CSV): the originality band and
+        # the figure that decided the copy risk, under the score and the label
+        words = verdict.words
+        captions = [re.sub(r"\\(.)", r"\1", c.value) for c in page.caption]
+        assert words.band and words.band[:1].upper() + words.band[1:] in captions
+        assert words.figure and words.figure[:1].upper() + words.figure[1:] in captions
     # the verdict's "from one picture" is the Mosaic view's own exact-source figure
     assert f"The largest single source supplies **{verdict.top_share * 100:.0f} %** of the pixels" in texts(mosaic)
     shown = next(m for m in mosaic.metric if m.label == "From one picture")
