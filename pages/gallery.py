@@ -83,8 +83,10 @@ def card(record) -> None:
             store.delete(record.id)
             st.rerun()
         return
-    first, second = st.columns(2), st.columns(2)
-    if record.engine == "local-score" and first[0].button(
+    has_mosaic = record.engine == "local-score"  # only Mosaic images know where every pixel came from
+    first = st.columns(2) if has_mosaic else [None, st.container()]
+    second = st.columns(2)
+    if has_mosaic and first[0].button(
         "Mosaic",
         key=f"m_{record.id}",
         icon=":material/grid_view:",
