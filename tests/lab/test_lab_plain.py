@@ -81,3 +81,34 @@ def test_plain_table_and_reading():
     assert "“patches from anywhere, aware of the border” predicts the network best" in text
     assert "**0.85**, closer than copying on **4 of 4** pictures" in text
     assert "“Patches from anywhere” alone does poorly (0.15)" in text
+
+
+def test_the_patch_size_job_reports_moving_progress_in_plain_words():
+    import re
+    import threading
+    import time
+
+    from core.jobs import DONE, JobQueue
+    from core.jobs.worker import run_job_here
+    from core.lab.jobs import locality_params
+
+    queue = JobQueue()
+    job = queue.submit("lab", locality_params(3), owner="ann")
+    states: list[str] = []
+    worker = threading.Thread(target=lambda: states.append(run_job_here(queue, job.id)))
+    worker.start()
+    seen: list[tuple[float, str]] = []
+    while worker.is_alive():
+        record = queue.get(job.id)
+        if record.message and (not seen or seen[-1] != (record.progress, record.message)):
+            seen.append((float(record.progress or 0.0), record.message))
+        time.sleep(0.05)
+    worker.join()
+    assert states == [DONE]
+    running = [(p, m) for p, m in seen if not m.startswith("Done")]
+    assert len({m for _, m in running}) >= 3, seen  # it moves: several messages while it works
+    assert any(re.search(r"Picture \d of 4: .*, step \d+ of 20…", m) for _, m in running), seen
+    assert any(0.0 < p < 1.0 for p, _ in running), seen
+    fractions = [p for p, _ in running]
+    assert fractions == sorted(fractions), seen
+    assert not any(re.search(r"\b(fine|balanced|coarse|whole-image|bbels)\b", m, re.I) for _, m in seen), seen
