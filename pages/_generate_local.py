@@ -66,6 +66,28 @@ DEFAULTS: dict[str, object] = {
 }
 
 
+def _prepare(libraries: LibraryManager, name: str, title: str):
+    """Make built-in library ``name`` with a moving bar; its info, or ``None`` (the problem shown) when it failed."""
+    text = f"Preparing {title} for its first use (only once)…"
+    bar = st.progress(0.0, text=text)
+    shown = [-1]
+
+    def progress(done: int, expected: int) -> None:
+        percent = int(100 * min(1.0, done / max(1, expected)))
+        if percent != shown[0]:  # one update per percent, not one per picture
+            shown[0] = percent
+            bar.progress(percent / 100, text=f"{text} {done:,} of about {expected:,} pictures")
+
+    try:
+        info = libraries.ensure(name, progress)
+    except MosaicError as err:
+        bar.empty()
+        show_problem(err)
+        return None
+    bar.empty()
+    return info
+
+
 def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, LocalScoreRequest | None]:
     """Draw the form (its problems right above the button); return the engine and the request, or ``None``
     when it cannot be run."""
@@ -87,10 +109,14 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
         help="The pictures new images are assembled from. Add your own on the Libraries page.",
         key="gen_library",
     )
+    info = infos[library]
+    if not info.built:  # a built-in library's pictures are made on first use: a few seconds, shown as they go
+        info = _prepare(libraries, library, info.title)
+        if info is None:
+            return LocalScoreEngine(libraries), None
     size = st.select_slider("Image size (pixels)", options=list(SIZES), key="gen_size")
     count = count_slider("gen", MAX_COUNT)
     label_options = ["Any"]
-    info = infos[library]
     if info.label_names:
         label_options += ["Random class"] + list(info.label_names)
     if state.get("gen_label") not in label_options:
