@@ -85,15 +85,15 @@ lib_np = library.images.numpy()
 params = record.params
 st.caption(
     f"Made from the library **{md(_library_title(record.library))}** · {record.width}×{record.height} px"
-    + (f" · pictures of **{md(params['label'])}**" if params.get("label") else "")
+    + (f" · kind of picture: **{md(params['label'])}**" if params.get("label") else "")
     + (f" · {md(fast_draft_caption(params))}" if params.get("approximate") else "")
 )
 with st.expander("Advanced: how this image was made"):
     machine = str(params.get("machine") or "")
     st.markdown(
-        f"Machine **{md(MACHINE_LABELS.get(machine, (machine,))[0])}** (`{md(machine)}`) · "
-        f"locality preset `{md(params.get('preset'))}` · seed **{record.seed}** · "
-        f"library `{md(record.library)}` · image id `{md(record.id)}` · "
+        f"Machine **{md(MACHINE_LABELS.get(machine, (machine,))[0])}** ({md(machine)}) · "
+        f"locality preset **{md(params.get('preset'))}** · seed **{record.seed}** · "
+        f"library **{md(record.library)}** · image id **{md(record.id)}** · "
         f"patch sizes by step: {md(', '.join(str(p) for p in mosaic.patch_sizes))}"
     )
 
