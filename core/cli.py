@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import BadInputError, MosaicError
+from core.words import plural
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -149,7 +150,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     queue = JobQueue(store_of(args))  # opens (and checks) the database before anything is queued
     params = dict(encode_request(engine_name, request), title=args.title or "")
     what = getattr(request, "library", None) or getattr(request, "prompt", "") or engine_name
-    title = f"{request.count} image(s): {str(what)[:60]}"
+    title = f"{plural(request.count, 'image')}: {str(what)[:60]}"
     job = queue.submit("generate", params, owner=cli_owner(), title=title, device=device_for(engine_name))
     if args.no_wait:
         _print({"job": job.id}, args.json, f"job {job.id} queued (see 'python -m core jobs show {job.id}')")
@@ -159,7 +160,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except MosaicError:
         kept = len(queue.get(job.id).result.get("records") or [])
         if kept:
-            print(f"{kept} finished image(s) were saved to the gallery before the stop.", file=sys.stderr)
+            print(f"{plural(kept, 'finished image')} saved to the gallery before the stop.", file=sys.stderr)
         raise
     store = queue.store
     records = [store.get(r) for r in job.result.get("records") or []]
@@ -225,7 +226,7 @@ def cmd_libraries(args: argparse.Namespace) -> int:
             for r in reports
         ]
         text = "\n".join(
-            [f"added {d['added']} image(s) to {d['library']}" for d in data]
+            [f"added {plural(d['added'], 'picture')} to {d['library']}" for d in data]
             + [f"skipped {name}: {why}" for d in data for name, why in d["skipped"]]
             + [n for d in data for n in d["notices"]]
         )
@@ -413,7 +414,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         text += f"\nzip: {data['zip']}"
     text += "".join(f"\nnote: {n}" for n in data.get("notices", []))
     if data.get("elsewhere"):
-        text += f"\nnote: {data['elsewhere']} image(s) are still being made by another run of this campaign."
+        text += f"\nnote: {plural(data['elsewhere'], 'image')} still being made by another run of this campaign."
     _print(data, args.json, text)
     return 0
 

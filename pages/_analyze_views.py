@@ -21,6 +21,7 @@ from core.analyzer.verdict import STUDIO_ENGINE, Verdict, final_verdict, studio_
 from core.errors import MosaicError
 from core.html import colour_mark, md
 from core.libraries import LibraryManager
+from core.words import plural
 from pages._shared import enlarge
 from pages.parts.messages import show_problem
 from pages.parts.verdict import MOSAIC_VIEW_MEASURES, show_verdict
@@ -156,7 +157,7 @@ def choose_scale(result: AnalysisResult) -> int | None:
     scale = result.scales[chosen]
     st.caption(
         f"With {_scale_label(scales)(chosen).lower()} alone: {_pct(scale.borrowed_fraction)} borrowed from "
-        f"{len(scale.sources)} library picture(s), largest piece {_pct(scale.largest_region_fraction)}."
+        f"{plural(len(scale.sources), 'library picture')}, largest piece {_pct(scale.largest_region_fraction)}."
     )
     return int(chosen)
 

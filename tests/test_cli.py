@@ -379,7 +379,7 @@ def test_generate_keeps_the_images_finished_before_a_later_one_fails(capsys, mon
     monkeypatch.setattr(StableDiffusionEngine, "_one", third_fails)
     assert main(_sd_args(tiny_sd15, count=4, steps=2)) == 2
     err = capsys.readouterr().err
-    assert "Out of memory on image 3." in err and "2 finished image(s) were saved" in err
+    assert "Out of memory on image 3." in err and "2 finished images saved" in err
     store = Store()
     records = store.list()
     assert sorted(r.seed for r in records) == [11, 12]

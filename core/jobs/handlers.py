@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from core.errors import BadInputError
 from core.jobs.context import JobContext
+from core.words import plural
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def generate(context: JobContext) -> str:
 
 
 def _made(count: int) -> str:
-    return f"Done: {count} image(s) saved to the gallery." if count != 1 else "Done: 1 image saved to the gallery."
+    return f"Done: {plural(count, 'image')} saved to the gallery."
 
 
 def campaign(context: JobContext) -> str:
@@ -97,7 +98,7 @@ def campaign(context: JobContext) -> str:
             raise BadInputError("The originality check is not available in this studio.")
         checked = runner.analyze_items(campaign_id, checker)
         context.save_result(campaign_id=campaign_id, checked=checked)
-        return f"Checked the originality of {checked} image(s)."
+        return f"Checked the originality of {plural(checked, 'image')}."
     context.save_result(campaign_id=campaign_id)
     report = runner.run(campaign_id, on_progress=context.engine_progress, cancel=context.cancel, item_ids=item_ids)
     if report.cancelled:
@@ -105,10 +106,10 @@ def campaign(context: JobContext) -> str:
 
         context.save_result(**report.as_dict())
         raise GenerationCancelled(
-            f"Campaign paused: {len(report.made)} image(s) made in this run are kept. Resume it to finish."
+            f"Campaign paused: {plural(len(report.made), 'image')} made in this run stay. Resume it to finish."
         )
     context.save_result(**report.as_dict())
-    text = f"Campaign {report.status}: {len(report.made)} image(s) made"
+    text = f"Campaign {report.status}: {plural(len(report.made), 'image')} made"
     if report.failed:
         text += f", {len(report.failed)} failed ({report.errors[0]})"
     return text + "."

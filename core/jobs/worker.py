@@ -23,6 +23,7 @@ from core.jobs.context import JobContext
 from core.jobs.handlers import run_handler
 from core.jobs.models import JobRecord
 from core.jobs.queue import HEARTBEAT_S, JobQueue, new_worker_id
+from core.words import plural
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def execute(queue: JobQueue, job: JobRecord, worker: str, cache: dict | None = N
 def _cancel_message(context: JobContext) -> str:
     kept = len(context.result.get("records") or [])
     if kept:
-        return f"Cancelled. The {kept} image(s) finished before are kept in the Gallery."
+        return f"Cancelled. The {plural(kept, 'image')} finished before stay in the Gallery."
     return "Cancelled. Nothing was saved from the unfinished work."
 
 

@@ -5,6 +5,7 @@ Screenshots are saved in ``test-artifacts/`` for people to look at.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_generate_with_defaults_then_open_mosaic(page, studio):
     assert _shot(page, "04_mosaic").stat().st_size > 10_000
 
     page.get_by_role("link", name="Gallery").first.click()
-    page.get_by_text("image(s) saved").wait_for()
+    page.get_by_text(re.compile(r"\d+ images? saved")).first.wait_for()
     _shot(page, "05_gallery")
 
 

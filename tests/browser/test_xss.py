@@ -9,6 +9,8 @@ may appear, and the names must be shown as the characters they are. Screenshots:
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -169,7 +171,7 @@ def test_names_with_html_and_script_are_shown_as_text(page, studio):
 
     # Gallery
     _open(page, "Gallery")
-    page.get_by_text("image(s) saved").wait_for()
+    page.get_by_text(re.compile(r"\d+ images? saved")).first.wait_for()
     _check_no_script(page, dialogs, "Gallery")
 
     # Campaigns: the saved campaign, its name and brief

@@ -144,7 +144,7 @@ def test_gallery_lists_saved_images_after_restart():
     assert "Nothing here yet" in texts(at)
     generate_small(at, count=2)
     fresh = goto(app(), "gallery")  # a new session: images come from the store
-    assert "2 image(s) saved" in texts(fresh)
+    assert "2 images saved" in texts(fresh)
 
 
 def test_gallery_delete_asks_first_and_keep_keeps():
@@ -153,13 +153,13 @@ def test_gallery_delete_asks_first_and_keep_keeps():
     goto(at, "gallery")
     at.button(key=f"x_{first}").click().run()
     assert "cannot be undone" in " ".join(w.value for w in at.warning)
-    assert "2 image(s) saved" in texts(at)  # nothing deleted yet
+    assert "2 images saved" in texts(at)  # nothing deleted yet
     at.button(key=f"xn_{first}").click().run()
-    assert not at.warning and "2 image(s) saved" in texts(at)
+    assert not at.warning and "2 images saved" in texts(at)
     at.button(key=f"x_{second}").click().run()
     at.button(key=f"xy_{second}").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "1 image(s) saved" in texts(at)
+    assert "1 image saved" in texts(at)
 
 
 def test_libraries_page_lists_builtins_and_imports_a_folder(isolated_data_dir):
@@ -180,7 +180,7 @@ def test_libraries_page_lists_builtins_and_imports_a_folder(isolated_data_dir):
     assert not at.exception, [e.value for e in at.exception]
     assert run_queued_jobs() == ["done"]  # the page submitted an import job; a worker runs it
     at.run()
-    assert any("Added 6 picture(s)" in s.value for s in at.success)
+    assert any("Added 6 pictures" in s.value for s in at.success)
     assert any("broken\\.png" in m.value for m in at.markdown)  # file names are escaped Markdown (core.html.md)
     assert any("Spring catalogue" in e.label for e in at.expander)
 
@@ -212,7 +212,7 @@ def test_pages_keep_and_explain_an_image_whose_file_is_missing():
     assert not at.exception, [e.value for e in at.exception]
     assert any("missing" in w.value for w in at.warning)
     goto(at, "gallery")
-    assert "2 image(s) saved" in texts(at)
+    assert "2 images saved" in texts(at)
     assert any("Image file missing" in w.value for w in at.warning)
     at.switch_page("pages/mosaic.py")
     at.query_params["id"] = first
