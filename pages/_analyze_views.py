@@ -209,7 +209,7 @@ def show_sources(result: AnalysisResult, libraries: LibraryManager, scale: int |
         with cols[i % 6]:
             picture(image)
             st.markdown(
-                f"{colour_mark(share.colour)} **{_pct(share.share)}** · <code>{md(share.name)}</code>",
+                f"{colour_mark(share.colour)} **{_pct(share.share)}** · {md(share.name)}",
                 unsafe_allow_html=True,
             )
 

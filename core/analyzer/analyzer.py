@@ -39,6 +39,39 @@ ImageInput = Image.Image | bytes | str | Path
 _CROP_CHECK_REGION = 0.15
 
 
+class _Stage:
+    """Progress through ``total`` equal pieces of work, reported between ``low`` and ``high``."""
+
+    def __init__(self, report: ProgressFn | None, low: float, high: float, message: str) -> None:
+        self.report, self.low, self.high, self.message = report, low, high, message
+        self.total, self.count = 1, 0
+
+    @classmethod
+    def silent(cls) -> _Stage:
+        return cls(None, 0.0, 1.0, "")
+
+    def done(self) -> None:
+        """One piece finished: the bar moves by its share, the message says how far ("2 of 5")."""
+        self.count += 1
+        if self.report is not None:
+            share = min(1.0, self.count / max(1, self.total))
+            self.report(self.low + (self.high - self.low) * share, f"{self.message} ({self.count} of {self.total})…")
+
+
+class _Report:
+    """The analysis' progress callback, or nothing; hands out :class:`_Stage` for the long loops."""
+
+    def __init__(self, on_progress: ProgressFn | None) -> None:
+        self.on_progress = on_progress
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(fraction, message)
+
+    def stage(self, low: float, high: float, message: str) -> _Stage:
+        return _Stage(self.on_progress, low, high, message)
+
+
 def _window(patch: int) -> int:
     return max(3, (patch // 2) | 1)
 
@@ -104,8 +137,8 @@ class Analyzer:
         index, index_notices = manager.open(library, index_progress)
         notices.extend(index_notices)
         timings["index"] = time.perf_counter() - started
-        if on_progress is not None:
-            on_progress(0.6, "Matching patches")
+        report = _Report(on_progress)
+        report(0.6, "Looking for borrowed pieces…")
 
         items = self.libraries.items(library)
         position = {item["id"]: i for i, item in enumerate(items)}
@@ -122,11 +155,11 @@ class Analyzer:
         grid_size = self.settings.work_size // factor
         query_levels = self._query_levels(features[0], index)
         per_scale, fine, level_votes = self._search(
-            index, feature_space, features, structure, allowed, grid_size, query_levels
+            index, feature_space, features, structure, allowed, grid_size, query_levels,
+            report.stage(0.6, 0.75, "Looking for borrowed pieces"),
         )
         timings["search"] = time.perf_counter() - t0
-        if on_progress is not None:
-            on_progress(0.8, "Building the mosaic")
+        report(0.75, "Putting the mosaic together…")
 
         t0 = time.perf_counter()
         query = features[0]
@@ -150,6 +183,7 @@ class Analyzer:
         }
         timings["assign"] = time.perf_counter() - t0
 
+        report(0.83, "Checking for a copy of a whole picture…")
         t0 = time.perf_counter()
         checker = NearCopyChecker(index.global_descriptors, index.pixels)
         match = checker.check(query_pixels, allowed)
@@ -159,7 +193,8 @@ class Analyzer:
         source_map, source_yx, offset_map, similarity = self._maps(main, row_to_index, factor, height, width)
         t0 = time.perf_counter()
         levels = self._other_sizes(index, feature_space, query, allowed, row_to_index, noise, query_levels,
-                                   level_votes, fine)
+                                   level_votes, fine,
+                                   report.stage(0.86, 0.98, "Looking for pieces shown larger or smaller"))
         scale_map = self._merge(levels, source_map, source_yx, offset_map, similarity)
         timings["other_sizes"] = time.perf_counter() - t0
         shares, regions = regions_and_shares(source_map, source_yx, names, scale_map)
@@ -216,8 +251,7 @@ class Analyzer:
                 ),
             )
         timings["total"] = time.perf_counter() - started
-        if on_progress is not None:
-            on_progress(1.0, "Analysis done")
+        report(1.0, "Analysis done")
         logger.info("analysed image against %s (%s): %s", library, space, summary)
         return AnalysisResult(
             library=library,
@@ -265,13 +299,18 @@ class Analyzer:
         allowed: np.ndarray,
         grid_size: int,
         query_levels: dict[float, torch.Tensor],
+        report: _Stage | None = None,
     ) -> tuple[dict[int, list[Candidate]], dict[int, Any], dict[float, list[Candidate]]]:
         """Offset candidates per patch size: indexed (large) sizes over the whole library, largest first,
         then small sizes over the library images those point to most (see :mod:`.shortlist`).
 
         Also the candidates of every reduced copy of the checked image (``query_levels``): their large
         patches count towards the shortlist too, and they are searched with the same small-patch index.
-        Returns (candidates per patch size, the small-patch indexes, candidates per query level)."""
+        Returns (candidates per patch size, the small-patch indexes, candidates per query level).
+        ``report`` hears of every search done (of all of them)."""
+        report = report or _Stage.silent()
+        fine_patches = sorted(set(self.settings.scales_for(index.factor)) - set(index.scales), reverse=True)
+        report.total = len(index.scales) * (1 + len(query_levels)) + len(fine_patches)
         voter = OffsetVoter(self.settings)
         # offsets are bounded by the larger of the library side and the (possibly wider) checked image
         bound = max(grid_size, *features.shape[-2:])
@@ -282,14 +321,16 @@ class Analyzer:
             votes = voter.candidates(index.scales[patch], features, structure, allowed, bound)
             per_scale[patch] = votes.candidates
             scores += votes.image_scores
+            report.done()
         level_inputs = {k: (q[None], space.structure(q[None])) for k, q in query_levels.items()}
         for k, (q, q_structure) in level_inputs.items():
             for patch in sorted(index.scales, reverse=True):
                 votes = voter.candidates(index.scales[patch], q, q_structure, allowed, bound)
                 per_level[k].extend(votes.candidates)
                 scores += votes.image_scores
+                report.done()
         fine: dict[int, Any] = {}
-        for patch in sorted(set(self.settings.scales_for(index.factor)) - set(index.scales), reverse=True):
+        for patch in fine_patches:
             limit = max(1, self.settings.shortlist_vectors // max(1, patches_per_image(grid_size, patch)))
             rows = shortlist(scores, allowed, limit)
             scale = fine_scale_index(index, rows, patch, self.settings, space.structure)
@@ -306,6 +347,7 @@ class Analyzer:
                     per_level[k].extend(voter.candidates(level_scale, q, q_structure, allowed, bound).candidates)
             logger.debug("%d px patches: %d shortlisted images, %d candidates", patch, rows.shape[0],
                          len(votes.candidates))
+            report.done()
         return dict(sorted(per_scale.items())), fine, per_level
 
     def _other_sizes(
@@ -319,8 +361,11 @@ class Analyzer:
         query_levels: dict[float, torch.Tensor],
         level_votes: dict[float, list[Candidate]],
         fine: dict[int, Any],
+        report: _Stage | None = None,
     ) -> list[LevelMaps]:
         """Library content at other sizes (see :mod:`.pyramid`), each level's result on the base grid."""
+        report = report or _Stage.silent()
+        report.total = len(index.levels) + len(query_levels)
         s = self.settings
         window = max(3, s.window | 1)
         height, width = query.shape[1:]
@@ -334,12 +379,14 @@ class Analyzer:
                 found.extend(voter.candidates(scales[patch], query[None], structure, allowed,
                                               max(height, width, side)).candidates)
             assignment = self._assign_level(LevelLibrary(index, side), space, query, found, noise, window)
+            report.done()
             if assignment is None:
                 continue
             smap, syx, _, sim = self._maps(assignment, row_to_index, 1, height, width)
             out.append(LevelMaps(*to_base(smap, syx, sim, height, width, side / index.work_size), scale=k))
         for k, small in query_levels.items():
             assignment = self._assign_level(index, space, small, level_votes.get(k, []), noise, window)
+            report.done()
             if assignment is None:
                 continue
             level_h, level_w = small.shape[1:]

@@ -31,6 +31,7 @@ from core.analyzer.search import ExactSearch, FaissSearch, Searcher, make_search
 from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings, ProgressFn
 from core.errors import BadInputError
 from core.libraries import LibraryManager
+from core.words import plural
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class IndexManager:
             except store.IndexDamaged as exc:
                 logger.warning("index %s is damaged (%s); rebuilding", directory, exc)
                 notices.append(
-                    f"The saved search index of '{library}' could not be used ({exc}); it was rebuilt."
+                    "The library's saved search data could not be used, so it was prepared again."
                 )
             if index is not None:
                 held = set(index.item_ids)
@@ -170,13 +171,13 @@ class IndexManager:
                 added = [item_id for item_id in current if item_id not in held]
                 if removed:
                     notices.append(
-                        f"{len(removed)} image(s) were removed from '{library}' since it was indexed; "
-                        "the search index was rebuilt."
+                        f"{plural(len(removed), 'picture')} left the library since it was last prepared, "
+                        "so it was prepared again."
                     )
                     index = None
                 elif added:
                     index = self._append(index, library, added, on_progress)
-                    notices.append(f"Indexed {len(added)} new image(s) of '{library}'.")
+                    notices.append(f"Prepared {plural(len(added), 'new picture')} of the library for the check.")
             if index is None:
                 index = self._build(library, directory, on_progress)
         return index, notices
@@ -224,7 +225,7 @@ class IndexManager:
                         rows[k][p].append(np.concatenate([item, pos], axis=1).astype(np.int32))
             if on_progress is not None:
                 done = min(total, start + _BATCH)
-                on_progress(0.9 * done / total, f"Indexing library images: {done} of {total}")
+                on_progress(0.9 * done / total, f"Preparing the library: {done:,} of {plural(total, 'picture')}")
         logger.info("described %d images in %.1f s", total, time.perf_counter() - started)
         pixels = ((images + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
@@ -248,7 +249,7 @@ class IndexManager:
 
     def _build(self, library: str, directory: Path, on_progress: ProgressFn | None) -> PatchIndex:
         if on_progress is not None:
-            on_progress(0.0, f"Indexing library '{library}' ({self.space.describe()})")
+            on_progress(0.0, "Preparing the library for the check…")
         images, item_ids, channels = self._library_tensor(library, None)
         described = self._describe(images, 0, on_progress)
         scales = self._scale_indexes(described.vectors, described.rows)
@@ -269,10 +270,10 @@ class IndexManager:
             levels=levels,
         )
         if on_progress is not None:
-            on_progress(0.95, "Saving the search index")
+            on_progress(0.95, "Saving the prepared library")
         self._save(index, keep=())
         if on_progress is not None:
-            on_progress(1.0, "Index ready")
+            on_progress(1.0, "Library ready")
         return index
 
     def _scale_indexes(self, vectors: dict[int, np.ndarray], rows: dict[int, np.ndarray]) -> dict[int, ScaleIndex]:

@@ -96,7 +96,7 @@ def campaign(context: JobContext) -> str:
         checker = make_analyzer(campaigns.get(campaign_id), campaigns, context.libraries())
         if checker is None:
             raise BadInputError("The originality check is not available in this studio.")
-        checked = runner.analyze_items(campaign_id, checker)
+        checked = runner.analyze_items(campaign_id, checker, on_progress=context.engine_progress)
         context.save_result(campaign_id=campaign_id, checked=checked)
         return f"Checked the originality of {plural(checked, 'image')}."
     context.save_result(campaign_id=campaign_id)

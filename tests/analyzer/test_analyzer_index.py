@@ -37,8 +37,15 @@ def test_index_is_built_once_then_reused_and_progress_is_reported(small, isolate
     folders = list((isolated_data_dir / "indexes" / "mini").iterdir())
     assert len(folders) == 1 and (folders[0] / "manifest.json").is_file()
     clear_cache()
-    again = analyzer.analyze(_image(arrays[0]), "mini")
+    seen.clear()
+    again = analyzer.analyze(_image(arrays[0]), "mini", on_progress=lambda f, m: seen.append((f, m)))
     assert again.notices == []
+    # with the index ready the check itself moves the bar: many small steps after the index, in words
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    after_index = [f for f in fractions if 0.6 < f < 1.0]
+    assert len(set(after_index)) >= 5, seen
+    assert any("(2 of " in m for _, m in seen) and not any("patches" in m or "Index" in m for _, m in seen), seen
 
 
 def test_added_images_are_appended_and_removed_ones_trigger_a_rebuild(small):
@@ -47,13 +54,13 @@ def test_added_images_are_appended_and_removed_ones_trigger_a_rebuild(small):
     extra = library_crops()[10]
     analyzer.libraries.add_files("mini", [("extra.png", png_bytes(extra[1]))])
     index, notices = analyzer.index("mini")
-    assert any("1 new image" in n for n in notices) and index.count == 5
+    assert any("1 new picture" in n for n in notices) and index.count == 5
     result = analyzer.analyze(_image(extra[1]), "mini")
     assert result.near_copy.is_copy and result.near_copy.name == "extra.png"
     first = analyzer.libraries.items("mini")[0]["id"]
     analyzer.libraries.remove_items("mini", [first])
     index, notices = analyzer.index("mini")
-    assert any("removed" in n for n in notices) and index.count == 4 and first not in index.item_ids
+    assert any("1 picture left the library" in n for n in notices) and index.count == 4 and first not in index.item_ids
 
 
 @pytest.mark.parametrize("damage", ["manifest", "array", "faiss-like", "delete"])
@@ -74,7 +81,7 @@ def test_damaged_index_is_rebuilt_with_a_notice(small, damage):
     else:
         (folder / "global.npy").unlink()
     result = analyzer.analyze(_image(arrays[1]), "mini")
-    assert any("rebuilt" in n for n in result.notices)
+    assert any("prepared again" in n for n in result.notices)
     assert result.near_copy.is_copy
     _, notices = analyzer.index("mini")
     assert notices == []
