@@ -6,6 +6,7 @@ from core.errors import MosaicError
 from core.html import md
 from core.jobs import ACTIVE, FAILED
 from core.jobs.requests import device_for, encode_request
+from core.words import plural
 from pages._generate_local import local_score_form
 from pages._shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
 from pages.parts.auth import current_access, explain_denied
@@ -55,9 +56,15 @@ with right:
         # the page only submits: a worker makes the images and saves each one as it is finished, so
         # leaving the page, closing the tab or clicking twice loses nothing and makes one job
         params = dict(encode_request(engine_name, request), title="")
-        what = getattr(request, "library", None) or getattr(request, "prompt", "") or engine_name
+        what = getattr(request, "prompt", "") or engine_name
+        if getattr(request, "library", None):
+            try:
+                what = libraries.get(request.library).title
+            except MosaicError:
+                what = request.library
         job = submit(
-            "generate", params, title=f"{request.count} image(s): {str(what)[:60]}", device=device_for(engine_name)
+            "generate", params, title=f"{plural(request.count, 'image')}: {str(what)[:60]}",
+            device=device_for(engine_name),
         )
         st.session_state["gen_job"] = job.id
     job_id = st.session_state.get("gen_job")
@@ -81,7 +88,7 @@ with right:
         show_outcome(job)
     batch = list(job.result.get("records") or []) if job is not None else []
     if job is not None and job.state in ACTIVE and batch:
-        st.caption(f"{len(batch)} image(s) finished so far (already in the Gallery):")
+        st.caption(f"{plural(len(batch), 'image')} finished so far (already in the Gallery):")
     if batch:
         st.subheader("Results")
         cols = st.columns(3)
