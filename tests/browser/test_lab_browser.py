@@ -1,6 +1,7 @@
 """Issue 19, Creativity Lab in headless Chromium: both experiments run from the page, then measured at desktop and
 phone width: the four patch-size pictures shown at one size, moving progress in plain words while they are made,
-nothing cut off, no internal term outside an expander (with the results and with every expander opened).
+nothing cut off, no internal term outside an expander (with the results and with every expander opened), and
+no warning in the Streamlit log.
 Screenshots: ``test-artifacts/lab_*.png``."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def _open_lab(page, url: str) -> None:
     settle(page)
 
 
-def test_lab_results_read_plainly_at_one_size(page, studio):
+def test_lab_results_read_plainly_at_one_size(page, studio, isolated_data_dir):
     _open_lab(page, studio)
     page.get_by_role("button", name="Make one image per patch size").click()
     messages: set[str] = set()
@@ -65,3 +66,6 @@ def test_lab_results_read_plainly_at_one_size(page, studio):
         found += [f"lab, expanders open ({size_name}): {p}" for p in page_problems(page) if "internal term" not in p]
         shot(page, f"lab_open_{size_name}")
     assert not found, "\n".join(found)
+    log = (isolated_data_dir.parent / "streamlit.log").read_text()
+    bad = [line for line in log.splitlines() if re.search(r"\bWARNING\b|Traceback|Warning:|\bERROR\b", line)]
+    assert not bad, "the Streamlit log has warnings or stack traces:\n" + "\n".join(bad[:40])
