@@ -126,8 +126,10 @@ class LocalScoreEngine(Engine):
         available = available_memory_bytes(self.device)
         if needed > 0.8 * available:
             raise ResourceError(
-                f"This would need about {needed / 2**30:.1f} GiB of memory but only "
-                f"{available / 2**30:.1f} GiB is free. Choose a smaller image size, fewer images or a smaller library."
+                f"This needs more memory than this computer has free (about {needed / 1e9:.1f} GB, "
+                f"{available / 1e9:.1f} GB free). Choose a smaller image size or a smaller library.",
+                detail=f"Planned peak {needed:,} bytes against {available:,} bytes available on {self.device} "
+                f"(machine {request.machine}, {request.size} px, patch sizes {schedule}).",
             )
         return {
             "patch_sizes": schedule,
