@@ -175,9 +175,23 @@ class TrainedModelEngine(Engine):
         seeds = request.seeds()
         noise = seeded_noise(seeds, cfg.channels, cfg.size)
 
+        # with compare_els the network's steps fill the first half of the bar, the patch machine's the second
+        half = 500
+
         def on_step(step: int, total: int, x0: torch.Tensor) -> None:
-            if on_progress is not None:
+            if on_progress is None:
+                return
+            if request.compare_els:
+                on_progress(Progress(step=round(half * step / total), total_steps=2 * half,
+                                     message=f"The network is drawing: step {step} of {total}"))
+            else:
                 on_progress(Progress(step=step, total_steps=total, message=f"Step {step} of {total}"))
+
+        def on_machine_step(p: Progress) -> None:
+            if on_progress is not None:
+                on_progress(Progress(step=half + round(half * p.step / p.total_steps), total_steps=2 * half,
+                                     message=f"The patch machine is drawing the same pictures: step {p.step} of "
+                                     f"{p.total_steps}"))
 
         run = ddim_sample(
             loaded.network,
@@ -191,7 +205,7 @@ class TrainedModelEngine(Engine):
         images = run.images.cpu()
         els = None
         if request.compare_els:
-            els = self._els(loaded, noise, class_labels, int(request.steps), cancel, grid=request.grid)
+            els = self._els(loaded, noise, class_labels, int(request.steps), cancel, on_machine_step, grid=request.grid)
         base = _settings(request)
         outputs = []
         for i, seed in enumerate(seeds):
@@ -269,7 +283,7 @@ class TrainedModelEngine(Engine):
 
         def on_step(step: int, total: int, x0: torch.Tensor) -> None:
             if on_progress is not None:
-                on_progress(Progress(step=step, total_steps=total, message=f"ELS step {step} of {total}"))
+                on_progress(Progress(step=step, total_steps=total, message=f"Patch machine step {step} of {total}"))
 
         result = sample(
             lib.images,

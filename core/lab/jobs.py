@@ -154,11 +154,8 @@ def _compare(context: JobContext, folder: Path, seed: int, count: int, grid: str
     engine = context.cache.setdefault("engine:trained", TrainedModelEngine())
 
     def on_progress(p: Progress) -> None:
-        # the engine reports the network's steps; the patch machine then draws the same pictures
-        if p.step < p.total_steps:
-            context.progress(0.6 * p.fraction, f"The network is drawing: step {p.step} of {p.total_steps}…")
-        else:
-            context.progress(0.6, "The patch machine is drawing the same pictures…")
+        # the engine reports the network's steps, then the patch machine's (each half of the bar), in words
+        context.progress(p.fraction, f"{p.message}…")
 
     images = engine.generate(
         TrainedModelRequest(seed=seed, count=count, label="random", compare_els=True, grid=grid),

@@ -32,6 +32,16 @@ KIND_WORDS = {
 }
 
 
+def job_label(kind: str, title: str | None) -> str:
+    """What a job is, in words: its kind, then its title unless the title already says the kind."""
+    words = KIND_WORDS.get(kind, "Job")
+    if not title:
+        return words
+    if words.split()[0].lower().rstrip("s") in title.lower():  # "2 images: faces", "Lab: patch sizes"
+        return title
+    return f"{words}: {title}"
+
+
 def get_queue() -> JobQueue:
     """The job queue as the current workspace sees it."""
     from pages._shared import get_store
@@ -152,8 +162,7 @@ def sidebar_panel() -> None:
             return
         st.markdown("**Your jobs**")
         for job in active:
-            kind = KIND_WORDS.get(job.kind, "Job")
-            label = md(f"{kind}: {job.title}" if job.title else kind)
+            label = md(job_label(job.kind, job.title))
             st.caption(label)
             st.progress(float(job.progress or 0.0), text=md(status_words(job, queue)))
             if st.button("Cancel", key=f"side_cancel_{job.id}", icon=":material/stop_circle:"):

@@ -100,10 +100,17 @@ def test_els_prediction_from_same_noise(tmp_path, engine):
 
     lib, folder = _tiny_digits_model(tmp_path)
     save_scales(folder, Calibration(kind="bbels", steps=4, size=8, patch_sizes=[9, 7, 5, 3], similarity=[0.0] * 4))
+    seen = []
     out = engine.generate(
-        TrainedModelRequest(model_path=str(folder), seed=3, count=1, label="1", steps=4, compare_els=True)
+        TrainedModelRequest(model_path=str(folder), seed=3, count=1, label="1", steps=4, compare_els=True),
+        on_progress=seen.append,
     )
     assert out[0].arrays["els_image"].shape == (1, 8, 8)
+    # the bar moves through both: the network's steps in its first half, the patch machine's in the second
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    machine = [p for p in seen if p.message.startswith("The patch machine is drawing")]
+    assert len(machine) == 4 and all(p.fraction > 0.5 for p in machine) and machine[0].fraction < 1.0
     assert -1.0 <= out[0].params["els_r"] <= 1.0
     els = engine.predict_els(TrainedModelRequest(model_path=str(folder), seed=3, count=1, label="1", steps=4))
     assert els[0].params["model"] == "bbels" and els[0].image.size == (8, 8)
