@@ -54,8 +54,9 @@ def execute(queue: JobQueue, job: JobRecord, worker: str, cache: dict | None = N
     except GenerationCancelled:
         queue.cancelled(job.id, _cancel_message(context), result=context.result)
         return "cancelled"
-    except MosaicError as err:
-        queue.fail(job.id, str(err), result=context.result)
+    except MosaicError as err:  # the message for the user; the technical detail kept apart for the pages
+        result = {**context.result, "error_detail": err.detail} if err.detail else context.result
+        queue.fail(job.id, str(err), result=result)
         return "failed"
     except MemoryError:
         queue.fail(

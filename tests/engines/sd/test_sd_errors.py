@@ -31,7 +31,9 @@ def test_unknown_hub_id_offline(engine, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(BadInputError, match="offline") as err:
         _gen(engine, "someone/not-a-real-model")
-    assert "huggingface-cli download someone/not-a-real-model" in str(err.value)
+    # the command is for whoever sets the studio up: in the detail, not in the user's message
+    assert "huggingface-cli download someone/not-a-real-model" in err.value.detail
+    assert "huggingface-cli" not in str(err.value)
 
 
 def test_truncated_safetensors(engine, tiny_models, tmp_path):
