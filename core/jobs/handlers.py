@@ -106,7 +106,7 @@ def campaign(context: JobContext) -> str:
 
         context.save_result(**report.as_dict())
         raise GenerationCancelled(
-            f"Campaign paused: {plural(len(report.made), 'image')} made in this run stay. Resume it to finish."
+            f"Campaign paused: {plural(len(report.made), 'image')} made in this run kept. Resume it to finish."
         )
     context.save_result(**report.as_dict())
     text = f"Campaign {report.status}: {plural(len(report.made), 'image')} made"

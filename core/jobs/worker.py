@@ -79,7 +79,7 @@ def execute(queue: JobQueue, job: JobRecord, worker: str, cache: dict | None = N
 def _cancel_message(context: JobContext) -> str:
     kept = len(context.result.get("records") or [])
     if kept:
-        return f"Cancelled. The {plural(kept, 'image')} finished before stay in the Gallery."
+        return f"Cancelled. {plural(kept, 'finished image')} kept in the Gallery."
     return "Cancelled. Nothing was saved from the unfinished work."
 
 

@@ -63,7 +63,7 @@ def test_generate_with_a_tiny_stable_diffusion_pipeline(page, studio, isolated_d
     page.get_by_role("link", name="Generate").first.click()
     page.get_by_role("combobox", name="Engine").click()
     page.get_by_role("option", name="Stable Diffusion").first.click()
-    page.get_by_text("Describe the image").wait_for()
+    page.get_by_label("Describe the image").wait_for()
     page.get_by_label("Describe the image").fill("a red sneaker on a pastel background")
     page.get_by_label("Describe the image").press("Tab")
     size = page.get_by_role("combobox", name="Size", exact=True)
