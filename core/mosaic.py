@@ -22,6 +22,7 @@ from core.html import escape
 from core.images import from_tensor
 from core.libraries import LibraryManager
 from core.libraries.names import position_words, source_names
+from core.words import plural
 
 logger = logging.getLogger(__name__)
 
@@ -267,16 +268,16 @@ def step_readings(mosaic: Mosaic) -> list[StepReading]:
     return readings
 
 
-def clearest_step(mosaic: Mosaic) -> int:
+def clearest_step(mosaic: Mosaic, readings: list[StepReading] | None = None) -> int:
     """The step (0-based) that explains the image best: the Mosaic view opens there.
 
     Early steps are made of a few large pieces but look little like the finished image; the last steps
     look like it but mix many small pieces (at the last step of a faces image the largest sources supply
     2 % each: confetti). The clearest step has the highest :attr:`StepReading.score`, the share of the
     image its :data:`FEW` largest sources supply times how much it already looks like the finished image;
-    of equal scores the later step.
+    of equal scores the later step. ``readings``: :func:`step_readings` of ``mosaic`` where already made.
     """
-    readings = step_readings(mosaic)
+    readings = readings or step_readings(mosaic)
     best = readings[-1]
     for reading in reversed(readings):
         if reading.score > best.score + 1e-9:
@@ -284,12 +285,12 @@ def clearest_step(mosaic: Mosaic) -> int:
     return best.step
 
 
-def clearest_step_reason(mosaic: Mosaic, step: int) -> str:
+def clearest_step_reason(mosaic: Mosaic, step: int, readings: list[StepReading] | None = None) -> str:
     """Why the Mosaic view opened at ``step`` (0-based), in one plain sentence (Markdown)."""
-    readings = step_readings(mosaic)
+    readings = readings or step_readings(mosaic)
     chosen, last = readings[step], readings[-1]
     few = min(FEW, chosen.sources)
-    pictures = "1 library picture" if few == 1 else f"{few} library pictures"
+    pictures = plural(few, "library picture")
     if step == mosaic.steps - 1:
         return (
             f"The final step is the easiest to read: **{pct(chosen.few_share)}** of the image comes from "

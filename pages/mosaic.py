@@ -14,6 +14,7 @@ from core.mosaic import (
     mosaic_image,
     prediction_image,
     source_map_figure,
+    step_readings,
     top_sources,
 )
 from core.score.kinds import MACHINE_LABELS
@@ -104,7 +105,8 @@ show_verdict(
     "finished picture, so the figures it finds can be lower.",
 )
 
-best = clearest_step(mosaic)
+readings = step_readings(mosaic)  # once: the clearest step and its reason read the same figures
+best = clearest_step(mosaic, readings)
 if st.session_state.get("mosaic_step_of") != choice or not 1 <= st.session_state.get("mosaic_step", 0) <= mosaic.steps:
     st.session_state["mosaic_step_of"] = choice  # each image opens at its own clearest step
     st.session_state["mosaic_step"] = best + 1
@@ -115,7 +117,7 @@ def _show_step(value: int) -> None:
 
 
 st.subheader("How the image formed")
-st.markdown(clearest_step_reason(mosaic, best))
+st.markdown(clearest_step_reason(mosaic, best, readings))
 step = st.slider(
     "Step (watch the mosaic form from coarse to fine)",
     1,
