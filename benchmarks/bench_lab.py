@@ -50,6 +50,10 @@ from core.libraries.tensors import square_array  # noqa: E402
 logger = logging.getLogger("bench_lab")
 
 DATA = Path("/work/shared/data/fashion_mnist_3615.npz")
+#: The training curve's probe: seeds apart from the comparison's (0–99) and the calibration's (10,000…), and a
+#: fixed bbELS schedule (calibrated on an earlier model), so points of one run and of its resumptions compare.
+PROBE_FIRST_SEED = 20_000
+PROBE_SIZES = [45, 33, 33, 17, 15, 15, 13, 11, 7, 5, 5, 5, 5, 5, 5, 3, 3, 3, 3, 1]
 LABEL_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
@@ -64,17 +68,29 @@ def load_fashion(path: Path, size: int = 32) -> tuple[torch.Tensor, torch.Tensor
 def cmd_train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     images, labels = load_fashion(Path(args.data), args.size)
+    hparams = {"block_channels": args.channels, "layers_per_block": args.layers, "norm_groups": 8}
+    if args.prediction != "epsilon":
+        hparams["prediction"] = args.prediction
     config = TrainConfig(
         model_kind="unet",
-        hparams={"block_channels": args.channels, "layers_per_block": 1, "norm_groups": 8},
+        hparams=hparams,
         steps=args.steps,
         batch_size=args.batch,
         lr=args.lr,
         warmup_steps=200,
-        ema_decay=0.999,
+        ema_decay=args.ema,
         checkpoint_every=250,
         seed=0,
+        lr_schedule=args.lr_schedule,
+        probe_every=args.probe_every,
     )
+    probe = None
+    if args.probe_every > 0:
+        from core.lab.curve import Probe
+
+        started = time.monotonic()
+        probe = Probe(images, labels, list(range(PROBE_FIRST_SEED, PROBE_FIRST_SEED + args.probe_seeds)), PROBE_SIZES)
+        logger.info("training-curve probe ready in %.0f s (%d seeds)", time.monotonic() - started, args.probe_seeds)
     last = [time.monotonic()]
 
     def progress(p: TrainProgress) -> None:
@@ -100,6 +116,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         library="fashion-mnist-3615",
         on_progress=progress,
         max_seconds=args.minutes * 60,
+        probe=probe,
     )
     logger.info("done: step %d, %.0f s total, resumed from %d", result.step, result.seconds, result.resumed_from)
 
@@ -215,6 +232,44 @@ def cmd_report(args: argparse.Namespace) -> None:
     }
     (out / f"bench_summary_{tag}.json").write_text(json.dumps(summary, indent=2))
     (out / f"bench_table_{tag}.md").write_text(text + "\n")
+    if args.save:
+        save_model_folder(out, Path(args.save), table, summary)
+
+
+#: what a kept model folder holds (no training state: it is only needed to resume, and triples the size)
+KEPT_FILES = ("config.json", "model.safetensors", "scales.json", "scales_ls.json", "scales_els.json")
+
+
+def save_model_folder(out: Path, target: Path, table, summary: dict) -> None:
+    """Copy the model, its calibrations and training curve to ``target`` and save the merged table there as
+    ``comparison.json`` (what the Lab page shows), with how it was made."""
+    import shutil
+
+    from core.lab.compare import save_comparison
+    from core.lab.curve import CURVE_FILE
+
+    if not table.exact():
+        raise SystemExit("Only an exact comparison is kept with a model.")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (*KEPT_FILES, CURVE_FILE):
+        if (out / name).is_file():
+            shutil.copyfile(out / name, target / name)
+    config = json.loads((out / "config.json").read_text())
+    save_comparison(
+        target,
+        table,
+        command="python benchmarks/bench_lab.py compare / report (see BENCHMARKS.md, Creativity Lab)",
+        wall_seconds=summary["comparison_wall_seconds_total"],
+        model_step=config.get("step"),
+        library=config.get("library"),
+        size=config.get("size"),
+        calibrations={
+            k: {key: c[key] for key in ("samples", "top_k", "seconds", "patch_sizes")}
+            for k, c in summary["calibrations"].items()
+        },
+        seconds=summary["seconds_per_machine"],
+    )
+    logger.info("kept the model and its comparison in %s", target)
 
 
 def main() -> None:
@@ -231,6 +286,12 @@ def main() -> None:
     tr.add_argument("--batch", type=int, default=32)
     tr.add_argument("--lr", type=float, default=1e-3)
     tr.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64])
+    tr.add_argument("--layers", type=int, default=1, help="ResNet layers per UNet block")
+    tr.add_argument("--prediction", choices=["epsilon", "v", "x0"], default="epsilon")
+    tr.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
+    tr.add_argument("--ema", type=float, default=0.999)
+    tr.add_argument("--probe-every", type=int, default=0, help="measure r against IS and bbELS every N steps")
+    tr.add_argument("--probe-seeds", type=int, default=8)
     ca = sub.add_parser("calibrate")
     ca.add_argument("--out", required=True)
     ca.add_argument("--steps", type=int, default=20)
@@ -251,6 +312,7 @@ def main() -> None:
     re = sub.add_parser("report")
     re.add_argument("--out", required=True)
     re.add_argument("--top-k", type=int, default=0, help="report the approximate runs of this K (default 0: exact)")
+    re.add_argument("--save", help="also keep the model, its curve and the comparison in this folder")
     args = parser.parse_args()
     commands = {"train": cmd_train, "calibrate": cmd_calibrate, "compare": cmd_compare, "report": cmd_report}
     commands[args.cmd](args)

@@ -25,6 +25,9 @@ MACHINE_WORDS: dict[str, str] = {
     "bbels": "Patches from anywhere, aware of the border",
 }
 
+#: what one class of a library is, for the table's caption
+CLASS_WORDS: dict[str, str] = {"digits": "one digit each", "fashion-mnist-3615": "one kind of clothing each"}
+
 #: the plain table's columns
 MACHINE, TYPICAL, AVERAGE, LOWEST, BEATS = (
     "Machine",
@@ -83,8 +86,9 @@ def plain_caption(table: ComparisonTable) -> str:
     """What the table compares, in words."""
     count = len(table.seeds)
     pictures = f"{count} picture{'' if count == 1 else 's'}"
-    digits = (table.info.get("library") or "digits") == "digits"
-    each = ", one digit each" if digits and table.class_labels is not None else ""
+    each = ""
+    if table.class_labels is not None:
+        each = f", {CLASS_WORDS.get(table.info.get('library') or 'digits', 'one kind of picture each')}"
     return (
         f"Over {pictures}{each}, the network and each machine started from the same noise; the table sums up how "
         "alike each machine's pictures are to the network's."

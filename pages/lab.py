@@ -12,7 +12,7 @@ from core.html import md
 from core.jobs import ACTIVE
 from core.lab.calibrate import load_scales
 from core.lab.compare import COLUMN_TITLES
-from core.lab.demo import DEMO_MODEL_DIR
+from core.lab.demo import DEMO_MODEL_DIR, FASHION_MODEL_DIR
 from core.lab.jobs import compare_params, describe_demo_model, load_lab_result, locality_params
 from pages._lab_comparison import MACHINE_WORDS, show_comparison
 from pages._lab_locality import show_locality
@@ -20,6 +20,7 @@ from pages._shared import ensure_routed
 from pages.parts.auth import current_access, explain_denied
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 from pages.parts.messages import show_problem
+from pages.parts.training_curve import show_training_curve
 
 ensure_routed(__file__)
 
@@ -153,3 +154,21 @@ if compared:
 
 st.subheader("3 · How well does each machine predict the network?")
 show_comparison(DEMO_MODEL_DIR)
+
+if (FASHION_MODEL_DIR / "comparison.json").is_file():
+    st.subheader("4 · Clothing pictures: a network trained on this kind of computer")
+    try:
+        fashion = describe_demo_model(str(FASHION_MODEL_DIR))
+    except MosaicError as err:
+        show_problem(err)
+    else:
+        hours = float(fashion.get("training_seconds") or 0) / 3600
+        st.caption(
+            f"A larger image generator, trained by this studio on {fashion.get('train_images') or 'a few thousand'} "
+            f"pictures of clothing ({fashion['size']}×{fashion['size']} px) in {fashion['step']:,} rounds"
+            + (f", about {hours:.1f} hours on an ordinary processor" if hours >= 0.1 else "")
+            + ". The same test as above, on many more pictures."
+        )
+        show_comparison(FASHION_MODEL_DIR)
+        st.markdown("**How the network learned**")
+        show_training_curve(FASHION_MODEL_DIR)

@@ -140,6 +140,7 @@ class TrainedModelEngine(Engine):
             "step": cfg.step,
             "parameters": cfg.info.get("parameters"),
             "training_seconds": cfg.info.get("training_seconds"),
+            "train_images": cfg.info.get("train_images"),
             "patch_sizes": loaded.scales.patch_sizes if loaded.scales else None,
         }
 
@@ -182,16 +183,25 @@ class TrainedModelEngine(Engine):
             if on_progress is None:
                 return
             if request.compare_els:
-                on_progress(Progress(step=round(half * step / total), total_steps=2 * half,
-                                     message=f"The network is drawing: step {step} of {total}"))
+                on_progress(
+                    Progress(
+                        step=round(half * step / total),
+                        total_steps=2 * half,
+                        message=f"The network is drawing: step {step} of {total}",
+                    )
+                )
             else:
                 on_progress(Progress(step=step, total_steps=total, message=f"Step {step} of {total}"))
 
         def on_machine_step(p: Progress) -> None:
             if on_progress is not None:
-                on_progress(Progress(step=half + round(half * p.step / p.total_steps), total_steps=2 * half,
-                                     message=f"The patch machine is drawing the same pictures: step {p.step} of "
-                                     f"{p.total_steps}"))
+                on_progress(
+                    Progress(
+                        step=half + round(half * p.step / p.total_steps),
+                        total_steps=2 * half,
+                        message=f"The patch machine is drawing the same pictures: step {p.step} of {p.total_steps}",
+                    )
+                )
 
         run = ddim_sample(
             loaded.network,

@@ -59,7 +59,7 @@ class ModelConfig:
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
-            "prediction": "epsilon",
+            "prediction": str(self.hparams.get("prediction", "epsilon")),
             "schedule": "alpha_bar(t) = cos^2((t / 1.008) * pi / 2), t in [0, 1], network time input t * 1000",
             "model_kind": self.model_kind,
             "size": self.size,

@@ -1,4 +1,4 @@
-"""Deterministic DDIM for a trained ε-network, on exactly the grid of :func:`core.score.sample`.
+"""Deterministic DDIM for a trained Lab network (ε-, v- or x0-prediction), on the grid of :func:`core.score.sample`.
 
 Both use ``t_k = 1 - k / S`` and ``ā = alpha_bar(t)`` (cosine schedule of :mod:`core.score.schedules`),
 and the same update from a clean-image estimate ``x0_hat``::
@@ -6,7 +6,8 @@ and the same update from a clean-image estimate ``x0_hat``::
     eps_hat = (x - sqrt(ā_k) x0_hat) / sqrt(1 - ā_k)
     x ← sqrt(ā_{k+1}) x0_hat + sqrt(1 - ā_{k+1}) eps_hat
 
-For the network ``x0_hat = clamp((x - sqrt(1 - ā_k) ε_θ(x, t_k)) / sqrt(ā_k), -1, 1)``; so the network
+For the network ``x0_hat`` is its output turned into a clean image (:func:`core.lab.parameterization.x0_from_output`),
+clamped to ``[-1, 1]``; so the network
 and a score machine started from the same noise can be compared step by step.
 """
 
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from core.errors import BadInputError, GenerationCancelled
+from core.lab.parameterization import model_prediction, x0_from_output
 from core.score.noise import seeded_noise  # noqa: F401  (re-exported for core.lab)
 from core.score.schedules import GRIDS, REFERENCE_STEPS, alpha_bar, sampling_plan, sampling_times
 
@@ -50,8 +52,7 @@ def predict_x0(model: nn.Module, x: torch.Tensor, t: float, labels: torch.Tensor
     """The network's clean-image estimate at time ``t`` (clamped to ``[-1, 1]``)."""
     ab = float(alpha_bar(t))
     tt = torch.full((x.shape[0],), float(t), device=x.device, dtype=x.dtype)
-    eps = model(x, tt, labels)
-    return ((x - math.sqrt(1.0 - ab) * eps) / math.sqrt(ab)).clamp(-1.0, 1.0)
+    return x0_from_output(model_prediction(model), x, model(x, tt, labels), ab).clamp(-1.0, 1.0)
 
 
 @torch.no_grad()

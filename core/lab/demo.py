@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 #: Where the committed demo model lives, relative to the repository root.
 DEMO_MODEL_DIR = Path(__file__).resolve().parents[2] / "assets" / "models" / "digits-unet-16"
 DEMO_LIBRARY = "digits"
+#: The Fashion-MNIST model of the Lab's agreement figures (trained by ``benchmarks/bench_lab.py``; its folder holds
+#: the exact comparison over 100 seeds and the training curve, which the Lab page shows).
+FASHION_MODEL_DIR = DEMO_MODEL_DIR.parent / "fashion-unet-32"
 DEMO_SIZE = 16
 
 DEMO_CONFIG = TrainConfig(

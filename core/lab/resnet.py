@@ -10,6 +10,7 @@ import torch
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
 
+from core.lab.parameterization import DEFAULT_PREDICTION, check_prediction
 from core.lab.unet import TIME_SCALE, _class_index
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class _Block(nn.Module):
 
 
 class ResNetDenoiser(nn.Module):
-    """ε-prediction ResNet: no down-sampling, so its receptive field grows by 4 pixels per block.
+    """ResNet denoiser (ε-, v- or x0-prediction): no down-sampling, so its receptive field grows by 4 pixels per block.
 
     Time ``t`` in ``[0, 1]`` is embedded as ``t · 1000`` (sinusoidal + MLP, diffusers components);
     with ``num_classes > 0`` a learned class embedding (with a null class for label ``-1``) is added.
@@ -49,12 +50,16 @@ class ResNetDenoiser(nn.Module):
         width: int = 64,
         blocks: int = 6,
         emb_dim: int = 128,
+        prediction: str = DEFAULT_PREDICTION,
     ) -> None:
         super().__init__()
+        self.prediction = check_prediction(str(prediction))
         self.size = int(size)
         self.channels = int(channels)
         self.num_classes = int(num_classes)
         self.hparams: dict[str, Any] = {"width": int(width), "blocks": int(blocks), "emb_dim": int(emb_dim)}
+        if self.prediction != DEFAULT_PREDICTION:
+            self.hparams["prediction"] = self.prediction
         self.time_proj = Timesteps(width, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(width, emb_dim)
         self.class_embed = nn.Embedding(self.num_classes + 1, emb_dim) if self.num_classes > 0 else None
@@ -64,7 +69,7 @@ class ResNetDenoiser(nn.Module):
         self.act = nn.SiLU()
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted noise ε for ``x`` at times ``t`` (``(B,)`` in ``[0, 1]``)."""
+        """The prediction (``self.prediction``) for ``x`` at times ``t`` (``(B,)`` in ``[0, 1]``)."""
         timesteps = (t.to(x.dtype) * TIME_SCALE).expand(x.shape[0])
         emb = self.time_embed(self.time_proj(timesteps).to(x.dtype))
         if self.class_embed is not None:

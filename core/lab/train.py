@@ -1,10 +1,15 @@
-"""Training of the Lab's ε-prediction networks on a library (CPU with small settings, or CUDA).
+"""Training of the Lab's networks on a library (CPU with small settings, or CUDA).
 
-Loss: ``‖ε_θ(sqrt(ā) x0 + sqrt(1 - ā) ε, t) − ε‖²`` with ``t ~ U(0, 1)`` and the cosine ``ā(t)`` of
-:func:`core.score.alpha_bar`, so the network is sampled by :func:`core.lab.ddim.ddim_sample` on the
-same grid and from the same noise as the score machines. Class-conditional when the library has
-labels (a fraction of labels is dropped to a null class so unconditional sampling also works).
-The sampling weights are an exponential moving average (EMA) of the trained weights.
+Loss: ``‖f_θ(sqrt(ā) x0 + sqrt(1 - ā) ε, t) − target‖²`` with ``t ~ U(0, 1)`` and the cosine ``ā(t)`` of
+:func:`core.score.alpha_bar`; the target is ``ε``, ``v`` or ``x0`` as the network's ``prediction`` says
+(:mod:`core.lab.parameterization`; ``v`` trains fastest to a good model at this schedule). The network is
+sampled by :func:`core.lab.ddim.ddim_sample` on the same grid and from the same noise as the score machines.
+Class-conditional when the library has labels (a fraction of labels is dropped to a null class so
+unconditional sampling also works). The sampling weights are an exponential moving average (EMA) of the
+trained weights. The learning rate warms up, then stays (``lr_schedule="constant"``) or follows a cosine
+down to ``min_lr_ratio · lr`` at ``steps`` (``"cosine"``). With a ``probe`` the EMA network is measured
+every ``probe_every`` steps and the training curve is kept in ``training_curve.json`` (see
+:mod:`core.lab.curve`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from core.lab.checkpoint import (
     save_model,
     save_training_state,
 )
+from core.lab.curve import Probe, append_curve_point, load_curve, start_curve
 from core.lab.models import build_model, parameter_count
+from core.lab.parameterization import model_prediction, training_target
 from core.score.schedules import alpha_bar
 
 logger = logging.getLogger(__name__)
@@ -40,6 +47,8 @@ DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
     "unet": {"block_channels": [32, 64, 64], "layers_per_block": 1, "norm_groups": 8},
     "resnet": {"width": 64, "blocks": 6, "emb_dim": 128},
 }
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -60,8 +69,14 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     device: str | None = None
+    lr_schedule: str = "constant"
+    min_lr_ratio: float = 0.1
+    probe_every: int = 0
 
     def resolved_hparams(self) -> dict[str, Any]:
+        if self.lr_schedule not in LR_SCHEDULES:
+            choices = ", ".join(LR_SCHEDULES)
+            raise BadInputError(f"Unknown learning-rate schedule {self.lr_schedule!r}: choose {choices}.")
         if self.model_kind not in DEFAULT_HPARAMS:
             raise BadInputError(f"Unknown model kind {self.model_kind!r}. Valid kinds: {', '.join(DEFAULT_HPARAMS)}.")
         return {**DEFAULT_HPARAMS[self.model_kind], **self.hparams}
@@ -105,13 +120,25 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 def diffusion_loss(
     model: nn.Module, x0: torch.Tensor, labels: torch.Tensor | None, generator: torch.Generator
 ) -> torch.Tensor:
-    """ε-prediction MSE at uniformly drawn times ``t`` in ``[0, 1]``."""
+    """MSE of the network's prediction (ε, v or x0) at uniformly drawn times ``t`` in ``[0, 1]``."""
     batch = x0.shape[0]
     t = torch.rand(batch, generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     ab = alpha_bar(t).view(batch, 1, 1, 1)
     x_t = ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
-    return torch.mean((model(x_t, t, labels) - noise) ** 2)
+    target = training_target(model_prediction(model), x0, noise, ab)
+    return torch.mean((model(x_t, t, labels) - target) ** 2)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate of ``step`` (0-based): linear warm-up, then constant or cosine decay."""
+    warm = config.lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
+    if config.lr_schedule == "constant" or step < config.warmup_steps:
+        return warm
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    low = config.lr * config.min_lr_ratio
+    return low + 0.5 * (config.lr - low) * (1.0 + math.cos(math.pi * progress))
 
 
 def train(
@@ -125,6 +152,7 @@ def train(
     should_cancel: Callable[[], bool] | None = None,
     resume: bool = True,
     max_seconds: float | None = None,
+    probe: Probe | None = None,
 ) -> TrainResult:
     """Train (or resume training) a network on ``images`` ``(N, C, S, S)`` in ``[-1, 1]``.
 
@@ -176,12 +204,31 @@ def train(
         previous_seconds = float(old.info.get("training_seconds", 0.0))
         model_config.info = {**old.info, **{k: v for k, v in model_config.info.items() if k != "training_seconds"}}
         logger.info("resuming %s at step %d", folder, start_step)
+    if probe is not None and (start_step == 0 or load_curve(folder) is None):
+        folder.mkdir(parents=True, exist_ok=True)
+        start_curve(folder, probe)
     data = images.to(torch.float32)
     lab = labels.to(torch.long) if use_labels and labels is not None else None
     model.train()
     started = time.monotonic()
     losses: list[float] = []
+    window: list[float] = []
     step = start_step
+    probed = -1
+
+    def measure() -> None:
+        nonlocal probed
+        if probe is None or probed == step:
+            return
+        seconds = previous_seconds + time.monotonic() - started
+        point = {"step": step, "training_seconds": round(seconds, 1)}
+        if window:
+            point["loss"] = round(sum(window) / len(window), 6)
+            window.clear()
+        point.update(probe(ema))
+        append_curve_point(folder, point)
+        probed = step
+        logger.info("training curve at step %d: %s", step, point)
 
     def checkpoint() -> None:
         model_config.step = step
@@ -205,7 +252,7 @@ def train(
             drop = torch.rand(config.batch_size, generator=rng) < config.label_dropout
             batch_labels[drop] = -1
             batch_labels = batch_labels.to(device)
-        lr = config.lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
+        lr = learning_rate(config, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss = diffusion_loss(model, x0.to(device), batch_labels, rng)
@@ -220,6 +267,9 @@ def train(
         step += 1
         _ema_update(ema, model, min(config.ema_decay, (1.0 + step) / (10.0 + step)))
         losses.append(loss_value)
+        window.append(loss_value)
+        if probe is not None and config.probe_every > 0 and step % config.probe_every == 0:
+            measure()
         saved = False
         out_of_time = max_seconds is not None and time.monotonic() - started >= max_seconds
         if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
@@ -232,6 +282,8 @@ def train(
             break
     if step == start_step:
         checkpoint()
+    if probe is not None and config.probe_every > 0:
+        measure()
     return TrainResult(folder, step, previous_seconds + time.monotonic() - started, losses, start_step)
 
 

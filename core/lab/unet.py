@@ -9,6 +9,8 @@ import torch
 from diffusers import UNet2DModel
 from torch import nn
 
+from core.lab.parameterization import DEFAULT_PREDICTION, check_prediction
+
 logger = logging.getLogger(__name__)
 
 #: diffusion time t in [0, 1] is given to the network as ``t * TIME_SCALE`` (diffusers embeddings
@@ -17,7 +19,7 @@ TIME_SCALE = 1000.0
 
 
 class ConvUNet(nn.Module):
-    """ε-prediction UNet: only ``DownBlock2D`` / ``UpBlock2D`` (3×3 ResNet blocks, no attention).
+    """UNet (ε-, v- or x0-prediction): only ``DownBlock2D`` / ``UpBlock2D`` (3×3 ResNet blocks, no attention).
 
     The continuous diffusion time ``t`` in ``[0, 1]`` (see :func:`core.score.alpha_bar`) is embedded
     as ``t · 1000``. With ``num_classes > 0`` a class embedding (``num_class_embeds``) is added to the
@@ -34,8 +36,10 @@ class ConvUNet(nn.Module):
         block_channels: tuple[int, ...] = (32, 64, 64),
         layers_per_block: int = 1,
         norm_groups: int = 8,
+        prediction: str = DEFAULT_PREDICTION,
     ) -> None:
         super().__init__()
+        self.prediction = check_prediction(str(prediction))
         levels = len(block_channels)
         if size % (2 ** (levels - 1)) != 0:
             raise ValueError(f"image size {size} must be divisible by {2 ** (levels - 1)} for {levels} levels")
@@ -47,6 +51,8 @@ class ConvUNet(nn.Module):
             "layers_per_block": int(layers_per_block),
             "norm_groups": int(norm_groups),
         }
+        if self.prediction != DEFAULT_PREDICTION:
+            self.hparams["prediction"] = self.prediction
         self.net = UNet2DModel(
             sample_size=self.size,
             in_channels=self.channels,
@@ -61,7 +67,7 @@ class ConvUNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted noise ε for ``x`` at times ``t`` (``(B,)`` in ``[0, 1]``)."""
+        """The prediction (``self.prediction``) for ``x`` at times ``t`` (``(B,)`` in ``[0, 1]``)."""
         timesteps = (t.to(x.dtype) * TIME_SCALE).expand(x.shape[0])
         class_labels = None
         if self.num_classes > 0:

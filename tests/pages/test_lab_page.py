@@ -210,3 +210,64 @@ def test_comparison_section_renders_a_saved_table(tmp_path):
     assert "3 seeds (3–5)" in measured and "approximate" in measured and "`my command` (comparison 12 s)" in measured
     assert "ELS: the bbELS schedule" in measured
     assert terms_shown(at) == []
+
+
+def _curve_section(folder: str) -> None:
+    from pathlib import Path
+
+    import streamlit as st
+
+    from pages.parts.training_curve import show_training_curve
+
+    st.title("Creativity Lab")
+    show_training_curve(Path(folder))
+
+
+def _write_curve(folder: Path, points: list[dict]) -> None:
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = {"seeds": [20000, 20001], "kinds": ["is", "bbels"], "patch_sizes": [5, 3, 1], "steps": 3}
+    (folder / "training_curve.json").write_text(json.dumps({"probe": probe, "points": points}))
+
+
+def test_training_curve_chart_and_reading(tmp_path):
+    from pages.parts.training_curve import LINE_WORDS, ROUNDS, curve_frame
+
+    points = [
+        {"step": 500, "loss": 0.21, "r_is": 0.75, "r_bbels": 0.93},
+        {"step": 1000, "loss": 0.14, "r_is": 0.74, "r_bbels": 0.95},
+        {"step": 1500, "loss": 0.12, "r_is": 0.76, "r_bbels": 0.94},
+    ]
+    _write_curve(tmp_path, points)
+    at = AppTest.from_function(_curve_section, args=(str(tmp_path),), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2  # likeness, and the training error under "How this is measured"
+    frame = curve_frame({"points": points})
+    assert frame.index.name == ROUNDS and list(frame.index) == [500, 1000, 1500]
+    assert list(frame[LINE_WORDS["bbels"]]) == [0.93, 0.95, 0.94]
+    reading = at.markdown[0].value
+    assert "the same 2 test pictures" in reading
+    assert "After 500 rounds the network was already **0.93** alike" in reading
+    assert "after 1,500 rounds, **0.94** (highest: 0.95 after 1,000 rounds)" in reading
+    assert "stays further away (**0.76**)" in reading
+    assert terms_shown(at) == []
+    assert any("Pearson r" in t for t in inside_expanders(at._tree))
+
+
+def test_training_curve_says_when_the_network_copies(tmp_path):
+    from pages.parts.training_curve import curve_reading
+
+    text = curve_reading({"probe": {}, "points": [{"step": 100, "r_is": 0.95, "r_bbels": 0.8}]})
+    assert "has started to copy" in text and "the same test pictures" in text
+    assert "highest" not in text
+
+
+def test_training_curve_absent_or_broken(tmp_path):
+    at = AppTest.from_function(_curve_section, args=(str(tmp_path),), default_timeout=60).run()
+    assert not at.exception and not at.get("vega_lite_chart") and not at.markdown
+    (tmp_path / "training_curve.json").write_text("{broken")
+    at = AppTest.from_function(_curve_section, args=(str(tmp_path),), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "could not be read" in at.warning[0].value
