@@ -83,7 +83,10 @@ def curve_reading(curve: dict[str, Any] | None) -> str:
     )
     if best is not last:
         text += f" (highest: {best[f'r_{main}']:.2f} after {plural(int(best['step']), 'round')})"
-    text += "."
+    text += (
+        ". The chart gives the patch machine the same patch sizes at every point, so that points compare; the "
+        "table above uses the sizes measured on the finished network."
+    )
     if "r_is" in last and main != "is":
         gap = last[f"r_{main}"] - last["r_is"]
         if gap > 0.05:
