@@ -14,6 +14,7 @@ from core.lab.calibrate import load_scales
 from core.lab.compare import COLUMN_TITLES
 from core.lab.demo import DEMO_MODEL_DIR, FASHION_MODEL_DIR
 from core.lab.jobs import compare_params, describe_demo_model, load_lab_result, locality_params
+from core.words import plural
 from pages._lab_comparison import MACHINE_WORDS, show_comparison
 from pages._lab_locality import show_locality
 from pages._shared import ensure_routed
@@ -162,11 +163,14 @@ if (FASHION_MODEL_DIR / "comparison.json").is_file():
     except MosaicError as err:
         show_problem(err)
     else:
-        hours = float(fashion.get("training_seconds") or 0) / 3600
+        minutes = float(fashion.get("training_seconds") or 0) / 60
+        took = f"about {plural(round(minutes), 'minute')}" if minutes < 90 else f"about {minutes / 60:.1f} hours"
+        pictures = fashion.get("train_images")
         st.caption(
-            f"A larger image generator, trained by this studio on {fashion.get('train_images') or 'a few thousand'} "
-            f"pictures of clothing ({fashion['size']}×{fashion['size']} px) in {fashion['step']:,} rounds"
-            + (f", about {hours:.1f} hours on an ordinary processor" if hours >= 0.1 else "")
+            f"A larger image generator, trained by this studio on "
+            f"{f'{pictures:,}' if isinstance(pictures, int) else 'a few thousand'} pictures of clothing "
+            f"({fashion['size']}×{fashion['size']} px) in {fashion['step']:,} rounds"
+            + (f", {took} on an ordinary processor" if minutes >= 1 else "")
             + ". The same test as above, on many more pictures."
         )
         show_comparison(FASHION_MODEL_DIR)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -52,6 +53,23 @@ def curve_frame(curve: dict[str, Any] | None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(ROUNDS)
 
 
+def likeness_chart(frame: pd.DataFrame) -> alt.Chart:
+    """One line per machine; the legend under the chart, so that it fits a phone's width."""
+    data = frame.reset_index().melt(ROUNDS, var_name="Machine", value_name="Likeness")
+    return (
+        alt.Chart(data, height=260)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(f"{ROUNDS}:Q", title=ROUNDS),
+            y=alt.Y("Likeness:Q", title=None, scale=alt.Scale(zero=False)),
+            color=alt.Color(
+                "Machine:N", title=None, legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=0)
+            ),
+            tooltip=[ROUNDS, "Machine", alt.Tooltip("Likeness:Q", format=".2f")],
+        )
+    )
+
+
 def error_frame(curve: dict[str, Any] | None) -> pd.DataFrame:
     rows = [{ROUNDS: int(p["step"]), ERROR: float(p["loss"])} for p in curve_points(curve) if "loss" in p]
     return pd.DataFrame(rows).set_index(ROUNDS) if rows else pd.DataFrame()
@@ -71,7 +89,8 @@ def curve_reading(curve: dict[str, Any] | None) -> str:
     pictures = f"the same {plural(seeds, 'test picture')}" if seeds else "the same test pictures"
     text = (
         "**How to read this chart:** every few hundred rounds of training the network drew "
-        f"{pictures}, and each line shows how alike its pictures were to a machine's (1 = the same picture)."
+        f"{pictures}, and each line shows how alike its pictures were to a machine's (likeness 1 = the same "
+        "picture)."
     )
     with_main = [p for p in points if f"r_{main}" in p]
     first, last = with_main[0], with_main[-1]
@@ -114,7 +133,7 @@ def show_training_curve(folder: Path) -> dict[str, Any] | None:
     frame = curve_frame(curve)
     if frame.empty:
         return None
-    st.line_chart(frame, x_label=ROUNDS, y_label="Likeness (1 = the same picture)", height=260)
+    st.altair_chart(likeness_chart(frame), width="stretch")
     st.markdown(curve_reading(curve))
     with st.expander("How this is measured"):
         probe = (curve or {}).get("probe") or {}

@@ -271,3 +271,34 @@ def test_training_curve_absent_or_broken(tmp_path):
     at = AppTest.from_function(_curve_section, args=(str(tmp_path),), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "could not be read" in at.warning[0].value
+
+
+def test_lab_shows_the_clothing_model_its_table_and_training_curve():
+    """The committed Fashion-MNIST model: its exact comparison over 100 pictures and its training curve."""
+    from core.lab.compare import load_comparison
+    from core.lab.curve import load_curve
+    from core.lab.demo import FASHION_MODEL_DIR
+
+    table = load_comparison(FASHION_MODEL_DIR)
+    assert table is not None and table.exact() and len(table.seeds) == 100
+    assert set(table.kinds) == {"is", "ls", "els", "bbels"}
+    at = _lab()
+    assert any(s.value.startswith("4 · Clothing pictures") for s in at.subheader)
+    tables = [t.value for t in at.table if "Machine" in t.value.columns]
+    shown = tables[-1]
+    assert list(shown["Machine"]) == [
+        {"is": "Copies whole pictures", "ls": "Patches at their own place", "els": "Patches from anywhere"}.get(
+            k, "Patches from anywhere, aware of the border"
+        )
+        for k in table.kinds
+    ]
+    assert list(shown["Typical likeness"]) == [f"{table.median_r(k):.2f}" for k in table.kinds]
+    assert any("Over 100 pictures, one kind of clothing each" in c.value for c in at.caption)
+    assert any(
+        "3,615 pictures of clothing" in c.value and "4,000 rounds, about 25 minutes" in c.value for c in at.caption
+    )
+    points = load_curve(FASHION_MODEL_DIR)["points"]
+    assert len(points) >= 5 and len(at.get("vega_lite_chart")) >= 2
+    reading = next(m.value for m in at.markdown if m.value.startswith("**How to read this chart:**"))
+    assert f"after {points[-1]['step']:,} rounds, **{points[-1]['r_bbels']:.2f}**" in reading
+    assert terms_shown(at) == []
