@@ -147,5 +147,15 @@ def show_training_curve(folder: Path) -> dict[str, Any] | None:
         )
         errors = error_frame(curve)
         if not errors.empty:
-            st.line_chart(errors, x_label=ROUNDS, y_label=ERROR, height=200)
+            st.caption(f"{ERROR} (lower is better), round by round")
+            chart = (
+                alt.Chart(errors.reset_index(), height=200)
+                .mark_line()
+                .encode(
+                    x=alt.X(f"{ROUNDS}:Q", title=ROUNDS),
+                    y=alt.Y(f"{ERROR}:Q", title=None, scale=alt.Scale(zero=False)),
+                    tooltip=[ROUNDS, alt.Tooltip(f"{ERROR}:Q", format=".3f")],
+                )
+            )
+            st.altair_chart(chart, width="stretch")
     return curve
