@@ -161,13 +161,13 @@ def library_windows(library: torch.Tensor, kind: str, patch_size: int) -> torch.
 
 
 def patch_norms(library: torch.Tensor, kind: str, patch_size: int) -> torch.Tensor:
-    """``(N, H, W)`` squared norm of the library patch centred at every position (float64 sums,
-    :data:`NORM_IMAGES` images at a time)."""
+    """``(N, H, W)`` squared norm of the library patch centred at every position (float64 sums of
+    the channels' squares, :data:`NORM_IMAGES` images at a time)."""
     parts = []
     for start in range(0, library.shape[0], NORM_IMAGES):
-        padded = query_windows(library[start : start + NORM_IMAGES], kind, patch_size)
-        padded = padded[..., : library.shape[-1] + patch_size - 1]
-        parts.append(box_sum(padded * padded, patch_size).sum(1).to(torch.float32))
+        squares = library[start : start + NORM_IMAGES].to(torch.float64).square_().sum(1, keepdim=True)
+        padded = query_windows(squares, kind, patch_size)[..., : library.shape[-1] + patch_size - 1]
+        parts.append(box_sum(padded, patch_size)[:, 0].to(torch.float32))
     return torch.cat(parts).contiguous()
 
 

@@ -12,7 +12,7 @@ from core.errors import BadInputError
 from core.score import denoise
 from core.score.kinds import group_buckets
 from core.score.machine import PATHS
-from core.score.offsets import offset_plan
+from core.score.offsets import offset_plan, patch_norms
 from core.score.paths import StepShape, choose_path, implementation, step_seconds
 from core.score.result import GenerationCancelled
 
@@ -187,3 +187,22 @@ def test_the_scratch_estimate_matches_the_kernel(softmax_path):
         pytest.skip("the kernel is off")
     for height, width, patch in ((8, 8, 3), (64, 64, 51), (128, 128, 255), (33, 17, 9)):
         assert scratch_floats(height, width, patch) == native.offsets_scratch(height, width, patch)
+
+
+@pytest.mark.parametrize("kind", ["ls", "els", "bbels"])
+def test_patch_norms_are_the_squared_norms_of_the_patches(kind):
+    gen = torch.Generator().manual_seed(4)
+    library = torch.rand(3, 2, 7, 6, generator=gen) * 2 - 1
+    r = 2
+    if kind == "els":
+        padded = library.repeat(1, 1, 3, 3)[..., 7 - r : 14 + r, 6 - r : 12 + r]
+    else:
+        padded = torch.nn.functional.pad(library, (r, r, r, r))
+    expected = torch.stack(
+        [
+            torch.stack([padded[:, :, y : y + 5, x : x + 5].square().sum((1, 2, 3)) for x in range(6)], 1)
+            for y in range(7)
+        ],
+        1,
+    )
+    torch.testing.assert_close(patch_norms(library, kind, 5), expected, rtol=1e-6, atol=1e-5)
