@@ -523,8 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument(
         "--top-k",
         type=_whole_number(1),
-        default=40,
-        help="library images kept per image with --approximate (is, ls, or GPU)",
+        default=None,
+        help="library images kept per image when a fast draft narrows the library (default: half of it, "
+        "at least 40)",
     )
     local.add_argument(
         "--grid",

@@ -16,13 +16,13 @@ def build_indexes(engine: LocalScoreEngine, request: LocalScoreRequest) -> None:
     sample(lib.images, noise, request.machine, plan["schedule"], approximate=True, index_dir=config.score_indexes_dir())
 
 
-def drafts(engine: LocalScoreEngine, candidates, build: bool = True):
+def drafts(engine: LocalScoreEngine, candidates, build: bool = True, top_k: int | None = None):
     """The candidate ``(library, size, machine, count)`` requests split by the planner into (draft
     kept, exact instead), with their indexes built first when ``build``."""
     kept, exact = [], []
     for library, size, machine, count in candidates:
         request = LocalScoreRequest(
-            seed=3, library=library, size=size, machine=machine, count=count, approximate=True
+            seed=3, library=library, size=size, machine=machine, count=count, approximate=True, top_k=top_k
         )
         if build:
             build_indexes(engine, request)

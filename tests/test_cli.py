@@ -45,22 +45,29 @@ def test_generate_on_the_authors_time_grid(capsys):
 
 
 def test_generate_approximate_json(capsys):
-    """The fast draft runs where it is estimated to win (els/bbels: the patch index), exact elsewhere."""
+    """The fast draft runs where it is estimated to win: the patch index (els/bbels at small sizes),
+    else candidate images; exact where neither wins."""
     from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
 
     engine = LocalScoreEngine(device="cpu")
     methods = {}
     for library, size, machine in (("digits", 16, "els"), ("faces", 16, "bbels")):
         request = LocalScoreRequest(library=library, size=size, machine=machine, approximate=True)
-        methods[engine.plan(request)["approximate"]] = (library, size, machine)
-    assert set(methods) == {True, False}
-    for kept, (library, size, machine) in methods.items():
+        methods[engine.plan(request)["draft"]] = (library, size, machine)
+    assert set(methods) == {"index", "images"}
+    for method, (library, size, machine) in methods.items():
         args = ["generate", "--library", library, "--size", str(size), "--machine", machine, "--approximate"]
         assert main([*args, "--json"]) == 0
         (data,) = json.loads(capsys.readouterr().out)
-        assert data["params"]["approximate"] is True and "top_k" not in data["params"]
-        method = data["params"]["approximate_method"]
-        assert method == "patch index" if kept else method.startswith("exact")
+        assert data["params"]["approximate"] is True
+        if method == "index":
+            assert data["params"]["approximate_method"] == "patch index" and "top_k" not in data["params"]
+        else:
+            assert data["params"]["approximate_method"] == "candidate images" and data["params"]["top_k"] >= 40
+    args = ["generate", "--library", "faces", "--size", "16", "--machine", "bbels", "--approximate"]
+    assert main([*args, "--top-k", "100000", "--json"]) == 0  # keeping every image cannot win: exact
+    (data,) = json.loads(capsys.readouterr().out)
+    assert data["params"]["approximate_method"].startswith("exact") and "top_k" not in data["params"]
     args = ["generate", "--library", "faces", "--size", "16", "--machine", "ls", "--approximate", "--top-k", "5"]
     assert main([*args, "--json"]) == 0
     (data,) = json.loads(capsys.readouterr().out)

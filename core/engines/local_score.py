@@ -30,7 +30,7 @@ from core.images import from_tensor
 from core.libraries import LibraryManager, LibraryTensor
 from core.resources import available_memory_bytes
 from core.score import GRIDS, MACHINE_KINDS, estimate_cost, patch_schedule, sample, sampling_plan, seeded_noise
-from core.score.approximate import indexes_missing, uses_index
+from core.score.approximate import default_top_k, indexes_missing, uses_index
 from core.score.cost import Cost
 from core.score.schedules import REFERENCE_STEPS
 from core.templates.formats import LOCAL_SCORE_SIZES
@@ -54,10 +54,11 @@ class LocalScoreRequest(GenerationRequest):
     #: drawn from its seed) or None (unconditional)
     label: str | None = None
     #: approximate mode (faster, not exact): after the first steps each pixel compares with the
-    #: nearest lists of a patch index (els, bbels on CPU), or each image with the ``top_k`` library
-    #: images it has used most so far (the other machines; see :mod:`core.score.approximate`)
+    #: nearest lists of a patch index (els, bbels on CPU at small sizes), or each image with the
+    #: ``top_k`` library images it has used most so far (the other machines, and larger sizes; see
+    #: :mod:`core.score.approximate`); ``top_k=None``: half of the images, at least 40
     approximate: bool = False
-    top_k: int = 40
+    top_k: int | None = None
     #: time grid: "uniform" (one step per patch size, t = 1 … 0) or "reference" (the authors' grid:
     #: 19 steps at t = 0.95 … 0.05 on the 20-step schedule; ``steps`` is then 20)
     grid: str = "uniform"
@@ -72,7 +73,7 @@ class LocalScoreRequest(GenerationRequest):
         self.check_seed()
         if not 2 <= int(self.steps) <= 200:
             raise BadInputError(f"Steps must be between 2 and 200 (got {self.steps}).")
-        if self.approximate and not 1 <= int(self.top_k) <= 100_000:
+        if self.approximate and self.top_k is not None and not 1 <= int(self.top_k) <= 100_000:
             raise BadInputError(f"top_k must be between 1 and 100000 library images (got {self.top_k}).")
         if self.grid not in GRIDS:
             raise BadInputError(f"Unknown time grid {self.grid!r}: choose {' or '.join(GRIDS)}.")
@@ -108,19 +109,13 @@ class LocalScoreEngine(Engine):
         approximate = bool(request.approximate)
         needed = cost.peak_bytes
         preparing = False
+        method = None
         if approximate:
-            indexed = uses_index(request.machine, self.device)
-            draft = _times(estimate_cost(*args, approximate_top_k=int(request.top_k), indexed=indexed), images)
-            # A fast draft is only worth it where it wins on time and memory; otherwise run exact.
-            # Preparing the library's patch index is a separate, one-time step (announced on the
-            # page, measured apart in BENCHMARKS.md); its memory counts against the free memory.
-            approximate = draft.seconds_estimate < cost.seconds_estimate and draft.peak_bytes <= cost.peak_bytes
-            if approximate:
+            method, draft, preparing = self._choose_draft(request, args, images, cost, schedule)
+            approximate = method is not None
+            if draft is not None:
                 cost = draft
-                needed = draft.peak_bytes
-                preparing = bool(draft.index_build_seconds) and self._indexes_missing(request, schedule)
-                if preparing:
-                    needed += draft.index_build_bytes
+                needed = draft.peak_bytes + (draft.index_build_bytes if preparing else 0)
             else:
                 logger.info("a fast draft would not be faster or lighter than exact here: running exact")
         available = available_memory_bytes(self.device)
@@ -137,8 +132,32 @@ class LocalScoreEngine(Engine):
             "cost": cost,
             "library": info,
             "approximate": approximate,
+            "draft": method,
             "preparing": preparing,
         }
+
+    def _choose_draft(
+        self, request: LocalScoreRequest, args: tuple, images: int, exact: Cost, schedule: list[int]
+    ) -> tuple[str | None, Cost | None, bool]:
+        """The fast draft to run: ``(method, its cost, whether a patch index must be built first)``, or
+        ``(None, None, False)`` to run exact.
+
+        A draft is only worth it where it wins on time and memory; otherwise the run is exact. The
+        patch index (``els``/``bbels`` on a CPU) comes first where it wins: its drafts follow the exact
+        images closely (r = 1.000 to three places at 32 px); elsewhere (64 px and up on ``photos``,
+        where it is slower than exact) the candidate images, r ≥ 0.99 there (BENCHMARKS.md, issue
+        17). Building a patch index is a separate, one-time step (announced on the page); its
+        memory counts against the free memory.
+        """
+        for method in ("index", "images"):
+            if method == "index" and not uses_index(request.machine, self.device):
+                continue
+            top_k = int(request.top_k) if request.top_k is not None else default_top_k(args[0])
+            draft = _times(estimate_cost(*args, approximate_top_k=top_k, indexed=method == "index"), images)
+            if draft.seconds_estimate < exact.seconds_estimate and draft.peak_bytes <= exact.peak_bytes:
+                preparing = bool(draft.index_build_seconds) and self._indexes_missing(request, schedule)
+                return method, draft, preparing
+        return None, None, False
 
     def _indexes_missing(self, request: LocalScoreRequest, schedule: list[int]) -> bool:
         lib = self.libraries.load(request.library, int(request.size))
@@ -186,17 +205,18 @@ class LocalScoreEngine(Engine):
             should_cancel=(lambda: cancel.cancelled) if cancel else None,
             device=self.device,
             approximate=plan["approximate"],
-            top_k=int(request.top_k),
+            top_k=int(request.top_k) if request.top_k is not None else None,
             index_dir=config.score_indexes_dir(),
             on_index_build=on_index_build,
             grid=request.grid,
+            draft=plan["draft"],
         )
         base = asdict(request)
         if request.grid == "uniform":
             base.pop("grid", None)  # the default: older images' settings stay as they were
         else:
             base["steps"] = len(result.patch_sizes)
-        indexed = uses_index(request.machine, self.device)
+        indexed = plan["draft"] == "index"
         if request.approximate and plan["approximate"]:
             base["approximate_method"] = "patch index" if indexed else "candidate images"
         elif request.approximate:
@@ -219,6 +239,11 @@ class LocalScoreEngine(Engine):
             )
             if class_labels is not None:
                 params["label"] = label_names[int(class_labels[i])]
+            if "top_k" in params and params["top_k"] is None:  # the number this image kept
+                allowed = len(lib.item_ids)
+                if class_labels is not None:
+                    allowed = int((lib.labels == class_labels[i]).sum())
+                params["top_k"] = default_top_k(allowed)
             outputs.append(
                 GeneratedImage(
                     image=from_tensor(result.images[i]),

@@ -9,11 +9,13 @@ Two ways, chosen by :func:`uses_index`:
   pixels of ``bbels`` stay exact. Measured on FashionMNIST (BENCHMARKS.md): about 6× faster than
   the exact sampler once the index exists, Pearson r ≥ 0.99 per image from the same noise (lowest
   of 60 images: 0.9925).
-* **Candidate images** (``is``, ``ls``, on a GPU or without the kernel): the first 35 % of the steps
+* **Candidate images** (``is``, ``ls``, on a GPU or without the kernel, and ``els``/``bbels`` at
+  sizes where the index loses: 64 px and up on ``photos``): the first 35 % of the steps
   are exact; each sample then keeps the ``top_k`` library images (of its class) that supplied the most pixels at the
   last exact step (the top patch of each pixel), topped up with the images nearest to its ``x0``
   estimate, and the machine is exact on that subset (about 3.3× faster, r ≥ 0.98 on FashionMNIST
-  bbELS).
+  bbELS with 40 images; by default half of the images, at least 40: r ≥ 0.99 on ``photos`` at 64 px,
+  about 1.8× faster than exact).
 
 Both are deterministic but no longer equal to the exact sampler.
 """
@@ -21,6 +23,7 @@ Both are deterministic but no longer equal to the exact sampler.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import torch
@@ -38,6 +41,18 @@ logger = logging.getLogger(__name__)
 #: with the patch index (``els`` / ``bbels`` on CPU, :mod:`core.score.ivf`).
 EXACT_FRACTION = 0.35
 INDEXED_EXACT_FRACTION = 0.1
+#: Candidate images kept per sample when no number is given: this share of the images it may use,
+#: and at least MIN_CANDIDATES. Measured on ``photos`` at 64 px (bbELS, 398 images, 35 % of the steps
+#: exact; BENCHMARKS.md): Pearson r against the exact image of the same noise 0.980–0.998 with 120
+#: images (30 %), 0.984–0.999 with 160, 0.999–1.000 with 200 (half) on the same seeds, which takes
+#: about 20 s against 36 s exact.
+CANDIDATE_SHARE = 0.5
+MIN_CANDIDATES = 40
+
+
+def default_top_k(allowed: int) -> int:
+    """Candidate images kept per sample, of ``allowed`` images, when the caller names no number."""
+    return max(1, min(allowed, max(MIN_CANDIDATES, math.ceil(CANDIDATE_SHARE * allowed))))
 
 
 def uses_index(kind: str, device: torch.device | str) -> bool:
@@ -58,11 +73,12 @@ def choose_candidates(
     x0: torch.Tensor,
     sources: torch.Tensor | None,
     library: torch.Tensor,
-    top_k: int,
+    top_k: int | None,
     labels: torch.Tensor | None,
     class_labels: torch.Tensor | None,
 ) -> list[torch.Tensor]:
-    """Sorted library indices each sample keeps (at most ``top_k`` of its allowed images).
+    """Sorted library indices each sample keeps (at most ``top_k`` of its allowed images; ``None``:
+    :func:`default_top_k` of them).
 
     ``sources`` ``(B, H, W, 3)``: the top patch of every pixel at the last exact step. The images that
     supplied the most pixels come first (ties: lower index); when fewer than ``top_k`` images supplied
@@ -70,14 +86,15 @@ def choose_candidates(
     the set is just the ``top_k`` nearest images.
     """
     flat_lib = library.flatten(1)
-    lib_norms = flat_lib.pow(2).sum(1)
+    # no temporary copy of the library (a draft must not need more memory than the exact run)
+    lib_norms = torch.linalg.vector_norm(flat_lib, dim=1).square()
     result = []
     for b in range(x0.shape[0]):
         allowed = torch.arange(library.shape[0], device=library.device)
         if class_labels is not None:
             assert labels is not None
             allowed = torch.nonzero(labels.to(library.device) == class_labels[b].to(library.device)).flatten()
-        keep = min(top_k, allowed.numel())
+        keep = min(top_k, allowed.numel()) if top_k is not None else default_top_k(allowed.numel())
         chosen = allowed[:0]
         if sources is not None:
             used = torch.bincount(sources[b, ..., 0].flatten().to(library.device), minlength=library.shape[0])
@@ -85,7 +102,7 @@ def choose_candidates(
             by_use = torch.argsort(used, descending=True, stable=True)
             chosen = allowed[by_use[: min(keep, int((used > 0).sum()))]]
         if chosen.numel() < keep:
-            distances = lib_norms[allowed] - 2.0 * (flat_lib[allowed] @ x0[b].flatten())
+            distances = (lib_norms - 2.0 * (flat_lib @ x0[b].flatten()))[allowed]
             distances[torch.isin(allowed, chosen)] = float("inf")
             nearest = allowed[torch.topk(distances, keep - chosen.numel(), largest=False).indices]
             chosen = torch.cat([chosen, nearest])
@@ -105,6 +122,7 @@ def denoise_pruned(
 ) -> DenoiseResult:
     """The exact machine of each sample on its own candidate images (indices mapped back); the
     samples run side by side on a multi-core CPU (:func:`core.score.machine.map_jobs`)."""
+
     def run(job: tuple[torch.Tensor, torch.Tensor], job_budget: int) -> DenoiseResult:
         sample_index, members = job
         part = denoise(

@@ -20,6 +20,8 @@ from core.score.schedules import alpha_bar, sampling_plan
 logger = logging.getLogger(__name__)
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
+#: The approximate mode's two ways (see :mod:`core.score.approximate`).
+DRAFTS = ("index", "images")
 #: ``(steps_done, total_steps, patch_size)``: a patch index is about to be built (a long pause).
 IndexBuildCallback = Callable[[int, int, int], None]
 
@@ -59,10 +61,11 @@ def sample(
     device: torch.device | str | None = None,
     memory_budget_bytes: int | None = None,
     approximate: bool = False,
-    top_k: int = 40,
+    top_k: int | None = None,
     index_dir: Path | None = None,
     on_index_build: IndexBuildCallback | None = None,
     grid: str = "uniform",
+    draft: str | None = None,
 ) -> SampleResult:
     """Generate images by deterministic DDIM with a training-free score machine.
 
@@ -101,12 +104,17 @@ def sample(
         approximate: faster, not exact: after the first steps each pixel only compares with the
             nearest lists of a patch index (``els``, ``bbels`` on CPU), or each sample with the
             ``top_k`` library images its pixels came from most; see :mod:`core.score.approximate`.
-        top_k: library images kept per sample in the candidate-image approximate mode.
+        top_k: library images kept per sample in the candidate-image approximate mode (default:
+            :func:`~core.score.approximate.default_top_k` of the images it may use).
         index_dir: a folder where the approximate mode keeps the patch indexes it builds, so that
             later runs (other processes too) reuse them; default: kept in memory only.
         on_index_build: called before a step that first has to build a patch index (approximate
             mode), as ``on_index_build(steps_done, total_steps, patch_size)``.
         grid: ``"uniform"`` (default) or ``"reference"`` (see above).
+        draft: how the approximate mode narrows the comparison: ``"index"`` (the patch index; ``els``
+            and ``bbels`` on a CPU with the native kernel) or ``"images"`` (candidate images; any
+            machine). Default: the index where it can be used (:func:`~core.score.approximate.uses_index`).
+            Which one is faster depends on the size (``core.engines.local_score`` asks the cost model).
 
     Returns:
         :class:`SampleResult` on ``device``.
@@ -125,16 +133,23 @@ def sample(
     plan = sampling_plan(grid, inputs.check_patch_sizes(patch_sizes, kind, height, width))
     sizes = [p for _, _, p in plan]
     inputs.check_labels(labels, class_labels, library.shape[0], noise.shape[0])
-    if approximate and top_k < 1:
+    if approximate and top_k is not None and top_k < 1:
         raise BadInputError(f"top_k must be at least 1 (got {top_k}).")
+    if draft not in (None, *DRAFTS):
+        raise BadInputError(f"Unknown draft method {draft!r}: choose {' or '.join(DRAFTS)}.")
     dev = resolve_device(device, noise)
+    if draft == "index" and not uses_index(kind, dev):
+        raise BadInputError(
+            f"The patch-index draft needs the els or bbels machine on a CPU with the native kernel (got {kind} on "
+            f"{dev.type}): use draft='images'."
+        )
     budget = memory_budget_bytes if memory_budget_bytes is not None else default_budget_bytes(dev)
     lib = library.to(dev, torch.float32)
     x = noise.to(dev, torch.float32).clone()
     steps = len(plan)
     step_x0, step_sources, step_entropy = [], [], []
     candidates: list[torch.Tensor] | None = None
-    indexed = approximate and uses_index(kind, dev)
+    indexed = approximate and (draft == "index" if draft is not None else uses_index(kind, dev))
     indexed_run = IndexedRun(lib, kind, labels, class_labels, x.shape[0], index_dir) if indexed else None
     first_approximate = exact_steps(steps, indexed)
     for k, patch_size in enumerate(sizes):

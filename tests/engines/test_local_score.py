@@ -9,6 +9,8 @@ from core.engines.base import CancelToken
 from core.engines.local_score import LocalScoreEngine, LocalScoreRequest, describe_estimate
 from core.errors import BadInputError, GenerationCancelled, ResourceError
 from core.libraries import LibraryManager
+from core.score import estimate_cost
+from core.score.approximate import default_top_k
 
 
 def _pixels(images):
@@ -149,10 +151,30 @@ def test_approximate_uses_the_patch_index_where_it_wins():
     assert np.corrcoef(a, b)[0, 1] > 0.9  # close to the exact image from the same seed
 
 
-def test_a_fast_draft_that_cannot_win_runs_exact_and_says_so():
-    """Issue 17: a fast draft is never slower nor heavier than the exact run of the same setting."""
+def test_where_the_index_loses_the_draft_keeps_candidate_images():
+    """Issue 17: where the patch index is slower than exact, the draft narrows the library instead."""
     engine = LocalScoreEngine(device="cpu")
-    _, exact = drafts(engine, CANDIDATES)
+    request = LocalScoreRequest(seed=3, library="faces", size=16, machine="bbels", approximate=True)
+    library_size = engine.libraries.ensure("faces").count
+    index_draft = estimate_cost(
+        library_size, 1, 16, 1, "bbels", engine.plan(request)["patch_sizes"], approximate_top_k=40, indexed=True
+    )
+    exact_plan = engine.plan(replace(request, approximate=False))
+    assert index_draft.peak_bytes > exact_plan["cost"].peak_bytes  # the index loses here
+    plan = engine.plan(request)
+    assert plan["draft"] == "images" and plan["cost"].seconds_estimate < exact_plan["cost"].seconds_estimate
+    (image,) = engine.generate(request)
+    assert image.params["approximate_method"] == "candidate images"
+    assert image.params["top_k"] == default_top_k(library_size) < library_size
+    kept = np.unique(image.arrays["step_sources"][7:, ..., 0])
+    assert 0 < len(kept) <= image.params["top_k"]
+
+
+def test_a_fast_draft_that_cannot_win_runs_exact_and_says_so():
+    """Issue 17: a fast draft is never slower nor heavier than the exact run of the same setting
+    (here the index loses and the candidate images would keep the whole library)."""
+    engine = LocalScoreEngine(device="cpu")
+    _, exact = drafts(engine, CANDIDATES, top_k=100_000)
     assert exact, "no candidate setting where the fast draft loses"
     request = exact[0]
     plan = engine.plan(request)

@@ -9,7 +9,7 @@ from score_reference import reference_grid_sample, reference_sample
 
 from core.errors import BadInputError, GenerationCancelled
 from core.score import MACHINE_KINDS, denoise, estimate_cost, patch_schedule, sample
-from core.score.approximate import choose_candidates, exact_steps
+from core.score.approximate import choose_candidates, default_top_k, exact_steps, uses_index
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +264,32 @@ def test_approximate_keeps_few_candidates():
     result = sample(library, torch.randn(2, 1, 8, 8, generator=gen), "els", [5, 5, 3, 3], approximate=True, top_k=2)
     assert result.images.shape == (2, 1, 8, 8)
     assert torch.isfinite(result.images).all()
+
+
+def test_default_candidate_count_is_a_share_of_the_allowed_images():
+    assert default_top_k(10) == 10  # small libraries: all of them
+    assert default_top_k(60) == 40  # at least 40
+    assert default_top_k(398) == 199  # half
+    library = torch.stack([torch.full((1, 4, 4), v / 200) for v in range(200)])
+    x0 = torch.zeros(1, 1, 4, 4)
+    assert len(choose_candidates(x0, None, library, None, None, None)[0]) == 100
+
+
+def test_draft_method_can_be_chosen_and_is_checked():
+    """Issue 17: the candidate-image draft for els/bbels on a CPU (where the index loses)."""
+    gen = torch.Generator().manual_seed(9)
+    library = torch.rand(12, 1, 8, 8, generator=gen) * 2 - 1
+    noise = torch.randn(1, 1, 8, 8, generator=gen)
+    sizes = [5, 5, 5, 3, 3, 3]
+    images = sample(library, noise, "bbels", sizes, approximate=True, top_k=2, draft="images")
+    late = images.step_sources[exact_steps(len(sizes)) :, ..., 0]
+    assert 1 <= len(torch.unique(late)) <= 2  # the two candidate images only
+    exact = sample(library, noise, "bbels", sizes)
+    assert len(torch.unique(exact.step_sources[exact_steps(len(sizes)) :, ..., 0])) > 2
+    if uses_index("bbels", "cpu"):
+        indexed = sample(library, noise, "bbels", sizes, approximate=True, top_k=2, draft="index")
+        assert len(torch.unique(indexed.step_sources[exact_steps(len(sizes), True) :, ..., 0])) > 2
+    with pytest.raises(BadInputError, match="patch-index draft"):
+        sample(library, noise, "ls", sizes, approximate=True, draft="index")
+    with pytest.raises(BadInputError, match="draft method"):
+        sample(library, noise, "bbels", sizes, approximate=True, draft="sideways")
