@@ -144,9 +144,9 @@ class LocalScoreEngine(Engine):
 
         A draft is only worth it where it wins on time and memory; otherwise the run is exact. The
         patch index (``els``/``bbels`` on a CPU) comes first where it wins: its drafts follow the exact
-        images closely (r = 1.000 to three places at 32 px); elsewhere (64 px and up on ``photos``,
-        where it is slower than exact) the candidate images, r ≥ 0.99 there (BENCHMARKS.md, issue
-        17). Building a patch index is a separate, one-time step (announced on the page); its
+        images closely (r = 1.000 to three places at 32 px); elsewhere (slower than exact at 64 px and
+        up, heavier on most ``bbels`` settings) the candidate images: r ≥ 0.999 on ``photos`` at 64 px
+        (BENCHMARKS.md, issue 17). Building a patch index is a separate, one-time step (announced on the page); its
         memory counts against the free memory.
         """
         for method in ("index", "images"):

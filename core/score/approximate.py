@@ -9,8 +9,9 @@ Two ways, chosen by :func:`uses_index`:
   pixels of ``bbels`` stay exact. Measured on FashionMNIST (BENCHMARKS.md): about 6× faster than
   the exact sampler once the index exists, Pearson r ≥ 0.99 per image from the same noise (lowest
   of 60 images: 0.9925).
-* **Candidate images** (``is``, ``ls``, on a GPU or without the kernel, and ``els``/``bbels`` at
-  sizes where the index loses: 64 px and up on ``photos``): the first 35 % of the steps
+* **Candidate images** (``is``, ``ls``, on a GPU or without the kernel, and ``els``/``bbels`` where
+  the index loses: slower than exact at 64 px and up, heavier than exact on most ``bbels`` settings):
+  the first 35 % of the steps
   are exact; each sample then keeps the ``top_k`` library images (of its class) that supplied the most pixels at the
   last exact step (the top patch of each pixel), topped up with the images nearest to its ``x0``
   estimate, and the machine is exact on that subset (about 3.3× faster, r ≥ 0.98 on FashionMNIST
@@ -121,7 +122,9 @@ def denoise_pruned(
     should_cancel: CancelCheck | None,
 ) -> DenoiseResult:
     """The exact machine of each sample on its own candidate images (indices mapped back); the
-    samples run side by side on a multi-core CPU (:func:`core.score.machine.map_jobs`)."""
+    samples run side by side on a multi-core CPU (:func:`core.score.machine.map_jobs`). Each works
+    within a share of its budget in proportion to its images, so that the copy of its images and
+    its working memory stay within what the exact machine needs (a draft is never heavier)."""
 
     def run(job: tuple[torch.Tensor, torch.Tensor], job_budget: int) -> DenoiseResult:
         sample_index, members = job
@@ -131,7 +134,7 @@ def denoise_pruned(
             library[members],
             kind,
             patch_size,
-            memory_budget_bytes=job_budget,
+            memory_budget_bytes=max(1, job_budget * members.numel() // library.shape[0]),
             should_cancel=should_cancel,
         )
         part.sources[..., 0] = members[part.sources[..., 0]]
