@@ -64,23 +64,36 @@ def test_generate_page_shows_estimate_and_makes_images():
     assert "Results" in texts(at)
 
 
-def _draft_settings():
-    """(library, size, machine) where the planner keeps the fast draft, and one where it runs exact."""
+def _draft_settings(tmp_path):
+    """(library, size, machine) where the planner keeps the patch-index draft, and one where it runs exact:
+    a library of 12 pictures, which a candidate-image draft would keep whole."""
+    import numpy as np
+    from PIL import Image
+
     from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
+    from core.libraries import LibraryManager
 
+    folder = tmp_path / "tiny-pictures"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (24, 24), dtype=np.uint8)).save(folder / f"p{i:02d}.png")
+    manager = LibraryManager()
+    manager.create("tiny", title="Tiny set")
+    assert manager.add_folder("tiny", folder).added == 12
     engine = LocalScoreEngine(device="cpu")
-    found = {}
-    for library, size, machine in (("digits", 16, "els"), ("faces", 16, "bbels")):
+    drafts = {}
+    for library, size, machine in (("digits", 16, "els"), ("tiny", 16, "els")):
         request = LocalScoreRequest(library=library, size=size, machine=machine, approximate=True, count=2)
-        found.setdefault(engine.plan(request)["approximate"], (library, size, machine))
-    return found[True], found[False]
+        drafts[engine.plan(request)["draft"]] = (library, size, machine)
+    return drafts["index"], drafts[None]
 
 
-def test_generate_page_fast_draft_lowers_the_estimate_and_is_recorded():
+def test_generate_page_fast_draft_lowers_the_estimate_and_is_recorded(tmp_path):
     from core.score import ivf
 
     ivf.INDEXES.clear()  # indexes of earlier tests in this process: this page must prepare its own
-    (library, size, machine), (exact_library, exact_size, exact_machine) = _draft_settings()
+    (library, size, machine), (exact_library, exact_size, exact_machine) = _draft_settings(tmp_path)
     at = goto(app(), "generate")
     at.selectbox(key="gen_library").set_value(library).run()
     at.selectbox(key="gen_machine").set_value(machine).run()
