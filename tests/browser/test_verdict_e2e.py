@@ -28,8 +28,10 @@ def studio_data(isolated_data_dir):
 
 
 def _verdict_block(page) -> str:
+    """The verdict's text once the page has finished drawing it (the block appears before its figures)."""
     block = page.locator(".st-key-verdict")
     block.wait_for()
+    settle(page)
     return block.inner_text()
 
 
