@@ -38,6 +38,35 @@ def _progress_printer(enabled: bool):
     return report
 
 
+class _CountLine:
+    """A ``progress(done, expected)`` callback shown on stderr as one line rewritten in place ("Reading
+    pictures: 1,200 of 40,000 files · 310 a second · about 2 minutes left"), at most every quarter second
+    and at the end; nothing when not ``enabled`` (``--json``)."""
+
+    def __init__(self, verb: str, noun: str, enabled: bool) -> None:
+        from core.libraries.progress import RateMeter
+
+        self.verb, self.enabled = verb, enabled
+        self.meter = RateMeter(noun)
+        self.shown_at: float | None = None
+        self.width = 0
+
+    def __call__(self, done: int, expected: int) -> None:
+        import time
+
+        text = f"{self.verb}: {self.meter.update(done, expected)}"
+        now = time.monotonic()
+        if not self.enabled or (self.shown_at is not None and now - self.shown_at < 0.25 and done < expected):
+            return
+        self.shown_at = now
+        self.width = max(self.width, len(text))
+        print(f"\r{text.ljust(self.width)}", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.shown_at is not None:
+            print(file=sys.stderr, flush=True)
+
+
 def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number from ``low`` (to ``high``); anything else is refused with a message."""
 
@@ -220,7 +249,13 @@ def cmd_libraries(args: argparse.Namespace) -> int:
         if not args.paths:
             raise MosaicError("Give image files, a .zip or a folder to add.")
         # One import for all paths, checked before anything is read; a new library appears only if it gets images.
-        reports = [manager.add_paths(args.name, [Path(raw) for raw in args.paths], title=args.title or "")]
+        line = _CountLine("Reading pictures", "file", enabled=not args.json)
+        try:
+            reports = [
+                manager.add_paths(args.name, [Path(raw) for raw in args.paths], title=args.title or "", progress=line)
+            ]
+        finally:
+            line.close()
         data = [
             {"library": r.library, "added": r.added, "skipped": [list(s) for s in r.skipped], "notices": r.notices}
             for r in reports

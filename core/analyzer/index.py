@@ -31,11 +31,14 @@ from core.analyzer.search import ExactSearch, FaissSearch, Searcher, make_search
 from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings, ProgressFn
 from core.errors import BadInputError
 from core.libraries import LibraryManager
+from core.libraries.progress import RateMeter
 from core.words import plural
 
 logger = logging.getLogger(__name__)
 
 _BATCH = 32
+#: Share of the progress bar for reading the library's pictures (the rest, up to 0.9, for describing them).
+READ_SHARE = 0.25
 _CACHE: dict[str, tuple[tuple, PatchIndex]] = {}
 _LOCKS: dict[str, threading.Lock] = {}
 _GUARD = threading.Lock()
@@ -184,9 +187,17 @@ class IndexManager:
 
     # -- building -------------------------------------------------------------------------------
 
-    def _library_tensor(self, library: str, wanted: list[str] | None):
+    def _library_tensor(self, library: str, wanted: list[str] | None, on_progress: ProgressFn | None = None):
         info = self.libraries.ensure(library)
-        lib = self.libraries.load(library, self.settings.work_size, info.channels)
+        progress = None
+        if on_progress is not None:
+            meter = RateMeter("picture")
+
+            def progress(done: int, expected: int) -> None:
+                text = meter.update(done, expected)
+                on_progress(READ_SHARE * done / max(expected, 1), f"Reading the library's pictures: {text}")
+
+        lib = self.libraries.load(library, self.settings.work_size, info.channels, progress=progress)
         if wanted is None:
             return lib.images, list(lib.item_ids), info.channels
         position = {item_id: i for i, item_id in enumerate(lib.item_ids)}
@@ -204,6 +215,7 @@ class IndexManager:
         dims: dict[int, int] = {}
         total = images.shape[0]
         started = time.perf_counter()
+        meter = RateMeter("picture")
         for start in range(0, total, _BATCH):
             batch = images[start : start + _BATCH]
             fmap = self.space.encode(batch)
@@ -225,7 +237,8 @@ class IndexManager:
                         rows[k][p].append(np.concatenate([item, pos], axis=1).astype(np.int32))
             if on_progress is not None:
                 done = min(total, start + _BATCH)
-                on_progress(0.9 * done / total, f"Preparing the library: {done:,} of {plural(total, 'picture')}")
+                fraction = READ_SHARE + (0.9 - READ_SHARE) * done / total
+                on_progress(fraction, f"Preparing the library: {meter.update(done, total)}")
         logger.info("described %d images in %.1f s", total, time.perf_counter() - started)
         pixels = ((images + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
@@ -250,7 +263,7 @@ class IndexManager:
     def _build(self, library: str, directory: Path, on_progress: ProgressFn | None) -> PatchIndex:
         if on_progress is not None:
             on_progress(0.0, "Preparing the library for the check…")
-        images, item_ids, channels = self._library_tensor(library, None)
+        images, item_ids, channels = self._library_tensor(library, None, on_progress)
         described = self._describe(images, 0, on_progress)
         scales = self._scale_indexes(described.vectors, described.rows)
         levels = {k: self._scale_indexes(described.level_vectors[k], described.level_rows[k]) for k in self.levels}
@@ -289,7 +302,7 @@ class IndexManager:
     def _append(
         self, index: PatchIndex, library: str, added: list[str], on_progress: ProgressFn | None
     ) -> PatchIndex:
-        images, item_ids, _ = self._library_tensor(library, added)
+        images, item_ids, _ = self._library_tensor(library, added, on_progress)
         described = self._describe(images, index.count, on_progress)
         index.item_ids = index.item_ids + item_ids
         index.pixels = np.concatenate([index.pixels, described.pixels])

@@ -20,6 +20,7 @@ from core.errors import BadInputError, MosaicError
 from core.jobs.context import JobContext
 from core.jobs.requests import uploads_dir
 from core.libraries.manager import NothingAddedError
+from core.libraries.progress import RateMeter
 from core.words import plural
 
 logger = logging.getLogger(__name__)
@@ -86,13 +87,15 @@ def _upload_folder(name: str | None) -> Path | None:
     return path
 
 
-def _progress(context: JobContext, start: float, verb: str) -> Callable[[int, int], None]:
+def _progress(context: JobContext, start: float, verb: str, noun: str) -> Callable[[int, int], None]:
     """A ``progress(done, expected)`` callback that moves the job's bar from ``start`` to 0.95 with plain words
-    ("Reading pictures: 12 of 40…") and stops the work when the job is cancelled."""
+    ("Reading pictures: 1,200 of 40,000 files · 310 a second · about 2 minutes left") and stops the work when
+    the job is cancelled."""
+    meter = RateMeter(noun)
 
     def report(done: int, expected: int) -> None:
         fraction = start + (0.95 - start) * min(1.0, done / max(expected, 1))
-        context.progress(fraction, f"{verb}: {done:,} of {expected:,}…")
+        context.progress(fraction, f"{verb}: {meter.update(done, expected)}")
         context.cancel.raise_if_cancelled()
 
     return report
@@ -114,7 +117,7 @@ def run_import_job(context: JobContext) -> str:
     title = str(params.get("title") or "")
     try:
         report = context.libraries().add_paths(
-            library, paths, title=title, progress=_progress(context, 0.05, "Reading pictures")
+            library, paths, title=title, progress=_progress(context, 0.05, "Reading pictures", "file")
         )
     except NothingAddedError as err:
         context.save_result(
@@ -160,6 +163,6 @@ def _run_prepare(context: JobContext, library: str) -> str:
     libraries = context.libraries()
     title = libraries.get(library).title
     context.progress(0.02, f"Preparing {title}…")
-    info = libraries.ensure(library, progress=_progress(context, 0.05, "Preparing pictures"))
+    info = libraries.ensure(library, progress=_progress(context, 0.05, "Preparing pictures", "picture"))
     context.save_result(library=library, title=info.title, added=info.count, prepared=True)
     return f"{info.title} is ready: {plural(info.count, 'picture')}."

@@ -56,6 +56,8 @@ _DESCRIPTION_MAX = 2000
 
 #: ``progress(done, expected)``: pictures (or files) done so far, and about how many there are in all.
 Progress = Callable[[int, int], None]
+#: While reading a library's pictures into memory, ``progress`` is called after every this many.
+PROGRESS_EVERY = 32
 #: About how many pictures each built-in library holds (for the progress of its first preparation only).
 _BUILTIN_SIZES = {"photos": 400, "faces": 200, "digits": 1797}
 
@@ -336,11 +338,14 @@ class LibraryManager:
 
     # -- reading images -------------------------------------------------------------------------
 
-    def load(self, name: str, size: int, channels: int | None = None) -> LibraryTensor:
+    def load(
+        self, name: str, size: int, channels: int | None = None, progress: Progress | None = None
+    ) -> LibraryTensor:
         """All images centre-cropped to squares and resized to ``size``, as ``(N, C, size, size)`` in [-1, 1].
 
         ``channels`` (1 or 3) converts between grayscale and colour; None keeps the library's own.
         Results are cached on disk per (size, channels) until the library's items change.
+        ``progress(done, expected)`` is called as pictures are read when they are not cached yet.
         """
         if (
             isinstance(size, bool)
@@ -373,9 +378,7 @@ class LibraryManager:
             array = cache.get(size, channels, manifest.revision, manifest.count)
             if array is None:
                 cache.remove_partial()
-                array = np.stack(
-                    [square_array(storage.read_image(item), size, channels) for item in manifest.items]
-                )
+                array = np.stack(list(self._squares(storage, manifest, size, channels, progress)))
                 cache.put(array, size, channels, manifest.revision)
         images = torch.from_numpy(array).to(torch.float32).div_(127.5).sub_(1.0)
         labels = torch.tensor(
@@ -513,6 +516,18 @@ class LibraryManager:
             raise BadInputError(
                 f"There is no library called '{name}'. Available: {self._available()}."
             ) from None
+
+    @staticmethod
+    def _squares(
+        storage: LibraryStorage, manifest: Manifest, size: int, channels: int, progress: Progress | None
+    ) -> Iterator[np.ndarray]:
+        """Every item as a ``size`` square of ``channels``, reporting ``progress`` every
+        :data:`PROGRESS_EVERY` pictures and at the end."""
+        total = len(manifest.items)
+        for done, item in enumerate(manifest.items, start=1):
+            yield square_array(storage.read_image(item), size, channels)
+            if progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
+                progress(done, total)
 
     def _manifest(self, name: str, progress: Progress | None = None) -> Manifest:
         """The manifest of any library, making a built-in one first if needed (``progress``: see :meth:`ensure`)."""
