@@ -39,8 +39,8 @@ def _progress_printer(enabled: bool):
 
 
 class _CountLine:
-    """A ``progress(done, expected)`` callback shown on stderr as one line rewritten in place ("Reading
-    pictures: 1,200 of 40,000 files · 310 a second · about 2 minutes left"), at most every quarter second
+    """A ``progress(done, expected)`` callback shown on stderr as one line rewritten in place ("Reading:
+    1,200 of 40,000 pictures · 310 a second · about 2 minutes left"), at most every quarter second
     and at the end; nothing when not ``enabled`` (``--json``)."""
 
     def __init__(self, verb: str, noun: str, enabled: bool) -> None:
@@ -226,6 +226,7 @@ def _info_dict(info) -> dict[str, Any]:
 
 def cmd_libraries(args: argparse.Namespace) -> int:
     from core.libraries import LibraryManager
+    from core.libraries.datasource import DatasetOptions
 
     manager = LibraryManager(workspace=workspace_of(args))
     action = args.action
@@ -247,12 +248,18 @@ def cmd_libraries(args: argparse.Namespace) -> int:
         return 0
     if action == "add":
         if not args.paths:
-            raise MosaicError("Give image files, a .zip or a folder to add.")
+            raise MosaicError("Give image files, a .zip, a folder or a dataset to add.")
         # One import for all paths, checked before anything is read; a new library appears only if it gets images.
-        line = _CountLine("Reading pictures", "file", enabled=not args.json)
+        line = _CountLine("Reading", "picture", enabled=not args.json)
         try:
             reports = [
-                manager.add_paths(args.name, [Path(raw) for raw in args.paths], title=args.title or "", progress=line)
+                manager.add_paths(
+                    args.name,
+                    list(args.paths),
+                    title=args.title or "",
+                    progress=line,
+                    dataset=DatasetOptions(args.split, args.image_column, args.label_column),
+                )
             ]
         finally:
             line.close()
@@ -588,8 +595,22 @@ def build_parser() -> argparse.ArgumentParser:
     libs = sub.add_parser("libraries", help="list, show, add to or delete reference libraries")
     libs.add_argument("action", nargs="?", default="list", choices=["list", "show", "add", "delete"])
     libs.add_argument("name", nargs="?")
-    libs.add_argument("paths", nargs="*", help="with 'add': image files, .zip files or folders")
+    libs.add_argument(
+        "paths",
+        nargs="*",
+        help="with 'add': image files, .zip files, folders, or a dataset: a .parquet file, a folder of .parquet "
+        "files or hf://datasets/OWNER/NAME",
+    )
     libs.add_argument("--title", default="")
+    libs.add_argument(
+        "--split", default=None, help="with a dataset: the split to import (default: its only one, or train)"
+    )
+    libs.add_argument(
+        "--image-column", default=None, help="with a dataset: the column holding the pictures (default: its only one)"
+    )
+    libs.add_argument(
+        "--label-column", default=None, help="with a dataset: the column giving labels (default: its class-name column)"
+    )
     libs.add_argument("--json", action="store_true")
     libs.set_defaults(func=cmd_libraries)
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# `datasets` keeps its cache here for the whole session (it reads the variable once, when imported)
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="mosaic-test-hf-datasets-"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -89,7 +89,7 @@ def _upload_folder(name: str | None) -> Path | None:
 
 def _progress(context: JobContext, start: float, verb: str, noun: str) -> Callable[[int, int], None]:
     """A ``progress(done, expected)`` callback that moves the job's bar from ``start`` to 0.95 with plain words
-    ("Reading pictures: 1,200 of 40,000 files · 310 a second · about 2 minutes left") and stops the work when
+    ("Reading: 1,200 of 40,000 pictures · 310 a second · about 2 minutes left") and stops the work when
     the job is cancelled."""
     meter = RateMeter(noun)
 
@@ -117,7 +117,7 @@ def run_import_job(context: JobContext) -> str:
     title = str(params.get("title") or "")
     try:
         report = context.libraries().add_paths(
-            library, paths, title=title, progress=_progress(context, 0.05, "Reading pictures", "file")
+            library, paths, title=title, progress=_progress(context, 0.05, "Reading", "picture")
         )
     except NothingAddedError as err:
         context.save_result(

@@ -37,8 +37,9 @@ from PIL import Image
 from core import config
 from core.errors import BadInputError, MosaicError, ResourceError
 from core.images import DEFAULT_MAX_SIDE, UnreadableImageError, load_image
-from core.libraries import sources
+from core.libraries import datasource, sources
 from core.libraries.builtins import BUILTIN_LIBRARIES, BuiltinLibrary
+from core.libraries.datasource import DatasetOptions
 from core.libraries.locks import LibraryLock, library_lock
 from core.libraries.manifest import MANIFEST_NAME, Manifest, ManifestItem
 from core.libraries.names import NAME_PATTERN, validate_name
@@ -230,26 +231,44 @@ class LibraryManager:
         description: str = "",
         max_side: int = DEFAULT_MAX_SIDE,
         progress: Progress | None = None,
+        dataset: DatasetOptions | None = None,
     ) -> ImportReport:
-        """Import picture files, zips and folders on this computer as one import (the CLI's ``libraries add``).
+        """Import picture files, zips, folders and datasets on this computer as one import (the CLI's
+        ``libraries add``).
 
-        Library ``name`` is made (with ``title``/``description``) when it does not exist yet. Every path
-        is checked before anything is read; when no image is usable, nothing changes: no new library,
-        no change to an existing one. ``progress(done, expected)`` is called after each file tried
-        (``expected``: about how many files the paths hold).
+        A path may also be a dataset (a ``.parquet`` file, a folder of them, or ``hf://datasets/OWNER/NAME``:
+        :mod:`core.libraries.datasource`), read with the ``dataset`` options (split, picture and label
+        columns). Library ``name`` is made (with ``title``/``description``) when it does not exist yet.
+        Every path is checked before anything is read; when no image is usable, nothing changes: no new
+        library, no change to an existing one. ``progress(done, expected)`` is called after each file or
+        row tried (``expected``: about how many the paths hold).
         """
         validate_name(name)
-        checked = [Path(raw).expanduser() for raw in paths]
-        if not checked:
-            raise BadInputError("Give image files, a .zip or a folder to add.")
-        for path in checked:
+        if not paths:
+            raise BadInputError("Give image files, a .zip, a folder or a dataset to add.")
+        makers: list[Callable[[], Iterator[sources.ImportCandidate]]] = []
+        counts: list[Callable[[], int]] = []
+        for raw in paths:
+            if datasource.is_dataset_source(raw):
+                opened = datasource.DatasetSource(raw, dataset)
+                makers.append(opened.candidates)
+                counts.append(opened.count)
+                continue
+            path = Path(raw).expanduser()
             sources.check_path(path)
+            makers.append(lambda path=path: sources.from_path(path))
+            counts.append(lambda path=path: sources.count_files(path))
+        if dataset is not None and dataset.given and not any(datasource.is_dataset_source(raw) for raw in paths):
+            raise BadInputError(
+                "The split, picture column and label column only apply to datasets (a .parquet file, a folder of "
+                ".parquet files or hf://datasets/OWNER/NAME)."
+            )
 
         def candidates() -> Iterator[sources.ImportCandidate]:
-            for path in checked:
-                yield from sources.from_path(path)
+            for make in makers:
+                yield from make()
 
-        expected = sum(sources.count_files(path) for path in checked) if progress else 0
+        expected = sum(count() for count in counts) if progress else 0
         with self.locked(name):
             self._clean(name)
             exists = name in BUILTIN_LIBRARIES or (self._folder(name) / MANIFEST_NAME).exists()

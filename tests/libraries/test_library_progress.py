@@ -100,8 +100,8 @@ def test_cli_add_shows_a_moving_line_on_stderr_and_keeps_json_clean(isolated_dat
     captured = capsys.readouterr()
     assert "added 40 pictures to forty" in captured.out
     lines = [part.strip() for part in captured.err.split("\r") if part.strip()]
-    assert lines and lines[-1] == "Reading pictures: 40 of 40 files", captured.err
-    assert all(re.fullmatch(r"Reading pictures: \d+ of 40 files( · .* a (second|minute) · .* left)?", t) for t in lines)
+    assert lines and lines[-1] == "Reading: 40 of 40 pictures", captured.err
+    assert all(re.fullmatch(r"Reading: \d+ of 40 pictures( · .* a (second|minute) · .* left)?", t) for t in lines)
     assert main(["libraries", "add", "again", str(folder), "--json"]) == 0
     captured = capsys.readouterr()
     assert "Reading" not in captured.err and '"added": 40' in captured.out
@@ -129,9 +129,9 @@ def test_import_jobs_and_library_preparation_report_counts_in_words(isolated_dat
     context = RecordingContext(queue, queue.get(job.id))
     assert run_import_job(context) == "Added 40 pictures to “Forty”."
     messages = [m for _, m in context.reports]
-    assert messages[-1] == "Reading pictures: 40 of 40 files", messages
+    assert messages[-1] == "Reading: 40 of 40 pictures", messages
     assert all(
-        re.fullmatch(r"Reading pictures: \d+ of 40 files( · .* a (second|minute) · .* left)?", m) for m in messages[1:]
+        re.fullmatch(r"Reading: \d+ of 40 pictures( · .* a (second|minute) · .* left)?", m) for m in messages[1:]
     ), messages
     seen: list[tuple[float, str]] = []
     analyzer = Analyzer(LibraryManager(), settings=AnalyzerSettings(work_size=32, scales=(8,)))

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from core.libraries import LibraryManager
 from tests.jobs.jobs_helpers import last_batch, run_queued_jobs
 from tests.signin import signed_in
 
@@ -196,6 +197,34 @@ def test_libraries_page_lists_builtins_and_imports_a_folder(isolated_data_dir):
     assert any("Added 6 pictures" in s.value for s in at.success)
     assert any("broken\\.png" in m.value for m in at.markdown)  # file names are escaped Markdown (core.html.md)
     assert any("Spring catalogue" in e.label for e in at.expander)
+
+
+def test_libraries_page_imports_a_parquet_dataset_with_its_class_names_as_groups(isolated_data_dir):
+    import io
+
+    from datasets import ClassLabel, Dataset, Features
+    from datasets import Image as ImageFeature
+
+    rng = np.random.default_rng(1)
+    pictures = []
+    for _ in range(4):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)).save(buffer, format="PNG")
+        pictures.append({"bytes": buffer.getvalue(), "path": None})
+    isolated_data_dir.mkdir(parents=True, exist_ok=True)
+    path = isolated_data_dir / "catalogue.parquet"
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=["boots", "bags"])})
+    Dataset.from_dict({"image": pictures, "label": [0, 1, 0, 1]}, features=features).to_parquet(str(path))
+    at = goto(app(), "libraries")
+    at.text_input[0].set_value("Catalogue dataset")
+    at.text_input[1].set_value(str(path))
+    at.button(key="create_library").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
+    assert run_queued_jobs() == ["done"]
+    at.run()
+    assert any("Added 4 pictures" in s.value for s in at.success)
+    info = next(i for i in LibraryManager().list() if i.title == "Catalogue dataset")
+    assert sorted(info.label_names) == ["bags", "boots"] and info.count == 4
 
 
 def test_libraries_page_bad_folder_is_a_clear_error_and_creates_nothing(isolated_data_dir):
