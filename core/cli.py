@@ -65,6 +65,7 @@ class _CountLine:
     def close(self) -> None:
         if self.shown_at is not None:
             print(file=sys.stderr, flush=True)
+            self.shown_at = None
 
 
 def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -259,8 +260,13 @@ def cmd_libraries(args: argparse.Namespace) -> int:
                     title=args.title or "",
                     progress=line,
                     dataset=DatasetOptions(args.split, args.image_column, args.label_column),
+                    restart=args.restart,
                 )
             ]
+        except KeyboardInterrupt:
+            line.close()
+            print("The pictures read so far are kept: run the same command again to go on.", file=sys.stderr)
+            raise
         finally:
             line.close()
         data = [
@@ -602,6 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
         "files or hf://datasets/OWNER/NAME",
     )
     libs.add_argument("--title", default="")
+    libs.add_argument(
+        "--restart", action="store_true", help="with 'add': start a stopped import afresh instead of going on with it"
+    )
     libs.add_argument(
         "--split", default=None, help="with a dataset: the split to import (default: its only one, or train)"
     )

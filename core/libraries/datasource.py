@@ -28,7 +28,7 @@ from typing import Any
 
 from core.errors import BadInputError
 from core.libraries.names import clean_label
-from core.libraries.sources import ImportCandidate, _precheck
+from core.libraries.sources import Entry, ImportCandidate, _precheck
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +228,11 @@ class DatasetSource:
             return [Path(f) for f in builder.config.data_files.get(self.split, [])]
         except Exception:
             return []
+
+    def entries(self) -> Iterator[Entry]:
+        """Every row of the split as an entry of an import from paths (see ``sources.Entry``)."""
+        for candidate in self.candidates():
+            yield Entry(candidate.name, lambda candidate=candidate: candidate)
 
     def candidates(self) -> Iterator[ImportCandidate]:
         """Every row of the split as a candidate, in the dataset's order."""

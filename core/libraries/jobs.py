@@ -117,7 +117,11 @@ def run_import_job(context: JobContext) -> str:
     title = str(params.get("title") or "")
     try:
         report = context.libraries().add_paths(
-            library, paths, title=title, progress=_progress(context, 0.05, "Reading", "picture")
+            library,
+            paths,
+            title=title,
+            progress=_progress(context, 0.05, "Reading", "picture"),
+            resumable=uploads is None,  # a folder import goes on where it stopped; uploads are not kept
         )
     except NothingAddedError as err:
         context.save_result(

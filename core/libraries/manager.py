@@ -21,6 +21,8 @@ Safety rules:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 import re
@@ -40,6 +42,8 @@ from core.images import DEFAULT_MAX_SIDE, UnreadableImageError, load_image
 from core.libraries import datasource, sources
 from core.libraries.builtins import BUILTIN_LIBRARIES, BuiltinLibrary
 from core.libraries.datasource import DatasetOptions
+from core.libraries.journal import JOURNAL_NAME, ImportJournal, Record, fingerprint
+from core.libraries.journal import PREFIX as JOURNAL_PREFIX
 from core.libraries.locks import LibraryLock, library_lock
 from core.libraries.manifest import MANIFEST_NAME, Manifest, ManifestItem
 from core.libraries.names import NAME_PATTERN, validate_name
@@ -76,6 +80,32 @@ def _is_plain_gray(image: Image.Image) -> bool:
         return False
     array = np.asarray(image)
     return bool(np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2]))
+
+
+class _SourceChanged(Exception):
+    """An interrupted import's journal no longer fits its source: start it again."""
+
+
+#: An import from paths checks the free disk space every this many files, and stops (resumable) below
+#: MIN_FREE_BYTES.
+DISK_CHECK_EVERY = 64
+MIN_FREE_BYTES = 200 * 1024**2
+
+
+def _check_disk(folder: Path) -> None:
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
+    except OSError:
+        return
+    if free < MIN_FREE_BYTES:
+        raise ResourceError(
+            f"The disk of the studio's data folder is nearly full ({free / 1024**2:.0f} MB left). Free some space, "
+            "then start the same import again: it goes on where it stopped."
+        )
+
+
+def _absolute(path: Path | str) -> str:
+    return str(Path(path).expanduser().resolve())
 
 
 class NothingAddedError(BadInputError):
@@ -232,48 +262,185 @@ class LibraryManager:
         max_side: int = DEFAULT_MAX_SIDE,
         progress: Progress | None = None,
         dataset: DatasetOptions | None = None,
+        restart: bool = False,
+        resumable: bool = True,
     ) -> ImportReport:
         """Import picture files, zips, folders and datasets on this computer as one import (the CLI's
-        ``libraries add``).
+        ``libraries add``, the Libraries page's folder field).
 
         A path may also be a dataset (a ``.parquet`` file, a folder of them, or ``hf://datasets/OWNER/NAME``:
         :mod:`core.libraries.datasource`), read with the ``dataset`` options (split, picture and label
-        columns). Library ``name`` is made (with ``title``/``description``) when it does not exist yet.
-        Every path is checked before anything is read; when no image is usable, nothing changes: no new
-        library, no change to an existing one. ``progress(done, expected)`` is called after each file or
-        row tried (``expected``: about how many the paths hold).
+        columns). Folders and datasets have no limit on their number of pictures. Library ``name`` is made
+        (with ``title``/``description``) when it does not exist yet. Every path is checked before anything
+        is read; the library changes only when the import finishes, and when no image is usable nothing
+        changes. An import that is killed, stopped or fails part way is kept aside: the same call again
+        goes on where it stopped (:mod:`core.libraries.journal`); ``restart`` starts it afresh, and with
+        ``resumable=False`` (paths that will not be there again, such as a job's uploads) nothing is kept.
+        ``progress(done, expected)`` is called after each file or row tried (``expected``: about how many
+        the paths hold).
         """
         validate_name(name)
         if not paths:
             raise BadInputError("Give image files, a .zip, a folder or a dataset to add.")
-        makers: list[Callable[[], Iterator[sources.ImportCandidate]]] = []
+        makers: list[Callable[[], Iterator[sources.Entry]]] = []
         counts: list[Callable[[], int]] = []
+        shown_sources: list[str] = []
         for raw in paths:
             if datasource.is_dataset_source(raw):
                 opened = datasource.DatasetSource(raw, dataset)
-                makers.append(opened.candidates)
+                makers.append(opened.entries)
                 counts.append(opened.count)
+                shown_sources.append(str(raw) if str(raw).startswith(datasource.HUB_PREFIX) else _absolute(raw))
                 continue
             path = Path(raw).expanduser()
             sources.check_path(path)
-            makers.append(lambda path=path: sources.from_path(path))
+            makers.append(lambda path=path: sources.path_entries(path))
             counts.append(lambda path=path: sources.count_files(path))
+            shown_sources.append(_absolute(path))
         if dataset is not None and dataset.given and not any(datasource.is_dataset_source(raw) for raw in paths):
             raise BadInputError(
                 "The split, picture column and label column only apply to datasets (a .parquet file, a folder of "
                 ".parquet files or hf://datasets/OWNER/NAME)."
             )
 
-        def candidates() -> Iterator[sources.ImportCandidate]:
+        def entries() -> Iterator[sources.Entry]:
             for make in makers:
                 yield from make()
 
+        options = {"max_side": max_side, **dataclasses.asdict(dataset or DatasetOptions())}
+        journal = ImportJournal.for_import(self._home(name), name, fingerprint(name, shown_sources, options))
         expected = sum(count() for count in counts) if progress else 0
         with self.locked(name):
             self._clean(name)
+            if restart:
+                journal.discard()
             exists = name in BUILTIN_LIBRARIES or (self._folder(name) / MANIFEST_NAME).exists()
             new = None if exists else self._new_manifest(name, title, description)
-            return self._import(name, candidates, max_side, new=new, progress=progress, expected=expected)
+            return self._import_entries(name, entries, max_side, journal, new, progress, expected, resumable)
+
+    def _import_entries(
+        self,
+        name: str,
+        entries: Callable[[], Iterable[sources.Entry]],
+        max_side: int,
+        journal: ImportJournal,
+        new: Manifest | None,
+        progress: Progress | None,
+        expected: int,
+        resumable: bool = True,
+    ) -> ImportReport:
+        """The resumable import of :meth:`add_paths` (the caller holds the library's lock): pictures are
+        written into the journal's folder, the library changes once, at the end."""
+        folder = self._folder(name)
+        manifest = copy.deepcopy(new) if new is not None else self._read_user(name, for_change=True)
+        staging = LibraryStorage(journal.folder)
+        if journal.folder.exists() and not journal.exists:
+            journal.discard()  # killed while it was being committed or discarded: nothing to go on from
+        done = journal.read(lambda item_id: (staging.images_dir / f"{item_id}.png").is_file())
+        report = ImportReport(library=name)
+        written: list[ManifestItem] = []
+        try:
+            tried = 0
+            for tried, entry in enumerate(entries(), start=1):
+                if tried <= len(done):
+                    record = done[tried - 1]
+                    if record.name != entry.name:  # the source changed since: its journal no longer fits
+                        logger.info("import of %s: %s changed since it stopped; starting again", name, entry.name)
+                        raise _SourceChanged
+                    self._replay(record, manifest, written, report)
+                    if tried == len(done) and progress is not None:
+                        progress(tried, max(expected, tried))
+                    continue
+                if tried == len(done) + 1 and done:
+                    report.notices.append(
+                        f"Went on from an import that had stopped: {plural(len(done), 'file')} had already been read."
+                    )
+                if tried % DISK_CHECK_EVERY == 0:
+                    _check_disk(journal.folder)
+                candidate = entry.load()
+                item = self._import_one(candidate, manifest, staging, report, max_side, atomic=False)
+                if item is None:
+                    journal.append(Record(tried, entry.name, skipped=report.skipped[-1][1]))
+                else:
+                    written.append(item)
+                    label = None if item.label is None else manifest.label_names[item.label]
+                    made = {"id": item.id, "label": label, "source": item.source, "channels": item.channels}
+                    journal.append(Record(tried, entry.name, made=made))
+                if progress is not None:
+                    progress(tried, max(expected, tried))
+            if tried < len(done):
+                raise _SourceChanged
+            journal.close()
+            if not written:
+                journal.discard()
+                raise NothingAddedError(self._nothing_added(manifest.title or name, report), report=report)
+            self._commit(name, manifest, written, staging, new is not None)
+            journal.discard()
+        except _SourceChanged:
+            journal.discard()
+            return self._import_entries(name, entries, max_side, journal, new, progress, expected, resumable)
+        except NothingAddedError:
+            raise
+        except BaseException:
+            journal.close()
+            if journal.records and resumable:
+                logger.info("import into %s stopped after %d file(s), kept to go on later", name, len(journal.records))
+            else:
+                journal.discard()
+            raise
+        TensorCache(LibraryStorage(folder).cache_dir).clear(keep_revision=manifest.revision)
+        report.added = len(written)
+        logger.info("imported %d image(s) into %s, skipped %d", report.added, name, len(report.skipped))
+        return report
+
+    @staticmethod
+    def _replay(record: Record, manifest: Manifest, written: list[ManifestItem], report: ImportReport) -> None:
+        """An entry an earlier run finished, taken back from its journal."""
+        if record.made is None:
+            report.skipped.append((record.name, record.skipped or "no data"))
+            return
+        made = record.made
+        label = made.get("label")
+        written.append(
+            ManifestItem(
+                id=str(made["id"]),
+                file=LibraryStorage.image_file(str(made["id"])),
+                label=manifest.label_index(str(label)) if label else None,
+                source=str(made.get("source", record.name)),
+                channels=int(made.get("channels", 3)),
+            )
+        )
+
+    def _commit(
+        self, name: str, manifest: Manifest, written: list[ManifestItem], staging: LibraryStorage, new: bool
+    ) -> None:
+        """Put the pictures of a finished import into library ``name``, then its manifest (one change)."""
+        folder = self._folder(name)
+        (staging.folder / JOURNAL_NAME).unlink(missing_ok=True)
+        if new:
+            listed = {item.id for item in written}
+            for part in (staging.images_dir, staging.thumbs_dir):  # pictures a killed run made but never noted
+                for entry in os.scandir(part):
+                    if entry.name.removesuffix(".png") not in listed:
+                        os.unlink(entry.path)
+            manifest.items = written
+            manifest.touch()
+            manifest.write(staging.folder)
+            os.rename(staging.folder, folder)
+            return
+        target = LibraryStorage(folder)
+        (folder / CHANGE_MARKER).touch()
+        try:
+            target.images_dir.mkdir(parents=True, exist_ok=True)
+            target.thumbs_dir.mkdir(parents=True, exist_ok=True)
+            for item in written:
+                os.replace(staging.folder / item.file, folder / item.file)
+                os.replace(staging.thumb_path(item), target.thumb_path(item))
+            manifest.items.extend(written)
+            manifest.touch()
+            manifest.write(folder)
+        finally:
+            (folder / CHANGE_MARKER).unlink(missing_ok=True)
 
     def create_from_files(
         self, name: str, files: Iterable[tuple[str, bytes]], title: str = "", description: str = ""
@@ -336,6 +503,9 @@ class LibraryManager:
         folder = self._folder(name)
         with self.locked(name):
             self._clean(name)
+            for kept in self._home(name).glob(f"{JOURNAL_PREFIX}{name}-*"):  # stopped imports into it
+                if re.fullmatch(re.escape(f"{JOURNAL_PREFIX}{name}-") + "[0-9a-f]{16}", kept.name):
+                    shutil.rmtree(kept, ignore_errors=True)
             if not (folder / MANIFEST_NAME).is_file():  # a damaged manifest can still be deleted
                 raise BadInputError(f"There is no library called '{name}'. Available: {self._available()}.")
             self._discard(folder)

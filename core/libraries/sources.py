@@ -26,7 +26,7 @@ import os
 import re
 import stat
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -123,6 +123,47 @@ def from_path(path: Path) -> Iterator[ImportCandidate]:
         yield _file_candidate([path.name], path)
 
 
+@dataclass
+class Entry:
+    """One file of an import from paths, named before it is read: ``load()`` reads and checks it (so a
+    resumed import passes over the files it already has without reading them)."""
+
+    name: str
+    load: Callable[[], ImportCandidate]
+
+
+def walk_folder(folder: Path) -> Iterator[tuple[list[str], Path]]:
+    """The files of ``folder`` (relative parts, path) in a fixed order, sorted by name folder by folder,
+    hidden ones left out; lazily and without a cap on their number. Links are not followed."""
+    for current, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+        for filename in sorted(filenames):
+            path = Path(current) / filename
+            parts = list(path.relative_to(folder).parts)
+            if not is_hidden("/".join(parts)):
+                yield parts, path
+
+
+def path_entries(path: Path) -> Iterator[Entry]:
+    """The entries of one path on this computer: every file of a folder (any number), the files of a
+    ``.zip``, or a single picture file."""
+    path = Path(path).expanduser()
+    check_path(path)
+    if path.is_dir():
+        for parts, file in walk_folder(path):
+
+            def load(parts: list[str] = parts, file: Path = file) -> ImportCandidate:
+                size = file.lstat().st_size if file.is_symlink() else _size(file)
+                return _folder_candidate(parts, file, size)
+
+            yield Entry(str(PurePosixPath(*parts)), load)
+    elif path.suffix.lower() == ".zip":
+        for candidate in from_zip(path):
+            yield Entry(candidate.name, lambda candidate=candidate: candidate)
+    else:
+        yield Entry(path.name, lambda: _file_candidate([path.name], path))
+
+
 def count_files(path: Path) -> int:
     """About how many files an import of ``path`` tries (for its progress bar): 1 for a picture, the files
     of a zip or a folder (hidden ones left out). Never raises: an unreadable path counts as 1."""
@@ -133,8 +174,6 @@ def count_files(path: Path) -> int:
             for _current, dirnames, filenames in os.walk(path, followlinks=False):
                 dirnames[:] = [d for d in dirnames if not is_hidden(d)]
                 found += sum(1 for f in filenames if not is_hidden(f))
-                if found > MAX_IMPORT_FILES:
-                    break
             return max(1, found)
         if path.suffix.lower() == ".zip" and path.is_file():
             with open(path, "rb") as handle:

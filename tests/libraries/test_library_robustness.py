@@ -166,52 +166,90 @@ def _pngs_under(root: Path) -> int:
     return sum(1 for _ in root.rglob("*.png")) if root.exists() else 0
 
 
+def _kept(root: Path) -> list[Path]:
+    """The folders of stopped imports, kept to go on later (``core.libraries.journal``)."""
+    return sorted(root.glob(".resumable-*")) if root.exists() else []
+
+
+def _visible(root: Path) -> list[str]:
+    return [path for path in snapshot(root) if not path.startswith(".resumable-")]
+
+
+def _kill_import_midway(data_dir: Path, libraries_root: Path, name: str, folder: Path, started: int) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "core", "libraries", "add", name, str(folder)],
+        cwd=REPO, env=_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert _wait_for(lambda: _pngs_under(libraries_root) >= started, timeout=120), "the import never started"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+
+
+def _journal_ids(kept: Path) -> list[str]:
+    lines = (kept / "journal.jsonl").read_text().splitlines()
+    return [json.loads(line)["made"]["id"] for line in lines if line.strip().endswith("}") and '"made"' in line]
+
+
 @pytest.mark.timeout(300)
-def test_killed_import_into_an_existing_library_is_cleaned_up(tmp_path, data_dir, libraries_root) -> None:
+def test_killed_import_into_an_existing_library_leaves_it_as_it_was_and_goes_on(
+    tmp_path, data_dir, libraries_root
+) -> None:
     manager = LibraryManager()
     manager.create_from_files("brand", [("a.png", _png_bytes()), ("b.png", _png_bytes((0, 0, 0)))])
     items = manager.items("brand")
     before = snapshot(libraries_root)
     folder = _picture_folder(tmp_path / "many", 400)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "core", "libraries", "add", "brand", str(folder)],
-        cwd=REPO, env=_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert _wait_for(lambda: _pngs_under(libraries_root) >= 4 + 40, timeout=120), "the import never started"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-    assert _pngs_under(libraries_root) > 4  # the kill left files behind
+    _kill_import_midway(data_dir, libraries_root, "brand", folder, started=4 + 40)
 
-    infos = {info.name: info for info in LibraryManager().list()}  # the next operation cleans up
+    infos = {info.name: info for info in LibraryManager().list()}  # the library never saw the stopped import
     assert infos["brand"].count == 2
     assert LibraryManager().items("brand") == items
-    assert snapshot(libraries_root) == before
+    assert _visible(libraries_root) == before
+    [kept] = _kept(libraries_root)
+    finished = _journal_ids(kept)
+    assert len(finished) >= 20  # pictures it had made, kept aside
+
+    seen: list[tuple[int, int]] = []
+    report = LibraryManager().add_paths("brand", [folder], progress=lambda d, e: seen.append((d, e)))
+    assert report.added == 400 and report.skipped == []
+    assert any("Went on from an import that had stopped" in notice for notice in report.notices)
+    ids = [item["id"] for item in LibraryManager().items("brand")]
+    assert ids[:2] == [item["id"] for item in items] and len(ids) == 402
+    assert ids[2 : 2 + len(finished)] == finished  # taken over, not read again
+    assert seen[0][0] >= len(finished) and seen[-1] == (400, 400)
+    assert _kept(libraries_root) == []
+    assert LibraryManager().load("brand", 8).images.shape[0] == 402
 
     report = LibraryManager().add_folder("brand", _picture_folder(tmp_path / "few", 3))
     assert report.added == 3
-    assert LibraryManager().load("brand", 8).images.shape[0] == 5
+    assert LibraryManager().load("brand", 8).images.shape[0] == 405
 
 
 @pytest.mark.timeout(300)
-def test_killed_import_under_a_new_name_leaves_no_library(tmp_path, data_dir, libraries_root) -> None:
+def test_killed_import_under_a_new_name_makes_no_library_until_it_is_run_again(
+    tmp_path, data_dir, libraries_root
+) -> None:
     folder = _picture_folder(tmp_path / "many", 400)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "core", "libraries", "add", "brand-new", str(folder)],
-        cwd=REPO, env=_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert _wait_for(lambda: _pngs_under(libraries_root) >= 40, timeout=120), "the import never started"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-    assert _pngs_under(libraries_root) >= 40
+    _kill_import_midway(data_dir, libraries_root, "brand-new", folder, started=40)
 
     assert "brand-new" not in [info.name for info in LibraryManager().list()]
-    assert snapshot(libraries_root) == []
-    report = LibraryManager().create_from_folder("brand-new", _picture_folder(tmp_path / "few", 2))
-    assert report.added == 2
+    assert _visible(libraries_root) == []
+    [kept] = _kept(libraries_root)
+    finished = _journal_ids(kept)
+    # the source changed before the point reached: the journal no longer fits, the import starts again
+    (folder / "p0000.png").rename(folder / "p9999.png")
+    report = LibraryManager().add_paths("brand-new", [folder])
+    assert report.added == 400 and not any("Went on" in notice for notice in report.notices)
+    ids = {item["id"] for item in LibraryManager().items("brand-new")}
+    assert not ids & set(finished)
+    assert _kept(libraries_root) == []
+    # a stopped import can also be dropped: delete removes what was kept for it
+    _kill_import_midway(data_dir, libraries_root, "brand-new", _picture_folder(tmp_path / "more", 400), started=840)
+    assert len(_kept(libraries_root)) == 1
+    LibraryManager().delete("brand-new")
+    assert _kept(libraries_root) == [] and _visible(libraries_root) == []
 
 
 def test_a_library_folder_without_manifest_is_removed(libraries_root) -> None:

@@ -1,0 +1,143 @@
+"""Imports from paths of any size that go on where they stopped (``core.libraries.journal``): no cap on the
+number of files of a folder, a stopped import kept aside (the library unchanged until it finishes), the same
+import again goes on without reading the finished files, ``--restart`` starts afresh, a nearly full disk stops it
+with a message. (A killed process: ``test_library_robustness.py``.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.cli import main
+from core.errors import BadInputError, ResourceError
+from core.libraries import LibraryManager, sources
+from core.libraries import manager as manager_module
+
+
+def _folder(root, count: int, first: int = 0):
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(first, first + count):
+        Image.fromarray(np.full((12, 12, 3), (i * 9) % 256, dtype=np.uint8)).save(root / f"p{i:03d}.png")
+    return root
+
+
+def _kept(manager: LibraryManager):
+    return sorted(manager.root.glob(".resumable-*"))
+
+
+class Stop(Exception):
+    pass
+
+
+def _stop_after(count: int):
+    def progress(done: int, expected: int) -> None:
+        if done >= count:
+            raise Stop(f"stopped after {done}")
+
+    return progress
+
+
+def test_folders_have_no_cap_on_their_number_of_files_but_uploads_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_IMPORT_FILES", 5)
+    manager = LibraryManager()
+    report = manager.add_paths("big", [_folder(tmp_path / "big", 12)])
+    assert report.added == 12 and sources.count_files(tmp_path / "big") == 12
+    files = [(f"p{i}.png", (tmp_path / "big" / f"p{i:03d}.png").read_bytes()) for i in range(6)]
+    with pytest.raises(BadInputError, match="at most 5 can be imported at once"):
+        manager.create_from_files("uploaded", files)
+
+
+def test_a_stopped_import_changes_nothing_and_the_same_import_goes_on(tmp_path):
+    manager = LibraryManager()
+    manager.add_paths("shop", [_folder(tmp_path / "first", 3)])
+    before = manager.items("shop")
+    folder = _folder(tmp_path / "pictures", 30)
+    with pytest.raises(Stop):
+        manager.add_paths("shop", [folder], progress=_stop_after(11))
+    assert manager.items("shop") == before  # nothing of the stopped import is in the library yet
+    assert len(_kept(manager)) == 1
+    with pytest.raises(Stop):  # stopped again, further on: still one kept import
+        manager.add_paths("shop", [folder], progress=_stop_after(20))
+    assert len(_kept(manager)) == 1 and manager.items("shop") == before
+    read: list[str] = []
+    original = sources._folder_candidate
+
+    def counting(parts, path, size):
+        read.append(path.name)
+        return original(parts, path, size)
+
+    sources._folder_candidate = counting
+    try:
+        report = manager.add_paths("shop", [folder])
+    finally:
+        sources._folder_candidate = original
+    assert report.added == 30
+    assert read == [f"p{i:03d}.png" for i in range(20, 30)]  # the first 20 were not read again
+    assert "Went on from an import that had stopped: 20 files had already been read." in report.notices
+    items = manager.items("shop")
+    assert len(items) == 33 and items[:3] == before
+    assert [item["source"] for item in items[3:]] == [f"p{i:03d}.png" for i in range(30)]
+    assert _kept(manager) == []
+
+
+def test_restart_starts_afresh_and_other_sources_are_other_imports(tmp_path, capsys):
+    manager = LibraryManager()
+    folder = _folder(tmp_path / "pictures", 10)
+    with pytest.raises(Stop):
+        manager.add_paths("fresh", [folder], progress=_stop_after(4))
+    other = _folder(tmp_path / "other", 5, first=50)
+    with pytest.raises(Stop):
+        manager.add_paths("fresh", [other], progress=_stop_after(2))
+    assert len(_kept(manager)) == 2  # one per source: neither takes the other's pictures
+    assert "fresh" not in [info.name for info in manager.list()]
+    assert main(["libraries", "add", "fresh", str(folder), "--restart", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"added": 10' in out and "Went on" not in out
+    assert len(_kept(manager)) == 1
+    report = manager.add_paths("fresh", [other])
+    assert report.added == 5 and any("2 files had already been read" in n for n in report.notices)
+    assert _kept(manager) == [] and manager.get("fresh").count == 15
+
+
+def test_a_nearly_full_disk_stops_the_import_with_a_message_and_it_goes_on_later(tmp_path, monkeypatch):
+    manager = LibraryManager()
+    folder = _folder(tmp_path / "pictures", 150)
+    monkeypatch.setattr(manager_module, "MIN_FREE_BYTES", 2**62)
+    with pytest.raises(ResourceError, match="nearly full .* it goes on where it stopped"):
+        manager.add_paths("disk", [folder])
+    assert "disk" not in [info.name for info in manager.list()] and len(_kept(manager)) == 1
+    monkeypatch.setattr(manager_module, "MIN_FREE_BYTES", 0)
+    report = manager.add_paths("disk", [folder])
+    assert report.added == 150 and any(f"{manager_module.DISK_CHECK_EVERY - 1} files" in n for n in report.notices)
+
+
+def test_a_cancelled_folder_import_job_goes_on_when_the_folder_is_imported_again(isolated_data_dir):
+    from core.engines.base import GenerationCancelled
+    from core.jobs import JobQueue
+    from core.jobs.context import JobContext
+    from core.libraries.jobs import import_params, run_import_job
+
+    class CancelAt(JobContext):
+        def __init__(self, *args, at: int, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.at = at
+
+        def progress(self, fraction: float, message: str = "", preview=None) -> None:
+            super().progress(fraction, message, preview)
+            if message.startswith(f"Reading: {self.at} of"):
+                self.cancel.cancel()  # as the page's Cancel button does, through the queue
+
+    folder = _folder(isolated_data_dir / "pictures", 16)  # inside the data folder: the page may read it
+    queue = JobQueue()
+    params = import_params("spring", "Spring", None, str(folder))
+    first = queue.submit("library-import", params, owner="ann")
+    with pytest.raises(GenerationCancelled):
+        run_import_job(CancelAt(queue, queue.get(first.id), at=6))
+    manager = LibraryManager()
+    assert "spring" not in [info.name for info in manager.list()] and len(_kept(manager)) == 1
+    second = queue.submit("library-import", params, owner="ann")
+    context = JobContext(queue, queue.get(second.id))
+    assert run_import_job(context) == "Added 16 pictures to “Spring”."
+    assert any("6 files had already been read" in notice for notice in context.result["notices"])
+    assert _kept(manager) == []
