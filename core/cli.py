@@ -604,8 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
     libs.add_argument(
         "paths",
         nargs="*",
-        help="with 'add': image files, .zip files, folders, or a dataset: a .parquet file, a folder of .parquet "
-        "files or hf://datasets/OWNER/NAME",
+        help="with 'add': image files, .zip or .tar archives, folders, or a dataset: a .parquet file, a folder of "
+        ".parquet files or hf://datasets/OWNER/NAME. A stopped import goes on when the same command runs again",
     )
     libs.add_argument("--title", default="")
     libs.add_argument(

@@ -9,6 +9,7 @@ from core.html import md
 from core.jobs import ACTIVE, DONE
 from core.libraries.builtins import PHOTO_WORDS
 from core.libraries.jobs import added_message, import_params, keep_uploads, prepare_params
+from core.libraries.sources import is_tar
 from core.roots import check_folder
 from core.words import plural
 from pages._shared import ensure_routed, get_libraries
@@ -33,10 +34,10 @@ def import_into(name: str, uploads, folder: str, title: str = "") -> None:
     path = None
     if folder.strip():
         path = check_folder(folder)  # only inside the data folder or the folders the administrator allows
-        if not (path.is_dir() or path.is_file() and path.suffix.lower() == ".parquet"):
+        if not (path.is_dir() or path.is_file() and (path.suffix.lower() in (".parquet", ".zip") or is_tar(path))):
             raise MosaicError(
-                f"Folder not found: {path}. Check the spelling of the folder (or of the .parquet file), or upload "
-                "the pictures instead."
+                f"Folder not found: {path}. Check the spelling of the folder (or of the .zip, .tar or .parquet "
+                "file), or upload the pictures instead."
             )
     kept = keep_uploads([(u.name, u.getvalue()) for u in uploads or []])
     params = import_params(name, title, kept, str(path) if path else None)
@@ -115,9 +116,10 @@ def new_library_form() -> None:
         folder = st.text_input(
             "…or a folder on this computer",
             placeholder="/home/me/brand-assets",
-            help="A folder of pictures, or a dataset: a .parquet file or a downloaded dataset folder (its class "
-            "names become the groups). For safety, only folders inside the studio's data folder, or folders your "
-            "administrator allows, can be read.",
+            help="A folder of pictures (any number), a .zip or .tar archive, or a dataset: a .parquet file or a "
+            "downloaded dataset folder (its class names become the groups). An import that stops goes on where it "
+            "stopped when you start it again. For safety, only folders inside the studio's data folder, or folders "
+            "your administrator allows, can be read.",
         )
         submitted = st.form_submit_button("Create library", type="primary", key="create_library")
     if submitted:

@@ -94,7 +94,9 @@ def _progress(context: JobContext, start: float, verb: str, noun: str) -> Callab
     meter = RateMeter(noun)
 
     def report(done: int, expected: int) -> None:
-        fraction = start + (0.95 - start) * min(1.0, done / max(expected, 1))
+        # with no total known the bar still moves: half way at 1,000, ever slower after
+        share = min(1.0, done / expected) if expected > 0 else done / (done + 1000)
+        fraction = start + (0.95 - start) * share
         context.progress(fraction, f"{verb}: {meter.update(done, expected)}")
         context.cancel.raise_if_cancelled()
 

@@ -104,6 +104,11 @@ def _check_disk(folder: Path) -> None:
         )
 
 
+def _expected(expected: int, done: int) -> int:
+    """What a progress report says is expected: 0 while not known, never less than what is done."""
+    return max(expected, done) if expected else 0
+
+
 def _absolute(path: Path | str) -> str:
     return str(Path(path).expanduser().resolve())
 
@@ -277,7 +282,7 @@ class LibraryManager:
         goes on where it stopped (:mod:`core.libraries.journal`); ``restart`` starts it afresh, and with
         ``resumable=False`` (paths that will not be there again, such as a job's uploads) nothing is kept.
         ``progress(done, expected)`` is called after each file or row tried (``expected``: about how many
-        the paths hold).
+        the paths hold; 0 when that is not known).
         """
         validate_name(name)
         if not paths:
@@ -309,7 +314,8 @@ class LibraryManager:
 
         options = {"max_side": max_side, **dataclasses.asdict(dataset or DatasetOptions())}
         journal = ImportJournal.for_import(self._home(name), name, fingerprint(name, shown_sources, options))
-        expected = sum(count() for count in counts) if progress else 0
+        counted = [count() for count in counts] if progress else []
+        expected = 0 if 0 in counted else sum(counted)  # 0: not known (a compressed tar, some datasets)
         with self.locked(name):
             self._clean(name)
             if restart:
@@ -349,7 +355,7 @@ class LibraryManager:
                         raise _SourceChanged
                     self._replay(record, manifest, written, report)
                     if tried == len(done) and progress is not None:
-                        progress(tried, max(expected, tried))
+                        progress(tried, _expected(expected, tried))
                     continue
                 if tried == len(done) + 1 and done:
                     report.notices.append(
@@ -367,7 +373,7 @@ class LibraryManager:
                     made = {"id": item.id, "label": label, "source": item.source, "channels": item.channels}
                     journal.append(Record(tried, entry.name, made=made))
                 if progress is not None:
-                    progress(tried, max(expected, tried))
+                    progress(tried, _expected(expected, tried))
             if tried < len(done):
                 raise _SourceChanged
             journal.close()

@@ -101,10 +101,14 @@ class RateMeter:
         self._last_time, self._last_done = now, done
 
     def update(self, done: int, expected: int) -> str:
-        """Note ``done`` and describe the progress towards ``expected`` (at least ``done``)."""
+        """Note ``done`` and describe the progress towards ``expected`` (at least ``done``; 0 or less:
+        not known, then the count and the rate only: "1,200 pictures so far · 310 a second")."""
         done = max(0, int(done))
-        expected = max(done, int(expected))
         self.observe(done)
+        if expected <= 0:
+            text = f"{plural(done, self.noun)} so far"
+            return f"{text} · {rate_text(self._rate)}" if self._rate is not None else text
+        expected = max(done, int(expected))
         parts = [f"{done:,} of {plural(expected, self.noun)}"]
         if self._rate is not None and done < expected:
             parts.append(rate_text(self._rate))

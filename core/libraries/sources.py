@@ -25,20 +25,31 @@ import logging
 import os
 import re
 import stat
+import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from core.errors import BadInputError
-from core.images import MAX_FILE_BYTES, NotUsableError, open_regular, read_bounded, read_regular, too_large_reason
+from core.images import (
+    MAX_FILE_BYTES,
+    NotUsableError,
+    open_regular,
+    read_bounded,
+    read_regular,
+    too_large_reason,
+)
 from core.libraries.names import clean_label
 
 logger = logging.getLogger(__name__)
 
 MAX_IMPORT_FILES = 5_000
 MAX_IMPORT_BYTES = 1_000_000_000  # 1 GB uncompressed
+#: A zip imported from its path on this computer may list this many entries (its list is read whole).
+MAX_ARCHIVE_ENTRIES = 1_000_000
 #: Zip entries larger than this that unpack to more than MAX_COMPRESSION_RATIO times their packed size
 #: are skipped unread: pictures never compress that well, zip bombs do (plain deflate tops out near 1,030).
 MAX_COMPRESSION_RATIO = 500
@@ -47,6 +58,7 @@ COMPRESSION_CHECK_BYTES = 10 * 1024 * 1024
 _DIRECTORY_BYTES_PER_FILE = 1024
 _SYSTEM_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "$recycle.bin", "system volume information"}
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
+_TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -81,6 +93,7 @@ def shown_name(raw_name: str) -> str:
 #: why a file whose path leads outside its upload or zip is skipped (its name is shown cleaned, see shown_name)
 OUTSIDE_UPLOAD = "its name points outside the upload, so it was skipped for safety"
 OUTSIDE_ZIP = "this file inside the zip points outside it and was skipped for safety"
+OUTSIDE_ARCHIVE = "this file inside the archive points outside it and was skipped for safety"
 
 
 def is_unsafe(raw_name: str) -> bool:
@@ -158,10 +171,70 @@ def path_entries(path: Path) -> Iterator[Entry]:
 
             yield Entry(str(PurePosixPath(*parts)), load)
     elif path.suffix.lower() == ".zip":
-        for candidate in from_zip(path):
+        for candidate in from_zip(path, whole=True):
+            yield Entry(candidate.name, lambda candidate=candidate: candidate)
+    elif is_tar(path):
+        for candidate in from_tar(path):
             yield Entry(candidate.name, lambda candidate=candidate: candidate)
     else:
         yield Entry(path.name, lambda: _file_candidate([path.name], path))
+
+
+def is_tar(path: Path) -> bool:
+    """True for the names of tar archives (``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``, ``.tar.xz``)."""
+    return Path(path).name.lower().endswith(_TAR_SUFFIXES)
+
+
+def from_tar(path: Path) -> Iterator[ImportCandidate]:
+    """Candidates from a tar archive on this computer (plain or compressed), read as a stream: one pass,
+    one member in memory at a time, any number of members.
+
+    Only regular files are read: links, devices and folders are not followed; unsafe names (absolute,
+    ``..``) are skipped with the reason, hidden files silently. Labels come from the first folder, as in
+    a zip; an archive of one folder (``tar czf pictures.tgz pictures/``) has that folder removed.
+    """
+    try:
+        archive = tarfile.open(path, mode="r|*")
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        raise BadInputError(f"{path.name} is not a readable tar archive (it may be damaged or incomplete).") from exc
+    wrapper: str | None = None
+    seen = 0
+    with archive:
+        try:
+            for member in archive:
+                raw = member.name
+                parts = _parts(raw)
+                if member.isdir():
+                    if seen == 0 and len(parts) == 1 and not is_unsafe(raw):
+                        wrapper = parts[0]  # the archive's first entry: a folder that may hold everything
+                    seen += 1
+                    continue
+                seen += 1
+                if is_hidden(raw):
+                    continue
+                if is_unsafe(raw):
+                    yield ImportCandidate(shown_name(raw), skip_reason=OUTSIDE_ARCHIVE)
+                    continue
+                display = "/".join(parts) or "(unnamed file)"
+                if not member.isfile():
+                    yield ImportCandidate(display, skip_reason="links and special files inside an archive are not read")
+                    continue
+                if wrapper is not None and parts[0] != wrapper:
+                    wrapper = None  # not one folder after all: labels from the first folder from here on
+                label_parts = parts[1:] if wrapper is not None else parts
+                reason = _precheck(display, member.size)
+                if reason:
+                    yield ImportCandidate(display, skip_reason=reason)
+                    continue
+                handle = archive.extractfile(member)
+                data = read_bounded(handle, MAX_FILE_BYTES) if handle is not None else b""
+                yield ImportCandidate(display, label=label_for(label_parts), data=data)
+        except NotUsableError as exc:
+            raise BadInputError(f"{path.name}: {exc.reason}.") from None
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise BadInputError(
+                f"{path.name} could not be read to its end (it may be damaged or incomplete): {exc}."
+            ) from None
 
 
 def count_files(path: Path) -> int:
@@ -175,13 +248,18 @@ def count_files(path: Path) -> int:
                 dirnames[:] = [d for d in dirnames if not is_hidden(d)]
                 found += sum(1 for f in filenames if not is_hidden(f))
             return max(1, found)
+        if is_tar(path) and path.is_file():
+            if not path.name.lower().endswith(".tar"):
+                return 0  # a compressed tar says how many files it holds only once it is unpacked
+            with tarfile.open(path, mode="r:") as archive:  # headers only: the contents are skipped
+                return sum(1 for member in archive if not member.isdir() and not is_hidden(member.name))
         if path.suffix.lower() == ".zip" and path.is_file():
             with open(path, "rb") as handle:
-                _check_zip_directory(handle)  # a list of millions of files is refused before it is read
+                _check_zip_directory(handle, MAX_ARCHIVE_ENTRIES)  # a list of millions is refused unread
                 with zipfile.ZipFile(handle) as archive:
                     entries = archive.infolist()
                     return max(1, sum(1 for i in entries if not i.is_dir() and not is_hidden(i.filename)))
-    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, BadInputError, ValueError, EOFError):
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, BadInputError, ValueError, EOFError):
         pass
     return 1
 
@@ -229,45 +307,50 @@ def from_files(files: Iterable[tuple[str, bytes]]) -> Iterator[ImportCandidate]:
         yield ImportCandidate(display, label=label_for(parts), data=bytes(data))
 
 
-def from_zip(source: bytes | Path) -> Iterator[ImportCandidate]:
+def from_zip(source: bytes | Path, whole: bool = False) -> Iterator[ImportCandidate]:
     """Candidates from a zip archive (its bytes, or its path: read as needed, never whole), checked as a
     whole before anything is extracted.
 
     Raises ``BadInputError`` (before yielding anything) for a file that is not a zip (or not a regular
     file), a zip with more than ``MAX_IMPORT_FILES`` entries or more than ``MAX_IMPORT_BYTES`` uncompressed.
+    ``whole`` (a zip on this computer imported from its path, see :func:`path_entries`): up to
+    ``MAX_ARCHIVE_ENTRIES`` entries and no limit on the total size (every entry stays bounded, and zip
+    bombs are still skipped unread).
     """
+    max_files = MAX_ARCHIVE_ENTRIES if whole else MAX_IMPORT_FILES
+    max_bytes = None if whole else MAX_IMPORT_BYTES
     if isinstance(source, (bytes, bytearray, memoryview)):
-        yield from _zip_candidates(_open_zip(bytes(source)))
+        yield from _zip_candidates(_open_zip(bytes(source), max_files), max_files, max_bytes)
         return
     path = Path(source)
     try:
         size = os.stat(path).st_size
-        if size > MAX_IMPORT_BYTES:
+        if max_bytes is not None and size > max_bytes:
             raise BadInputError(
-                f"The zip {path.name} is {size / 1e9:.1f} GB; at most {MAX_IMPORT_BYTES / 1e9:.0f} GB can be "
+                f"The zip {path.name} is {size / 1e9:.1f} GB; at most {max_bytes / 1e9:.0f} GB can be "
                 "imported at once. Split it into smaller zips."
             )
-        handle = open_regular(path, MAX_IMPORT_BYTES)
+        handle = open_regular(path, size if max_bytes is None else max_bytes)
     except NotUsableError as exc:
         raise BadInputError(f"{path.name}: {exc.reason}.") from None
     except OSError as exc:
         raise BadInputError(f"{path.name}: the zip could not be read ({exc.strerror or exc}).") from None
     with handle:
-        yield from _zip_candidates(_open_zip(handle))
+        yield from _zip_candidates(_open_zip(handle, max_files), max_files, max_bytes)
 
 
-def _zip_candidates(archive: zipfile.ZipFile) -> Iterator[ImportCandidate]:
+def _zip_candidates(archive: zipfile.ZipFile, max_files: int, max_bytes: int | None) -> Iterator[ImportCandidate]:
     with archive:
         entries = [info for info in archive.infolist() if not info.is_dir()]
-        if len(entries) > MAX_IMPORT_FILES:
+        if len(entries) > max_files:
             raise BadInputError(
-                f"The zip holds {len(entries):,} files; at most {MAX_IMPORT_FILES:,} can be imported "
+                f"The zip holds {len(entries):,} files; at most {max_files:,} can be imported "
                 "at once. Split it into smaller zips."
             )
         total = sum(info.file_size for info in entries)
-        if total > MAX_IMPORT_BYTES:
+        if max_bytes is not None and total > max_bytes:
             raise BadInputError(
-                f"The zip unpacks to {total / 1e9:.1f} GB; at most {MAX_IMPORT_BYTES / 1e9:.0f} GB can be "
+                f"The zip unpacks to {total / 1e9:.1f} GB; at most {max_bytes / 1e9:.0f} GB can be "
                 "imported at once. Split it into smaller zips."
             )
         visible = [info for info in entries if not is_hidden(info.filename)]
@@ -277,7 +360,7 @@ def _zip_candidates(archive: zipfile.ZipFile) -> Iterator[ImportCandidate]:
             yield _zip_candidate(archive, info, wrapper)
 
 
-def _open_zip(data: bytes | BinaryIO) -> zipfile.ZipFile:
+def _open_zip(data: bytes | BinaryIO, max_files: int | None = None) -> zipfile.ZipFile:
     if isinstance(data, bytes):
         if not data:
             raise BadInputError("The zip file is empty (0 bytes).")
@@ -285,13 +368,13 @@ def _open_zip(data: bytes | BinaryIO) -> zipfile.ZipFile:
     elif os.fstat(data.fileno()).st_size == 0:
         raise BadInputError("The zip file is empty (0 bytes).")
     try:
-        _check_zip_directory(data)
+        _check_zip_directory(data, MAX_IMPORT_FILES if max_files is None else max_files)
         return zipfile.ZipFile(data)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
         raise BadInputError("This is not a readable zip file (it may be damaged or incomplete).") from exc
 
 
-def _check_zip_directory(handle: BinaryIO) -> None:
+def _check_zip_directory(handle: BinaryIO, max_files: int | None = None) -> None:
     """Refuse a zip whose list of files is far too long before ``zipfile`` reads it all into memory.
 
     ``zipfile`` makes one object per listed entry (about 0.5 KB each, whatever the count field says),
@@ -301,9 +384,10 @@ def _check_zip_directory(handle: BinaryIO) -> None:
     if end is None:
         raise zipfile.BadZipFile("no end of central directory")
     directory_bytes = int(end[zipfile._ECD_SIZE])
-    if directory_bytes > MAX_IMPORT_FILES * _DIRECTORY_BYTES_PER_FILE:
+    max_files = MAX_IMPORT_FILES if max_files is None else max_files
+    if directory_bytes > max_files * _DIRECTORY_BYTES_PER_FILE:
         raise BadInputError(
-            f"The zip lists far more than {MAX_IMPORT_FILES:,} files; at most {MAX_IMPORT_FILES:,} can be "
+            f"The zip lists far more than {max_files:,} files; at most {max_files:,} can be "
             "imported at once. Split it into smaller zips."
         )
     handle.seek(0)
