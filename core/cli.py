@@ -280,6 +280,31 @@ def cmd_libraries(args: argparse.Namespace) -> int:
         )
         _print(data, args.json, text)
         return 0
+    if action == "verify":
+        from core.analyzer.index import verify_indexes
+
+        info = manager.ensure(args.name)
+        missing = [item["source"] for item in manager.items(args.name) if not Path(item["path"]).is_file()]
+        checks = verify_indexes(manager, args.name)
+        data = {
+            "library": info.name,
+            "pictures": info.count,
+            "missing_pictures": missing,
+            "search_data": [dataclasses.asdict(check) for check in checks],
+        }
+        state = "all on disk."
+        if missing:
+            state = f"{plural(len(missing), 'picture')} missing: {', '.join(missing[:10])}"
+        lines = [f"{info.title}: {plural(info.count, 'picture')}, {state}"]
+        if not checks:
+            lines.append("Search data: not prepared yet (it is made the first time the library is used).")
+        for check in checks:
+            if check.problem is None:
+                lines.append(f"Search data {check.key}: all {check.files} files match.")
+            else:
+                lines.append(f"Search data {check.key}: {check.problem}; removed, prepared again at its next use.")
+        _print(data, args.json, "\n".join(lines))
+        return 0
     if action == "delete":
         manager.delete(args.name)
         _print({"deleted": args.name}, args.json, f"deleted library {args.name}")
@@ -598,8 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--speed", default="balanced", help="fast, balanced or quality")
     gen.set_defaults(func=cmd_generate)
 
-    libs = sub.add_parser("libraries", help="list, show, add to or delete reference libraries")
-    libs.add_argument("action", nargs="?", default="list", choices=["list", "show", "add", "delete"])
+    libs = sub.add_parser("libraries", help="list, show, add to, verify or delete reference libraries")
+    libs.add_argument("action", nargs="?", default="list", choices=["list", "show", "add", "verify", "delete"])
     libs.add_argument("name", nargs="?")
     libs.add_argument(
         "paths",

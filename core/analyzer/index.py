@@ -13,6 +13,7 @@ Loaded indexes are cached in memory per folder until the manifest changes.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -391,7 +392,8 @@ class IndexManager:
             raise store.IndexDamaged("its manifest is incomplete") from exc
         if sorted(scales_meta) != sorted(self.scales):
             raise store.IndexDamaged("it was made with other patch sizes")
-        store.verify_files(directory, manifest)
+        if store.verify_files(directory, manifest):  # by size and time; hashed only where those changed
+            store.note_files(directory, manifest)
         count = len(item_ids)
         pixels = store.load_array(directory / "pixels.npy")
         globals_ = store.load_array(directory / "global.npy")
@@ -467,3 +469,39 @@ def _signature(directory: Path) -> tuple:
 def clear_cache() -> None:
     """Forget indexes loaded in this process (tests; after deleting index folders)."""
     _CACHE.clear()
+
+
+@dataclass
+class IndexCheck:
+    """What :func:`verify_indexes` found in one prepared index: ``problem`` None when every file matches."""
+
+    key: str
+    files: int
+    problem: str | None = None
+
+
+def verify_indexes(libraries: LibraryManager, library: str, root: Path | None = None) -> list[IndexCheck]:
+    """Read every file of every prepared index (search data) of ``library`` and compare it with the
+    checksum noted when it was written (loading only compares sizes and times). A damaged index is
+    removed: it is prepared again the next time the library is used."""
+    libraries.get(library)  # an unknown library: BadInputError naming the others
+    base = Path(root) if root is not None else store.indexes_root()
+    owner = libraries.owner(library)
+    if owner is not None and owner != config.DEFAULT_WORKSPACE:
+        base = base / "_workspaces" / owner
+    checks: list[IndexCheck] = []
+    folder = base / library
+    if not folder.is_dir():
+        return checks
+    for directory in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        with _lock(directory):
+            try:
+                manifest = store.read_manifest(directory)
+                store.verify_files(directory, manifest, full=True)
+                checks.append(IndexCheck(directory.name, len(manifest["files"])))
+            except (store.IndexDamaged, store.IndexMissing) as exc:
+                logger.warning("index %s is damaged (%s); removing it", directory, exc)
+                shutil.rmtree(directory, ignore_errors=True)
+                _CACHE.pop(str(directory), None)
+                checks.append(IndexCheck(directory.name, 0, str(exc)))
+    return checks

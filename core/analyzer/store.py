@@ -77,16 +77,51 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
-    """Raise :class:`IndexDamaged` if a listed file is missing, resized or changed."""
+def file_meta(path: Path) -> dict[str, Any]:
+    """What the manifest keeps of a file it lists: its checksum, computed once, when it is written, and the
+    size, modification time and inode :func:`verify_files` compares on every load."""
+    info = path.stat()
+    return {"sha256": sha256_of(path), "bytes": info.st_size, "mtime_ns": info.st_mtime_ns, "ino": info.st_ino}
+
+
+def verify_files(directory: Path, manifest: dict[str, Any], full: bool = False) -> bool:
+    """Raise :class:`IndexDamaged` if a listed file is missing, resized or changed.
+
+    A file whose size, modification time and inode are those the manifest noted is taken as written
+    (``os.stat`` only: loading a large index does not read it whole); any other is hashed, and its new
+    time and inode are noted in ``manifest`` when its checksum still matches (returns True: write the
+    manifest again, see :func:`note_files`). ``full`` hashes every file (``libraries verify``).
+    """
+    learned = False
     for name, meta in manifest["files"].items():
         path = directory / name
+        try:
+            info = path.stat()
+        except OSError:
+            raise IndexDamaged(f"{name} is missing") from None
         if not path.is_file():
             raise IndexDamaged(f"{name} is missing")
-        if path.stat().st_size != int(meta.get("bytes", -1)):
+        if info.st_size != int(meta.get("bytes", -1)):
             raise IndexDamaged(f"{name} has the wrong size")
+        if not full and meta.get("mtime_ns") == info.st_mtime_ns and meta.get("ino") == info.st_ino:
+            continue
         if sha256_of(path) != meta.get("sha256"):
             raise IndexDamaged(f"{name} does not match its checksum")
+        if (meta.get("mtime_ns"), meta.get("ino")) != (info.st_mtime_ns, info.st_ino):
+            meta["mtime_ns"], meta["ino"] = info.st_mtime_ns, info.st_ino
+            learned = True
+    return learned
+
+
+def note_files(directory: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest`` again (atomically) after :func:`verify_files` learned its files' times."""
+    tmp = directory / f".{MANIFEST}.{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        os.replace(tmp, directory / MANIFEST)
+    except OSError as exc:  # read-only data folder: the files are hashed again next time, nothing worse
+        logger.info("could not note the checked files of %s: %s", directory, exc)
+        tmp.unlink(missing_ok=True)
 
 
 def write_index(
@@ -109,14 +144,17 @@ def write_index(
                 os.link(source, target)
             except OSError:
                 shutil.copy2(source, target)
-            files[name] = dict(manifest["files"][name]) if name in manifest.get("files", {}) else {
-                "sha256": sha256_of(target),
-                "bytes": target.stat().st_size,
-            }
+            if name in manifest.get("files", {}) and "sha256" in manifest["files"][name]:
+                info = target.stat()  # the same file (a link), or a copy of it: its checksum holds
+                files[name] = dict(
+                    manifest["files"][name], bytes=info.st_size, mtime_ns=info.st_mtime_ns, ino=info.st_ino
+                )
+            else:
+                files[name] = file_meta(target)
         for name, write in writers.items():
             target = staging / name
             write(target)
-            files[name] = {"sha256": sha256_of(target), "bytes": target.stat().st_size}
+            files[name] = file_meta(target)
         manifest = dict(manifest, files=files)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         trash = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -132,3 +133,73 @@ def test_a_wide_banner_keeps_its_short_side_detail():
     assert tuple(fit_query(Image.new("RGB", (900, 100)), 128, 3).shape) == (3, 28, 256)  # at most 2× long
     assert tuple(fit_query(Image.new("RGB", (300, 300)), 128, 3).shape) == (3, 128, 128)
     assert tuple(fit_query(Image.new("RGB", (100, 300)), 64, 3, multiple=8).shape) == (3, 112, 40)
+
+
+def test_loading_an_index_compares_sizes_and_times_and_hashes_only_what_changed(small, monkeypatch):
+    """Issue 18: integrity is checked once per change, not per query; ``libraries verify`` reads everything."""
+    from core.analyzer import store
+    from core.analyzer.index import verify_indexes
+
+    analyzer, arrays = small
+    index, _ = analyzer.index("mini")
+    folder = index.directory
+    hashed: list[str] = []
+    real = store.sha256_of
+
+    def counting(path):
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(store, "sha256_of", counting)
+    clear_cache()
+    again, notices = analyzer.index("mini")
+    assert notices == [] and again.count == index.count and hashed == []  # nothing read whole to check it
+    # a file changed in place keeps its size: its time gives it away, it is hashed, and the index made again
+    path = folder / "pixels.npy"
+    data = bytearray(path.read_bytes())
+    data[-10:] = bytes(255 - b for b in data[-10:])
+    path.write_bytes(bytes(data))
+    clear_cache()
+    _, notices = analyzer.index("mini")
+    assert hashed[0] == "pixels.npy" and any("prepared again" in n for n in notices)  # then written anew
+    # a file touched but unchanged (copied back, say) is hashed once, then known again
+    hashed.clear()
+    os.utime(folder / "global.npy")
+    clear_cache()
+    _, notices = analyzer.index("mini")
+    assert notices == [] and hashed == ["global.npy"]
+    hashed.clear()
+    clear_cache()
+    analyzer.index("mini")
+    assert hashed == []
+    # damage that keeps size and time is found by the full check, which removes the index
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-10:] = bytes(255 - b for b in data[-10:])
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    checks = verify_indexes(analyzer.libraries, "mini")
+    assert [c.problem for c in checks] == ["pixels.npy does not match its checksum"]
+    assert not folder.exists()
+    assert verify_indexes(analyzer.libraries, "mini") == []
+    _, notices = analyzer.index("mini")  # made again at its next use
+    assert [c.problem for c in verify_indexes(analyzer.libraries, "mini")] == [None]
+
+
+def test_cli_verify_reports_pictures_and_search_data(small, capsys):
+    import json
+
+    from core.cli import main
+
+    analyzer, _ = small
+    assert main(["libraries", "verify", "mini"]) == 0
+    assert "Search data: not prepared yet" in capsys.readouterr().out
+    analyzer.index("mini")
+    assert main(["libraries", "verify", "mini", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["pictures"] == 4 and data["missing_pictures"] == []
+    assert len(data["search_data"]) == 1 and data["search_data"][0]["problem"] is None
+    item = analyzer.libraries.items("mini")[0]
+    os.unlink(item["path"])
+    assert main(["libraries", "verify", "mini"]) == 0
+    assert f"1 picture missing: {item['source']}" in capsys.readouterr().out
