@@ -77,6 +77,8 @@ def execute(queue: JobQueue, job: JobRecord, worker: str, cache: dict | None = N
 
 
 def _cancel_message(context: JobContext) -> str:
+    if context.result.get("cancel_note"):  # the handler knows better what it kept (a library import)
+        return str(context.result["cancel_note"])
     kept = len(context.result.get("records") or [])
     if kept:
         return f"Cancelled. {plural(kept, 'finished image')} kept in the Gallery."

@@ -116,10 +116,12 @@ class DatasetSource:
                     self.files = _parquet_files(path)
                     if not self.files:
                         raise BadInputError(f"The folder {path} holds no .parquet files, so it is not a dataset.")
-                    splits = datasets.load_dataset(str(path), streaming=True)
+                    splits = datasets.load_dataset(str(path), streaming=True, **_parquet_options())
                 elif path.is_file():
                     self.files = [path]
-                    splits = datasets.load_dataset("parquet", data_files={"train": [str(path)]}, streaming=True)
+                    splits = datasets.load_dataset(
+                        "parquet", data_files={"train": [str(path)]}, streaming=True, **_parquet_options()
+                    )
                 else:
                     raise BadInputError(f"{path}: no such file or folder.")
         except BadInputError:
@@ -287,6 +289,22 @@ class DatasetSource:
         if reason:
             return ImportCandidate(name, label=label, skip_reason=reason)
         return ImportCandidate(name, label=label, data=bytes(data))
+
+
+#: Rows per batch read from a parquet file (pictures are large: a row group may hold hundreds of megabytes).
+BATCH_ROWS = 64
+
+
+def _parquet_options() -> dict[str, Any]:
+    """How local parquet files are read: small batches, and without pre-buffering, which keeps every row
+    group read so far in memory until the file is closed (measured: memory grew with the rows read;
+    flat without it, see BENCHMARKS.md "Library imports at scale")."""
+    import pyarrow.dataset
+
+    return {
+        "batch_size": BATCH_ROWS,
+        "fragment_scan_options": pyarrow.dataset.ParquetFragmentScanOptions(pre_buffer=False),
+    }
 
 
 def _holds_pictures(feature: Any) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.errors import BadInputError, MosaicError
+from core.errors import BadInputError, GenerationCancelled, MosaicError
 from core.jobs.context import JobContext
 from core.jobs.requests import uploads_dir
 from core.libraries.manager import NothingAddedError
@@ -131,6 +131,17 @@ def run_import_job(context: JobContext) -> str:
         )
         if uploads is not None:
             shutil.rmtree(uploads, ignore_errors=True)
+        raise
+    except GenerationCancelled:
+        if uploads is not None:
+            shutil.rmtree(uploads, ignore_errors=True)
+        else:
+            context.save_result(
+                library=library,
+                title=title or library,
+                cancel_note="Cancelled. The pictures read so far are kept: import the same folder into this library "
+                "again to go on where it stopped.",
+            )
         raise
     except MosaicError:
         if uploads is not None:

@@ -342,7 +342,8 @@ class LibraryManager:
         staging = LibraryStorage(journal.folder)
         if journal.folder.exists() and not journal.exists:
             journal.discard()  # killed while it was being committed or discarded: nothing to go on from
-        done = journal.read(lambda item_id: (staging.images_dir / f"{item_id}.png").is_file())
+        # a copy: the journal's own list grows as this run notes entries
+        done = list(journal.read(lambda item_id: (staging.images_dir / f"{item_id}.png").is_file()))
         report = ImportReport(library=name)
         written: list[ManifestItem] = []
         try:

@@ -74,7 +74,9 @@ def test_a_stopped_import_changes_nothing_and_the_same_import_goes_on(tmp_path):
         sources._folder_candidate = original
     assert report.added == 30
     assert read == [f"p{i:03d}.png" for i in range(20, 30)]  # the first 20 were not read again
-    assert "Went on from an import that had stopped: 20 files had already been read." in report.notices
+    assert [n for n in report.notices if n.startswith("Went on")] == [
+        "Went on from an import that had stopped: 20 files had already been read."
+    ]
     items = manager.items("shop")
     assert len(items) == 33 and items[:3] == before
     assert [item["source"] for item in items[3:]] == [f"p{i:03d}.png" for i in range(30)]
@@ -116,6 +118,7 @@ def test_a_cancelled_folder_import_job_goes_on_when_the_folder_is_imported_again
     from core.engines.base import GenerationCancelled
     from core.jobs import JobQueue
     from core.jobs.context import JobContext
+    from core.jobs.worker import _cancel_message
     from core.libraries.jobs import import_params, run_import_job
 
     class CancelAt(JobContext):
@@ -132,8 +135,10 @@ def test_a_cancelled_folder_import_job_goes_on_when_the_folder_is_imported_again
     queue = JobQueue()
     params = import_params("spring", "Spring", None, str(folder))
     first = queue.submit("library-import", params, owner="ann")
+    cancelled = CancelAt(queue, queue.get(first.id), at=6)
     with pytest.raises(GenerationCancelled):
-        run_import_job(CancelAt(queue, queue.get(first.id), at=6))
+        run_import_job(cancelled)
+    assert _cancel_message(cancelled).startswith("Cancelled. The pictures read so far are kept: import the same")
     manager = LibraryManager()
     assert "spring" not in [info.name for info in manager.list()] and len(_kept(manager)) == 1
     second = queue.submit("library-import", params, owner="ann")
