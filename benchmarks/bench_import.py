@@ -124,7 +124,9 @@ def run_import(data_dir: Path, name: str, source: Path, extra: list[str], kill_a
     """One ``libraries add`` in a child process: wall time, peak RSS (MB), its JSON output (None if killed)."""
     command = [sys.executable, "-m", "core", "libraries", "add", name, str(source), "--json", *extra]
     started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # output to files, not pipes: a child writing more than a pipe holds would wait for this loop forever
+    out_file, err_file = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    child = subprocess.Popen(command, cwd=ROOT, env=_env(data_dir), stdout=out_file, stderr=err_file)
     process = psutil.Process(child.pid)
     peak = 0
     killed = False
@@ -143,8 +145,11 @@ def run_import(data_dir: Path, name: str, source: Path, extra: list[str], kill_a
                     child.send_signal(signal.SIGKILL)
                     killed = True
         time.sleep(0.1)
-    out, err = child.communicate()
+    child.wait()
     seconds = time.perf_counter() - started
+    out_file.seek(0)
+    err_file.seek(0)
+    out, err = out_file.read(), err_file.read()
     result = {"seconds": seconds, "peak_rss_mb": peak / 1024**2, "killed": killed}
     if not killed:
         if child.returncode != 0:

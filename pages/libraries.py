@@ -21,9 +21,9 @@ ensure_routed(__file__)
 
 st.title("Libraries")
 st.caption(
-    "A library is the set of pictures new images are assembled from. Use a built-in set or upload your own: "
-    "single pictures, a .zip, or a folder. Pictures in sub-folders (for example shoes/ and bags/) are grouped "
-    "by the folder's name."
+    "A library is the set of pictures new images are assembled from. Use a built-in set or bring your own: "
+    "single pictures, a .zip or .tar archive, a folder of any size, or a dataset (.parquet). Pictures in "
+    "sub-folders (for example shoes/ and bags/) are grouped by the folder's name."
 )
 libraries = get_libraries()
 access = current_access()
