@@ -15,10 +15,10 @@ from PIL import Image
 from core.cli import main
 from core.errors import BadInputError
 from core.jobs import JobQueue
-from core.jobs.context import JobContext
 from core.libraries import LibraryManager, sources
 from core.libraries.jobs import _progress
 from core.libraries.progress import RateMeter
+from tests.libraries.recording import RecordingContext
 
 
 def _png(i: int) -> bytes:
@@ -101,17 +101,9 @@ def test_progress_without_a_known_total_gives_the_count_and_still_moves_the_bar(
     clock[0] = 10.0
     assert meter.update(500, 0) == "500 pictures so far · 50 a second"
 
-    class Recording(JobContext):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            self.reports: list[tuple[float, str]] = []
-
-        def progress(self, fraction: float, message: str = "", preview=None) -> None:
-            self.reports.append((fraction, message))
-
     queue = JobQueue()
     job = queue.submit("library-import", {"library": "x", "folder": "/nowhere"}, owner="ann")
-    context = Recording(queue, queue.get(job.id))
+    context = RecordingContext(queue, queue.get(job.id))
     report = _progress(context, 0.05, "Reading", "picture")
     for done in (10, 1_000, 100_000):
         report(done, 0)

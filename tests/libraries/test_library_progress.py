@@ -12,10 +12,10 @@ from PIL import Image
 
 from core.cli import main
 from core.jobs import JobQueue
-from core.jobs.context import JobContext
 from core.libraries import LibraryManager
 from core.libraries.jobs import import_params, run_import_job
 from core.libraries.progress import RateMeter, rate_text, time_left
+from tests.libraries.recording import RecordingContext
 
 
 class FakeClock:
@@ -105,18 +105,6 @@ def test_cli_add_shows_a_moving_line_on_stderr_and_keeps_json_clean(isolated_dat
     assert main(["libraries", "add", "again", str(folder), "--json"]) == 0
     captured = capsys.readouterr()
     assert "Reading" not in captured.err and '"added": 40' in captured.out
-
-
-class RecordingContext(JobContext):
-    """A real job context that also keeps every progress report its handler makes."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.reports: list[tuple[float, str]] = []
-
-    def progress(self, fraction: float, message: str = "", preview=None) -> None:
-        self.reports.append((fraction, message))
-        super().progress(fraction, message, preview)
 
 
 def test_import_jobs_and_library_preparation_report_counts_in_words(isolated_data_dir, folder):
