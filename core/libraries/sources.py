@@ -159,7 +159,7 @@ def walk_folder(folder: Path) -> Iterator[tuple[list[str], Path]]:
 
 def path_entries(path: Path) -> Iterator[Entry]:
     """The entries of one path on this computer: every file of a folder (any number), the files of a
-    ``.zip``, or a single picture file."""
+    ``.zip`` or a tar archive (:func:`from_tar`), or a single picture file."""
     path = Path(path).expanduser()
     check_path(path)
     if path.is_dir():
