@@ -290,8 +290,10 @@ class LibraryManager:
         makers: list[Callable[[], Iterator[sources.Entry]]] = []
         counts: list[Callable[[], int]] = []
         shown_sources: list[str] = []
+        any_dataset = False
         for raw in paths:
             if datasource.is_dataset_source(raw):
+                any_dataset = True
                 opened = datasource.DatasetSource(raw, dataset)
                 makers.append(opened.entries)
                 counts.append(opened.count)
@@ -302,7 +304,7 @@ class LibraryManager:
             makers.append(lambda path=path: sources.path_entries(path))
             counts.append(lambda path=path: sources.count_files(path))
             shown_sources.append(_absolute(path))
-        if dataset is not None and dataset.given and not any(datasource.is_dataset_source(raw) for raw in paths):
+        if dataset is not None and dataset.given and not any_dataset:
             raise BadInputError(
                 "The split, picture column and label column only apply to datasets (a .parquet file, a folder of "
                 ".parquet files or hf://datasets/OWNER/NAME)."
@@ -335,8 +337,8 @@ class LibraryManager:
         expected: int,
         resumable: bool = True,
     ) -> ImportReport:
-        """The resumable import of :meth:`add_paths` (the caller holds the library's lock): pictures are
-        written into the journal's folder, the library changes once, at the end."""
+        """Every import (the caller holds the library's lock): pictures are written into the journal's
+        folder, the library changes once, at the end; ``resumable``: kept when it stops (:meth:`add_paths`)."""
         folder = self._folder(name)
         manifest = copy.deepcopy(new) if new is not None else self._read_user(name, for_change=True)
         staging = LibraryStorage(journal.folder)
@@ -365,7 +367,7 @@ class LibraryManager:
                 if tried % DISK_CHECK_EVERY == 0:
                     _check_disk(journal.folder)
                 candidate = entry.load()
-                item = self._import_one(candidate, manifest, staging, report, max_side, atomic=False)
+                item = self._import_one(candidate, manifest, staging, report, max_side)
                 if item is None:
                     journal.append(Record(tried, entry.name, skipped=report.skipped[-1][1]))
                 else:
@@ -836,56 +838,18 @@ class LibraryManager:
         progress: Progress | None = None,
         expected: int = 0,
     ) -> ImportReport:
-        """Import ``candidates()`` into library ``name``, or into a new library ``new`` when given.
+        """Import ``candidates()`` into library ``name``, or into a new library ``new`` when given: the
+        all-or-nothing import of uploads, the same mechanism as :meth:`add_paths` with nothing kept when
+        it stops (its work folder is one :meth:`_clean` removes after a kill)."""
+        journal = ImportJournal(self._home(validate_name(name)) / f".creating-{name}-{uuid.uuid4().hex[:8]}")
 
-        A new library is written in a hidden folder and renamed into place only when it holds images.
-        An existing one is marked ``.changing`` while files are written before its manifest.
-        """
-        folder = self._folder(validate_name(name))
+        def entries() -> Iterator[sources.Entry]:
+            for candidate in candidates():
+                yield sources.Entry(candidate.name, lambda candidate=candidate: candidate)
+
         with self.locked(name):
             self._clean(name)
-            if new is None:
-                manifest = self._read_user(name, for_change=True)
-                target = folder
-                (folder / CHANGE_MARKER).touch()
-            else:
-                manifest = new
-                target = self.root / f".creating-{name}-{uuid.uuid4().hex[:8]}"
-            storage = LibraryStorage(target)
-            report = ImportReport(library=name)
-            written: list[ManifestItem] = []
-            try:
-                for tried, candidate in enumerate(candidates(), start=1):
-                    item = self._import_one(candidate, manifest, storage, report, max_side, atomic=new is None)
-                    if item is not None:
-                        written.append(item)
-                    if progress is not None:
-                        progress(tried, max(expected, tried))
-                if not written:
-                    raise NothingAddedError(self._nothing_added(manifest.title or name, report), report=report)
-                if new is None:
-                    manifest.items.extend(written)
-                    manifest.touch()
-                    manifest.write(folder)
-                else:
-                    manifest.items = written
-                    manifest.touch()
-                    manifest.write(target)
-                    os.rename(target, folder)
-            except BaseException:
-                if new is None:
-                    for item in written:
-                        storage.delete_item_files(item)
-                else:
-                    shutil.rmtree(target, ignore_errors=True)
-                raise
-            finally:
-                if new is None:
-                    (folder / CHANGE_MARKER).unlink(missing_ok=True)
-            TensorCache(LibraryStorage(folder).cache_dir).clear(keep_revision=manifest.revision)
-        report.added = len(written)
-        logger.info("imported %d image(s) into %s, skipped %d", report.added, name, len(report.skipped))
-        return report
+            return self._import_entries(name, entries, max_side, journal, new, progress, expected, resumable=False)
 
     @staticmethod
     def _import_one(
@@ -894,7 +858,6 @@ class LibraryManager:
         storage: LibraryStorage,
         report: ImportReport,
         max_side: int,
-        atomic: bool = True,
     ) -> ManifestItem | None:
         if candidate.skip_reason is not None or candidate.data is None:
             report.skipped.append((candidate.name, candidate.skip_reason or "no data"))
@@ -906,7 +869,7 @@ class LibraryManager:
             return None
         image = loaded.image.convert("L") if _is_plain_gray(loaded.image) else loaded.image
         item_id = uuid.uuid4().hex[:12]
-        file = storage.write_item(item_id, image, atomic=atomic)
+        file = storage.write_item(item_id, image, atomic=False)  # a work folder nobody else reads
         report.notices.extend(loaded.notices)
         return ManifestItem(
             id=item_id,
