@@ -142,11 +142,7 @@ class IndexManager:
 
     def directory(self, library: str) -> Path:
         """Where the index of ``library`` lives; a workspace's own libraries get a folder of their own."""
-        root = self.root if self.root is not None else store.indexes_root()
-        owner = self.libraries.owner(library)
-        if owner is not None and owner != config.DEFAULT_WORKSPACE:
-            root = root / "_workspaces" / owner
-        return root / library / self.key
+        return library_indexes(self.libraries, library, self.root) / self.key
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -471,6 +467,16 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
+def library_indexes(libraries: LibraryManager, library: str, root: Path | None = None) -> Path:
+    """The folder of every index of ``library`` (one per settings key); a workspace's own libraries get a
+    folder of their own."""
+    base = Path(root) if root is not None else store.indexes_root()
+    owner = libraries.owner(library)
+    if owner is not None and owner != config.DEFAULT_WORKSPACE:
+        base = base / "_workspaces" / owner
+    return base / library
+
+
 @dataclass
 class IndexCheck:
     """What :func:`verify_indexes` found in one prepared index: ``problem`` None when every file matches."""
@@ -485,12 +491,8 @@ def verify_indexes(libraries: LibraryManager, library: str, root: Path | None = 
     checksum noted when it was written (loading only compares sizes and times). A damaged index is
     removed: it is prepared again the next time the library is used."""
     libraries.get(library)  # an unknown library: BadInputError naming the others
-    base = Path(root) if root is not None else store.indexes_root()
-    owner = libraries.owner(library)
-    if owner is not None and owner != config.DEFAULT_WORKSPACE:
-        base = base / "_workspaces" / owner
     checks: list[IndexCheck] = []
-    folder = base / library
+    folder = library_indexes(libraries, library, root)
     if not folder.is_dir():
         return checks
     for directory in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
