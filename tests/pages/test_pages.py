@@ -68,11 +68,7 @@ def test_generate_page_shows_estimate_and_makes_images():
 def _draft_settings(tmp_path):
     """(library, size, machine) where the planner keeps the patch-index draft, and one where it runs exact:
     a library of 12 pictures, which a candidate-image draft would keep whole."""
-    import numpy as np
-    from PIL import Image
-
     from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
-    from core.libraries import LibraryManager
 
     folder = tmp_path / "tiny-pictures"
     folder.mkdir()
