@@ -167,10 +167,6 @@ def _wait_for(predicate, timeout: float) -> bool:
     return False
 
 
-def _pngs_under(root: Path) -> int:
-    return sum(1 for _ in root.rglob("*.png")) if root.exists() else 0
-
-
 def _kept(root: Path) -> list[Path]:
     """The folders of stopped imports, kept to go on later (``core.libraries.journal``)."""
     return sorted(root.glob(".resumable-*")) if root.exists() else []
@@ -180,13 +176,22 @@ def _visible(root: Path) -> list[str]:
     return [path for path in snapshot(root) if not path.startswith(".resumable-")]
 
 
-def _kill_import_midway(data_dir: Path, libraries_root: Path, name: str, folder: Path, started: int) -> None:
+def _made_aside(root: Path) -> int:
+    """Pictures a running import has written aside and recorded in its journal."""
+    try:
+        return max((len(_journal_ids(kept)) for kept in _kept(root)), default=0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _kill_import_midway(data_dir: Path, libraries_root: Path, name: str, folder: Path, started: int = 40) -> None:
+    """Start ``libraries add`` in a child process and kill it once ``started`` pictures are in its journal."""
     child = subprocess.Popen(
         [sys.executable, "-m", "core", "libraries", "add", name, str(folder)],
         cwd=REPO, env=_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        assert _wait_for(lambda: _pngs_under(libraries_root) >= started, timeout=120), "the import never started"
+        assert _wait_for(lambda: _made_aside(libraries_root) >= started, timeout=120), "the import never started"
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
@@ -206,7 +211,7 @@ def test_killed_import_into_an_existing_library_leaves_it_as_it_was_and_goes_on(
     items = manager.items("brand")
     before = snapshot(libraries_root)
     folder = _picture_folder(tmp_path / "many", 400)
-    _kill_import_midway(data_dir, libraries_root, "brand", folder, started=4 + 40)
+    _kill_import_midway(data_dir, libraries_root, "brand", folder)
 
     infos = {info.name: info for info in LibraryManager().list()}  # the library never saw the stopped import
     assert infos["brand"].count == 2
@@ -237,7 +242,7 @@ def test_killed_import_under_a_new_name_makes_no_library_until_it_is_run_again(
     tmp_path, data_dir, libraries_root
 ) -> None:
     folder = _picture_folder(tmp_path / "many", 400)
-    _kill_import_midway(data_dir, libraries_root, "brand-new", folder, started=40)
+    _kill_import_midway(data_dir, libraries_root, "brand-new", folder)
 
     assert "brand-new" not in [info.name for info in LibraryManager().list()]
     assert _visible(libraries_root) == []
@@ -251,7 +256,7 @@ def test_killed_import_under_a_new_name_makes_no_library_until_it_is_run_again(
     assert not ids & set(finished)
     assert _kept(libraries_root) == []
     # a stopped import can also be dropped: delete removes what was kept for it
-    _kill_import_midway(data_dir, libraries_root, "brand-new", _picture_folder(tmp_path / "more", 400), started=840)
+    _kill_import_midway(data_dir, libraries_root, "brand-new", _picture_folder(tmp_path / "more", 400))
     assert len(_kept(libraries_root)) == 1
     LibraryManager().delete("brand-new")
     assert _kept(libraries_root) == [] and _visible(libraries_root) == []
