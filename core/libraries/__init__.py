@@ -11,7 +11,7 @@ Use :class:`LibraryManager`::
 from core.libraries.builtins import BUILTIN_LIBRARIES, BuiltinLibrary
 from core.libraries.manager import LibraryManager
 from core.libraries.names import suggest_name, validate_name
-from core.libraries.records import ImportReport, LibraryInfo, LibraryTensor
+from core.libraries.records import ImportReport, LibraryInfo, LibraryPixels, LibraryTensor
 from core.libraries.sources import MAX_IMPORT_BYTES, MAX_IMPORT_FILES
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "ImportReport",
     "LibraryInfo",
     "LibraryManager",
+    "LibraryPixels",
     "LibraryTensor",
     "suggest_name",
     "validate_name",

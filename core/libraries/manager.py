@@ -47,7 +47,7 @@ from core.libraries.journal import PREFIX as JOURNAL_PREFIX
 from core.libraries.locks import LibraryLock, library_lock
 from core.libraries.manifest import MANIFEST_NAME, Manifest, ManifestItem
 from core.libraries.names import NAME_PATTERN, validate_name
-from core.libraries.records import ImportReport, LibraryInfo, LibraryTensor
+from core.libraries.records import ImportReport, LibraryInfo, LibraryPixels, LibraryTensor
 from core.libraries.storage import LibraryStorage
 from core.libraries.tensors import TensorCache, square_array
 from core.words import plural
@@ -568,17 +568,12 @@ class LibraryManager:
             needed = manifest.count * channels * size * size * 4
             if needed > MAX_TENSOR_BYTES:
                 raise ResourceError(
-                    f"Loading “{manifest.title}” ({plural(manifest.count, 'picture')}) at {size}×{size} px would "
-                    f"need {needed / 1024**3:.1f} GB of memory; choose a smaller working size or a smaller library."
+                    f"Using “{manifest.title}” ({plural(manifest.count, 'picture')}) at {size}×{size} px here "
+                    f"would need {needed / 1024**3:.1f} GB of memory; choose a smaller picture size or a smaller "
+                    "library."
                 )
-            storage = LibraryStorage(folder)
-            cache = TensorCache(storage.cache_dir)
-            array = cache.get(size, channels, manifest.revision, manifest.count)
-            if array is None:
-                cache.remove_partial()
-                array = np.stack(list(self._squares(storage, manifest, size, channels, progress)))
-                cache.put(array, size, channels, manifest.revision)
-        images = torch.from_numpy(array).to(torch.float32).div_(127.5).sub_(1.0)
+            array = self._cached_pixels(folder, manifest, size, channels, progress)
+        images = torch.from_numpy(np.array(array)).to(torch.float32).div_(127.5).sub_(1.0)
         labels = torch.tensor(
             [-1 if item.label is None else item.label for item in manifest.items], dtype=torch.int64
         )
@@ -588,6 +583,52 @@ class LibraryManager:
             label_names=list(manifest.label_names),
             item_ids=[item.id for item in manifest.items],
         )
+
+    def pixels(
+        self, name: str, size: int, channels: int | None = None, progress: Progress | None = None
+    ) -> LibraryPixels:
+        """All images as :meth:`load` makes them, but as ``(N, C, size, size)`` uint8 read through a memory
+        map of the on-disk cache: any number of pictures, rows read when used (the analyzer's way in)."""
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_LOAD_SIZE:
+            raise BadInputError(
+                f"The working size must be a whole number from 1 to {MAX_LOAD_SIZE} pixels (got {size!r})."
+            )
+        if channels not in (None, 1, 3):
+            raise BadInputError(f"Channels must be 1 (grayscale) or 3 (colour), not {channels!r}.")
+        folder = self._folder(validate_name(name))
+        with self.locked(name):
+            manifest = self._manifest(name)
+            if not manifest.items:
+                raise BadInputError(
+                    f"The library “{manifest.title}” has no pictures yet: add pictures to it on the Libraries "
+                    "page first."
+                )
+            channels = channels or manifest.channels
+            array = self._cached_pixels(folder, manifest, int(size), channels, progress)
+        return LibraryPixels(pixels=array, item_ids=[item.id for item in manifest.items], channels=channels)
+
+    def _cached_pixels(
+        self, folder: Path, manifest: Manifest, size: int, channels: int, progress: Progress | None
+    ) -> np.ndarray:
+        """The library's pictures at ``size`` from the on-disk cache (a read-only memory map), read and
+        written there first, picture by picture, when the library changed. Call with the library locked."""
+        storage = LibraryStorage(folder)
+        cache = TensorCache(storage.cache_dir)
+        array = cache.get(size, channels, manifest.revision, manifest.count, mmap=True)
+        if array is not None:
+            return array
+        cache.remove_partial()
+        try:
+            return cache.fill(
+                self._squares(storage, manifest, size, channels, progress),
+                manifest.count,
+                size,
+                channels,
+                manifest.revision,
+            )
+        except OSError as exc:  # a read-only or full data folder: read into memory, as without a cache
+            logger.warning("could not write the picture cache of %s: %s", folder.name, exc)
+            return np.stack(list(self._squares(storage, manifest, size, channels, progress)))
 
     def item_image(self, name: str, index: int) -> Image.Image:
         """The stored image of the item at ``index`` in :meth:`load` order."""

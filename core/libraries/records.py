@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 
@@ -44,3 +45,13 @@ class LibraryTensor:
     labels: torch.Tensor
     label_names: list[str]
     item_ids: list[str]
+
+
+@dataclass
+class LibraryPixels:
+    """A whole library as ``(N, C, S, S)`` uint8 pixels, read through a memory map (nothing is held in
+    memory until rows are used), in the order of :meth:`LibraryManager.items`."""
+
+    pixels: np.ndarray
+    item_ids: list[str]
+    channels: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +41,13 @@ class TensorCache:
     def path(self, size: int, channels: int, revision: str) -> Path:
         return self.cache_dir / f"{size}px-{channels}ch-{revision}.npy"
 
-    def get(self, size: int, channels: int, revision: str, count: int) -> np.ndarray | None:
-        """The cached array, or None when missing, stale or damaged."""
+    def get(self, size: int, channels: int, revision: str, count: int, mmap: bool = False) -> np.ndarray | None:
+        """The cached array (``mmap``: a read-only memory map), or None when missing, stale or damaged."""
         path = self.path(size, channels, revision)
         if not path.is_file():
             return None
         try:
-            array = np.load(path, allow_pickle=False)
+            array = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
         except (OSError, ValueError) as exc:
             logger.warning("ignoring damaged tensor cache %s: %s", path, exc)
             return None
@@ -55,21 +56,37 @@ class TensorCache:
             return None
         return array
 
-    def put(self, array: np.ndarray, size: int, channels: int, revision: str) -> None:
-        """Store ``array`` atomically. Failing to cache is logged, never raised."""
+    def fill(
+        self, rows: Iterator[np.ndarray], count: int, size: int, channels: int, revision: str
+    ) -> np.ndarray:
+        """Write ``count`` rows of ``(channels, size, size)`` uint8 to the cache file as they come (never the
+        whole array in memory), then return it as a read-only memory map.
+
+        Raises ``OSError`` when the file cannot be written (a full disk): plain writes, so a full disk is
+        an error, not a crash of a memory map."""
         path = self.path(size, channels, revision)
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+            "fortran_order": False,
+            "shape": (count, channels, size, size),
+        }
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".cache.", suffix=".npy.tmp", dir=self.cache_dir)
         try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".cache.", suffix=".npy.tmp", dir=self.cache_dir)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    np.save(handle, array, allow_pickle=False)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            logger.warning("could not write tensor cache %s: %s", path, exc)
+            with os.fdopen(fd, "wb") as handle:
+                np.lib.format.write_array_header_1_0(handle, header)
+                filled = 0
+                for filled, row in enumerate(rows, start=1):
+                    if row.shape != (channels, size, size) or row.dtype != np.uint8:
+                        raise ValueError(f"picture {filled} has the shape {row.shape}, not {(channels, size, size)}")
+                    handle.write(np.ascontiguousarray(row).tobytes())
+                if filled != count:
+                    raise ValueError(f"expected {count} pictures, read {filled}")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return np.load(path, allow_pickle=False, mmap_mode="r")
 
     def remove_partial(self) -> None:
         """Delete temporary files of writes that never finished (a process killed in :meth:`put`).

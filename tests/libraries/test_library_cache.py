@@ -87,3 +87,37 @@ def test_load_arguments_checked(manager: LibraryManager, png) -> None:
             manager.load("args", size)
     with pytest.raises(BadInputError, match="Channels"):
         manager.load("args", 8, channels=2)
+
+
+def test_pixels_are_the_loaded_pictures_read_through_a_memory_map(manager: LibraryManager, png, data_dir) -> None:
+    manager.create_from_files("px", [("a.png", png((255, 0, 0))), ("b.png", png((0, 0, 255)))])
+    lib = manager.pixels("px", 16)
+    assert isinstance(lib.pixels, np.memmap) and not lib.pixels.flags.writeable
+    assert lib.pixels.dtype == np.uint8 and lib.pixels.shape == (2, 3, 16, 16) and lib.channels == 3
+    assert lib.item_ids == [item["id"] for item in manager.items("px")]
+    loaded = manager.load("px", 16)
+    assert torch.equal(torch.from_numpy(np.array(lib.pixels)).float() / 127.5 - 1.0, loaded.images)
+    assert manager.pixels("px", 8, channels=1).pixels.shape == (2, 1, 8, 8)
+    for size in (0, 5000, "32", True):
+        with pytest.raises(BadInputError, match="working size"):
+            manager.pixels("px", size)
+    with pytest.raises(BadInputError, match="Channels"):
+        manager.pixels("px", 8, channels=2)
+
+
+def test_pixels_have_no_memory_limit_but_whole_tensors_do(manager: LibraryManager, png, monkeypatch) -> None:
+    from core.errors import ResourceError
+
+    manager.create_from_files("limit", [("a.png", png())])
+    monkeypatch.setattr("core.libraries.manager.MAX_TENSOR_BYTES", 1)
+    assert manager.pixels("limit", 32).pixels.shape == (1, 3, 32, 32)
+    with pytest.raises(ResourceError, match="smaller picture size or a smaller library"):
+        manager.load("limit", 32)
+
+
+def test_pixels_without_a_writable_cache_folder_are_read_into_memory(manager: LibraryManager, png, data_dir) -> None:
+    manager.create_from_files("ro", [("a.png", png((0, 255, 0)))])
+    (data_dir / "libraries" / "ro" / "cache").write_bytes(b"a file where the cache folder goes")
+    lib = manager.pixels("ro", 8)
+    assert not isinstance(lib.pixels, np.memmap) and lib.pixels.shape == (1, 3, 8, 8)
+    assert lib.pixels[0, 1].mean() > 250  # the green picture

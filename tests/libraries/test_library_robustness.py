@@ -351,21 +351,24 @@ def test_a_killed_cache_write_is_cleaned_on_the_next_load(manager, libraries_roo
     assert [p.name for p in cache.iterdir()] == [next(cache.glob("8px-3ch-*.npy")).name]
 
 
-def test_tensor_cache_is_written_atomically(tmp_path, monkeypatch) -> None:
+def test_tensor_cache_is_written_atomically(tmp_path) -> None:
     import numpy as np
 
     from core.libraries.tensors import TensorCache
 
     cache = TensorCache(tmp_path / "cache")
     first = np.zeros((2, 1, 4, 4), dtype=np.uint8)
-    cache.put(first, 4, 1, "rev")
+    written = cache.fill(iter(first), 2, 4, 1, "rev")
+    assert isinstance(written, np.memmap) and np.array_equal(written, first)
 
-    def broken_save(handle, array, allow_pickle=False):
-        handle.write(b"\x93NUMPY partial")
+    def disk_fills_up():
+        yield np.ones((1, 4, 4), dtype=np.uint8)
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "save", broken_save)
-    cache.put(np.ones((2, 1, 4, 4), dtype=np.uint8), 4, 1, "rev")
+    with pytest.raises(OSError, match="disk full"):
+        cache.fill(disk_fills_up(), 2, 4, 1, "rev")
+    with pytest.raises(ValueError, match="expected 2 pictures"):  # a library that changed under the reader
+        cache.fill(iter(first[:1]), 2, 4, 1, "rev")
     assert np.array_equal(cache.get(4, 1, "rev", 2), first)
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["4px-1ch-rev.npy"]
 
