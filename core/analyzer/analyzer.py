@@ -185,7 +185,7 @@ class Analyzer:
 
         report(0.83, "Checking for a copy of a whole picture…")
         t0 = time.perf_counter()
-        checker = NearCopyChecker(index.global_descriptors, index.pixels)
+        checker = NearCopyChecker(index.global_index, index.pixels)
         match = checker.check(query_pixels, allowed)
         timings["near_copy"] = time.perf_counter() - t0
 

@@ -26,6 +26,7 @@ import torch
 from core import config
 from core.analyzer import store
 from core.analyzer.descriptors import PatchDescriber, library_stride
+from core.analyzer.globalindex import GlobalIndex, grown_global_index, load_global_index, make_global_index
 from core.analyzer.nearcopy import BOXES, library_descriptors
 from core.analyzer.pyramid import level_side, resized
 from core.analyzer.search import ExactSearch, FaissSearch, Searcher, make_searcher
@@ -73,7 +74,7 @@ class PatchIndex:
     work_size: int
     pixels: np.ndarray  # (N, C, S, S) uint8
     features: np.ndarray | None  # (N, Cf, S/f, S/f) float16 (latent space) or None (pixels)
-    global_descriptors: np.ndarray  # (N, len(BOXES), D) float32
+    global_index: GlobalIndex  # whole-image descriptors (N, len(BOXES), D) and retrieval over them
     scales: dict[int, ScaleIndex] = field(default_factory=dict)
     #: the library reduced to ``level_side(work_size, k)``: patch size -> patches, per level ``k`` < 1
     levels: dict[float, dict[int, ScaleIndex]] = field(default_factory=dict)
@@ -184,7 +185,12 @@ class IndexManager:
 
     # -- building -------------------------------------------------------------------------------
 
-    def _library_tensor(self, library: str, wanted: list[str] | None, on_progress: ProgressFn | None = None):
+    def _library_pixels(
+        self, library: str, wanted: list[str] | None, on_progress: ProgressFn | None = None
+    ) -> tuple[np.ndarray, list[str], int]:
+        """The library's pictures at the working size as uint8 ``(N, C, S, S)`` (a memory map of the
+        library's picture cache: no limit on the number of pictures), their ids and channels; ``wanted``:
+        only these items (read into memory)."""
         info = self.libraries.ensure(library)
         progress = None
         if on_progress is not None:
@@ -194,14 +200,16 @@ class IndexManager:
                 text = meter.update(done, expected)
                 on_progress(READ_SHARE * done / max(expected, 1), f"Reading the library's pictures: {text}")
 
-        lib = self.libraries.load(library, self.settings.work_size, info.channels, progress=progress)
+        lib = self.libraries.pixels(library, self.settings.work_size, info.channels, progress=progress)
         if wanted is None:
-            return lib.images, list(lib.item_ids), info.channels
+            return lib.pixels, list(lib.item_ids), info.channels
         position = {item_id: i for i, item_id in enumerate(lib.item_ids)}
         rows = [position[item_id] for item_id in wanted]
-        return lib.images[rows], list(wanted), info.channels
+        return lib.pixels[rows], list(wanted), info.channels
 
-    def _describe(self, images: torch.Tensor, first_row: int, on_progress: ProgressFn | None) -> _Described:
+    def _describe(self, pixels: np.ndarray, first_row: int, on_progress: ProgressFn | None) -> _Described:
+        """Descriptors of ``pixels`` (uint8, rows ``first_row``… of the index), a batch at a time: the
+        pictures are never all held as floats."""
         s = self.settings
         sizes = sorted({p for patches in self.patches.values() for p in patches})
         describers = {p: PatchDescriber(p, s.grid, s.colour_weight, s.flat_std) for p in sizes}
@@ -209,12 +217,14 @@ class IndexManager:
         vectors: dict[float, dict[int, list[np.ndarray]]] = {k: {p: [] for p in self.patches[k]} for k in keys}
         rows: dict[float, dict[int, list[np.ndarray]]] = {k: {p: [] for p in self.patches[k]} for k in keys}
         features: list[np.ndarray] = []
+        global_descriptors: list[np.ndarray] = []
         dims: dict[int, int] = {}
-        total = images.shape[0]
+        total = pixels.shape[0]
         started = time.perf_counter()
         meter = RateMeter("picture")
         for start in range(0, total, _BATCH):
-            batch = images[start : start + _BATCH]
+            batch = torch.from_numpy(np.array(pixels[start : start + _BATCH], dtype=np.float32)) / 127.5 - 1.0
+            global_descriptors.append(library_descriptors(batch).astype(np.float16))
             fmap = self.space.encode(batch)
             if self.space.factor != 1:
                 features.append(fmap.numpy().astype(np.float16))
@@ -237,7 +247,6 @@ class IndexManager:
                 fraction = READ_SHARE + (0.9 - READ_SHARE) * done / total
                 on_progress(fraction, f"Preparing the library: {meter.update(done, total)}")
         logger.info("described %d images in %.1f s", total, time.perf_counter() - started)
-        pixels = ((images + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
         def stacked(k: float) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
             return (
@@ -250,7 +259,7 @@ class IndexManager:
         return _Described(
             pixels=pixels,
             features=np.concatenate(features) if features else None,
-            global_descriptors=library_descriptors(images),
+            global_descriptors=np.concatenate(global_descriptors),
             vectors=base_vectors,
             rows=base_rows,
             level_vectors={k: v for k, (v, _) in levels.items()},
@@ -260,8 +269,8 @@ class IndexManager:
     def _build(self, library: str, directory: Path, on_progress: ProgressFn | None) -> PatchIndex:
         if on_progress is not None:
             on_progress(0.0, "Preparing the library for the check…")
-        images, item_ids, channels = self._library_tensor(library, None, on_progress)
-        described = self._describe(images, 0, on_progress)
+        pixels, item_ids, channels = self._library_pixels(library, None, on_progress)
+        described = self._describe(pixels, 0, on_progress)
         scales = self._scale_indexes(described.vectors, described.rows)
         levels = {k: self._scale_indexes(described.level_vectors[k], described.level_rows[k]) for k in self.levels}
         index = PatchIndex(
@@ -275,13 +284,16 @@ class IndexManager:
             work_size=self.settings.work_size,
             pixels=described.pixels,
             features=described.features,
-            global_descriptors=described.global_descriptors,
+            global_index=make_global_index(
+                described.global_descriptors, self.settings.exact_max_vectors, self.force_backend
+            ),
             scales=scales,
             levels=levels,
         )
         if on_progress is not None:
             on_progress(0.95, "Saving the prepared library")
         self._save(index, keep=())
+        _drop_older_versions(directory)
         if on_progress is not None:
             on_progress(1.0, "Library ready")
         return index
@@ -299,13 +311,15 @@ class IndexManager:
     def _append(
         self, index: PatchIndex, library: str, added: list[str], on_progress: ProgressFn | None
     ) -> PatchIndex:
-        images, item_ids, _ = self._library_tensor(library, added, on_progress)
-        described = self._describe(images, index.count, on_progress)
+        pixels, item_ids, _ = self._library_pixels(library, added, on_progress)
+        described = self._describe(pixels, index.count, on_progress)
         index.item_ids = index.item_ids + item_ids
         index.pixels = np.concatenate([index.pixels, described.pixels])
         if index.features is not None and described.features is not None:
             index.features = np.concatenate([index.features, described.features])
-        index.global_descriptors = np.concatenate([index.global_descriptors, described.global_descriptors])
+        index.global_index = grown_global_index(
+            index.global_index, described.global_descriptors, self.settings.exact_max_vectors, self.force_backend
+        )
         self._extend(index.scales, described.vectors, described.rows)
         for k, scales in index.levels.items():
             self._extend(scales, described.level_vectors[k], described.level_rows[k])
@@ -351,14 +365,17 @@ class IndexManager:
                 for k, scales in index.levels.items()
             },
             "global_boxes": len(BOXES),
+            "global": index.global_index.meta(),
             "files": {},
         }
 
     def _save(self, index: PatchIndex, keep: tuple[str, ...]) -> None:
         writers = {
             "pixels.npy": lambda path: store.save_array(path, index.pixels),
-            "global.npy": lambda path: store.save_array(path, index.global_descriptors),
+            "global.npy": lambda path: store.save_array(path, np.asarray(index.global_index.descriptors, np.float16)),
         }
+        if index.global_index.FILE is not None:
+            writers[index.global_index.FILE] = index.global_index.write
         if index.features is not None:
             writers["features.npy"] = lambda path: store.save_array(path, index.features)
         for stem, scale in index.all_scales():
@@ -391,14 +408,19 @@ class IndexManager:
         if store.verify_files(directory, manifest):  # by size and time; hashed only where those changed
             store.note_files(directory, manifest)
         count = len(item_ids)
-        pixels = store.load_array(directory / "pixels.npy")
-        globals_ = store.load_array(directory / "global.npy")
-        features = store.load_array(directory / "features.npy") if self.space.factor != 1 else None
+        # memory-mapped: a query reads the rows it compares, not the whole library
+        pixels = store.load_array(directory / "pixels.npy", mmap=True)
+        globals_ = store.load_array(directory / "global.npy", mmap=True)
+        features = store.load_array(directory / "features.npy", mmap=True) if self.space.factor != 1 else None
         size = self.settings.work_size
         if pixels.dtype != np.uint8 or pixels.shape != (count, channels, size, size):
             raise store.IndexDamaged("its images have an unexpected shape")
-        if globals_.shape[:2] != (count, len(BOXES)):
+        if globals_.dtype != np.float16 or globals_.ndim != 3 or globals_.shape[:2] != (count, len(BOXES)):
             raise store.IndexDamaged("its whole-image descriptors have an unexpected shape")
+        try:
+            global_index = load_global_index(directory, dict(manifest.get("global") or {}), globals_)
+        except ValueError as exc:
+            raise store.IndexDamaged(str(exc)) from exc
         if features is not None and features.shape[0] != count:
             raise store.IndexDamaged("its latents have an unexpected shape")
         scales = {p: self._load_scale(directory, f"scale-{p}", p, meta, count) for p, meta in scales_meta.items()}
@@ -422,7 +444,7 @@ class IndexManager:
             work_size=size,
             pixels=pixels,
             features=features,
-            global_descriptors=globals_.astype(np.float32),
+            global_index=global_index,
             scales=scales,
             levels=levels,
         )
@@ -460,6 +482,27 @@ def _signature(directory: Path) -> tuple:
         )
     except OSError:
         return ()
+
+
+def _drop_older_versions(directory: Path) -> None:
+    """Remove the library's indexes made by older versions of the studio (this version never reads them:
+    the version is part of every index's key) once ``directory`` is built; indexes for other settings
+    stay."""
+    try:
+        siblings = [p for p in directory.parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return
+    for sibling in siblings:
+        if sibling == directory:
+            continue
+        try:
+            version = int(store.read_manifest(sibling).get("version", 0))
+        except (store.IndexDamaged, store.IndexMissing, OSError, TypeError, ValueError):
+            continue
+        if version < INDEX_VERSION:
+            logger.info("removing %s, an index made by an older version of the studio", sibling)
+            shutil.rmtree(sibling, ignore_errors=True)
+            _CACHE.pop(str(sibling), None)
 
 
 def clear_cache() -> None:

@@ -2,14 +2,16 @@
 
 Each library image is described at 49 crops (keeping 100 %, 95 % or 90 % of each side, at the
 start, middle or end of the side): a tiny mean-subtracted, unit-length luminance thumbnail. A query
-is described whole and centre-squared, each also mirrored. The best crops of the best few images are
-then aligned and verified at 64×64: the crop box (top, left, height, width, continuous) is refined by
-coordinate descent with shrinking steps down to a sixth of a pixel, the library crop's colours are fitted
-to the query's (per-channel gain and offset, so colour shifts do not hide a copy) and the share of
-pixels whose neighbourhood matches is the copy score (see :func:`verify`). Different images fail
-verification even when their thumbnails correlate, so the score is robust to resizing, JPEG, flips,
-colour shifts and small crops. An almost flat query (detail on under 5 % of it) is not compared: a flat
-colour lines up with any smooth picture, so a "match" would say nothing.
+is described whole and centre-squared, each also mirrored; the images whose crops match best are found
+by :mod:`core.analyzer.globalindex` (a full scan for small libraries, a compressed index for large ones).
+The best crops of the best few images are then aligned and verified at 64×64: the crop box (top, left,
+height, width, continuous) is refined by coordinate descent with shrinking steps down to a sixth of a
+pixel, the library crop's colours are fitted to the query's (per-channel gain and offset, so colour
+shifts do not hide a copy) and the share of pixels whose neighbourhood matches is the copy score (see
+:func:`verify`). Different images fail verification even when their thumbnails correlate, so the score
+is robust to resizing, JPEG, flips, colour shifts and small crops. An almost flat query (detail on
+under 5 % of it) is not compared: a flat colour lines up with any smooth picture, so a "match" would
+say nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from core.analyzer.features import box_mean, local_variance
+from core.analyzer.globalindex import GlobalIndex
 
 logger = logging.getLogger(__name__)
 
@@ -203,20 +206,20 @@ class CopyMatch:
 class NearCopyChecker:
     """Finds whether a query is a near copy of one library image."""
 
-    def __init__(self, descriptors: np.ndarray, pixels: np.ndarray, candidates: int = 5) -> None:
-        self.descriptors = torch.from_numpy(descriptors.reshape(-1, descriptors.shape[-1]))
-        self.per_item = descriptors.shape[1]
+    def __init__(self, global_index: GlobalIndex, pixels: np.ndarray, candidates: int = 5) -> None:
+        self.global_index = global_index
+        self.per_item = global_index.boxes
         self.pixels = pixels  # (N, C, S, S) uint8
         self.candidates = candidates
 
     def _reference(self, row: int) -> torch.Tensor:
         """A library image at the verification size (antialiased), ready to be cropped with sub-pixel boxes."""
-        image = torch.from_numpy(self.pixels[row]).float() / 127.5 - 1.0
+        image = torch.from_numpy(np.array(self.pixels[row], dtype=np.float32)) / 127.5 - 1.0
         return F.interpolate(image[None], size=(VERIFY, VERIFY), mode="bilinear", antialias=True)[0]
 
     def check(self, query: torch.Tensor, allowed: np.ndarray | None = None) -> CopyMatch | None:
         """``query`` (C, h, w) in [-1, 1]; ``allowed``: bool mask of index rows still in the library."""
-        if self.descriptors.shape[0] == 0:
+        if self.global_index.count == 0:
             return None
         variants = _variants(query)
         if detail_share(variants[0][1]) < _MIN_DETAIL:
@@ -224,18 +227,13 @@ class NearCopyChecker:
             return None
         gray = torch.stack([v.mean(dim=0, keepdim=True) for _, v in variants])
         thumbs = _normalise(F.interpolate(gray, size=(THUMB, THUMB), mode="bilinear", antialias=True))
-        scores = (thumbs @ self.descriptors.T).view(len(variants), -1, self.per_item)  # (V, N, B)
-        per_item = scores.amax(dim=(0, 2))
-        if allowed is not None:
-            per_item[~torch.from_numpy(allowed)] = -2.0
-        top = torch.topk(per_item, min(self.candidates, per_item.shape[0])).indices.tolist()
+        top = self.global_index.retrieve(thumbs, allowed, self.candidates)  # best images first
+        scores = self.global_index.box_scores(thumbs, top)  # (V, len(top), B)
         picks: list[tuple[int, int, int, float]] = []  # (row, variant, box, retrieval score)
         references: dict[int, torch.Tensor] = {}
-        for row in top:
-            if per_item[row] <= -2.0:
-                continue
+        for i, row in enumerate(top):
             references[row] = self._reference(row)
-            flat = scores[:, row, :].flatten()
+            flat = scores[:, i, :].flatten()
             for pick in torch.topk(flat, min(3, flat.shape[0])).indices.tolist():
                 v, b = divmod(pick, self.per_item)
                 picks.append((row, v, b, float(flat[pick])))
@@ -264,6 +262,6 @@ class NearCopyChecker:
 
     def _reference_at(self, row: int, box: tuple[float, float, float, float]) -> torch.Tensor:
         """A library image at a resolution that keeps the detail of a crop of ``box``'s size."""
-        image = torch.from_numpy(self.pixels[row]).float() / 127.5 - 1.0
+        image = torch.from_numpy(np.array(self.pixels[row], dtype=np.float32)) / 127.5 - 1.0
         side = int(min(image.shape[-1], max(VERIFY, round(VERIFY / max(0.05, min(box[2], box[3]))))))
         return F.interpolate(image[None], size=(side, side), mode="bilinear", antialias=True)[0]

@@ -55,9 +55,10 @@ def save_array(path: Path, array: np.ndarray) -> None:
         np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def load_array(path: Path) -> np.ndarray:
+def load_array(path: Path, mmap: bool = False) -> np.ndarray:
+    """An array saved by :func:`save_array`; ``mmap``: read-only memory map (pages are read when used)."""
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (OSError, ValueError, EOFError) as exc:
         raise IndexDamaged(f"{path.name} could not be read ({exc})") from exc
 

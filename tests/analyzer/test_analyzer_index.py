@@ -203,3 +203,33 @@ def test_cli_verify_reports_pictures_and_search_data(small, capsys):
     os.unlink(item["path"])
     assert main(["libraries", "verify", "mini"]) == 0
     assert f"1 picture missing: {item['source']}" in capsys.readouterr().out
+
+
+def test_the_analyzer_is_not_bound_by_the_whole_library_memory_limit(small, monkeypatch) -> None:
+    """Preparing a library reads its pictures a batch at a time from the memory-mapped picture cache, so
+    the limit on a whole-library tensor (for the engines) does not apply: any number of pictures."""
+    analyzer, arrays = small
+    monkeypatch.setattr("core.libraries.manager.MAX_TENSOR_BYTES", 1)
+    result = analyzer.analyze(_image(arrays[2]), "mini")
+    assert result.near_copy.is_copy and result.near_copy.index == 2
+    index, _ = analyzer.index("mini")
+    assert isinstance(index.pixels, np.memmap) and index.count == 4
+
+
+def test_indexes_of_older_versions_are_removed_once_the_new_one_is_built(small, isolated_data_dir) -> None:
+    import json
+
+    from core.analyzer.settings import INDEX_VERSION
+
+    analyzer, arrays = small
+    folder = isolated_data_dir / "indexes" / "mini"
+    old, other = folder / "pixels-64-old", folder / "pixels-64-other-settings"
+    for path, version in ((old, INDEX_VERSION - 1), (other, INDEX_VERSION)):
+        path.mkdir(parents=True)
+        (path / "global.npy").write_bytes(b"x" * 1000)
+        manifest = {"files": {}, "version": version}
+        (path / "manifest.json").write_text(json.dumps(manifest))
+    analyzer.analyze(_image(arrays[0]), "mini")
+    assert not old.exists()  # made by an older version: never read again, so removed
+    assert other.exists()  # this version, other settings (another feature space, working size): kept
+    assert len([p for p in folder.iterdir() if p.is_dir()]) == 2

@@ -13,7 +13,7 @@ from core.images import to_tensor
 
 def _checker(analyzer):
     index, _ = analyzer.index("shots")
-    return NearCopyChecker(index.global_descriptors, index.pixels), index
+    return NearCopyChecker(index.global_index, index.pixels), index
 
 
 def _flagged(checker, image, threshold) -> tuple[bool, int]:
