@@ -225,6 +225,34 @@ def _info_dict(info) -> dict[str, Any]:
     }
 
 
+def _stopped_imports(manager, args: argparse.Namespace) -> int:  # noqa: ANN001 - LibraryManager
+    """``libraries stopped``: imports kept part way, with the command that goes on with each."""
+    from core.libraries.jobs import resume_command
+
+    workspace = workspace_of(args)
+    data = [
+        {
+            "library": s.library,
+            "title": s.title,
+            "sources": s.sources,
+            "options": s.options,
+            "pictures": s.pictures,
+            "tried": s.tried,
+            "stopped_at": s.stopped_at,
+            "go_on": resume_command(s, workspace),
+        }
+        for s in manager.stopped_imports()
+    ]
+    lines = [
+        f"{d['library']}: {plural(d['pictures'], 'picture')} read, then it stopped. "
+        + (f"Go on: {d['go_on']}" if d["go_on"] else "")
+        + f"  Drop: python -m core libraries discard {d['library']}"
+        for d in data
+    ]
+    _print(data, args.json, "\n".join(lines) or "No import stopped part way.")
+    return 0
+
+
 def cmd_libraries(args: argparse.Namespace) -> int:
     from core.libraries import LibraryManager
     from core.libraries.datasource import DatasetOptions
@@ -237,10 +265,23 @@ def cmd_libraries(args: argparse.Namespace) -> int:
             f"{i['name']:<20} {i['kind']:<8} {i['count'] if i['built'] else '(built at first use)'!s:>8}  {i['title']}"
             for i in infos
         )
+        stopped = manager.stopped_imports()
+        if stopped and not args.json:
+            text += (
+                f"\n{plural(len(stopped), 'import')} stopped part way: "
+                "`python -m core libraries stopped` lists them."
+            )
         _print(infos, args.json, text)
         return 0
+    if action == "stopped":
+        return _stopped_imports(manager, args)
     if not args.name:
         raise MosaicError(f"'libraries {action}' needs a library name.")
+    if action == "discard":
+        dropped = manager.discard_stopped(args.name)
+        data = {"library": args.name, "discarded": dropped}
+        _print(data, args.json, f"dropped {plural(dropped, 'stopped import')} into {args.name}")
+        return 0
     if action == "show":
         info = manager.ensure(args.name)
         data = dict(_info_dict(info), items=manager.items(args.name))
@@ -623,8 +664,16 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--speed", default="balanced", help="fast, balanced or quality")
     gen.set_defaults(func=cmd_generate)
 
-    libs = sub.add_parser("libraries", help="list, show, add to, verify or delete reference libraries")
-    libs.add_argument("action", nargs="?", default="list", choices=["list", "show", "add", "verify", "delete"])
+    libs = sub.add_parser(
+        "libraries",
+        help="list, show, add to, verify or delete reference libraries; list or discard imports that stopped part way",
+    )
+    libs.add_argument(
+        "action",
+        nargs="?",
+        default="list",
+        choices=["list", "show", "add", "verify", "delete", "stopped", "discard"],
+    )
     libs.add_argument("name", nargs="?")
     libs.add_argument(
         "paths",

@@ -13,9 +13,10 @@ from core.libraries.sources import is_tar
 from core.roots import check_folder
 from core.words import plural
 from pages._shared import ensure_routed, get_libraries
-from pages.parts.auth import current_access, explain_denied
+from pages.parts.auth import current_access, current_workspace, explain_denied
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 from pages.parts.messages import show_problem
+from pages.parts.stopped_imports import show_stopped_imports
 
 ensure_routed(__file__)
 
@@ -186,7 +187,20 @@ def library_details(info) -> None:
                 show_problem(md(err), detail=err.detail)
 
 
+def importing(name: str) -> bool:
+    """True while an import of this browser into library ``name`` is queued or working."""
+    return latest("library-import", states=ACTIVE, library=name) is not None
+
+
+def go_on(params: dict, title: str) -> None:
+    """Submit a stopped import again: it takes over the pictures already read."""
+    job = submit("library-import", params, title=f"Pictures into {title}")
+    st.session_state["import_job"] = job.id
+    st.session_state["open_library"] = params["library"]
+
+
 show_import_job()
+show_stopped_imports(libraries, access.can("edit"), importing, go_on, workspace=current_workspace())
 
 tab_list, tab_new = st.tabs(["Your libraries", "New library"])
 

@@ -8,17 +8,23 @@ all-or-nothing import, so a failed import under a new name leaves no library.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
+import shlex
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core import config
 from core.errors import BadInputError, GenerationCancelled, MosaicError
+from core.images import DEFAULT_MAX_SIDE
 from core.jobs.context import JobContext
 from core.jobs.requests import uploads_dir
+from core.libraries.datasource import HUB_PREFIX, DatasetOptions
+from core.libraries.journal import StoppedImport
 from core.libraries.manager import NothingAddedError
 from core.libraries.progress import RateMeter
 from core.words import plural
@@ -66,6 +72,28 @@ def import_params(library: str, title: str, upload_folder: str | None, folder: s
     if not upload_folder and not folder:
         raise BadInputError("Choose some pictures, a .zip or a folder first.")
     return {"library": library, "title": title, "uploads": upload_folder, "folder": folder}
+
+
+def resume_params(stopped: StoppedImport) -> dict[str, Any] | None:
+    """The ``library-import`` job that goes on with ``stopped`` (the same import again: it takes over what was
+    read), or None when only the command line can (several sources, dataset options, a Hub dataset)."""
+    page_options = {"max_side": DEFAULT_MAX_SIDE, **dataclasses.asdict(DatasetOptions())}
+    if len(stopped.sources) != 1 or stopped.options != page_options or stopped.sources[0].startswith(HUB_PREFIX):
+        return None
+    return import_params(stopped.library, stopped.title, None, stopped.sources[0])
+
+
+def resume_command(stopped: StoppedImport, workspace: str | None = None) -> str | None:
+    """The command that goes on with ``stopped`` (None when its sources were not noted)."""
+    if not stopped.sources:
+        return None
+    words = ["python", "-m", "core", "libraries", "add", stopped.library, *stopped.sources]
+    for option, flag in (("split", "--split"), ("image_column", "--image-column"), ("label_column", "--label-column")):
+        if stopped.options.get(option):
+            words += [flag, str(stopped.options[option])]
+    if workspace and workspace != config.DEFAULT_WORKSPACE:
+        words += ["--workspace", workspace]
+    return shlex.join(words)
 
 
 def prepare_params(library: str) -> dict[str, Any]:

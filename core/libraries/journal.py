@@ -19,7 +19,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,7 +29,11 @@ from typing import Any, TextIO
 logger = logging.getLogger(__name__)
 
 JOURNAL_NAME = "journal.jsonl"
+#: what the import is (library, title, sources, options, when it started), written with its first entry
+META_NAME = "import.json"
 PREFIX = ".resumable-"
+#: a kept import's folder: ``.resumable-<library>-<fingerprint>``
+FOLDER_PATTERN = re.compile(re.escape(PREFIX) + r"(?P<library>.+)-(?P<key>[0-9a-f]{16})")
 #: Every entry is handed to the system at once (a killed process loses none); it is forced onto the disk
 #: (fsync) after this many, so a power cut loses at most these.
 SYNC_EVERY = 64
@@ -58,11 +64,67 @@ class Record:
 
 
 @dataclass
+class StoppedImport:
+    """An import that stopped part way and was kept to go on later (see :func:`read_stopped`)."""
+
+    library: str
+    key: str
+    title: str
+    sources: list[str]  # as given, made absolute ("" entries when not known: kept by an older version)
+    options: dict[str, Any]
+    pictures: int  # pictures made so far
+    tried: int  # files or rows tried so far (pictures and skipped ones)
+    stopped_at: float  # when it last wrote an entry (seconds since the epoch)
+    started_at: float | None = None
+
+
+def read_stopped(folder: Path) -> StoppedImport | None:
+    """What a kept import's folder holds, or None when it is not one (or holds no entry yet)."""
+    match = FOLDER_PATTERN.fullmatch(folder.name)
+    journal = folder / JOURNAL_NAME
+    if match is None or not journal.is_file():
+        return None
+    try:
+        meta = json.loads((folder / META_NAME).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            meta = {}
+    except (OSError, ValueError):
+        meta = {}  # kept by a version that did not note it: it can still be dropped
+    pictures = tried = 0
+    try:
+        with open(journal, "rb") as handle:
+            for line in handle:
+                if line.endswith(b"\n"):  # a line cut short by a kill does not count
+                    tried += 1
+                    pictures += b'"made"' in line
+        stopped_at = journal.stat().st_mtime
+    except OSError:
+        return None
+    if not tried:
+        return None
+    sources = meta.get("sources")
+    options = meta.get("options")
+    return StoppedImport(
+        library=match["library"],
+        key=match["key"],
+        title=str(meta.get("title") or match["library"]),
+        sources=[str(s) for s in sources] if isinstance(sources, list) else [],
+        options=dict(options) if isinstance(options, dict) else {},
+        pictures=pictures,
+        tried=tried,
+        stopped_at=stopped_at,
+        started_at=float(meta["started_at"]) if isinstance(meta.get("started_at"), (int, float)) else None,
+    )
+
+
+@dataclass
 class ImportJournal:
     """The hidden folder of one resumable import and its journal (see the module docstring)."""
 
     folder: Path
     records: list[Record] = field(default_factory=list)
+    #: written as :data:`META_NAME` with the first entry (see :class:`StoppedImport`)
+    meta: dict[str, Any] | None = None
     _handle: TextIO | None = None
     _unsynced: int = 0
 
@@ -111,6 +173,7 @@ class ImportJournal:
     def append(self, record: Record) -> None:
         if self._handle is None:
             self.folder.mkdir(parents=True, exist_ok=True)
+            self._note_meta()
             self._handle = open(self.folder / JOURNAL_NAME, "a", encoding="utf-8")
         self._handle.write(record.to_json() + "\n")
         self._handle.flush()  # in the system's hands: a killed process loses nothing
@@ -118,6 +181,14 @@ class ImportJournal:
         self._unsynced += 1
         if self._unsynced >= SYNC_EVERY:
             self.sync()
+
+    def _note_meta(self) -> None:
+        path = self.folder / META_NAME
+        if self.meta is None or path.is_file():
+            return
+        tmp = self.folder / (META_NAME + ".tmp")
+        tmp.write_text(json.dumps({**self.meta, "started_at": time.time()}, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
 
     def sync(self) -> None:
         if self._handle is not None:

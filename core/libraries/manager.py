@@ -21,6 +21,7 @@ Safety rules:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -42,7 +43,8 @@ from core.images import DEFAULT_MAX_SIDE, UnreadableImageError, load_image
 from core.libraries import datasource, sources
 from core.libraries.builtins import BUILTIN_LIBRARIES, BuiltinLibrary
 from core.libraries.datasource import DatasetOptions
-from core.libraries.journal import JOURNAL_NAME, ImportJournal, Record, fingerprint
+from core.libraries.journal import FOLDER_PATTERN as JOURNAL_FOLDER
+from core.libraries.journal import JOURNAL_NAME, ImportJournal, Record, StoppedImport, fingerprint, read_stopped
 from core.libraries.journal import PREFIX as JOURNAL_PREFIX
 from core.libraries.locks import LibraryLock, library_lock
 from core.libraries.manifest import MANIFEST_NAME, Manifest, ManifestItem
@@ -316,6 +318,7 @@ class LibraryManager:
 
         options = {"max_side": max_side, **dataclasses.asdict(dataset or DatasetOptions())}
         journal = ImportJournal.for_import(self._home(name), name, fingerprint(name, shown_sources, options))
+        journal.meta = {"library": name, "title": title.strip() or name, "sources": shown_sources, "options": options}
         counted = [count() for count in counts] if progress else []
         expected = 0 if 0 in counted else sum(counted)  # 0: not known (a compressed tar, some datasets)
         with self.locked(name):
@@ -513,12 +516,56 @@ class LibraryManager:
         with self.locked(name):
             self._clean(name)
             for kept in self._home(name).glob(f"{JOURNAL_PREFIX}{name}-*"):  # stopped imports into it
-                if re.fullmatch(re.escape(f"{JOURNAL_PREFIX}{name}-") + "[0-9a-f]{16}", kept.name):
+                match = JOURNAL_FOLDER.fullmatch(kept.name)
+                if match is not None and match["library"] == name:
                     shutil.rmtree(kept, ignore_errors=True)
             if not (folder / MANIFEST_NAME).is_file():  # a damaged manifest can still be deleted
                 raise BadInputError(f"There is no library called '{name}'. Available: {self._available()}.")
             self._discard(folder)
         logger.info("deleted library %s", name)
+
+    def stopped_imports(self) -> list[StoppedImport]:
+        """Imports from paths that stopped part way (killed, cancelled, failed) and were kept to go on later,
+        oldest first; imports running now are not listed. Going on: the same import again
+        (:meth:`add_paths` with the same sources and options); dropping: :meth:`discard_stopped`."""
+        found: list[StoppedImport] = []
+        try:
+            folders = sorted(p for p in self.root.glob(f"{JOURNAL_PREFIX}*") if p.is_dir())
+        except OSError:
+            return found
+        for folder in folders:
+            match = JOURNAL_FOLDER.fullmatch(folder.name)
+            if match is None or not NAME_PATTERN.fullmatch(match["library"]):
+                continue
+            lock = self.locked(match["library"])
+            if not lock.acquire(blocking=False):
+                continue  # an import into this library is running (it holds the lock throughout)
+            try:
+                stopped = read_stopped(folder)
+            finally:
+                lock.release()
+            if stopped is not None:
+                if (self._folder(stopped.library) / MANIFEST_NAME).is_file():
+                    with contextlib.suppress(MosaicError):
+                        stopped.title = self.get(stopped.library).title
+                found.append(stopped)
+        return sorted(found, key=lambda stopped: stopped.stopped_at)
+
+    def discard_stopped(self, name: str, key: str | None = None) -> int:
+        """Drop the kept pictures of stopped imports into library ``name`` (all, or the one with ``key``);
+        returns how many were dropped. The library itself does not change."""
+        validate_name(name)
+        dropped = 0
+        with self.locked(name):
+            for folder in self._home(name).glob(f"{JOURNAL_PREFIX}{name}-*"):
+                match = JOURNAL_FOLDER.fullmatch(folder.name)
+                if match is None or match["library"] != name or (key is not None and match["key"] != key):
+                    continue
+                shutil.rmtree(folder, ignore_errors=True)
+                dropped += 1
+        if key is not None and not dropped:
+            raise BadInputError("That stopped import is no longer kept: it may have finished or been dropped.")
+        return dropped
 
     def reset(self, name: str) -> LibraryInfo:
         """Throw away a built-in library's files; it is made again, from the original data, on next use."""

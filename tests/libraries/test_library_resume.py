@@ -146,3 +146,98 @@ def test_a_cancelled_folder_import_job_goes_on_when_the_folder_is_imported_again
     assert run_import_job(context) == "Added 16 pictures to “Spring”."
     assert any("6 files had already been read" in notice for notice in context.result["notices"])
     assert _kept(manager) == []
+
+
+# -- stopped imports are listed, can go on from the page or the command line, or be dropped -------------
+
+
+def test_a_stopped_import_is_listed_with_what_it_read_and_goes_on_or_is_dropped(tmp_path):
+    import threading
+
+    from core.libraries.jobs import resume_command, resume_params
+
+    manager = LibraryManager()
+    folder = _folder(tmp_path / "spring shoot", 20)
+    with pytest.raises(Stop):
+        manager.add_paths("spring", [folder], title="Spring shoot", progress=_stop_after(7))
+    [stopped] = manager.stopped_imports()
+    assert stopped.library == "spring" and stopped.title == "Spring shoot"
+    assert stopped.pictures == stopped.tried and 7 <= stopped.pictures < 20
+    assert stopped.sources == [str(folder.resolve())]
+    # the page goes on with the same import (a folder job), the command line with the same command
+    assert resume_params(stopped) == {
+        "library": "spring", "title": "Spring shoot", "uploads": None, "folder": str(folder.resolve())
+    }
+    command = resume_command(stopped, workspace="agency")
+    assert command == f"python -m core libraries add spring '{folder.resolve()}' --workspace agency"
+    assert resume_command(stopped, workspace="default") == f"python -m core libraries add spring '{folder.resolve()}'"
+
+    # an import running now holds the library's lock: it is not listed as stopped
+    held, release = threading.Event(), threading.Event()
+
+    def run() -> None:
+        with LibraryManager().locked("spring"):
+            held.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    held.wait(10)
+    try:
+        assert LibraryManager().stopped_imports() == []
+    finally:
+        release.set()
+        worker.join()
+
+    params = resume_params(stopped)  # what the import job does with them
+    report = manager.add_paths(params["library"], [params["folder"]], title=params["title"])
+    assert report.added == 20 and any("Went on" in notice for notice in report.notices)
+    assert manager.stopped_imports() == []
+
+    with pytest.raises(Stop):
+        manager.add_paths("spring", [_folder(tmp_path / "summer", 10)], progress=_stop_after(3))
+    [again] = manager.stopped_imports()
+    assert again.title == "Spring shoot"  # an existing library is shown by its own title
+    with pytest.raises(BadInputError, match="no longer kept"):
+        manager.discard_stopped("spring", "0" * 16)
+    assert manager.discard_stopped("spring", again.key) == 1
+    assert manager.stopped_imports() == [] and _kept(manager) == [] and manager.get("spring").count == 20
+
+
+def test_a_stopped_dataset_import_can_go_on_only_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from datasets import Dataset, Features
+    from datasets import Image as ImageFeature
+
+    from core.libraries.datasource import DatasetOptions
+    from core.libraries.jobs import resume_command, resume_params
+
+    rows = []
+    for i in range(12):
+        buffer = tmp_path / f"r{i}.png"
+        Image.fromarray(np.full((10, 10, 3), i * 20, dtype=np.uint8)).save(buffer)
+        rows.append({"bytes": buffer.read_bytes(), "path": None})
+    path = tmp_path / "rows.parquet"
+    features = Features({"picture": ImageFeature(), "other": ImageFeature()})
+    Dataset.from_dict({"picture": rows, "other": rows}, features=features).to_parquet(str(path))
+    manager = LibraryManager()
+    with pytest.raises(Stop):
+        manager.add_paths(
+            "rows", [path], dataset=DatasetOptions(image_column="picture"), progress=_stop_after(4)
+        )
+    [stopped] = manager.stopped_imports()
+    assert resume_params(stopped) is None  # the page's folder field has no column choice
+    assert resume_command(stopped) == f"python -m core libraries add rows {path.resolve()} --image-column picture"
+
+    assert main(["libraries", "list"]) == 0
+    assert "1 import stopped part way" in capsys.readouterr().out
+    assert main(["libraries", "stopped", "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["library"] == "rows" and listed["pictures"] >= 4 and "--image-column picture" in listed["go_on"]
+    assert main(["libraries", "discard", "rows", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"library": "rows", "discarded": 1}
+    assert main(["libraries", "stopped"]) == 0
+    assert "No import stopped part way." in capsys.readouterr().out
+    assert main(["libraries", "list"]) == 0
+    assert "stopped part way" not in capsys.readouterr().out

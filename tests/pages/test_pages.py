@@ -223,6 +223,53 @@ def test_libraries_page_imports_a_parquet_dataset_with_its_class_names_as_groups
     assert sorted(info.label_names) == ["bags", "boots"] and info.count == 4
 
 
+def test_libraries_page_lists_a_stopped_import_and_goes_on_with_it_or_discards_it(isolated_data_dir):
+    class Stop(Exception):
+        pass
+
+    def stop_after(count: int):
+        def progress(done: int, expected: int) -> None:
+            if done >= count:
+                raise Stop
+
+        return progress
+
+    def folder(name: str, count: int) -> Path:
+        path = isolated_data_dir / name
+        path.mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(np.full((12, 12, 3), i * 10, dtype=np.uint8)).save(path / f"p{i}.png")
+        return path
+
+    manager = LibraryManager()
+    shoot = folder("autumn_[shoot]", 12)
+    with pytest.raises(Stop):
+        manager.add_paths("autumn", [shoot], title="Autumn *look*", progress=stop_after(5))
+    at = goto(app(), "libraries")
+    assert any("Imports that stopped part way" in s.value for s in at.subheader)
+    [line] = [m.value for m in at.markdown if "then it stopped" in m.value]
+    assert "Autumn \\*look\\*" in line and "5 pictures read from" in line  # user strings escaped
+    assert "autumn\\_\\[shoot\\]" in line and "just now" in line
+    [stopped] = manager.stopped_imports()
+    at.button(key=f"resume_{stopped.key}").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
+    assert run_queued_jobs() == ["done"]
+    at.run()
+    assert any("Added 12 pictures" in s.value for s in at.success)
+    assert any("Went on from an import that had stopped" in i.value for i in at.info)
+    assert not any("Imports that stopped part way" in s.value for s in at.subheader)
+    assert manager.get("autumn").count == 12 and manager.get("autumn").title == "Autumn *look*"
+
+    with pytest.raises(Stop):
+        manager.add_paths("autumn", [folder("more", 6)], progress=stop_after(2))
+    at.run()
+    [stopped] = manager.stopped_imports()
+    at.button(key=f"discard_{stopped.key}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert manager.stopped_imports() == [] and manager.get("autumn").count == 12
+    assert not any("Imports that stopped part way" in s.value for s in at.subheader)
+
+
 def test_libraries_page_bad_folder_is_a_clear_error_and_creates_nothing(isolated_data_dir):
     at = goto(app(), "libraries")
     at.text_input[0].set_value("Nothing here")
