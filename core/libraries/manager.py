@@ -400,7 +400,7 @@ class LibraryManager:
             else:
                 journal.discard()
             raise
-        TensorCache(LibraryStorage(folder).cache_dir).clear(keep_revision=manifest.revision)
+        TensorCache(LibraryStorage(folder).cache_dir).clear(keep_revision=manifest.revision, keep_bases=True)
         report.added = len(written)
         logger.info("imported %d image(s) into %s, skipped %d", report.added, name, len(report.skipped))
         return report
@@ -500,7 +500,7 @@ class LibraryManager:
             for item in removed:
                 storage.delete_item_files(item)
             marker.unlink(missing_ok=True)
-            TensorCache(storage.cache_dir).clear(keep_revision=manifest.revision)
+            TensorCache(storage.cache_dir).clear(keep_revision=manifest.revision, keep_bases=True)
         logger.info("removed %d item(s) from library %s", len(removed), name)
         return self._info(manifest, built=True)
 
@@ -665,13 +665,15 @@ class LibraryManager:
         if array is not None:
             return array
         cache.remove_partial()
+        base = cache.base(size, channels, manifest.revision)  # pictures read for an earlier revision
         try:
             return cache.fill(
-                self._squares(storage, manifest, size, channels, progress),
+                self._squares(storage, manifest, size, channels, progress, base),
                 manifest.count,
                 size,
                 channels,
                 manifest.revision,
+                ids=[item.id for item in manifest.items],
             )
         except OSError as exc:  # a read-only or full data folder: read into memory, as without a cache
             logger.warning("could not write the picture cache of %s: %s", folder.name, exc)
@@ -805,13 +807,24 @@ class LibraryManager:
 
     @staticmethod
     def _squares(
-        storage: LibraryStorage, manifest: Manifest, size: int, channels: int, progress: Progress | None
+        storage: LibraryStorage,
+        manifest: Manifest,
+        size: int,
+        channels: int,
+        progress: Progress | None,
+        base: tuple[np.ndarray, dict[str, int]] | None = None,
     ) -> Iterator[np.ndarray]:
         """Every item as a ``size`` square of ``channels``, reporting ``progress`` every
-        :data:`PROGRESS_EVERY` pictures and at the end."""
+        :data:`PROGRESS_EVERY` pictures and at the end; ``base``: rows already made (an earlier revision's
+        cache and its ``{item id: row}``), copied instead of decoding those pictures again."""
         total = len(manifest.items)
+        rows, where = base if base is not None else (None, {})
         for done, item in enumerate(manifest.items, start=1):
-            yield square_array(storage.read_image(item), size, channels)
+            row = where.get(item.id)
+            if rows is not None and row is not None:
+                yield np.array(rows[row])
+            else:
+                yield square_array(storage.read_image(item), size, channels)
             if progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
                 progress(done, total)
 

@@ -42,10 +42,12 @@ def test_cache_written_and_reused(manager: LibraryManager, png, data_dir: Path, 
 def test_cache_invalidated_after_adding(manager: LibraryManager, png, data_dir: Path) -> None:
     manager.create_from_files("grow", [("a.png", png((255, 0, 0)))])
     assert manager.load("grow", 8).images.shape[0] == 1
+    stale = _cache_files(data_dir, "grow")
     manager.add_files("grow", [("b.png", png((0, 255, 0)))])
-    assert _cache_files(data_dir, "grow") == []  # stale caches are removed
+    assert _cache_files(data_dir, "grow") == stale  # kept until the next read reuses its rows
     batch = manager.load("grow", 8)
     assert batch.images.shape[0] == 2
+    assert len(_cache_files(data_dir, "grow")) == 1 and _cache_files(data_dir, "grow") != stale
     assert batch.images[1, 1].mean() > 0.9  # the new green image is really there
     manager.remove_items("grow", [batch.item_ids[0]])
     batch = manager.load("grow", 8)
@@ -121,3 +123,40 @@ def test_pixels_without_a_writable_cache_folder_are_read_into_memory(manager: Li
     lib = manager.pixels("ro", 8)
     assert not isinstance(lib.pixels, np.memmap) and lib.pixels.shape == (1, 3, 8, 8)
     assert lib.pixels[0, 1].mean() > 250  # the green picture
+
+
+def test_after_adding_or_removing_pictures_only_new_ones_are_read_again(
+    manager: LibraryManager, png, data_dir: Path, monkeypatch
+) -> None:
+    from core.libraries.storage import LibraryStorage
+
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
+    manager.create_from_files("grow", [(f"{i}.png", png(c)) for i, c in enumerate(colours[:3])])
+    first = np.array(manager.pixels("grow", 16).pixels)
+    reads: list[str] = []
+    real_read = LibraryStorage.read_image
+
+    def counted(self, item):
+        reads.append(item.id)
+        return real_read(self, item)
+
+    monkeypatch.setattr(LibraryStorage, "read_image", counted)
+    manager.add_files("grow", [("3.png", png(colours[3])), ("4.png", png(colours[4]))])
+    reads.clear()
+    grown = manager.pixels("grow", 16)
+    assert reads == grown.item_ids[3:]  # the three pictures read before are taken from the earlier cache
+    np.testing.assert_array_equal(grown.pixels[:3], first)
+    assert grown.pixels[4, 1].min() == 255 and grown.pixels[4, 0].max() == 0  # the new cyan picture
+    assert len(_cache_files(data_dir, "grow")) == 1  # the earlier revision's cache is gone once reused
+
+    manager.remove_items("grow", [grown.item_ids[1]])
+    reads.clear()
+    shrunk = manager.pixels("grow", 16)
+    assert reads == [] and shrunk.pixels.shape[0] == 4
+    np.testing.assert_array_equal(shrunk.pixels, np.array(grown.pixels)[[0, 2, 3, 4]])
+
+    # the same as reading every picture afresh
+    for path in (data_dir / "libraries" / "grow" / "cache").iterdir():
+        path.unlink()
+    monkeypatch.undo()
+    np.testing.assert_array_equal(manager.pixels("grow", 16).pixels, shrunk.pixels)

@@ -347,8 +347,10 @@ def test_a_killed_cache_write_is_cleaned_on_the_next_load(manager, libraries_roo
     cache = libraries_root / "cached" / "cache"
     cache.mkdir()
     (cache / ".cache.k1ll3d.npy.tmp").write_bytes(b"\x93NUMPY half of a big array")
+    (cache / ".cache.k1ll3d.ids.tmp").write_text("abc\n")
     assert manager.load("cached", 8).images.shape == (1, 3, 8, 8)
-    assert [p.name for p in cache.iterdir()] == [next(cache.glob("8px-3ch-*.npy")).name]
+    made = next(cache.glob("8px-3ch-*.npy"))
+    assert sorted(p.name for p in cache.iterdir()) == sorted([made.name, made.with_suffix(".ids").name])
 
 
 def test_tensor_cache_is_written_atomically(tmp_path) -> None:
