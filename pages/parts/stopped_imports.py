@@ -49,7 +49,7 @@ def show_stopped_imports(
             if not can_edit:
                 continue
             params = resume_params(item)
-            left, right = st.columns(2)
+            left, right, _ = st.columns([1, 1, 3], vertical_alignment="center")
             if params is not None:
                 if left.button("Go on", key=f"resume_{item.key}", type="primary", icon=":material/play_arrow:"):
                     try:
