@@ -8,7 +8,8 @@ through a memory map), then both whole-image indexes are made: the full scan (``
 compressed index (``CompressedGlobal``, IVF + PQ32, saved and read back memory-mapped, as the analyzer does).
 Queries are near copies of random library images (crop ≤ 10 % per side, resized ×0.6–2.5, half mirrored,
 JPEG 50–90). Reported per index: build time, files on disk, retrieval time per query (median), whole check
-time (retrieval + alignment, median), copies flagged with the right image, and how often the two agree.
+time (retrieval + alignment, median), copies flagged with the right image, how often the two name the same image,
+and where they do not, the verified score of each (a look-alike library image verifies as well as the planted one).
 The load average is printed before and after: compare ratios within one run.
 """
 
@@ -132,7 +133,7 @@ def _run(count: int, queries: int, seed: int) -> dict:
                 t0 = time.perf_counter()
                 match = checker.check(query)
                 check_s.append(time.perf_counter() - t0)
-                picks.append(None if match is None else match.row)
+                picks.append(None if match is None else (match.row, round(match.score, 3)))
                 hits += match is not None and match.row == row and match.score >= threshold
             found[name] = picks
             report[name] = {
@@ -140,8 +141,15 @@ def _run(count: int, queries: int, seed: int) -> dict:
                 "check_ms_median": round(1000 * statistics.median(check_s), 1),
                 "copies_flagged": f"{hits} of {len(cases)}",
             }
-        same = sum(a == b for a, b in zip(found["full scan"], found["compressed index"], strict=True))
+        pairs = list(zip(found["full scan"], found["compressed index"], strict=True))
+        same = sum((a and a[0]) == (b and b[0]) for a, b in pairs)
         report["same_image_as_full_scan"] = f"{same} of {len(cases)}"
+        # where they differ: each one's verified score (a look-alike verifies as well; a miss scores lower)
+        report["differences"] = [
+            {"planted": row, "full_scan": a, "compressed": b}
+            for (row, _), (a, b) in zip(cases, pairs, strict=True)
+            if (a and a[0]) != (b and b[0])
+        ]
     return report
 
 

@@ -111,6 +111,14 @@ def _expected(expected: int, done: int) -> int:
     return max(expected, done) if expected else 0
 
 
+def _check_size(size: object, channels: object) -> None:
+    """The picture size and channels asked of :meth:`LibraryManager.load` / :meth:`~LibraryManager.pixels`."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_LOAD_SIZE:
+        raise BadInputError(f"The working size must be a whole number from 1 to {MAX_LOAD_SIZE} pixels (got {size!r}).")
+    if channels not in (None, 1, 3):
+        raise BadInputError(f"Channels must be 1 (grayscale) or 3 (colour), not {channels!r}.")
+
+
 def _absolute(path: Path | str) -> str:
     return str(Path(path).expanduser().resolve())
 
@@ -592,25 +600,11 @@ class LibraryManager:
         Results are cached on disk per (size, channels) until the library's items change.
         ``progress(done, expected)`` is called as pictures are read when they are not cached yet.
         """
-        if (
-            isinstance(size, bool)
-            or not isinstance(size, (int, np.integer))
-            or not 1 <= size <= MAX_LOAD_SIZE
-        ):
-            raise BadInputError(
-                f"The working size must be a whole number from 1 to {MAX_LOAD_SIZE} pixels (got {size!r})."
-            )
-        if channels not in (None, 1, 3):
-            raise BadInputError(f"Channels must be 1 (grayscale) or 3 (colour), not {channels!r}.")
+        _check_size(size, channels)
         size = int(size)
         folder = self._folder(validate_name(name))
         with self.locked(name):
-            manifest = self._manifest(name)
-            if not manifest.items:
-                raise BadInputError(
-                    f"The library “{manifest.title}” has no pictures yet: add pictures to it on the Libraries "
-                    "page first."
-                )
+            manifest = self._manifest_with_pictures(name)
             channels = channels or manifest.channels
             needed = manifest.count * channels * size * size * 4
             if needed > MAX_TENSOR_BYTES:
@@ -636,23 +630,21 @@ class LibraryManager:
     ) -> LibraryPixels:
         """All images as :meth:`load` makes them, but as ``(N, C, size, size)`` uint8 read through a memory
         map of the on-disk cache: any number of pictures, rows read when used (the analyzer's way in)."""
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_LOAD_SIZE:
-            raise BadInputError(
-                f"The working size must be a whole number from 1 to {MAX_LOAD_SIZE} pixels (got {size!r})."
-            )
-        if channels not in (None, 1, 3):
-            raise BadInputError(f"Channels must be 1 (grayscale) or 3 (colour), not {channels!r}.")
+        _check_size(size, channels)
         folder = self._folder(validate_name(name))
         with self.locked(name):
-            manifest = self._manifest(name)
-            if not manifest.items:
-                raise BadInputError(
-                    f"The library “{manifest.title}” has no pictures yet: add pictures to it on the Libraries "
-                    "page first."
-                )
+            manifest = self._manifest_with_pictures(name)
             channels = channels or manifest.channels
             array = self._cached_pixels(folder, manifest, int(size), channels, progress)
         return LibraryPixels(pixels=array, item_ids=[item.id for item in manifest.items], channels=channels)
+
+    def _manifest_with_pictures(self, name: str) -> Manifest:
+        manifest = self._manifest(name)
+        if not manifest.items:
+            raise BadInputError(
+                f"The library “{manifest.title}” has no pictures yet: add pictures to it on the Libraries page first."
+            )
+        return manifest
 
     def _cached_pixels(
         self, folder: Path, manifest: Manifest, size: int, channels: int, progress: Progress | None
