@@ -80,3 +80,22 @@ def database_url(request, monkeypatch, isolated_data_dir):
         yield url
     finally:
         postgres.drop_database(server_url, url)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray instance for this test session (``ray.init(num_cpus=2)``, on loopback), shared by the
+    job and index tests.
+
+    Returns the value for ``MOSAIC_RAY_ADDRESS``: ``auto`` (the studio's code finds this process's
+    instance already running and uses it).
+    """
+    import ray
+
+    from core.jobs.ray_backend import connect
+
+    connect(address="local", num_cpus=2)
+    try:
+        yield "auto"
+    finally:
+        ray.shutdown()

@@ -85,8 +85,9 @@ class GlobalIndex:
         rows where ``allowed`` is False are never returned."""
         raise NotImplementedError
 
-    def extended(self, descriptors: np.ndarray) -> GlobalIndex:
-        """This index with more images' descriptors appended (rows follow the existing ones)."""
+    def extended(self, descriptors: np.ndarray, combined: np.ndarray | None = None) -> GlobalIndex:
+        """This index with more images' descriptors appended (rows follow the existing ones); ``combined``:
+        the old and new descriptors already end to end (on disk, say), used instead of a concatenation."""
         raise NotImplementedError
 
     #: the file of this index besides ``global.npy`` (None: it has none)
@@ -117,8 +118,8 @@ class ExactGlobal(GlobalIndex):
         top = torch.topk(best, min(k, self.count))
         return [int(row) for row, score in zip(top.indices.tolist(), top.values.tolist(), strict=True) if score > -2.0]
 
-    def extended(self, descriptors: np.ndarray) -> GlobalIndex:
-        return ExactGlobal(np.concatenate([np.asarray(self.descriptors), descriptors.astype(np.float16)]))
+    def extended(self, descriptors: np.ndarray, combined: np.ndarray | None = None) -> GlobalIndex:
+        return ExactGlobal(_merged(self.descriptors, descriptors, combined))
 
 
 class CompressedGlobal(GlobalIndex):
@@ -151,11 +152,12 @@ class CompressedGlobal(GlobalIndex):
         count, boxes, dim = descriptors.shape
         total = count * boxes
         nlist = int(min(16_384, max(16, 2 * math.sqrt(total))))
-        flat = descriptors.reshape(total, dim)
         wanted = min(total, max(_MIN_TRAIN, nlist * _TRAIN_PER_LIST))
+        # whole images' boxes, read in file order (``descriptors`` may be memory-mapped shards)
+        images = min(count, -(-wanted // boxes))
         rng = np.random.default_rng(seed)
-        picked = np.arange(total) if wanted >= total else np.sort(rng.choice(total, wanted, replace=False))
-        sample = np.ascontiguousarray(flat[picked], dtype=np.float32)
+        picked = np.arange(count) if images >= count else np.sort(rng.choice(count, images, replace=False))
+        sample = np.ascontiguousarray(np.asarray(descriptors[picked]).reshape(-1, dim), dtype=np.float32)
         nlist = min(nlist, max(1, sample.shape[0] // 39))  # k-means wants ~39 points per list
         pq = _PQ_BYTES if dim % _PQ_BYTES == 0 else 1
         # "np": no polysemous training (it re-orders codes for Hamming filtering, which is not used here,
@@ -165,15 +167,18 @@ class CompressedGlobal(GlobalIndex):
         ivf.cp.niter = 10
         ivf.cp.seed = seed
         index.train(sample)
-        built = cls._filled(descriptors, index)
+        built = cls._filled(descriptors, index, 0)
         logger.info("built the whole-image index: %d images, %d lists, PQ%d", count, nlist, pq)
         return cls(descriptors, built, nprobe)
 
     @staticmethod
-    def _filled(descriptors: np.ndarray, index: Any) -> Any:
-        flat = descriptors.reshape(-1, descriptors.shape[-1])
-        for start in range(0, flat.shape[0], _ADD_CHUNK):
-            index.add(np.ascontiguousarray(flat[start : start + _ADD_CHUNK], dtype=np.float32))
+    def _filled(descriptors: np.ndarray, index: Any, first: int) -> Any:
+        """``index`` with the descriptors of images ``first``… added (ids follow on: row·B + box)."""
+        count, boxes, dim = descriptors.shape
+        step = max(1, _ADD_CHUNK // boxes)
+        for start in range(first, count, step):
+            chunk = np.asarray(descriptors[start : start + step]).reshape(-1, dim)
+            index.add(np.ascontiguousarray(chunk, dtype=np.float32))
         return index
 
     def retrieve(self, thumbs: torch.Tensor, allowed: np.ndarray | None, k: int) -> list[int]:
@@ -212,13 +217,13 @@ class CompressedGlobal(GlobalIndex):
                 break
         return rows
 
-    def extended(self, descriptors: np.ndarray) -> GlobalIndex:
+    def extended(self, descriptors: np.ndarray, combined: np.ndarray | None = None) -> GlobalIndex:
         import faiss
 
         # a memory-mapped index is read-only (FAISS aborts the process on an add): read it whole first
         index = self.index if self.mapped_from is None else faiss.read_index(str(self.mapped_from))
-        self._filled(descriptors, index)
-        merged = np.concatenate([np.asarray(self.descriptors), descriptors.astype(np.float16)])
+        merged = _merged(self.descriptors, descriptors, combined)
+        self._filled(merged, index, self.count)
         return CompressedGlobal(merged, index, self.nprobe)
 
     def write(self, path: Path) -> None:
@@ -241,7 +246,8 @@ class CompressedGlobal(GlobalIndex):
 def make_global_index(descriptors: np.ndarray, exact_max_vectors: int, force: str | None = None) -> GlobalIndex:
     """Exact retrieval while the descriptors are few (``exact_max_vectors``), a compressed index above;
     ``force``: "exact" or "faiss"."""
-    descriptors = np.asarray(descriptors, dtype=np.float16) if descriptors.dtype != np.float16 else descriptors
+    if descriptors.dtype != np.float16:
+        descriptors = np.asarray(descriptors, dtype=np.float16)
     total = descriptors.shape[0] * descriptors.shape[1]
     kind = force or ("exact" if total <= exact_max_vectors else "faiss")
     if kind == "faiss" and total >= 4 * 256:  # PQ needs a few hundred descriptors to train its codebooks
@@ -250,15 +256,26 @@ def make_global_index(descriptors: np.ndarray, exact_max_vectors: int, force: st
 
 
 def grown_global_index(
-    current: GlobalIndex, descriptors: np.ndarray, exact_max_vectors: int, force: str | None = None
+    current: GlobalIndex,
+    descriptors: np.ndarray,
+    exact_max_vectors: int,
+    force: str | None = None,
+    combined: np.ndarray | None = None,
 ) -> GlobalIndex:
     """``current`` with more images appended; an exact index that grows past ``exact_max_vectors`` becomes a
-    compressed one (unless ``force`` says otherwise)."""
+    compressed one (unless ``force`` says otherwise). ``combined``: see :meth:`GlobalIndex.extended`."""
     total = (current.count + descriptors.shape[0]) * current.boxes
     if isinstance(current, ExactGlobal) and force is None and total > exact_max_vectors:
-        merged = np.concatenate([np.asarray(current.descriptors), descriptors.astype(np.float16)])
-        return make_global_index(merged, exact_max_vectors)
-    return current.extended(descriptors)
+        return make_global_index(_merged(current.descriptors, descriptors, combined), exact_max_vectors)
+    return current.extended(descriptors, combined)
+
+
+def _merged(old: np.ndarray, new: np.ndarray, combined: np.ndarray | None) -> np.ndarray:
+    if combined is not None:
+        if combined.shape[0] != old.shape[0] + new.shape[0]:
+            raise ValueError("the combined whole-image descriptors do not hold the old and the new ones")
+        return combined
+    return np.concatenate([np.asarray(old), np.asarray(new).astype(np.float16)])
 
 
 def load_global_index(directory: Path, meta: dict[str, Any], descriptors: np.ndarray) -> GlobalIndex:

@@ -2,20 +2,41 @@
 
 :class:`IndexManager.open` returns an up-to-date :class:`PatchIndex` and the notices to show:
 
-* no index yet -> built (with progress);
-* images added to the library -> only the new images are described and appended;
-* images removed -> rebuilt (FAISS lists and row numbers would otherwise go stale);
-* manifest or arrays damaged, wrong version or settings -> rebuilt, with a notice, never a crash.
+* no index yet -> built (with progress); a build that was stopped (killed, say) goes on from the
+  shards it had finished;
+* images added to the library -> only the new images are described, into new shards;
+* images removed -> made again (row numbers would otherwise go stale), reusing the shards before the
+  first removed picture;
+* manifest or arrays damaged, wrong version or settings -> made again, with a notice, never a crash.
+
+On disk (``<indexes>/<library>/<key>/``)::
+
+    manifest.json                 item ids, shards, searchers, and every file's size, time and checksum
+    shards/00000/                 one shard of up to SHARD_IMAGES pictures, written once:
+        shard.json                its first row, item ids and files (checksums taken as they were written)
+        pixels.npy, global.npy    the pictures (uint8) and their whole-image descriptors (float16)
+        features.npy              latents (latent space only)
+        <stem>.vec.npy            the patch descriptors of one searcher (float16)
+        <stem>.rows.npy           (index row, y, x) of each of those patches
+    trained/<stem>.faiss          an empty IVF index trained on a sample of the stem's descriptors
+    lists/<stem>/00000.faiss      that index filled with one shard's descriptors (ids: rows of the stem)
+    global.faiss                  the whole-image index (large libraries)
+
+Everything is read through memory maps: a query reads the rows and lists it uses. The descriptors of
+one shard are held at a time while building, so a build's memory does not grow with the library.
 
 Loaded indexes are cached in memory per folder until the manifest changes.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
+import os
 import shutil
-import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,26 +50,36 @@ from core.analyzer.descriptors import PatchDescriber, library_stride
 from core.analyzer.globalindex import GlobalIndex, grown_global_index, load_global_index, make_global_index
 from core.analyzer.nearcopy import BOXES, library_descriptors
 from core.analyzer.pyramid import level_side, resized
-from core.analyzer.search import ExactSearch, FaissSearch, Searcher, make_searcher
+from core.analyzer.runners import LocalRunner, shard_runner
+from core.analyzer.search import ExactSearch, Searcher, ShardedFaissSearch, trained_ivf, training_rows
 from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings, ProgressFn
+from core.analyzer.sharded import ShardedArray
 from core.errors import BadInputError
 from core.libraries import LibraryManager
+from core.libraries.locks import LibraryLock, library_lock
 from core.libraries.progress import RateMeter
 from core.words import plural
 
 logger = logging.getLogger(__name__)
 
 _BATCH = 32
+#: pictures per shard: what a build holds in memory at once, and the unit a stopped build resumes by
+SHARD_IMAGES = 2048
+SHARDS = "shards"
+SHARD_MANIFEST = "shard.json"
+TRAINED = "trained"
+LISTS = "lists"
+#: a searcher with fewer vectors than this stays exact whatever it is asked (IVF needs some to train)
+_MIN_FAISS_VECTORS = 64
 #: Share of the progress bar for reading the library's pictures (the rest, up to 0.9, for describing them).
 READ_SHARE = 0.25
 _CACHE: dict[str, tuple[tuple, PatchIndex]] = {}
-_LOCKS: dict[str, threading.Lock] = {}
-_GUARD = threading.Lock()
 
 
-def _lock(directory: Path) -> threading.Lock:
-    with _GUARD:
-        return _LOCKS.setdefault(str(directory), threading.Lock())
+def _lock(directory: Path) -> LibraryLock:
+    """The lock of one index folder, across threads and processes (a build writes into the folder); its
+    file lies beside the libraries' index folders (``<indexes>/.locks/<library>.<key>.lock``)."""
+    return library_lock(directory.parent.parent, f"{directory.parent.name}.{directory.name}")
 
 
 @dataclass
@@ -57,7 +88,7 @@ class ScaleIndex:
 
     patch: int
     searcher: Searcher
-    rows: np.ndarray  # (M, 3) int32
+    rows: np.ndarray | ShardedArray  # (M, 3) int32
 
 
 @dataclass
@@ -72,8 +103,8 @@ class PatchIndex:
     channels: int
     factor: int
     work_size: int
-    pixels: np.ndarray  # (N, C, S, S) uint8
-    features: np.ndarray | None  # (N, Cf, S/f, S/f) float16 (latent space) or None (pixels)
+    pixels: np.ndarray | ShardedArray  # (N, C, S, S) uint8
+    features: np.ndarray | ShardedArray | None  # (N, Cf, S/f, S/f) float16 (latent space) or None (pixels)
     global_index: GlobalIndex  # whole-image descriptors (N, len(BOXES), D) and retrieval over them
     scales: dict[int, ScaleIndex] = field(default_factory=dict)
     #: the library reduced to ``level_side(work_size, k)``: patch size -> patches, per level ``k`` < 1
@@ -102,14 +133,103 @@ class PatchIndex:
 
 
 @dataclass
-class _Described:
-    pixels: np.ndarray
-    features: np.ndarray | None
-    global_descriptors: np.ndarray
-    vectors: dict[int, np.ndarray]
-    rows: dict[int, np.ndarray]
-    level_vectors: dict[float, dict[int, np.ndarray]]
-    level_rows: dict[float, dict[int, np.ndarray]]
+class _Plan:
+    """A shard to write: its number, its first index row, and its pictures (rows of the library's pixels)."""
+
+    number: int
+    first_row: int
+    item_ids: list[str]
+    rows: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return f"{self.number:05d}"
+
+
+@dataclass
+class _Shard:
+    """A shard on disk, as the manifest lists it."""
+
+    name: str
+    first_row: int
+    count: int
+    vectors: dict[str, int]  # per stem
+    files: dict[str, dict[str, Any]]  # file name in the shard -> size, time, checksum
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "first_row": self.first_row, "count": self.count, "vectors": self.vectors}
+
+
+@dataclass
+class _DescribeTask:
+    """One shard to describe: its staging folder (holding ``pixels.npy``) and its first index row."""
+
+    staging: str
+    first_row: int
+
+
+@dataclass
+class ShardDescriber:
+    """Describes one shard's pictures, a batch at a time, into its staging folder: whole-image
+    descriptors, latents (latent space), and each searcher's patch descriptors and positions. Picklable:
+    it runs in this process or as a Ray task, and reads and writes only its own folder."""
+
+    settings: AnalyzerSettings
+    space: Any
+    patches: dict[float, tuple[int, ...]]
+    levels: tuple[float, ...] | list[float]
+    stems: dict[str, tuple[float, int]]
+
+    def __call__(
+        self, task: _DescribeTask, progress: Any = None
+    ) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+        """Returns the number of patches per searcher and the written files (size, time, checksum);
+        ``progress(pictures done)`` after each batch."""
+        staging = Path(task.staging)
+        s = self.settings
+        sizes = sorted({p for patches in self.patches.values() for p in patches})
+        describers = {p: PatchDescriber(p, s.grid, s.colour_weight, s.flat_std) for p in sizes}
+        vectors: dict[str, list[np.ndarray]] = {stem: [] for stem in self.stems}
+        rows: dict[str, list[np.ndarray]] = {stem: [] for stem in self.stems}
+        dims: dict[int, int] = {}
+        features: list[np.ndarray] = []
+        global_descriptors: list[np.ndarray] = []
+        pixels = store.load_array(staging / "pixels.npy", mmap=True)
+        count = pixels.shape[0]
+        for start in range(0, count, _BATCH):
+            batch = torch.from_numpy(pixels[start : start + _BATCH].astype(np.float32)) / 127.5 - 1.0
+            global_descriptors.append(library_descriptors(batch).astype(np.float16))
+            fmap = self.space.encode(batch)
+            if self.space.factor != 1:
+                features.append(fmap.numpy().astype(np.float16))
+            for k in [1.0, *self.levels]:
+                # reduced levels exist in pixel space only, where the features are the pixels
+                level = fmap if k == 1.0 else resized(fmap, *(2 * (level_side(fmap.shape[-1], k),)))
+                structure = self.space.structure(level)
+                for p in self.patches[k]:
+                    stem = f"scale-{p}" if k == 1.0 else f"level-{k:g}-scale-{p}"
+                    described = describers[p](level, structure, library_stride(p))
+                    dims[p] = int(described.vectors.shape[-1])
+                    keep = described.textured.numpy()
+                    for b in range(batch.shape[0]):
+                        mask = keep[b]
+                        vectors[stem].append(described.vectors[b].numpy()[mask].astype(np.float16))
+                        pos = described.positions[mask]
+                        item = np.full((pos.shape[0], 1), task.first_row + start + b, dtype=np.int32)
+                        rows[stem].append(np.concatenate([item, pos], axis=1).astype(np.int32))
+            if progress is not None and start + _BATCH < count:
+                progress(start + _BATCH)
+        arrays: dict[str, np.ndarray] = {"global.npy": np.concatenate(global_descriptors)}
+        if features:
+            arrays["features.npy"] = np.concatenate(features)
+        for stem, (_, p) in self.stems.items():
+            arrays[f"{stem}.vec.npy"] = _stack(vectors[stem], (0, dims[p]), np.float16)
+            arrays[f"{stem}.rows.npy"] = _stack(rows[stem], (0, 3), np.int32)
+        files = {"pixels.npy": store.file_meta(staging / "pixels.npy")}
+        for name, array in arrays.items():
+            store.save_array(staging / name, array)
+            files[name] = store.file_meta(staging / name)
+        return {stem: int(arrays[f"{stem}.vec.npy"].shape[0]) for stem in self.stems}, files
 
 
 class IndexManager:
@@ -139,6 +259,10 @@ class IndexManager:
         self.patches: dict[float, tuple[int, ...]] = {1.0: self.scales}
         for k in self.levels:
             self.patches[k] = settings.level_patches(space.factor, level_side(settings.work_size, k))
+        #: every searcher's file stem -> (level, patch size); level 1.0 is the library as it is
+        self.stems: dict[str, tuple[float, int]] = {f"scale-{p}": (1.0, p) for p in self.scales}
+        for k in self.levels:
+            self.stems.update({f"level-{k:g}-scale-{p}": (k, p) for p in self.patches[k]})
         self.key = settings.index_key(space.name, space.key_extra() + (force_backend or ""))
 
     def directory(self, library: str) -> Path:
@@ -159,8 +283,8 @@ class IndexManager:
             index: PatchIndex | None = None
             try:
                 index = self._load(directory)
-            except store.IndexMissing:
-                logger.info("no %s index for %s yet; building it", self.space.name, library)
+            except store.IndexMissing as exc:
+                logger.info("no finished %s index for %s yet (%s); building it", self.space.name, library, exc)
             except store.IndexDamaged as exc:
                 logger.warning("index %s is damaged (%s); rebuilding", directory, exc)
                 notices.append(
@@ -177,20 +301,23 @@ class IndexManager:
                     )
                     index = None
                 elif added:
-                    index = self._append(index, library, added, on_progress)
+                    try:
+                        index = self._append(index, library, added, on_progress)
+                    except OSError as exc:
+                        raise BadInputError(_cannot_write("The new pictures of the library", exc)) from exc
                     notices.append(f"Prepared {plural(len(added), 'new picture')} of the library for the check.")
             if index is None:
-                index = self._build(library, directory, on_progress)
+                try:
+                    index = self._build(library, directory, on_progress)
+                except OSError as exc:
+                    raise BadInputError(_cannot_write("The library", exc)) from exc
         return index, notices
 
     # -- building -------------------------------------------------------------------------------
 
-    def _library_pixels(
-        self, library: str, wanted: list[str] | None, on_progress: ProgressFn | None = None
-    ) -> tuple[np.ndarray, list[str], int]:
+    def _library_pixels(self, library: str, on_progress: ProgressFn | None = None) -> tuple[np.ndarray, list[str]]:
         """The library's pictures at the working size as uint8 ``(N, C, S, S)`` (a memory map of the
-        library's picture cache: no limit on the number of pictures), their ids and channels; ``wanted``:
-        only these items (read into memory)."""
+        library's picture cache: no limit on the number of pictures) and their ids."""
         info = self.libraries.ensure(library)
         progress = None
         if on_progress is not None:
@@ -201,238 +328,310 @@ class IndexManager:
                 on_progress(READ_SHARE * done / max(expected, 1), f"Reading the library's pictures: {text}")
 
         lib = self.libraries.pixels(library, self.settings.work_size, info.channels, progress=progress)
-        if wanted is None:
-            return lib.pixels, list(lib.item_ids), info.channels
-        position = {item_id: i for i, item_id in enumerate(lib.item_ids)}
-        rows = [position[item_id] for item_id in wanted]
-        return lib.pixels[rows], list(wanted), info.channels
+        return lib.pixels, list(lib.item_ids)
 
-    def _describe(self, pixels: np.ndarray, first_row: int, on_progress: ProgressFn | None) -> _Described:
-        """Descriptors of ``pixels`` (uint8, rows ``first_row``… of the index), a batch at a time: the
-        pictures are never all held as floats."""
-        s = self.settings
-        sizes = sorted({p for patches in self.patches.values() for p in patches})
-        describers = {p: PatchDescriber(p, s.grid, s.colour_weight, s.flat_std) for p in sizes}
-        keys: list[float] = [1.0, *self.levels]
-        vectors: dict[float, dict[int, list[np.ndarray]]] = {k: {p: [] for p in self.patches[k]} for k in keys}
-        rows: dict[float, dict[int, list[np.ndarray]]] = {k: {p: [] for p in self.patches[k]} for k in keys}
-        features: list[np.ndarray] = []
-        global_descriptors: list[np.ndarray] = []
-        dims: dict[int, int] = {}
-        total = pixels.shape[0]
-        started = time.perf_counter()
-        meter = RateMeter("picture")
-        for start in range(0, total, _BATCH):
-            batch = torch.from_numpy(np.array(pixels[start : start + _BATCH], dtype=np.float32)) / 127.5 - 1.0
-            global_descriptors.append(library_descriptors(batch).astype(np.float16))
-            fmap = self.space.encode(batch)
-            if self.space.factor != 1:
-                features.append(fmap.numpy().astype(np.float16))
-            for k in keys:
-                # reduced levels exist in pixel space only, where the features are the pixels
-                level = fmap if k == 1.0 else resized(fmap, *(2 * (level_side(fmap.shape[-1], k),)))
-                structure = self.space.structure(level)
-                for p in self.patches[k]:
-                    described = describers[p](level, structure, library_stride(p))
-                    dims[p] = int(described.vectors.shape[-1])
-                    keep = described.textured.numpy()
-                    for b in range(batch.shape[0]):
-                        mask = keep[b]
-                        vectors[k][p].append(described.vectors[b].numpy()[mask])
-                        pos = described.positions[mask]
-                        item = np.full((pos.shape[0], 1), first_row + start + b, dtype=np.int32)
-                        rows[k][p].append(np.concatenate([item, pos], axis=1).astype(np.int32))
-            if on_progress is not None:
-                done = min(total, start + _BATCH)
-                fraction = READ_SHARE + (0.9 - READ_SHARE) * done / total
-                on_progress(fraction, f"Preparing the library: {meter.update(done, total)}")
-        logger.info("described %d images in %.1f s", total, time.perf_counter() - started)
-
-        def stacked(k: float) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-            return (
-                {p: _stack(vectors[k][p], width=dims.get(p)) for p in self.patches[k]},
-                {p: _stack(rows[k][p], width=3, dtype=np.int32) for p in self.patches[k]},
-            )
-
-        base_vectors, base_rows = stacked(1.0)
-        levels = {k: stacked(k) for k in self.levels}
-        return _Described(
-            pixels=pixels,
-            features=np.concatenate(features) if features else None,
-            global_descriptors=np.concatenate(global_descriptors),
-            vectors=base_vectors,
-            rows=base_rows,
-            level_vectors={k: v for k, (v, _) in levels.items()},
-            level_rows={k: r for k, (_, r) in levels.items()},
-        )
+    @staticmethod
+    def _plans(item_ids: list[str], rows: np.ndarray, first_row: int, first_number: int) -> list[_Plan]:
+        return [
+            _Plan(first_number + i, first_row + start, item_ids[start : start + SHARD_IMAGES],
+                  rows[start : start + SHARD_IMAGES])
+            for i, start in enumerate(range(0, len(item_ids), SHARD_IMAGES))
+        ]
 
     def _build(self, library: str, directory: Path, on_progress: ProgressFn | None) -> PatchIndex:
         if on_progress is not None:
             on_progress(0.0, "Preparing the library for the check…")
-        pixels, item_ids, channels = self._library_pixels(library, None, on_progress)
-        described = self._describe(pixels, 0, on_progress)
-        scales = self._scale_indexes(described.vectors, described.rows)
-        levels = {k: self._scale_indexes(described.level_vectors[k], described.level_rows[k]) for k in self.levels}
-        index = PatchIndex(
-            library=library,
-            space=self.space.name,
-            key=self.key,
-            directory=directory,
-            item_ids=item_ids,
-            channels=channels,
-            factor=self.space.factor,
-            work_size=self.settings.work_size,
-            pixels=described.pixels,
-            features=described.features,
-            global_index=make_global_index(
-                described.global_descriptors, self.settings.exact_max_vectors, self.force_backend
-            ),
-            scales=scales,
-            levels=levels,
-        )
+        _clear_for_build(directory)
+        pixels, item_ids = self._library_pixels(library, on_progress)
+        plans = self._plans(item_ids, np.arange(len(item_ids)), 0, 0)
+        shards = self._write_shards(directory, plans, pixels, on_progress)
+        _drop_other_shards(directory, {shard.name for shard in shards})
         if on_progress is not None:
-            on_progress(0.95, "Saving the prepared library")
-        self._save(index, keep=())
+            on_progress(0.9, "Making the library searchable")
+        stems, files = self._fill_stems(directory, shards, {}, {}, first_new=0)
+        descriptors = self._sharded(directory, shards, "global.npy")
+        global_index = make_global_index(descriptors, self.settings.exact_max_vectors, self.force_backend)
+        self._seal(directory, library, item_ids, shards, stems, files, global_index)
         _drop_older_versions(directory)
+        index = self._load(directory)
         if on_progress is not None:
             on_progress(1.0, "Library ready")
         return index
 
-    def _scale_indexes(self, vectors: dict[int, np.ndarray], rows: dict[int, np.ndarray]) -> dict[int, ScaleIndex]:
-        return {
-            p: ScaleIndex(
-                p,
-                make_searcher(vectors[p], self.settings.exact_max_vectors, self.settings.nprobe, self.force_backend),
-                rows[p],
-            )
-            for p in vectors
-        }
-
     def _append(
         self, index: PatchIndex, library: str, added: list[str], on_progress: ProgressFn | None
     ) -> PatchIndex:
-        pixels, item_ids, _ = self._library_pixels(library, added, on_progress)
-        described = self._describe(pixels, index.count, on_progress)
-        index.item_ids = index.item_ids + item_ids
-        index.pixels = np.concatenate([index.pixels, described.pixels])
-        if index.features is not None and described.features is not None:
-            index.features = np.concatenate([index.features, described.features])
-        index.global_index = grown_global_index(
-            index.global_index, described.global_descriptors, self.settings.exact_max_vectors, self.force_backend
+        directory = index.directory
+        manifest = store.read_manifest(directory)
+        old = [
+            _Shard(str(s["name"]), int(s["first_row"]), int(s["count"]), dict(s["vectors"]), {})
+            for s in manifest["shards"]
+        ]
+        for shard in old:
+            prefix = f"{SHARDS}/{shard.name}/"
+            shard.files = {n[len(prefix):]: m for n, m in manifest["files"].items() if n.startswith(prefix)}
+        pixels, item_ids = self._library_pixels(library, on_progress)
+        position = {item_id: i for i, item_id in enumerate(item_ids)}
+        rows = np.array([position[item_id] for item_id in added], dtype=np.int64)
+        last = max(int(shard.name) for shard in old)
+        plans = self._plans(added, rows, index.count, last + 1)
+        new = self._write_shards(directory, plans, pixels, on_progress)
+        shards = old + new
+        _drop_other_shards(directory, {shard.name for shard in shards})
+        stems, files = self._fill_stems(
+            directory, shards, dict(manifest.get("stems") or {}), dict(manifest["files"]), first_new=len(old)
         )
-        self._extend(index.scales, described.vectors, described.rows)
-        for k, scales in index.levels.items():
-            self._extend(scales, described.level_vectors[k], described.level_rows[k])
-        self._save(index, keep=())
+        combined = self._sharded(directory, shards, "global.npy")
+        added_descriptors = self._sharded(directory, new, "global.npy")
+        global_index = grown_global_index(
+            index.global_index,
+            added_descriptors,
+            self.settings.exact_max_vectors,
+            self.force_backend,
+            combined=combined,
+        )
+        self._seal(directory, library, index.item_ids + added, shards, stems, files, global_index)
+        return self._load(directory)
+
+    def _write_shards(
+        self, directory: Path, plans: list[_Plan], pixels: np.ndarray, on_progress: ProgressFn | None
+    ) -> list[_Shard]:
+        """Describe each planned shard into its own folder (reusing a sealed one that matches: a stopped
+        build goes on where it stopped). Shards are described by the runner (this process, or Ray tasks)
+        and sealed here, in order: a shard's folder appears only once all its files are written."""
+        folder = directory / SHARDS
+        folder.mkdir(parents=True, exist_ok=True)
+        total = sum(len(plan.item_ids) for plan in plans)
+        meter = RateMeter("picture")
+        started = time.perf_counter()
+        sealed: dict[str, _Shard] = {}
+        todo: list[tuple[_Plan, Path]] = []
+        for plan in plans:
+            shard = self._sealed(folder / plan.name, plan)
+            if shard is not None:
+                logger.info("shard %s of %s is already prepared; kept", plan.name, directory)
+                sealed[plan.name] = shard
+            else:
+                todo.append((plan, folder / f".tmp-{plan.name}-{uuid.uuid4().hex[:8]}"))
+        done = total - sum(len(plan.item_ids) for plan, _ in todo)
+        runner = shard_runner()
+        describer = ShardDescriber(self.settings, self.space, self.patches, self.levels, self.stems)
+
+        def tasks() -> Any:
+            for plan, staging in todo:  # the pictures go first, read by the describing task
+                shutil.rmtree(folder / plan.name, ignore_errors=True)
+                staging.mkdir()
+                store.save_array(staging / "pixels.npy", np.asarray(pixels[plan.rows], dtype=np.uint8))
+                yield _DescribeTask(str(staging), plan.first_row)
+
+        def report(now: int) -> None:
+            if on_progress is not None:
+                fraction = READ_SHARE + (0.9 - READ_SHARE) * now / max(total, 1)
+                on_progress(fraction, f"Preparing the library: {meter.update(now, total)}")
+
+        if isinstance(runner, LocalRunner):
+            work = lambda task: describer(task, lambda n: report(done + n))  # noqa: E731 - progress in a shard
+        else:
+            work = describer
+        try:
+            for (plan, staging), (vectors, files) in zip(todo, runner.map(work, tasks()), strict=True):
+                meta = {
+                    "version": INDEX_VERSION,
+                    "key": self.key,
+                    "first_row": plan.first_row,
+                    "item_ids": plan.item_ids,
+                    "vectors": vectors,
+                    "files": files,
+                }
+                (staging / SHARD_MANIFEST).write_text(json.dumps(meta), encoding="utf-8")
+                os.rename(staging, folder / plan.name)
+                sealed[plan.name] = _Shard(plan.name, plan.first_row, len(plan.item_ids), vectors, files)
+                done += len(plan.item_ids)
+                report(done)
+        finally:
+            for _, staging in todo:
+                shutil.rmtree(staging, ignore_errors=True)
+        logger.info(
+            "prepared %d pictures in %d shards in %.1f s (%s)", total, len(plans), time.perf_counter() - started,
+            runner.name,
+        )
+        return [sealed[plan.name] for plan in plans]
+
+    def _sealed(self, target: Path, plan: _Plan) -> _Shard | None:
+        """The sealed shard at ``target`` when it holds exactly what ``plan`` asks for, intact."""
+        try:
+            meta = json.loads((target / SHARD_MANIFEST).read_text(encoding="utf-8"))
+            if (
+                meta.get("version") != INDEX_VERSION
+                or meta.get("key") != self.key
+                or int(meta["first_row"]) != plan.first_row
+                or list(meta["item_ids"]) != plan.item_ids
+                or sorted(meta["vectors"]) != sorted(self.stems)
+            ):
+                return None
+            store.verify_files(target, meta)
+            return _Shard(plan.name, plan.first_row, len(plan.item_ids), dict(meta["vectors"]), meta["files"])
+        except (OSError, ValueError, KeyError, TypeError, store.IndexDamaged):
+            return None
+
+    def _fill_stems(
+        self,
+        directory: Path,
+        shards: list[_Shard],
+        previous: dict[str, Any],
+        kept: dict[str, dict[str, Any]],
+        first_new: int,
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """Choose each searcher's kind and write its FAISS files: a stem that is (or becomes) large gets an
+        IVF index trained on a sample of its descriptors, filled one shard at a time into one file per
+        shard; shards before ``first_new`` keep their files (``kept``: the manifest's entries) when the stem
+        was already trained. Returns the manifest's ``stems`` entry and the searchers' files."""
+        stems: dict[str, Any] = {}
+        files: dict[str, dict[str, Any]] = {}
+        fills: list[_FillTask] = []
+        for stem, (level, patch) in self.stems.items():
+            counts = [shard.vectors[stem] for shard in shards]
+            total = int(sum(counts))
+            kind = self.force_backend or ("exact" if total <= self.settings.exact_max_vectors else "faiss")
+            if total < _MIN_FAISS_VECTORS:
+                kind = "exact"
+            stems[stem] = {"kind": kind, "count": total, "patch": patch, "level": level}
+            if kind != "faiss":
+                continue
+            before = previous.get(stem) if isinstance(previous.get(stem), dict) else {}
+            trained_name = f"{TRAINED}/{stem}.faiss"
+            reuse = before.get("kind") == "faiss" and first_new > 0 and trained_name in kept
+            if reuse:
+                files[trained_name] = kept[trained_name]
+            else:
+                trained = self._trained(directory, shards, stem, total)
+                files[trained_name] = _write_faiss(directory, trained_name, trained)
+            offset = 0
+            for i, shard in enumerate(shards):
+                name = f"{LISTS}/{stem}/{shard.name}.faiss"
+                if reuse and i < first_new and name in kept:
+                    files[name] = kept[name]
+                else:
+                    vectors = f"{SHARDS}/{shard.name}/{stem}.vec.npy"
+                    fills.append(_FillTask(str(directory), trained_name, vectors, offset, name))
+                offset += counts[i]
+        # every shard's lists are filled from the trained index on their own (in parallel on Ray)
+        for task, meta in zip(fills, shard_runner().map(_fill_lists, fills), strict=True):
+            files[task.output] = meta
+        return stems, files
+
+    def _trained(self, directory: Path, shards: list[_Shard], stem: str, total: int) -> Any:
+        """An empty IVF index for ``stem``, trained on a seeded sample drawn from every shard's file."""
+        parts = [store.load_array(directory / SHARDS / s.name / f"{stem}.vec.npy", mmap=True) for s in shards]
+        vectors = ShardedArray(parts)
+        rows = training_rows(total)
+        sample = np.asarray(vectors[rows] if rows is not None else vectors[:], dtype=np.float32)
+        index = trained_ivf(sample, total)
+        logger.info("trained the %s search lists on %d of %d descriptors", stem, sample.shape[0], total)
         return index
 
-    def _extend(
-        self, scales: dict[int, ScaleIndex], vectors: dict[int, np.ndarray], rows: dict[int, np.ndarray]
+    def _sharded(self, directory: Path, shards: list[_Shard], name: str) -> ShardedArray:
+        return ShardedArray([store.load_array(directory / SHARDS / s.name / name, mmap=True) for s in shards])
+
+    def _seal(
+        self,
+        directory: Path,
+        library: str,
+        item_ids: list[str],
+        shards: list[_Shard],
+        stems: dict[str, Any],
+        files: dict[str, dict[str, Any]],
+        global_index: GlobalIndex,
     ) -> None:
-        for p, scale in scales.items():
-            new = vectors[p]
-            searcher = scale.searcher
-            if isinstance(searcher, ExactSearch) and self.force_backend != "exact" and (
-                searcher.count + new.shape[0] > self.settings.exact_max_vectors
-            ):
-                searcher = make_searcher(
-                    np.concatenate([searcher.vectors, new]), self.settings.exact_max_vectors, self.settings.nprobe
-                )
-            elif new.shape[0]:
-                searcher = searcher.add(new)
-            scale.searcher = searcher
-            scale.rows = np.concatenate([scale.rows, rows[p]])
-
-    # -- persistence ----------------------------------------------------------------------------
-
-    def _manifest(self, index: PatchIndex) -> dict[str, Any]:
-        return {
+        """Write the global index's file and the manifest that makes the new shards part of the index."""
+        listed = dict(files)
+        for shard in shards:
+            listed.update({f"{SHARDS}/{shard.name}/{name}": meta for name, meta in shard.files.items()})
+        if global_index.FILE is not None:
+            listed[global_index.FILE] = _write_with(directory, global_index.FILE, global_index.write)
+        manifest = {
             "version": INDEX_VERSION,
-            "library": index.library,
-            "space": index.space,
-            "key": index.key,
+            "library": library,
+            "space": self.space.name,
+            "key": self.key,
             "settings": self.settings.to_json(),
-            "channels": index.channels,
-            "factor": index.factor,
-            "work_size": index.work_size,
-            "item_ids": index.item_ids,
-            "scales": {
-                str(p): {"kind": scale.searcher.kind, "count": scale.searcher.count}
-                for p, scale in index.scales.items()
-            },
-            "levels": {
-                f"{k:g}": {str(p): {"kind": sc.searcher.kind, "count": sc.searcher.count} for p, sc in scales.items()}
-                for k, scales in index.levels.items()
-            },
+            "channels": int(self._channels(directory, shards)),
+            "factor": self.space.factor,
+            "work_size": self.settings.work_size,
+            "item_ids": item_ids,
+            "shards": [shard.to_json() for shard in shards],
+            "stems": stems,
             "global_boxes": len(BOXES),
-            "global": index.global_index.meta(),
-            "files": {},
+            "global": global_index.meta(),
+            "files": listed,
         }
+        tmp = directory / f".{store.MANIFEST}.{uuid.uuid4().hex[:8]}"
+        tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        os.replace(tmp, directory / store.MANIFEST)
+        _drop_unlisted(directory, listed)
 
-    def _save(self, index: PatchIndex, keep: tuple[str, ...]) -> None:
-        writers = {
-            "pixels.npy": lambda path: store.save_array(path, index.pixels),
-            "global.npy": lambda path: store.save_array(path, np.asarray(index.global_index.descriptors, np.float16)),
-        }
-        if index.global_index.FILE is not None:
-            writers[index.global_index.FILE] = index.global_index.write
-        if index.features is not None:
-            writers["features.npy"] = lambda path: store.save_array(path, index.features)
-        for stem, scale in index.all_scales():
-            suffix = "faiss" if scale.searcher.kind == "faiss" else "npy"
-            writers[f"{stem}.{suffix}"] = scale.searcher.save
-            writers[f"{stem}-rows.npy"] = lambda path, rows=scale.rows: store.save_array(path, rows)
-        try:
-            store.write_index(index.directory, self._manifest(index), writers, keep)
-        except OSError as exc:  # a full or read-only disk must not stop the analysis itself
-            logger.warning("could not save index %s: %s", index.directory, exc)
-            return
-        _CACHE[str(index.directory)] = (_signature(index.directory), index)
+    @staticmethod
+    def _channels(directory: Path, shards: list[_Shard]) -> int:
+        first = store.load_array(directory / SHARDS / shards[0].name / "pixels.npy", mmap=True)
+        return int(first.shape[1])
+
+    # -- loading --------------------------------------------------------------------------------
 
     def _load(self, directory: Path) -> PatchIndex:
         cached = _CACHE.get(str(directory))
         if cached is not None and cached[0] == _signature(directory):
             return cached[1]
+        if not (directory / store.MANIFEST).is_file() and (directory / SHARDS).is_dir():
+            raise store.IndexMissing("its build stopped before it was finished")
         manifest = store.read_manifest(directory)
         if manifest.get("version") != INDEX_VERSION or manifest.get("key") != self.key:
             raise store.IndexDamaged("it was made by another version of the studio")
         try:
             item_ids = [str(v) for v in manifest["item_ids"]]
             channels = int(manifest["channels"])
-            scales_meta = {int(p): meta for p, meta in manifest["scales"].items()}
-            levels_meta = dict(manifest.get("levels") or {})
-        except (KeyError, TypeError, ValueError) as exc:
+            shards = [(str(s["name"]), int(s["first_row"]), int(s["count"])) for s in manifest["shards"]]
+            stems = {stem: dict(meta) for stem, meta in manifest["stems"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise store.IndexDamaged("its manifest is incomplete") from exc
-        if sorted(scales_meta) != sorted(self.scales):
+        if sorted(stems) != sorted(self.stems):
             raise store.IndexDamaged("it was made with other patch sizes")
+        expected = 0
+        for _, first, n in shards:
+            if first != expected:
+                raise store.IndexDamaged("its shards do not add up to its pictures")
+            expected += n
+        if not shards or expected != len(item_ids):
+            raise store.IndexDamaged("its shards do not add up to its pictures")
         if store.verify_files(directory, manifest):  # by size and time; hashed only where those changed
             store.note_files(directory, manifest)
-        count = len(item_ids)
-        # memory-mapped: a query reads the rows it compares, not the whole library
-        pixels = store.load_array(directory / "pixels.npy", mmap=True)
-        globals_ = store.load_array(directory / "global.npy", mmap=True)
-        features = store.load_array(directory / "features.npy", mmap=True) if self.space.factor != 1 else None
         size = self.settings.work_size
-        if pixels.dtype != np.uint8 or pixels.shape != (count, channels, size, size):
+
+        def sharded(name: str) -> ShardedArray:
+            parts = [store.load_array(directory / SHARDS / shard / name, mmap=True) for shard, _, _ in shards]
+            for part, (_, _, n) in zip(parts, shards, strict=True):
+                if part.shape[0] != n:
+                    raise store.IndexDamaged(f"its {name} files do not match its pictures")
+            try:
+                return ShardedArray(parts)
+            except ValueError as exc:
+                raise store.IndexDamaged(f"its {name} files do not fit together") from exc
+
+        pixels = sharded("pixels.npy")
+        globals_ = sharded("global.npy")
+        features = sharded("features.npy") if self.space.factor != 1 else None
+        if pixels.dtype != np.uint8 or pixels.shape[1:] != (channels, size, size):
             raise store.IndexDamaged("its images have an unexpected shape")
-        if globals_.dtype != np.float16 or globals_.ndim != 3 or globals_.shape[:2] != (count, len(BOXES)):
+        if globals_.dtype != np.float16 or globals_.ndim != 3 or globals_.shape[1] != len(BOXES):
             raise store.IndexDamaged("its whole-image descriptors have an unexpected shape")
         try:
             global_index = load_global_index(directory, dict(manifest.get("global") or {}), globals_)
         except ValueError as exc:
             raise store.IndexDamaged(str(exc)) from exc
-        if features is not None and features.shape[0] != count:
-            raise store.IndexDamaged("its latents have an unexpected shape")
-        scales = {p: self._load_scale(directory, f"scale-{p}", p, meta, count) for p, meta in scales_meta.items()}
-        levels: dict[float, dict[int, ScaleIndex]] = {}
-        for k in self.levels:
-            level_meta = levels_meta.get(f"{k:g}")
-            if not isinstance(level_meta, dict) or sorted(int(p) for p in level_meta) != sorted(self.patches[k]):
-                raise store.IndexDamaged("it was made without the reduced sizes of the library")
-            levels[k] = {
-                int(p): self._load_scale(directory, f"level-{k:g}-scale-{p}", int(p), meta, count)
-                for p, meta in level_meta.items()
-            }
+        loaded: dict[str, ScaleIndex] = {}
+        for stem, (_, patch) in self.stems.items():
+            loaded[stem] = self._load_scale(directory, stem, patch, stems[stem], [s for s, _, _ in shards])
+        scales = {p: loaded[f"scale-{p}"] for p in self.scales}
+        levels = {k: {p: loaded[f"level-{k:g}-scale-{p}"] for p in self.patches[k]} for k in self.levels}
         index = PatchIndex(
             library=str(manifest.get("library")),
             space=self.space.name,
@@ -451,37 +650,135 @@ class IndexManager:
         _CACHE[str(directory)] = (_signature(directory), index)
         return index
 
-    def _load_scale(self, directory: Path, stem: str, patch: int, meta: dict, count: int) -> ScaleIndex:
-        rows = store.load_array(directory / f"{stem}-rows.npy")
+    def _load_scale(self, directory: Path, stem: str, patch: int, meta: dict, shards: list[str]) -> ScaleIndex:
         try:
+            rows = ShardedArray(
+                [store.load_array(directory / SHARDS / s / f"{stem}.rows.npy", mmap=True) for s in shards]
+            )
             if meta.get("kind") == "faiss":
-                searcher: Searcher = FaissSearch.load(directory / f"{stem}.faiss", self.settings.nprobe)
+                lists = [directory / LISTS / stem / f"{s}.faiss" for s in shards]
+                searcher: Searcher = ShardedFaissSearch(
+                    directory / TRAINED / f"{stem}.faiss", lists, self.settings.nprobe
+                )
             else:
-                searcher = ExactSearch(store.load_array(directory / f"{stem}.npy"))
+                parts = [store.load_array(directory / SHARDS / s / f"{stem}.vec.npy") for s in shards]
+                searcher = ExactSearch(np.concatenate(parts).astype(np.float32))
         except (RuntimeError, ValueError) as exc:
             raise store.IndexDamaged(f"its {stem} search index could not be read") from exc
         if rows.ndim != 2 or rows.shape[1] != 3 or rows.shape[0] != searcher.count:
             raise store.IndexDamaged(f"its {stem} patch list does not match its search index")
-        if rows.shape[0] and (rows[:, 0].min() < 0 or rows[:, 0].max() >= count):
-            raise store.IndexDamaged(f"its {stem} patch list names unknown images")
+        if searcher.count != int(meta.get("count", -1)):
+            raise store.IndexDamaged(f"its {stem} search index holds other patches than its manifest says")
         return ScaleIndex(patch, searcher, rows)
 
 
-def _stack(parts: list[np.ndarray], width: int | None = None, dtype: Any = np.float32) -> np.ndarray:
+def _cannot_write(what: str, exc: OSError) -> str:
+    """What to tell the person when the search data could not be written (what was finished is kept)."""
+    if exc.errno == errno.ENOSPC:
+        advice = "The disk is full: free some space and try again"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = f"The studio may not write to {config.data_dir()}: give it write access and try again"
+    else:
+        advice = "Try again; if it keeps happening, check the disk"
+    return (
+        f"{what} could not be prepared for the check ({exc.strerror or exc}). {advice}: "
+        "what was already prepared is kept and used."
+    )
+
+
+def _stack(parts: list[np.ndarray], empty: tuple[int, int], dtype: Any) -> np.ndarray:
     parts = [p for p in parts if p.shape[0]]
     if not parts:
-        return np.zeros((0, width or 1), dtype=dtype)
+        return np.zeros(empty, dtype=dtype)
     return np.concatenate(parts).astype(dtype)
 
 
-def _signature(directory: Path) -> tuple:
-    """Names, sizes and modification times of an index's files (cheap change detection)."""
+def _write_with(directory: Path, name: str, write: Any) -> dict[str, Any]:
+    """Write ``directory/name`` through ``write(path)`` into a temporary file renamed into place (readers
+    that mapped the old file keep it); returns its manifest entry."""
+    target = directory / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}"
     try:
-        return tuple(
-            sorted((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns) for entry in directory.iterdir())
-        )
+        write(tmp)
+        meta = store.file_meta(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    info = target.stat()
+    return dict(meta, mtime_ns=info.st_mtime_ns, ino=info.st_ino)
+
+
+@dataclass
+class _FillTask:
+    """Fill one shard's search lists of one searcher: paths relative to the index folder ``directory``;
+    the vectors get ids ``offset``… (their rows in the searcher's patch list)."""
+
+    directory: str
+    trained: str
+    vectors: str
+    offset: int
+    output: str
+
+
+def _fill_lists(task: _FillTask) -> dict[str, Any]:
+    """Add a shard's descriptors to a copy of the trained index and write it (runs here or on Ray)."""
+    import faiss
+
+    directory = Path(task.directory)
+    filled = faiss.read_index(str(directory / task.trained))
+    part = store.load_array(directory / task.vectors)
+    if part.shape[0]:
+        ids = np.arange(task.offset, task.offset + part.shape[0], dtype=np.int64)
+        filled.add_with_ids(np.ascontiguousarray(part, dtype=np.float32), ids)
+    return _write_faiss(directory, task.output, filled)
+
+
+def _write_faiss(directory: Path, name: str, index: Any) -> dict[str, Any]:
+    import faiss
+
+    return _write_with(directory, name, lambda path: faiss.write_index(index, str(path)))
+
+
+def _clear_for_build(directory: Path) -> None:
+    """Before a build: remove everything but finished shards (a stopped build goes on from them)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        if entry.name == SHARDS and entry.is_dir():
+            for part in entry.iterdir():
+                if part.name.startswith("."):
+                    shutil.rmtree(part, ignore_errors=True)
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _drop_other_shards(directory: Path, keep: set[str]) -> None:
+    for entry in (directory / SHARDS).iterdir():
+        if entry.name not in keep:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _drop_unlisted(directory: Path, listed: dict[str, Any]) -> None:
+    """Remove the searchers' files the manifest no longer lists (a stem that was trained again, say)."""
+    for folder in (directory / TRAINED, directory / LISTS):
+        if not folder.is_dir():
+            continue
+        for path in folder.rglob("*"):
+            if path.is_file() and path.relative_to(directory).as_posix() not in listed:
+                path.unlink(missing_ok=True)
+
+
+def _signature(directory: Path) -> tuple:
+    """The manifest's size, time and inode (it is replaced whenever the index changes)."""
+    try:
+        info = (directory / store.MANIFEST).stat()
     except OSError:
         return ()
+    return (info.st_size, info.st_mtime_ns, info.st_ino)
 
 
 def _drop_older_versions(directory: Path) -> None:

@@ -88,22 +88,12 @@ class FaissSearch:
 
     @classmethod
     def build(cls, vectors: np.ndarray, nprobe: int = 12, seed: int = 0) -> FaissSearch:
-        import faiss
-
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        count, dim = vectors.shape
-        nlist = int(min(4096, max(16, 2 * math.sqrt(count))))
-        nlist = min(nlist, max(1, count // _TRAIN_PER_LIST))
-        quantizer = faiss.IndexFlatL2(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_L2)
-        index.cp.niter = _TRAIN_ITERATIONS
-        index.cp.min_points_per_centroid = 1  # the sample below is deliberately small
-        rng = np.random.default_rng(seed)
-        wanted = nlist * _TRAIN_PER_LIST
-        sample = vectors if count <= wanted else vectors[np.sort(rng.choice(count, wanted, replace=False))]
-        index.train(sample)
+        count = vectors.shape[0]
+        rows = training_rows(count, seed)
+        index = trained_ivf(vectors if rows is None else vectors[rows], count)
         index.add(vectors)
-        logger.info("built FAISS IVF index: %d vectors, dim %d, %d lists", count, dim, nlist)
+        logger.info("built FAISS IVF index: %d vectors, dim %d, %d lists", count, vectors.shape[1], index.nlist)
         return cls(index, nprobe)
 
     def add(self, vectors: np.ndarray) -> FaissSearch:
@@ -127,7 +117,75 @@ class FaissSearch:
         return cls(faiss.read_index(str(path)), nprobe)
 
 
-Searcher = ExactSearch | FaissSearch
+def _lists_for(count: int) -> int:
+    nlist = int(min(4096, max(16, 2 * math.sqrt(count))))
+    return min(nlist, max(1, count // _TRAIN_PER_LIST))
+
+
+def training_rows(count: int, seed: int = 0) -> np.ndarray | None:
+    """The rows (sorted) of ``count`` vectors to train an IVF index on; None: all of them."""
+    wanted = _lists_for(count) * _TRAIN_PER_LIST
+    if count <= wanted:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(count, wanted, replace=False))
+
+
+def trained_ivf(sample: np.ndarray, count: int):  # noqa: ANN201 - faiss.IndexIVFFlat
+    """An empty ``IndexIVFFlat`` (L2) for ``count`` vectors, its lists trained on ``sample``."""
+    import faiss
+
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    dim = sample.shape[1]
+    quantizer = faiss.IndexFlatL2(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, _lists_for(count), faiss.METRIC_L2)
+    index.cp.niter = _TRAIN_ITERATIONS
+    index.cp.min_points_per_centroid = 1  # the sample is deliberately small
+    index.train(sample)
+    return index  # the wrapper keeps the quantizer referenced
+
+
+class ShardedFaissSearch:
+    """A FAISS IVF index whose lists are kept in one file per shard of the library, read through
+    read-only memory maps and searched as one index: a query reads only the lists it probes, and adding
+    pictures adds a file instead of rewriting the index.
+
+    ``trained``: the empty trained index (file); ``lists``: one filled copy of it per shard, whose vectors
+    carry their row in the stem's patch list as id."""
+
+    kind = "faiss"
+
+    def __init__(self, trained: Path, lists: list[Path], nprobe: int = 12) -> None:
+        import faiss
+
+        self.index = faiss.read_index(str(trained))
+        # every part is kept referenced: the stacked lists only point at theirs
+        self._parts = [faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY) for path in lists]
+        ivf = faiss.extract_index_ivf(self.index)
+        for part in self._parts:
+            other = faiss.extract_index_ivf(part)
+            if other.nlist != ivf.nlist or other.d != ivf.d:
+                raise ValueError("a shard's search lists do not belong to this index")
+        self._vector = faiss.InvertedListsPtrVector()
+        for part in self._parts:
+            self._vector.push_back(faiss.extract_index_ivf(part).invlists)
+        self._stacked = faiss.HStackInvertedLists(self._vector.size(), self._vector.data())
+        ivf.replace_invlists(self._stacked, False)
+        ivf.ntotal = sum(int(part.ntotal) for part in self._parts)
+        self.index.ntotal = ivf.ntotal
+        ivf.nprobe = nprobe
+        self.nprobe = nprobe
+
+    @property
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.count)
+        dist, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return dist, rows.astype(np.int64)
+
+
+Searcher = ExactSearch | FaissSearch | ShardedFaissSearch
 
 
 def make_searcher(vectors: np.ndarray, exact_max: int, nprobe: int, force: str | None = None) -> Searcher:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 #: Bump when the on-disk index layout or the descriptors change.
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 
 #: ``on_progress(fraction in [0, 1], message)``; matches ``st.progress(value, text)``.
 ProgressFn = Callable[[float, str], None]

@@ -1,10 +1,9 @@
-"""On-disk layout of a patch index, written atomically and checked on every load.
+"""Files of a patch index: arrays, the manifest, and the checks made when an index is loaded.
 
-``<data>/indexes/<library>/<key>/`` holds ``manifest.json`` (version, settings, the item ids in
-index order, per-file SHA-256 and size) and the arrays: ``pixels.npy``, ``features.npy`` (latent
-space), ``global.npy``, ``scale-<p>-rows.npy`` and ``scale-<p>.npy`` (exact) or ``scale-<p>.faiss``.
-Nothing is ever unpickled. A whole index is written into a staging folder and renamed into place;
-files that did not change are hard-linked, so an incremental update is cheap.
+The layout (shards, searchers) is described in :mod:`core.analyzer.index`. ``manifest.json`` lists
+every file with its size, modification time, inode and SHA-256 (taken once, when the file is written);
+a load compares sizes and times only and hashes just the files whose times changed. Nothing is ever
+unpickled.
 """
 
 from __future__ import annotations
@@ -13,9 +12,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,48 +120,3 @@ def note_files(directory: Path, manifest: dict[str, Any]) -> None:
     except OSError as exc:  # read-only data folder: the files are hashed again next time, nothing worse
         logger.info("could not note the checked files of %s: %s", directory, exc)
         tmp.unlink(missing_ok=True)
-
-
-def write_index(
-    directory: Path,
-    manifest: dict[str, Any],
-    writers: dict[str, Callable[[Path], None]],
-    keep: tuple[str, ...] = (),
-) -> None:
-    """Write ``writers`` (file name -> function writing that path) plus ``keep`` (files of the current
-    index to carry over unchanged) and a manifest with checksums; then swap the folder into place."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = directory.parent / f".staging-{directory.name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        files: dict[str, dict[str, Any]] = {}
-        for name in keep:
-            source = directory / name
-            target = staging / name
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copy2(source, target)
-            if name in manifest.get("files", {}) and "sha256" in manifest["files"][name]:
-                info = target.stat()  # the same file (a link), or a copy of it: its checksum holds
-                files[name] = dict(
-                    manifest["files"][name], bytes=info.st_size, mtime_ns=info.st_mtime_ns, ino=info.st_ino
-                )
-            else:
-                files[name] = file_meta(target)
-        for name, write in writers.items():
-            target = staging / name
-            write(target)
-            files[name] = file_meta(target)
-        manifest = dict(manifest, files=files)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        trash = None
-        if directory.exists():
-            trash = directory.parent / f".trash-{directory.name}-{uuid.uuid4().hex[:8]}"
-            os.rename(directory, trash)
-        os.rename(staging, directory)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

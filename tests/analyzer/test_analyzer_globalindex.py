@@ -148,7 +148,7 @@ def test_the_analyzer_uses_a_compressed_index_saves_it_and_appends_to_it(isolate
     assert isinstance(index.global_index, CompressedGlobal)
     manifest = json.loads((index.directory / "manifest.json").read_text())
     assert manifest["global"]["kind"] == "faiss" and "global.faiss" in manifest["files"]
-    assert np.load(index.directory / "global.npy").dtype == np.float16
+    assert np.load(index.directory / "shards" / "00000" / "global.npy").dtype == np.float16
     clear_cache()  # read back from disk: the lists are memory-mapped
     index, notices = analyzer.index("big")
     assert notices == [] and isinstance(index.global_index, CompressedGlobal) and index.global_index.mapped_from

@@ -73,14 +73,14 @@ def test_damaged_index_is_rebuilt_with_a_notice(small, damage):
     if damage == "manifest":
         (folder / "manifest.json").write_text("{not json", encoding="utf-8")
     elif damage == "array":
-        path = folder / "pixels.npy"
+        path = folder / "shards" / "00000" / "pixels.npy"
         data = bytearray(path.read_bytes())
         data[-10:] = b"\x00" * 10
         path.write_bytes(bytes(data))
     elif damage == "faiss-like":
-        (folder / "scale-16.npy").write_bytes(b"garbage")  # 8 px patches are not indexed (shortlist)
+        (folder / "shards" / "00000" / "scale-16.vec.npy").write_bytes(b"garbage")  # 8 px: not indexed
     else:
-        (folder / "global.npy").unlink()
+        (folder / "shards" / "00000" / "global.npy").unlink()
     result = analyzer.analyze(_image(arrays[1]), "mini")
     assert any("prepared again" in n for n in result.notices)
     assert result.near_copy.is_copy
@@ -155,7 +155,7 @@ def test_loading_an_index_compares_sizes_and_times_and_hashes_only_what_changed(
     again, notices = analyzer.index("mini")
     assert notices == [] and again.count == index.count and hashed == []  # nothing read whole to check it
     # a file changed in place keeps its size: its time gives it away, it is hashed, and the index made again
-    path = folder / "pixels.npy"
+    path = folder / "shards" / "00000" / "pixels.npy"
     data = bytearray(path.read_bytes())
     data[-10:] = bytes(255 - b for b in data[-10:])
     path.write_bytes(bytes(data))
@@ -164,7 +164,7 @@ def test_loading_an_index_compares_sizes_and_times_and_hashes_only_what_changed(
     assert hashed[0] == "pixels.npy" and any("prepared again" in n for n in notices)  # then written anew
     # a file touched but unchanged (copied back, say) is hashed once, then known again
     hashed.clear()
-    os.utime(folder / "global.npy")
+    os.utime(folder / "shards" / "00000" / "global.npy")
     clear_cache()
     _, notices = analyzer.index("mini")
     assert notices == [] and hashed == ["global.npy"]
@@ -179,7 +179,7 @@ def test_loading_an_index_compares_sizes_and_times_and_hashes_only_what_changed(
     path.write_bytes(bytes(data))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     checks = verify_indexes(analyzer.libraries, "mini")
-    assert [c.problem for c in checks] == ["pixels.npy does not match its checksum"]
+    assert [c.problem for c in checks] == ["shards/00000/pixels.npy does not match its checksum"]
     assert not folder.exists()
     assert verify_indexes(analyzer.libraries, "mini") == []
     _, notices = analyzer.index("mini")  # made again at its next use
@@ -213,7 +213,7 @@ def test_the_analyzer_is_not_bound_by_the_whole_library_memory_limit(small, monk
     result = analyzer.analyze(_image(arrays[2]), "mini")
     assert result.near_copy.is_copy and result.near_copy.index == 2
     index, _ = analyzer.index("mini")
-    assert isinstance(index.pixels, np.memmap) and index.count == 4
+    assert all(isinstance(part, np.memmap) for part in index.pixels.parts) and index.count == 4
 
 
 def test_indexes_of_older_versions_are_removed_once_the_new_one_is_built(small, isolated_data_dir) -> None:

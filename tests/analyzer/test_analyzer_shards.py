@@ -1,0 +1,338 @@
+"""Issue 18, item 2: the index is written in shards of pictures, read through memory maps, grows by
+shards, and a build that was stopped goes on from the shards it had finished."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from analyzer_synth import collage, library_crops, make_library, near_copy, png_bytes
+
+from core.analyzer import Analyzer
+from core.analyzer import index as index_module
+from core.analyzer.index import clear_cache
+from core.analyzer.search import ShardedFaissSearch, trained_ivf
+from core.analyzer.settings import AnalyzerSettings
+from core.analyzer.sharded import ShardedArray
+from core.libraries import LibraryManager
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = AnalyzerSettings(work_size=64, scales=(8, 16))
+
+
+# -- the pieces -----------------------------------------------------------------------------------
+
+
+def test_a_sharded_array_reads_like_the_array_it_splits() -> None:
+    rng = np.random.default_rng(0)
+    whole = rng.integers(0, 100, (11, 3, 2)).astype(np.int32)
+    sharded = ShardedArray([whole[:4], whole[4:4], whole[4:9], whole[9:]])  # an empty part too
+    assert sharded.shape == whole.shape and len(sharded) == 11 and sharded.dtype == whole.dtype and sharded.ndim == 3
+    for key in (0, 3, 4, 8, 9, 10, -1, -11):
+        assert np.array_equal(sharded[key], whole[key])
+    for key in (slice(None), slice(2, 7), slice(4, 9), slice(8, 30), slice(5, 5), slice(1, 10, 3)):
+        assert np.array_equal(sharded[key], whole[key]), key
+    picked = [10, 0, 4, 4, 9, -2]
+    assert np.array_equal(sharded[picked], whole[picked])
+    assert np.array_equal(sharded[np.array([[1, 9], [5, 3]])], whole[np.array([[1, 9], [5, 3]])])
+    mask = rng.random(11) > 0.5
+    assert np.array_equal(sharded[mask], whole[mask])
+    assert np.array_equal(np.asarray(sharded), whole)
+    for bad in (11, -12, [0, 11]):
+        with pytest.raises(IndexError):
+            sharded[bad]
+    with pytest.raises(ValueError):
+        ShardedArray([whole[:2], whole[2:].astype(np.float32)])
+
+
+def test_search_lists_kept_per_shard_find_what_one_index_finds(tmp_path) -> None:
+    import faiss
+
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((6000, 19)).astype(np.float32)
+    trained = trained_ivf(vectors[::3], vectors.shape[0])
+    faiss.write_index(trained, str(tmp_path / "trained.faiss"))
+    lists = []
+    for i, start in enumerate(range(0, 6000, 2500)):
+        part = faiss.read_index(str(tmp_path / "trained.faiss"))
+        part.add_with_ids(vectors[start : start + 2500], np.arange(start, min(6000, start + 2500), dtype=np.int64))
+        faiss.write_index(part, str(tmp_path / f"{i}.faiss"))
+        lists.append(tmp_path / f"{i}.faiss")
+    whole = faiss.read_index(str(tmp_path / "trained.faiss"))
+    whole.add(vectors)
+    whole.nprobe = 12
+    sharded = ShardedFaissSearch(tmp_path / "trained.faiss", lists, nprobe=12)
+    assert sharded.count == 6000
+    queries = vectors[:50] + 0.01 * rng.standard_normal((50, 19)).astype(np.float32)
+    dist, rows = sharded.search(queries, 5)
+    want_dist, want_rows = whole.search(queries, 5)
+    assert np.array_equal(rows, want_rows) and np.allclose(dist, want_dist)
+    assert (rows[:, 0] == np.arange(50)).all()
+
+
+# -- the index on disk ----------------------------------------------------------------------------
+
+
+def _sharded(monkeypatch, per_shard: int) -> None:
+    monkeypatch.setattr(index_module, "SHARD_IMAGES", per_shard)
+
+
+def _shard_of(task) -> str:
+    """The shard a describing task is for (its staging folder is ``.tmp-<shard>-<random>``)."""
+    return Path(task.staging).name.split("-")[1]
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("backend", [None, "faiss"])
+def test_an_index_in_shards_finds_what_an_index_in_one_shard_finds(isolated_data_dir, monkeypatch, backend) -> None:
+    manager = LibraryManager()
+    arrays = make_library(manager, "mini", count=9)
+    one = Analyzer(manager, settings=SMALL, index_root=isolated_data_dir / "one", force_backend=backend)
+    whole, _ = one.index("mini")
+    _sharded(monkeypatch, 4)
+    many = Analyzer(manager, settings=SMALL, index_root=isolated_data_dir / "many", force_backend=backend)
+    split, _ = many.index("mini")
+    assert sorted(p.name for p in (split.directory / "shards").iterdir()) == ["00000", "00001", "00002"]
+    assert len(split.pixels.parts) == 3 and split.item_ids == whole.item_ids
+    assert np.array_equal(np.asarray(split.pixels), np.asarray(whole.pixels))
+    for (stem, a), (_, b) in zip(whole.all_scales(), split.all_scales(), strict=True):
+        assert a.searcher.count == b.searcher.count and np.array_equal(np.asarray(a.rows), np.asarray(b.rows)), stem
+        if backend == "faiss" and a.searcher.count >= 64:
+            assert isinstance(b.searcher, ShardedFaissSearch)
+    planted = collage(arrays, seed=2)
+    want = one.analyze(planted.image, "mini")
+    got = many.analyze(planted.image, "mini")
+    assert np.array_equal(got.source_map, want.source_map)
+    copy = many.analyze(near_copy(arrays[6], seed=1), "mini")
+    assert copy.near_copy.is_copy and copy.near_copy.index == 6
+
+
+@pytest.mark.parametrize("backend", [None, "faiss"])
+def test_added_pictures_make_a_new_shard_and_old_files_stay_as_they_were(
+    isolated_data_dir, monkeypatch, backend
+) -> None:
+    _sharded(monkeypatch, 4)
+    manager = LibraryManager()
+    make_library(manager, "mini", count=8)
+    analyzer = Analyzer(manager, settings=SMALL, force_backend=backend)
+    index, _ = analyzer.index("mini")
+    folder = index.directory
+    before = _files(folder)
+    name, extra = library_crops()[20]
+    manager.add_files("mini", [(name, png_bytes(extra))])
+    clear_cache()
+    index, notices = analyzer.index("mini")
+    assert any("1 new picture" in n for n in notices) and index.count == 9
+    after = _files(folder)
+    for path, stamp in before.items():
+        if path.startswith("shards/") or path.startswith("lists/") or path.startswith("trained/"):
+            assert after.get(path) == stamp, f"{path} was rewritten"
+    added = sorted(set(after) - set(before))
+    assert "shards/00002/pixels.npy" in added and all(
+        p.startswith("shards/00002/") or p.startswith("lists/") for p in added
+    ), added
+    if backend == "faiss":
+        assert any(p.startswith("lists/") and p.endswith("/00002.faiss") for p in added)
+    result = analyzer.analyze(near_copy(extra, seed=3), "mini")
+    assert result.near_copy.is_copy and result.near_copy.name == name
+    # the appended patches are found by the patch search too: the picture itself is its own source
+    whole = analyzer.analyze(png_bytes(extra), "mini")
+    assert whole.sources and whole.sources[0].name == name
+
+
+def test_a_removed_picture_rebuilds_from_the_first_shard_that_held_it(isolated_data_dir, monkeypatch) -> None:
+    _sharded(monkeypatch, 3)
+    manager = LibraryManager()
+    make_library(manager, "mini", count=8)
+    analyzer = Analyzer(manager, settings=SMALL)
+    index, _ = analyzer.index("mini")
+    folder = index.directory
+    before = _files(folder)
+    manager.remove_items("mini", [index.item_ids[4]])  # in the second shard
+    index, notices = analyzer.index("mini")
+    assert any("left the library" in n for n in notices) and index.count == 7
+    after = _files(folder)
+    assert after["shards/00000/pixels.npy"] == before["shards/00000/pixels.npy"]  # kept
+    assert after["shards/00001/pixels.npy"] != before["shards/00001/pixels.npy"]  # made again
+    assert sorted(p.name for p in (folder / "shards").iterdir()) == ["00000", "00001", "00002"]
+
+
+def test_a_stopped_build_goes_on_from_its_finished_shards(isolated_data_dir, monkeypatch) -> None:
+    _sharded(monkeypatch, 3)
+    manager = LibraryManager()
+    arrays = make_library(manager, "mini", count=8)
+    analyzer = Analyzer(manager, settings=SMALL)
+    described: list[str] = []
+    real = index_module.ShardDescriber.__call__
+
+    def counting(self, task, *args, **kwargs):
+        described.append(_shard_of(task))
+        if described[-1] == "00002" and len(described) == 3:
+            raise KeyboardInterrupt  # stopped while describing the third shard
+        return real(self, task, *args, **kwargs)
+
+    monkeypatch.setattr(index_module.ShardDescriber, "__call__", counting)
+    with pytest.raises(KeyboardInterrupt):
+        analyzer.index("mini")
+    folder = next((isolated_data_dir / "indexes" / "mini").glob("pixel-*"))
+    assert not (folder / "manifest.json").exists()
+    assert sorted(p.name for p in (folder / "shards").iterdir()) == ["00000", "00001"]  # no half shard
+    clear_cache()
+    described.clear()
+    index, notices = analyzer.index("mini")
+    assert described == ["00002"] and notices == [] and index.count == 8
+    result = analyzer.analyze(near_copy(arrays[7], seed=2), "mini")
+    assert result.near_copy.is_copy and result.near_copy.index == 7
+
+
+_KILLED_BUILD = """
+import time
+from core.analyzer import Analyzer, index
+from core.analyzer.settings import AnalyzerSettings
+from core.libraries import LibraryManager
+index.SHARD_IMAGES = 2
+real = index.ShardDescriber.__call__
+def slow(self, task, *args, **kwargs):
+    if task.first_row >= 4:
+        print("SHARDS-DONE", flush=True)
+        time.sleep(60)
+    return real(self, task, *args, **kwargs)
+index.ShardDescriber.__call__ = slow
+Analyzer(LibraryManager(), settings=AnalyzerSettings(work_size=64, scales=(8, 16))).index("mini")
+"""
+
+
+def test_a_build_killed_part_way_goes_on_without_redoing_finished_shards(isolated_data_dir, monkeypatch) -> None:
+    manager = LibraryManager()
+    arrays = make_library(manager, "mini", count=7)
+    env = dict(os.environ, MOSAIC_DATA_DIR=str(isolated_data_dir), PYTHONPATH=str(REPO))
+    env.pop("MOSAIC_DATABASE_URL", None)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_BUILD], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        line = ""
+        while "SHARDS-DONE" not in line and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line and child.poll() is not None:
+                break
+        assert "SHARDS-DONE" in line, "the child never reached its third shard"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    folder = next((isolated_data_dir / "indexes" / "mini").glob("pixel-*"))
+    finished = sorted(p.name for p in (folder / "shards").iterdir() if not p.name.startswith("."))
+    assert finished == ["00000", "00001"]
+    stamps = {name: (folder / "shards" / name / "pixels.npy").stat().st_ino for name in finished}
+    _sharded(monkeypatch, 2)
+    described: list[str] = []
+    real = index_module.ShardDescriber.__call__
+
+    def counting(self, task, *args, **kwargs):
+        described.append(_shard_of(task))
+        return real(self, task, *args, **kwargs)
+
+    monkeypatch.setattr(index_module.ShardDescriber, "__call__", counting)
+    analyzer = Analyzer(manager, settings=SMALL)
+    index, notices = analyzer.index("mini")
+    assert described == ["00002", "00003"] and notices == [] and index.count == 7
+    assert {n: (folder / "shards" / n / "pixels.npy").stat().st_ino for n in finished} == stamps
+    assert not [p for p in (folder / "shards").iterdir() if p.name.startswith(".")]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [s["count"] for s in manifest["shards"]] == [2, 2, 2, 1]
+    result = analyzer.analyze(near_copy(arrays[1], seed=5), "mini")
+    assert result.near_copy.is_copy and result.near_copy.index == 1
+
+
+# -- on Ray ---------------------------------------------------------------------------------------
+
+
+def _arrays(folder: Path) -> dict[str, np.ndarray]:
+    return {p.relative_to(folder).as_posix(): np.load(p) for p in sorted((folder / "shards").rglob("*.npy"))}
+
+
+def test_a_build_on_ray_makes_the_files_a_local_build_makes(isolated_data_dir, monkeypatch, ray_cluster) -> None:
+    """Issue 18, item 3: with ``MOSAIC_RAY_ADDRESS`` set the shards are described and their search lists
+    filled by Ray tasks; the index is the one a build in this process makes."""
+    from core.analyzer import runners
+
+    _sharded(monkeypatch, 3)
+    manager = LibraryManager()
+    arrays = make_library(manager, "mini", count=8)
+    local = Analyzer(manager, settings=SMALL, index_root=isolated_data_dir / "local", force_backend="faiss")
+    mine, _ = local.index("mini")
+    used: list[str] = []
+    real = runners.RayRunner.map
+
+    def watched(self, fn, items):
+        used.append(getattr(fn, "__name__", type(fn).__name__))
+        return real(self, fn, items)
+
+    monkeypatch.setattr(runners.RayRunner, "map", watched)
+    monkeypatch.setenv("MOSAIC_RAY_ADDRESS", ray_cluster)
+    remote = Analyzer(manager, settings=SMALL, index_root=isolated_data_dir / "ray", force_backend="faiss")
+    theirs, _ = remote.index("mini")
+    assert used == ["ShardDescriber", "_fill_lists"]  # both kinds of shard work went to Ray
+    ours, other = _arrays(mine.directory), _arrays(theirs.directory)
+    assert sorted(ours) == sorted(other) and len(ours) > 20
+    for name, array in ours.items():
+        if name.endswith(".vec.npy") or name.endswith("global.npy"):  # one thread there, several here
+            assert np.allclose(array.astype(np.float32), other[name].astype(np.float32), atol=2e-3), name
+        else:
+            assert np.array_equal(array, other[name]), name
+    lists = sorted(p.relative_to(theirs.directory).as_posix() for p in (theirs.directory / "lists").rglob("*.faiss"))
+    assert lists and lists == sorted(
+        p.relative_to(mine.directory).as_posix() for p in (mine.directory / "lists").rglob("*.faiss")
+    )
+    manifest = json.loads((theirs.directory / "manifest.json").read_text())
+    assert manifest["stems"] == json.loads((mine.directory / "manifest.json").read_text())["stems"]
+    planted = collage(arrays, seed=4)
+    assert np.array_equal(
+        remote.analyze(planted.image, "mini").source_map, local.analyze(planted.image, "mini").source_map
+    )
+
+
+def test_a_full_disk_during_a_build_is_a_clear_message_and_the_finished_shards_are_kept(
+    isolated_data_dir, monkeypatch
+) -> None:
+    import errno
+
+    from core.analyzer import store
+    from core.errors import BadInputError
+
+    _sharded(monkeypatch, 3)
+    manager = LibraryManager()
+    arrays = make_library(manager, "mini", count=8)
+    analyzer = Analyzer(manager, settings=SMALL)
+    real = store.save_array
+    written: list[str] = []
+
+    def filling(path, array):
+        written.append(path.name)
+        if written.count("pixels.npy") == 3:  # the disk fills while the third shard is written
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, array)
+
+    monkeypatch.setattr(store, "save_array", filling)
+    with pytest.raises(BadInputError, match="disk is full.*already prepared is kept"):
+        analyzer.analyze(near_copy(arrays[7], seed=2), "mini")
+    folder = next((isolated_data_dir / "indexes" / "mini").glob("pixel-*"))
+    assert sorted(p.name for p in (folder / "shards").iterdir()) == ["00000", "00001"]
+    monkeypatch.setattr(store, "save_array", real)
+    result = analyzer.analyze(near_copy(arrays[7], seed=2), "mini")
+    assert result.near_copy.is_copy and result.near_copy.index == 7
