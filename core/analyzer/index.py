@@ -4,7 +4,8 @@
 
 * no index yet -> built (with progress); a build that was stopped (killed, say) goes on from the
   shards it had finished;
-* images added to the library -> only the new images are described, into new shards;
+* images added to the library -> only the new images are described, into new shards (with the
+  pictures of a small last shard, so that shards do not stay tiny);
 * images removed -> made again (row numbers would otherwise go stale), reusing the shards before the
   first removed picture;
 * manifest or arrays damaged, wrong version or settings -> made again, with a notice, never a crash.
@@ -65,6 +66,8 @@ logger = logging.getLogger(__name__)
 _BATCH = 32
 #: pictures per shard: what a build holds in memory at once, and the unit a stopped build resumes by
 SHARD_IMAGES = 2048
+#: a last shard with fewer pictures than this is made again together with pictures added to the library
+TAIL_REWRITE = 256
 SHARDS = "shards"
 SHARD_MANIFEST = "shard.json"
 TRAINED = "trained"
@@ -372,25 +375,30 @@ class IndexManager:
             shard.files = {n[len(prefix):]: m for n, m in manifest["files"].items() if n.startswith(prefix)}
         pixels, item_ids = self._library_pixels(library, on_progress)
         position = {item_id: i for i, item_id in enumerate(item_ids)}
-        rows = np.array([position[item_id] for item_id in added], dtype=np.int64)
         last = max(int(shard.name) for shard in old)
-        plans = self._plans(added, rows, index.count, last + 1)
+        first_row, described = index.count, list(added)
+        if old[-1].count < TAIL_REWRITE:
+            # a small last shard is made again with the new pictures (under a new name: the index keeps
+            # using the old one until the new manifest is written), so that shards do not stay tiny
+            tail = old.pop()
+            first_row, described = tail.first_row, index.item_ids[tail.first_row :] + described
+        rows = np.array([position[item_id] for item_id in described], dtype=np.int64)
+        plans = self._plans(described, rows, first_row, last + 1)
         new = self._write_shards(directory, plans, pixels, on_progress)
         shards = old + new
-        _drop_other_shards(directory, {shard.name for shard in shards})
         stems, files = self._fill_stems(
             directory, shards, dict(manifest.get("stems") or {}), dict(manifest["files"]), first_new=len(old)
         )
         combined = self._sharded(directory, shards, "global.npy")
-        added_descriptors = self._sharded(directory, new, "global.npy")
         global_index = grown_global_index(
             index.global_index,
-            added_descriptors,
+            combined[index.count :],  # the rows before are the same pictures, described the same way
             self.settings.exact_max_vectors,
             self.force_backend,
             combined=combined,
         )
         self._seal(directory, library, index.item_ids + added, shards, stems, files, global_index)
+        _drop_other_shards(directory, {shard.name for shard in shards})
         return self._load(directory)
 
     def _write_shards(

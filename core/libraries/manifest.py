@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,32 @@ def now_iso() -> str:
 
 def new_revision() -> str:
     return uuid.uuid4().hex[:12]
+
+
+_PARSED: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+_PARSED_LOCK = threading.Lock()
+#: manifests whose parsed JSON is kept (the most recently read)
+_PARSED_KEPT = 16
+
+
+def _parsed(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``, parsed again only when the file changed."""
+    info = path.stat()
+    stamp = (info.st_size, info.st_mtime_ns, info.st_ino)
+    key = str(path)
+    with _PARSED_LOCK:
+        cached = _PARSED.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    with _PARSED_LOCK:
+        _PARSED.pop(key, None)
+        _PARSED[key] = (stamp, raw)
+        while len(_PARSED) > _PARSED_KEPT:
+            _PARSED.pop(next(iter(_PARSED)))
+    return raw
 
 
 @dataclass
@@ -144,13 +171,14 @@ class Manifest:
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
-        """Read ``folder/library.json``; a damaged file is a ``MosaicError`` saying so."""
+        """Read ``folder/library.json``; a damaged file is a ``MosaicError`` saying so.
+
+        The parsed JSON is kept while the file's size, time and inode stay the same (it is replaced, never
+        edited in place, see :meth:`write`), so a query that asks for a library several times parses its
+        manifest once; every call gets its own :class:`Manifest`."""
         path = folder / MANIFEST_NAME
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(raw, dict):
-                raise ValueError("not a JSON object")
-            return cls.from_json(raw)
+            return cls.from_json(_parsed(path))
         except FileNotFoundError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:

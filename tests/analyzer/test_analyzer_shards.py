@@ -80,8 +80,10 @@ def test_search_lists_kept_per_shard_find_what_one_index_finds(tmp_path) -> None
 # -- the index on disk ----------------------------------------------------------------------------
 
 
-def _sharded(monkeypatch, per_shard: int) -> None:
+def _sharded(monkeypatch, per_shard: int, tail: int | None = None) -> None:
+    """Shards of ``per_shard`` pictures; a last shard under ``tail`` pictures is made again on an append."""
     monkeypatch.setattr(index_module, "SHARD_IMAGES", per_shard)
+    monkeypatch.setattr(index_module, "TAIL_REWRITE", tail if tail is not None else max(1, per_shard // 2))
 
 
 def _shard_of(task) -> str:
@@ -152,6 +154,35 @@ def test_added_pictures_make_a_new_shard_and_old_files_stay_as_they_were(
     # the appended patches are found by the patch search too: the picture itself is its own source
     whole = analyzer.analyze(png_bytes(extra), "mini")
     assert whole.sources and whole.sources[0].name == name
+
+
+def test_a_small_last_shard_is_made_again_with_the_added_pictures(isolated_data_dir, monkeypatch) -> None:
+    _sharded(monkeypatch, 4, tail=2)
+    manager = LibraryManager()
+    make_library(manager, "mini", count=9)  # shards of 4, 4 and 1
+    analyzer = Analyzer(manager, settings=SMALL, force_backend="faiss")
+    index, _ = analyzer.index("mini")
+    folder = index.directory
+    before = _files(folder)
+    name, extra = library_crops()[20]
+    manager.add_files("mini", [(name, png_bytes(extra))])
+    index, notices = analyzer.index("mini")
+    assert any("1 new picture" in n for n in notices) and index.count == 10
+    assert sorted(p.name for p in (folder / "shards").iterdir()) == ["00000", "00001", "00003"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [(s["name"], s["first_row"], s["count"]) for s in manifest["shards"]] == [
+        ("00000", 0, 4),
+        ("00001", 4, 4),
+        ("00003", 8, 2),
+    ]
+    after = _files(folder)
+    assert all(after[p] == before[p] for p in before if "/00000" in p or "/00001" in p)
+    assert not any("00002" in p for p in after)  # the old last shard and its search lists are gone
+    result = analyzer.analyze(near_copy(extra, seed=3), "mini")
+    assert result.near_copy.is_copy and result.near_copy.name == name
+    clear_cache()
+    again, notices = analyzer.index("mini")
+    assert notices == [] and again.item_ids == index.item_ids
 
 
 def test_a_removed_picture_rebuilds_from_the_first_shard_that_held_it(isolated_data_dir, monkeypatch) -> None:
