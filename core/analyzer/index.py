@@ -52,7 +52,7 @@ from core.analyzer.globalindex import GlobalIndex, grown_global_index, load_glob
 from core.analyzer.nearcopy import BOXES, library_descriptors
 from core.analyzer.pyramid import level_side, resized
 from core.analyzer.runners import LocalRunner, shard_runner
-from core.analyzer.search import ExactSearch, Searcher, ShardedFaissSearch, trained_ivf, training_rows
+from core.analyzer.search import ExactSearch, Recipe, Searcher, ShardedFaissSearch, choose_recipe, training_rows
 from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings, ProgressFn
 from core.analyzer.sharded import ShardedArray
 from core.errors import BadInputError
@@ -72,6 +72,8 @@ SHARDS = "shards"
 SHARD_MANIFEST = "shard.json"
 TRAINED = "trained"
 LISTS = "lists"
+#: held-out descriptors a searcher's list encoding is measured on
+_RECALL_QUERIES = 500
 #: a searcher with fewer vectors than this stays exact whatever it is asked (IVF needs some to train)
 _MIN_FAISS_VECTORS = 64
 #: Share of the progress bar for reading the library's pictures (the rest, up to 0.9, for describing them).
@@ -511,9 +513,12 @@ class IndexManager:
             reuse = before.get("kind") == "faiss" and first_new > 0 and trained_name in kept
             if reuse:
                 files[trained_name] = kept[trained_name]
+                stems[stem]["encoding"] = str(before.get("encoding", "Flat"))
+                stems[stem]["recall"] = dict(before.get("recall") or {})
             else:
-                trained = self._trained(directory, shards, stem, total)
+                trained, recipe = self._trained(directory, shards, stem, total)
                 files[trained_name] = _write_faiss(directory, trained_name, trained)
+                stems[stem]["encoding"], stems[stem]["recall"] = recipe.encoding, recipe.recall
             offset = 0
             for i, shard in enumerate(shards):
                 name = f"{LISTS}/{stem}/{shard.name}.faiss"
@@ -528,15 +533,23 @@ class IndexManager:
             files[task.output] = meta
         return stems, files
 
-    def _trained(self, directory: Path, shards: list[_Shard], stem: str, total: int) -> Any:
-        """An empty IVF index for ``stem``, trained on a seeded sample drawn from every shard's file."""
+    def _trained(self, directory: Path, shards: list[_Shard], stem: str, total: int) -> tuple[Any, Recipe]:
+        """An empty IVF index for ``stem``, trained on a seeded sample drawn from every shard's file, its
+        lists' encoding chosen by recall on held-out descriptors (see :func:`choose_recipe`)."""
         parts = [store.load_array(directory / SHARDS / s.name / f"{stem}.vec.npy", mmap=True) for s in shards]
         vectors = ShardedArray(parts)
         rows = training_rows(total)
         sample = np.asarray(vectors[rows] if rows is not None else vectors[:], dtype=np.float32)
-        index = trained_ivf(sample, total)
-        logger.info("trained the %s search lists on %d of %d descriptors", stem, sample.shape[0], total)
-        return index
+        rng = np.random.default_rng(1)
+        held_out = rng.choice(total, min(total, _RECALL_QUERIES * 2), replace=False)
+        if rows is not None:
+            held_out = held_out[~np.isin(held_out, rows)]
+        queries = np.asarray(vectors[np.sort(held_out[:_RECALL_QUERIES])], dtype=np.float32)
+        index, recipe = choose_recipe(sample, queries, total, self.settings.top_k, self.settings.nprobe)
+        logger.info(
+            "trained the %s search lists on %d of %d descriptors (%s)", stem, sample.shape[0], total, recipe
+        )
+        return index, recipe
 
     def _sharded(self, directory: Path, shards: list[_Shard], name: str) -> ShardedArray:
         return ShardedArray([store.load_array(directory / SHARDS / s.name / name, mmap=True) for s in shards])
@@ -665,8 +678,13 @@ class IndexManager:
             )
             if meta.get("kind") == "faiss":
                 lists = [directory / LISTS / stem / f"{s}.faiss" for s in shards]
+                exact = None  # compressed lists' hits are re-ranked with the exact (float16) descriptors
+                if meta.get("encoding", "Flat") != "Flat":
+                    exact = ShardedArray(
+                        [store.load_array(directory / SHARDS / s / f"{stem}.vec.npy", mmap=True) for s in shards]
+                    )
                 searcher: Searcher = ShardedFaissSearch(
-                    directory / TRAINED / f"{stem}.faiss", lists, self.settings.nprobe
+                    directory / TRAINED / f"{stem}.faiss", lists, self.settings.nprobe, vectors=exact
                 )
             else:
                 parts = [store.load_array(directory / SHARDS / s / f"{stem}.vec.npy") for s in shards]

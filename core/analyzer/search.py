@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,93 @@ def trained_ivf(sample: np.ndarray, count: int):  # noqa: ANN201 - faiss.IndexIV
     return index  # the wrapper keeps the quantizer referenced
 
 
+#: how a large searcher's lists may store its vectors, smallest first (bytes a vector: d, 2·d, 4·d)
+ENCODINGS = ("SQ8", "SQfp16", "Flat")
+#: searchers with fewer vectors keep plain lists (compression saves little there)
+COMPRESS_FROM = 50_000
+#: a compressed searcher asks its lists for this many times the neighbours wanted, then re-ranks them exactly
+RERANK = 4
+#: a compressed encoding is chosen when its recall is at most this much below plain lists'
+RECALL_MARGIN = 0.01
+
+
+@dataclass
+class Recipe:
+    """How a large searcher is stored: its list encoding and the recalls measured when it was chosen."""
+
+    encoding: str
+    recall: dict[str, float]
+
+
+def _encoded(flat, encoding: str):  # noqa: ANN001, ANN202 - faiss indexes
+    """An empty IVF index with ``flat``'s trained coarse quantizer and lists stored as ``encoding``."""
+    import faiss
+
+    if encoding == "Flat":
+        return flat
+    quantizer = faiss.clone_index(flat.quantizer)
+    kinds = {"SQ8": faiss.ScalarQuantizer.QT_8bit, "SQfp16": faiss.ScalarQuantizer.QT_fp16}
+    return faiss.IndexIVFScalarQuantizer(quantizer, flat.d, flat.nlist, kinds[encoding], faiss.METRIC_L2)
+
+
+def choose_recipe(
+    sample: np.ndarray, queries: np.ndarray, count: int, k: int, nprobe: int
+):  # noqa: ANN201 - (faiss index, Recipe)
+    """Train the searcher's lists on ``sample`` and choose how they store vectors: the smallest encoding
+    whose recall@``k`` (after the exact re-ranking the searcher does) on ``queries`` against an exact search
+    of ``sample`` is within :data:`RECALL_MARGIN` of plain lists'. Below :data:`COMPRESS_FROM` vectors the
+    lists stay plain. Returns the empty trained index and the recipe."""
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    flat = trained_ivf(sample, count)
+    if count < COMPRESS_FROM or queries.shape[0] == 0:
+        return flat, Recipe("Flat", {})
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    k = min(k, sample.shape[0])
+    _, truth = ExactSearch(sample).search(queries, k)
+    recall: dict[str, float] = {}
+    trained: dict[str, object] = {}
+    for encoding in reversed(ENCODINGS):  # plain first: the others are measured against it
+        index = _encoded(flat, encoding)
+        if encoding != "Flat":
+            index.train(sample)  # the coarse quantizer is trained already: only the codes are
+        filled = _copy(index)
+        filled.add(sample)
+        filled.nprobe = nprobe
+        fetch = k if encoding == "Flat" else min(sample.shape[0], RERANK * k)
+        _, found = filled.search(queries, fetch)
+        if encoding != "Flat":
+            found = _reranked(queries, found, sample, k)[1]
+        hits = sum(len(set(found[i, :k].tolist()) & set(truth[i].tolist())) for i in range(queries.shape[0]))
+        recall[encoding] = round(hits / (queries.shape[0] * k), 4)
+        trained[encoding] = index
+    for encoding in ENCODINGS:
+        if recall[encoding] >= recall["Flat"] - RECALL_MARGIN:
+            logger.info("search lists stored as %s (recall %s)", encoding, recall)
+            return trained[encoding], Recipe(encoding, recall)
+    return flat, Recipe("Flat", recall)  # pragma: no cover - Flat always qualifies
+
+
+def _copy(index):  # noqa: ANN001, ANN202
+    import faiss
+
+    return faiss.clone_index(index)
+
+
+def _reranked(
+    queries: np.ndarray, found: np.ndarray, vectors: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest of each query's ``found`` rows of ``vectors`` (-1: none), by exact squared L2."""
+    valid = found >= 0
+    picked = np.asarray(vectors[np.where(valid, found, 0)], dtype=np.float32)  # (Q, F, D)
+    dist = ((picked - queries[:, None, :]) ** 2).sum(axis=-1)
+    dist[~valid] = np.inf
+    order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    best = np.take_along_axis(dist, order, axis=1)
+    rows = np.take_along_axis(found, order, axis=1)
+    rows[~np.isfinite(best)] = -1
+    return best.astype(np.float32), rows.astype(np.int64)
+
+
 class ShardedFaissSearch:
     """A FAISS IVF index whose lists are kept in one file per shard of the library, read through
     read-only memory maps and searched as one index: a query reads only the lists it probes, and adding
@@ -154,8 +242,13 @@ class ShardedFaissSearch:
 
     kind = "faiss"
 
-    def __init__(self, trained: Path, lists: list[Path], nprobe: int = 12) -> None:
+    def __init__(
+        self, trained: Path, lists: list[Path], nprobe: int = 12, vectors: np.ndarray | None = None
+    ) -> None:
         import faiss
+
+        #: the searcher's vectors by id (float16, memory-mapped): compressed lists' hits are re-ranked exactly
+        self.vectors = vectors
 
         self.index = faiss.read_index(str(trained))
         # every part is kept referenced: the stacked lists only point at theirs
@@ -181,8 +274,12 @@ class ShardedFaissSearch:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.count)
-        dist, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return dist, rows.astype(np.int64)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.vectors is None:
+            dist, rows = self.index.search(queries, k)
+            return dist, rows.astype(np.int64)
+        _, found = self.index.search(queries, min(self.count, RERANK * k))
+        return _reranked(queries, found, self.vectors, k)
 
 
 Searcher = ExactSearch | FaissSearch | ShardedFaissSearch

@@ -367,3 +367,108 @@ def test_a_full_disk_during_a_build_is_a_clear_message_and_the_finished_shards_a
     monkeypatch.setattr(store, "save_array", real)
     result = analyzer.analyze(near_copy(arrays[7], seed=2), "mini")
     assert result.near_copy.is_copy and result.near_copy.index == 7
+
+
+_OPEN_INDEX = """
+import sys
+from core.analyzer import Analyzer, index
+from core.analyzer.settings import AnalyzerSettings
+from core.libraries import LibraryManager
+index.SHARD_IMAGES = 3
+real = index.ShardDescriber.__call__
+def counted(self, task, *args, **kwargs):
+    print("DESCRIBED", task.first_row, flush=True)
+    return real(self, task, *args, **kwargs)
+index.ShardDescriber.__call__ = counted
+built, notices = Analyzer(LibraryManager(), settings=AnalyzerSettings(work_size=64, scales=(8, 16))).index("mini")
+print("COUNT", built.count, len(notices), flush=True)
+"""
+
+
+def test_two_processes_asking_for_the_same_index_at_once_build_it_once(isolated_data_dir) -> None:
+    """Several people on one server: the second process waits for the first one's build and uses it."""
+    manager = LibraryManager()
+    make_library(manager, "mini", count=7)
+    env = dict(os.environ, MOSAIC_DATA_DIR=str(isolated_data_dir), PYTHONPATH=str(REPO))
+    env.pop("MOSAIC_DATABASE_URL", None)
+    children = [
+        subprocess.Popen([sys.executable, "-c", _OPEN_INDEX], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [child.communicate(timeout=300)[0] for child in children]
+    assert [child.returncode for child in children] == [0, 0], outputs
+    described = [line for out in outputs for line in out.splitlines() if line.startswith("DESCRIBED")]
+    assert sorted(described) == ["DESCRIBED 0", "DESCRIBED 3", "DESCRIBED 6"]  # each shard once, in all
+    assert all("COUNT 7 0" in out for out in outputs)
+
+
+# -- compressed search lists ------------------------------------------------------------------------
+
+
+def _clustered(count: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((200, 19)).astype(np.float32) * 3
+    return (centres[rng.integers(0, 200, count)] + rng.standard_normal((count, 19))).astype(np.float32)
+
+
+def test_the_list_encoding_is_chosen_by_measured_recall_and_hits_are_reranked_exactly(tmp_path) -> None:
+    import faiss
+
+    from core.analyzer.search import ENCODINGS, ExactSearch, choose_recipe
+
+    vectors = _clustered(60_000)
+    queries = vectors[:300] + 0.05 * np.random.default_rng(1).standard_normal((300, 19)).astype(np.float32)
+    small, recipe = choose_recipe(vectors[:2000], queries, 2000, k=3, nprobe=12)
+    assert recipe.encoding == "Flat" and recipe.recall == {}  # small searchers keep plain lists
+    trained, recipe = choose_recipe(vectors[::4], vectors[1::40][:500], 60_000, k=3, nprobe=12)
+    assert set(recipe.recall) == set(ENCODINGS) and recipe.encoding in ENCODINGS
+    assert recipe.recall[recipe.encoding] >= recipe.recall["Flat"] - 0.01
+    assert recipe.encoding != "Flat"  # 8-bit codes lose almost nothing once re-ranked exactly
+    faiss.write_index(trained, str(tmp_path / "trained.faiss"))
+    lists = []
+    for i, start in enumerate(range(0, 60_000, 25_000)):
+        part = faiss.read_index(str(tmp_path / "trained.faiss"))
+        chunk = vectors[start : start + 25_000]
+        part.add_with_ids(chunk, np.arange(start, start + chunk.shape[0], dtype=np.int64))
+        faiss.write_index(part, str(tmp_path / f"{i}.faiss"))
+        lists.append(tmp_path / f"{i}.faiss")
+    stored = ShardedArray([vectors[:25_000].astype(np.float16), vectors[25_000:].astype(np.float16)])
+    searcher = ShardedFaissSearch(tmp_path / "trained.faiss", lists, nprobe=12, vectors=stored)
+    dist, rows = searcher.search(queries, 3)
+    assert (rows[:, 0] == np.arange(300)).mean() > 0.97  # each query's own vector first
+    exact = ((stored[rows[:, 0]].astype(np.float32) - queries) ** 2).sum(axis=1)
+    assert np.allclose(dist[:, 0], exact, rtol=1e-4)  # distances are exact, not the codes' approximations
+    want, _ = ExactSearch(vectors).search(queries, 3)
+    assert np.allclose(dist[:, 0], want[:, 0], rtol=2e-2, atol=1e-2)  # float16 storage
+
+
+def test_an_index_with_compressed_lists_finds_copies_and_keeps_its_encoding_on_append(
+    isolated_data_dir, monkeypatch
+) -> None:
+    from core.analyzer import search
+
+    _sharded(monkeypatch, 4)
+    monkeypatch.setattr(search, "COMPRESS_FROM", 0)
+    manager = LibraryManager()
+    arrays = make_library(manager, "mini", count=9)
+    analyzer = Analyzer(manager, settings=SMALL, force_backend="faiss")
+    index, _ = analyzer.index("mini")
+    manifest = json.loads((index.directory / "manifest.json").read_text())
+    encoded = {stem: meta["encoding"] for stem, meta in manifest["stems"].items() if meta["kind"] == "faiss"}
+    assert encoded and all(meta["recall"] for stem, meta in manifest["stems"].items() if stem in encoded)
+    compressed = [stem for stem, encoding in encoded.items() if encoding != "Flat"]
+    assert compressed, encoded
+    scales = dict(index.all_scales())
+    assert all(scales[stem].searcher.vectors is not None for stem in compressed)
+    result = analyzer.analyze(near_copy(arrays[5], seed=1), "mini")
+    assert result.near_copy.is_copy and result.near_copy.index == 5
+    planted = collage(arrays, seed=2)
+    found = analyzer.analyze(planted.image, "mini")
+    planted_from = {int(i) for i in np.unique(planted.truth) if i >= 0}
+    assert {s.index for s in found.sources} & planted_from
+    name, extra = library_crops()[20]
+    manager.add_files("mini", [(name, png_bytes(extra))])
+    index, _ = analyzer.index("mini")
+    after = json.loads((index.directory / "manifest.json").read_text())["stems"]
+    assert {stem: after[stem]["encoding"] for stem in encoded} == encoded  # trained once, kept
+    assert analyzer.analyze(png_bytes(extra), "mini").sources[0].name == name
