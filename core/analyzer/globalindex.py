@@ -130,12 +130,19 @@ class CompressedGlobal(GlobalIndex):
     FILE: str | None = "global.faiss"
 
     def __init__(
-        self, descriptors: np.ndarray, index: Any, nprobe: int = 16, mapped_from: Path | None = None
+        self,
+        descriptors: np.ndarray,
+        index: Any,
+        nprobe: int = 16,
+        mapped_from: Path | None = None,
+        owner: Any = None,
     ) -> None:  # index: faiss.Index
         super().__init__(descriptors)
         import faiss
 
         self.index = index
+        #: what keeps ``index``'s lists alive when they are stacked from shard files (see ShardedFaissSearch)
+        self.owner = owner
         self.nprobe = nprobe
         #: the file whose lists ``index`` reads through a read-only memory map (None: held in memory)
         self.mapped_from = mapped_from
@@ -147,6 +154,13 @@ class CompressedGlobal(GlobalIndex):
 
     @classmethod
     def build(cls, descriptors: np.ndarray, nprobe: int = 16, seed: int = 0) -> CompressedGlobal:
+        built = cls._filled(descriptors, cls.trained(descriptors, seed), 0)
+        logger.info("built the whole-image index: %d images", descriptors.shape[0])
+        return cls(descriptors, built, nprobe)
+
+    @staticmethod
+    def trained(descriptors: np.ndarray, seed: int = 0) -> Any:
+        """An empty ``IVF…,PQ32`` index (inner product) trained on a seeded sample of whole images' boxes."""
         import faiss
 
         count, boxes, dim = descriptors.shape
@@ -167,9 +181,21 @@ class CompressedGlobal(GlobalIndex):
         ivf.cp.niter = 10
         ivf.cp.seed = seed
         index.train(sample)
-        built = cls._filled(descriptors, index, 0)
-        logger.info("built the whole-image index: %d images, %d lists, PQ%d", count, nlist, pq)
-        return cls(descriptors, built, nprobe)
+        logger.info("trained the whole-image index: %d images, %d lists, PQ%d", count, nlist, pq)
+        return index
+
+    @staticmethod
+    def fill_rows(index: Any, descriptors: np.ndarray, first_row: int) -> Any:
+        """``index`` with ``descriptors`` (images ``first_row``…, in memory or mapped) added under their ids
+        (row·B + box): one shard's lists of a sharded whole-image index."""
+        count, boxes, dim = descriptors.shape
+        step = max(1, _ADD_CHUNK // boxes)
+        for start in range(0, count, step):
+            chunk = np.ascontiguousarray(np.asarray(descriptors[start : start + step]).reshape(-1, dim), np.float32)
+            rows = np.arange(first_row + start, first_row + start + chunk.shape[0] // boxes, dtype=np.int64)
+            ids = (rows[:, None] * boxes + np.arange(boxes, dtype=np.int64)[None, :]).ravel()
+            index.add_with_ids(chunk, ids)
+        return index
 
     @staticmethod
     def _filled(descriptors: np.ndarray, index: Any, first: int) -> Any:
@@ -220,6 +246,8 @@ class CompressedGlobal(GlobalIndex):
     def extended(self, descriptors: np.ndarray, combined: np.ndarray | None = None) -> GlobalIndex:
         import faiss
 
+        if self.owner is not None:
+            raise ValueError("an index whose lists are stacked from shard files grows by adding a shard's lists")
         # a memory-mapped index is read-only (FAISS aborts the process on an add): read it whole first
         index = self.index if self.mapped_from is None else faiss.read_index(str(self.mapped_from))
         merged = _merged(self.descriptors, descriptors, combined)

@@ -21,7 +21,7 @@ On disk (``<indexes>/<library>/<key>/``)::
         <stem>.rows.npy           (index row, y, x) of each of those patches
     trained/<stem>.faiss          an empty IVF index trained on a sample of the stem's descriptors
     lists/<stem>/00000.faiss      that index filled with one shard's descriptors (ids: rows of the stem)
-    global.faiss                  the whole-image index (large libraries)
+    trained/global.faiss, lists/global/00000.faiss    the same for the whole-image index (large libraries)
 
 Everything is read through memory maps: a query reads the rows and lists it uses. The descriptors of
 one shard are held at a time while building, so a build's memory does not grow with the library.
@@ -48,7 +48,7 @@ import torch
 from core import config
 from core.analyzer import store
 from core.analyzer.descriptors import PatchDescriber, library_stride
-from core.analyzer.globalindex import GlobalIndex, grown_global_index, load_global_index, make_global_index
+from core.analyzer.globalindex import CompressedGlobal, ExactGlobal, GlobalIndex
 from core.analyzer.nearcopy import BOXES, library_descriptors
 from core.analyzer.pyramid import level_side, resized
 from core.analyzer.runners import LocalRunner, shard_runner
@@ -72,6 +72,9 @@ SHARDS = "shards"
 SHARD_MANIFEST = "shard.json"
 TRAINED = "trained"
 LISTS = "lists"
+#: the whole-image index stays exact below this many descriptors (PQ needs a few hundred to train)
+_MIN_GLOBAL_FAISS = 4 * 256
+_GLOBAL_NPROBE = 16
 #: held-out descriptors a searcher's list encoding is measured on
 _RECALL_QUERIES = 500
 #: a searcher with fewer vectors than this stays exact whatever it is asked (IVF needs some to train)
@@ -354,9 +357,8 @@ class IndexManager:
         if on_progress is not None:
             on_progress(0.9, "Making the library searchable")
         stems, files = self._fill_stems(directory, shards, {}, {}, first_new=0)
-        descriptors = self._sharded(directory, shards, "global.npy")
-        global_index = make_global_index(descriptors, self.settings.exact_max_vectors, self.force_backend)
-        self._seal(directory, library, item_ids, shards, stems, files, global_index)
+        global_meta = self._fill_global(directory, shards, {}, {}, 0, files)
+        self._seal(directory, library, item_ids, shards, stems, files, global_meta)
         _drop_older_versions(directory)
         index = self._load(directory)
         if on_progress is not None:
@@ -391,15 +393,10 @@ class IndexManager:
         stems, files = self._fill_stems(
             directory, shards, dict(manifest.get("stems") or {}), dict(manifest["files"]), first_new=len(old)
         )
-        combined = self._sharded(directory, shards, "global.npy")
-        global_index = grown_global_index(
-            index.global_index,
-            combined[index.count :],  # the rows before are the same pictures, described the same way
-            self.settings.exact_max_vectors,
-            self.force_backend,
-            combined=combined,
+        global_meta = self._fill_global(
+            directory, shards, dict(manifest.get("global") or {}), dict(manifest["files"]), len(old), files
         )
-        self._seal(directory, library, index.item_ids + added, shards, stems, files, global_index)
+        self._seal(directory, library, index.item_ids + added, shards, stems, files, global_meta)
         _drop_other_shards(directory, {shard.name for shard in shards})
         return self._load(directory)
 
@@ -551,6 +548,42 @@ class IndexManager:
         )
         return index, recipe
 
+    def _fill_global(
+        self,
+        directory: Path,
+        shards: list[_Shard],
+        previous: dict[str, Any],
+        kept: dict[str, dict[str, Any]],
+        first_new: int,
+        files: dict[str, dict[str, Any]],
+    ) -> dict[str, Any]:
+        """The whole-image index: exact while the descriptors are few, else a compressed FAISS index trained
+        once and filled shard by shard like the patch searchers' (``files`` gets its files). Returns the
+        manifest's ``global`` entry."""
+        descriptors = self._sharded(directory, shards, "global.npy")
+        count = int(descriptors.shape[0])
+        total = count * len(BOXES)
+        kind = self.force_backend or ("exact" if total <= self.settings.exact_max_vectors else "faiss")
+        if kind != "faiss" or total < _MIN_GLOBAL_FAISS:
+            return {"kind": "exact", "count": count}
+        trained_name = f"{TRAINED}/global.faiss"
+        reuse = previous.get("kind") == "faiss" and first_new > 0 and trained_name in kept
+        if reuse:
+            files[trained_name] = kept[trained_name]
+        else:
+            files[trained_name] = _write_faiss(directory, trained_name, CompressedGlobal.trained(descriptors))
+        fills = []
+        for i, shard in enumerate(shards):
+            name = f"{LISTS}/global/{shard.name}.faiss"
+            if reuse and i < first_new and name in kept:
+                files[name] = kept[name]
+            else:
+                source = f"{SHARDS}/{shard.name}/global.npy"
+                fills.append(_FillTask(str(directory), trained_name, source, shard.first_row, name))
+        for task, meta in zip(fills, shard_runner().map(_fill_global_lists, fills), strict=True):
+            files[task.output] = meta
+        return {"kind": "faiss", "count": count, "nprobe": _GLOBAL_NPROBE}
+
     def _sharded(self, directory: Path, shards: list[_Shard], name: str) -> ShardedArray:
         return ShardedArray([store.load_array(directory / SHARDS / s.name / name, mmap=True) for s in shards])
 
@@ -562,14 +595,12 @@ class IndexManager:
         shards: list[_Shard],
         stems: dict[str, Any],
         files: dict[str, dict[str, Any]],
-        global_index: GlobalIndex,
+        global_meta: dict[str, Any],
     ) -> None:
-        """Write the global index's file and the manifest that makes the new shards part of the index."""
+        """Write the manifest that makes the new shards and search lists part of the index."""
         listed = dict(files)
         for shard in shards:
             listed.update({f"{SHARDS}/{shard.name}/{name}": meta for name, meta in shard.files.items()})
-        if global_index.FILE is not None:
-            listed[global_index.FILE] = _write_with(directory, global_index.FILE, global_index.write)
         manifest = {
             "version": INDEX_VERSION,
             "library": library,
@@ -583,7 +614,7 @@ class IndexManager:
             "shards": [shard.to_json() for shard in shards],
             "stems": stems,
             "global_boxes": len(BOXES),
-            "global": global_index.meta(),
+            "global": global_meta,
             "files": listed,
         }
         tmp = directory / f".{store.MANIFEST}.{uuid.uuid4().hex[:8]}"
@@ -644,10 +675,17 @@ class IndexManager:
             raise store.IndexDamaged("its images have an unexpected shape")
         if globals_.dtype != np.float16 or globals_.ndim != 3 or globals_.shape[1] != len(BOXES):
             raise store.IndexDamaged("its whole-image descriptors have an unexpected shape")
+        global_meta = dict(manifest.get("global") or {})
         try:
-            global_index = load_global_index(directory, dict(manifest.get("global") or {}), globals_)
-        except ValueError as exc:
-            raise store.IndexDamaged(str(exc)) from exc
+            if global_meta.get("kind") == CompressedGlobal.kind:
+                lists = [directory / LISTS / "global" / f"{s}.faiss" for s, _, _ in shards]
+                nprobe = int(global_meta["nprobe"])
+                stacked = ShardedFaissSearch(directory / TRAINED / "global.faiss", lists, nprobe)
+                global_index: GlobalIndex = CompressedGlobal(globals_, stacked.index, nprobe, owner=stacked)
+            else:
+                global_index = ExactGlobal(globals_)
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise store.IndexDamaged(f"its whole-image search index could not be read ({exc})") from exc
         loaded: dict[str, ScaleIndex] = {}
         for stem, (_, patch) in self.stems.items():
             loaded[stem] = self._load_scale(directory, stem, patch, stems[stem], [s for s, _, _ in shards])
@@ -758,6 +796,18 @@ def _fill_lists(task: _FillTask) -> dict[str, Any]:
     if part.shape[0]:
         ids = np.arange(task.offset, task.offset + part.shape[0], dtype=np.int64)
         filled.add_with_ids(np.ascontiguousarray(part, dtype=np.float32), ids)
+    return _write_faiss(directory, task.output, filled)
+
+
+def _fill_global_lists(task: _FillTask) -> dict[str, Any]:
+    """One shard's whole-image descriptors added to a copy of the trained whole-image index (``offset``:
+    the shard's first row; ids are row·boxes + box)."""
+    import faiss
+
+    directory = Path(task.directory)
+    filled = faiss.read_index(str(directory / task.trained))
+    descriptors = store.load_array(directory / task.vectors, mmap=True)
+    CompressedGlobal.fill_rows(filled, descriptors, task.offset)
     return _write_faiss(directory, task.output, filled)
 
 

@@ -147,11 +147,12 @@ def test_the_analyzer_uses_a_compressed_index_saves_it_and_appends_to_it(isolate
     index, _ = analyzer.index("big")
     assert isinstance(index.global_index, CompressedGlobal)
     manifest = json.loads((index.directory / "manifest.json").read_text())
-    assert manifest["global"]["kind"] == "faiss" and "global.faiss" in manifest["files"]
+    assert manifest["global"]["kind"] == "faiss" and "trained/global.faiss" in manifest["files"]
+    assert "lists/global/00000.faiss" in manifest["files"]  # filled shard by shard
     assert np.load(index.directory / "shards" / "00000" / "global.npy").dtype == np.float16
     clear_cache()  # read back from disk: the lists are memory-mapped
     index, notices = analyzer.index("big")
-    assert notices == [] and isinstance(index.global_index, CompressedGlobal) and index.global_index.mapped_from
+    assert notices == [] and isinstance(index.global_index, CompressedGlobal) and index.global_index.owner
     result = analyzer.analyze(near_copy(arrays[7], seed=4), "big")
     assert result.near_copy.is_copy and result.near_copy.index == 7
     # a picture added later is found as the source of its copy (appended to the mapped index)

@@ -472,3 +472,30 @@ def test_an_index_with_compressed_lists_finds_copies_and_keeps_its_encoding_on_a
     after = json.loads((index.directory / "manifest.json").read_text())["stems"]
     assert {stem: after[stem]["encoding"] for stem in encoded} == encoded  # trained once, kept
     assert analyzer.analyze(png_bytes(extra), "mini").sources[0].name == name
+
+
+def test_the_whole_image_index_is_filled_by_shard_and_grows_by_shard(isolated_data_dir, monkeypatch) -> None:
+    from core.analyzer.globalindex import CompressedGlobal
+
+    _sharded(monkeypatch, 10, tail=2)
+    manager = LibraryManager()
+    arrays = make_library(manager, "big", count=24)  # 24 × 49 boxes: enough for the compressed index
+    analyzer = Analyzer(manager, settings=SMALL, force_backend="faiss")
+    index, _ = analyzer.index("big")
+    assert isinstance(index.global_index, CompressedGlobal) and index.global_index.owner is not None
+    folder = index.directory
+    assert sorted(p.name for p in (folder / "lists" / "global").iterdir()) == [
+        "00000.faiss",
+        "00001.faiss",
+        "00002.faiss",
+    ]
+    before = _files(folder)
+    name, extra = library_crops()[30]
+    manager.add_files("big", [(name, png_bytes(extra))])
+    index, _ = analyzer.index("big")
+    after = _files(folder)
+    assert "lists/global/00003.faiss" in after and after["trained/global.faiss"] == before["trained/global.faiss"]
+    assert all(after[p] == before[p] for p in before if p.startswith("lists/global/"))
+    assert analyzer.analyze(near_copy(extra, seed=5), "big").near_copy.name == name
+    copy = analyzer.analyze(near_copy(arrays[13], seed=6), "big").near_copy
+    assert copy.is_copy and copy.index == 13
