@@ -516,15 +516,8 @@ class IndexManager:
                 trained, recipe = self._trained(directory, shards, stem, total)
                 files[trained_name] = _write_faiss(directory, trained_name, trained)
                 stems[stem]["encoding"], stems[stem]["recall"] = recipe.encoding, recipe.recall
-            offset = 0
-            for i, shard in enumerate(shards):
-                name = f"{LISTS}/{stem}/{shard.name}.faiss"
-                if reuse and i < first_new and name in kept:
-                    files[name] = kept[name]
-                else:
-                    vectors = f"{SHARDS}/{shard.name}/{stem}.vec.npy"
-                    fills.append(_FillTask(str(directory), trained_name, vectors, offset, name))
-                offset += counts[i]
+            offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
+            fills += _fill_tasks(directory, shards, stem, f"{stem}.vec.npy", offsets, reuse, first_new, kept, files)
         # every shard's lists are filled from the trained index on their own (in parallel on Ray)
         for task, meta in zip(fills, shard_runner().map(_fill_lists, fills), strict=True):
             files[task.output] = meta
@@ -572,14 +565,8 @@ class IndexManager:
             files[trained_name] = kept[trained_name]
         else:
             files[trained_name] = _write_faiss(directory, trained_name, CompressedGlobal.trained(descriptors))
-        fills = []
-        for i, shard in enumerate(shards):
-            name = f"{LISTS}/global/{shard.name}.faiss"
-            if reuse and i < first_new and name in kept:
-                files[name] = kept[name]
-            else:
-                source = f"{SHARDS}/{shard.name}/global.npy"
-                fills.append(_FillTask(str(directory), trained_name, source, shard.first_row, name))
+        offsets = [shard.first_row for shard in shards]
+        fills = _fill_tasks(directory, shards, "global", "global.npy", offsets, reuse, first_new, kept, files)
         for task, meta in zip(fills, shard_runner().map(_fill_global_lists, fills), strict=True):
             files[task.output] = meta
         return {"kind": "faiss", "count": count, "nprobe": _GLOBAL_NPROBE}
@@ -784,6 +771,31 @@ class _FillTask:
     vectors: str
     offset: int
     output: str
+
+
+def _fill_tasks(
+    directory: Path,
+    shards: list[_Shard],
+    name: str,
+    source: str,
+    offsets: list[int],
+    reuse: bool,
+    first_new: int,
+    kept: dict[str, dict[str, Any]],
+    files: dict[str, dict[str, Any]],
+) -> list[_FillTask]:
+    """The shards whose ``lists/<name>/<shard>.faiss`` must be filled from ``trained/<name>.faiss`` with their
+    ``source`` file (ids from ``offsets[i]``); with ``reuse``, the lists of shards before ``first_new`` are
+    kept as they are (their manifest entries go into ``files``)."""
+    tasks = []
+    for i, shard in enumerate(shards):
+        output = f"{LISTS}/{name}/{shard.name}.faiss"
+        if reuse and i < first_new and output in kept:
+            files[output] = kept[output]
+        else:
+            vectors = f"{SHARDS}/{shard.name}/{source}"
+            tasks.append(_FillTask(str(directory), f"{TRAINED}/{name}.faiss", vectors, offsets[i], output))
+    return tasks
 
 
 def _fill_lists(task: _FillTask) -> dict[str, Any]:

@@ -86,6 +86,12 @@ def _sharded(monkeypatch, per_shard: int, tail: int | None = None) -> None:
     monkeypatch.setattr(index_module, "TAIL_REWRITE", tail if tail is not None else max(1, per_shard // 2))
 
 
+def _child_env(data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ, MOSAIC_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO))
+    env.pop("MOSAIC_DATABASE_URL", None)
+    return env
+
+
 def _shard_of(task) -> str:
     """The shard a describing task is for (its staging folder is ``.tmp-<shard>-<random>``)."""
     return Path(task.staging).name.split("-")[1]
@@ -250,8 +256,7 @@ Analyzer(LibraryManager(), settings=AnalyzerSettings(work_size=64, scales=(8, 16
 def test_a_build_killed_part_way_goes_on_without_redoing_finished_shards(isolated_data_dir, monkeypatch) -> None:
     manager = LibraryManager()
     arrays = make_library(manager, "mini", count=7)
-    env = dict(os.environ, MOSAIC_DATA_DIR=str(isolated_data_dir), PYTHONPATH=str(REPO))
-    env.pop("MOSAIC_DATABASE_URL", None)
+    env = _child_env(isolated_data_dir)
     child = subprocess.Popen(
         [sys.executable, "-c", _KILLED_BUILD], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
     )
@@ -389,8 +394,7 @@ def test_two_processes_asking_for_the_same_index_at_once_build_it_once(isolated_
     """Several people on one server: the second process waits for the first one's build and uses it."""
     manager = LibraryManager()
     make_library(manager, "mini", count=7)
-    env = dict(os.environ, MOSAIC_DATA_DIR=str(isolated_data_dir), PYTHONPATH=str(REPO))
-    env.pop("MOSAIC_DATABASE_URL", None)
+    env = _child_env(isolated_data_dir)
     children = [
         subprocess.Popen([sys.executable, "-c", _OPEN_INDEX], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
