@@ -85,9 +85,8 @@ class GlobalIndex:
         rows where ``allowed`` is False are never returned."""
         raise NotImplementedError
 
-    def extended(self, descriptors: np.ndarray, combined: np.ndarray | None = None) -> GlobalIndex:
-        """This index with more images' descriptors appended (rows follow the existing ones); ``combined``:
-        the old and new descriptors already end to end (on disk, say), used instead of a concatenation."""
+    def extended(self, descriptors: np.ndarray) -> GlobalIndex:
+        """This index with more images' descriptors appended (rows follow the existing ones)."""
         raise NotImplementedError
 
     #: the file of this index besides ``global.npy`` (None: it has none)
@@ -118,8 +117,8 @@ class ExactGlobal(GlobalIndex):
         top = torch.topk(best, min(k, self.count))
         return [int(row) for row, score in zip(top.indices.tolist(), top.values.tolist(), strict=True) if score > -2.0]
 
-    def extended(self, descriptors: np.ndarray, combined: np.ndarray | None = None) -> GlobalIndex:
-        return ExactGlobal(_merged(self.descriptors, descriptors, combined))
+    def extended(self, descriptors: np.ndarray) -> GlobalIndex:
+        return ExactGlobal(_merged(self.descriptors, descriptors))
 
 
 class CompressedGlobal(GlobalIndex):
@@ -243,14 +242,14 @@ class CompressedGlobal(GlobalIndex):
                 break
         return rows
 
-    def extended(self, descriptors: np.ndarray, combined: np.ndarray | None = None) -> GlobalIndex:
+    def extended(self, descriptors: np.ndarray) -> GlobalIndex:
         import faiss
 
         if self.owner is not None:
             raise ValueError("an index whose lists are stacked from shard files grows by adding a shard's lists")
         # a memory-mapped index is read-only (FAISS aborts the process on an add): read it whole first
         index = self.index if self.mapped_from is None else faiss.read_index(str(self.mapped_from))
-        merged = _merged(self.descriptors, descriptors, combined)
+        merged = _merged(self.descriptors, descriptors)
         self._filled(merged, index, self.count)
         return CompressedGlobal(merged, index, self.nprobe)
 
@@ -284,25 +283,17 @@ def make_global_index(descriptors: np.ndarray, exact_max_vectors: int, force: st
 
 
 def grown_global_index(
-    current: GlobalIndex,
-    descriptors: np.ndarray,
-    exact_max_vectors: int,
-    force: str | None = None,
-    combined: np.ndarray | None = None,
+    current: GlobalIndex, descriptors: np.ndarray, exact_max_vectors: int, force: str | None = None
 ) -> GlobalIndex:
     """``current`` with more images appended; an exact index that grows past ``exact_max_vectors`` becomes a
-    compressed one (unless ``force`` says otherwise). ``combined``: see :meth:`GlobalIndex.extended`."""
+    compressed one (unless ``force`` says otherwise)."""
     total = (current.count + descriptors.shape[0]) * current.boxes
     if isinstance(current, ExactGlobal) and force is None and total > exact_max_vectors:
-        return make_global_index(_merged(current.descriptors, descriptors, combined), exact_max_vectors)
-    return current.extended(descriptors, combined)
+        return make_global_index(_merged(current.descriptors, descriptors), exact_max_vectors)
+    return current.extended(descriptors)
 
 
-def _merged(old: np.ndarray, new: np.ndarray, combined: np.ndarray | None) -> np.ndarray:
-    if combined is not None:
-        if combined.shape[0] != old.shape[0] + new.shape[0]:
-            raise ValueError("the combined whole-image descriptors do not hold the old and the new ones")
-        return combined
+def _merged(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(old), np.asarray(new).astype(np.float16)])
 
 

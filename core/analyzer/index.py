@@ -506,15 +506,13 @@ class IndexManager:
             if kind != "faiss":
                 continue
             before = previous.get(stem) if isinstance(previous.get(stem), dict) else {}
-            trained_name = f"{TRAINED}/{stem}.faiss"
-            reuse = before.get("kind") == "faiss" and first_new > 0 and trained_name in kept
+            reuse = _kept_trained(stem, before, kept, first_new, files)
             if reuse:
-                files[trained_name] = kept[trained_name]
                 stems[stem]["encoding"] = str(before.get("encoding", "Flat"))
                 stems[stem]["recall"] = dict(before.get("recall") or {})
             else:
                 trained, recipe = self._trained(directory, shards, stem, total)
-                files[trained_name] = _write_faiss(directory, trained_name, trained)
+                files[f"{TRAINED}/{stem}.faiss"] = _write_faiss(directory, f"{TRAINED}/{stem}.faiss", trained)
                 stems[stem]["encoding"], stems[stem]["recall"] = recipe.encoding, recipe.recall
             offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
             fills += _fill_tasks(directory, shards, stem, f"{stem}.vec.npy", offsets, reuse, first_new, kept, files)
@@ -559,11 +557,9 @@ class IndexManager:
         kind = self.force_backend or ("exact" if total <= self.settings.exact_max_vectors else "faiss")
         if kind != "faiss" or total < _MIN_GLOBAL_FAISS:
             return {"kind": "exact", "count": count}
-        trained_name = f"{TRAINED}/global.faiss"
-        reuse = previous.get("kind") == "faiss" and first_new > 0 and trained_name in kept
-        if reuse:
-            files[trained_name] = kept[trained_name]
-        else:
+        reuse = _kept_trained("global", previous, kept, first_new, files)
+        if not reuse:
+            trained_name = f"{TRAINED}/global.faiss"
             files[trained_name] = _write_faiss(directory, trained_name, CompressedGlobal.trained(descriptors))
         offsets = [shard.first_row for shard in shards]
         fills = _fill_tasks(directory, shards, "global", "global.npy", offsets, reuse, first_new, kept, files)
@@ -771,6 +767,18 @@ class _FillTask:
     vectors: str
     offset: int
     output: str
+
+
+def _kept_trained(
+    name: str, before: dict[str, Any], kept: dict[str, dict[str, Any]], first_new: int, files: dict[str, Any]
+) -> bool:
+    """On an append (``first_new`` > 0), keep ``trained/<name>.faiss`` of an index that was already
+    compressed (``before``: its manifest entry; the file goes into ``files``); False: train it anew."""
+    trained_name = f"{TRAINED}/{name}.faiss"
+    if before.get("kind") == "faiss" and first_new > 0 and trained_name in kept:
+        files[trained_name] = kept[trained_name]
+        return True
+    return False
 
 
 def _fill_tasks(

@@ -236,13 +236,19 @@ def test_a_stopped_build_goes_on_from_its_finished_shards(isolated_data_dir, mon
     assert result.near_copy.is_copy and result.near_copy.index == 7
 
 
-_KILLED_BUILD = """
+#: a child process's start: the studio with small shards, ``real`` the shard describer it wraps
+_CHILD_START = """
 import time
 from core.analyzer import Analyzer, index
 from core.analyzer.settings import AnalyzerSettings
 from core.libraries import LibraryManager
-index.SHARD_IMAGES = 2
+index.SHARD_IMAGES = {per_shard}
 real = index.ShardDescriber.__call__
+"""
+
+_KILLED_BUILD = (
+    _CHILD_START.format(per_shard=2)
+    + """
 def slow(self, task, *args, **kwargs):
     if task.first_row >= 4:
         print("SHARDS-DONE", flush=True)
@@ -251,6 +257,7 @@ def slow(self, task, *args, **kwargs):
 index.ShardDescriber.__call__ = slow
 Analyzer(LibraryManager(), settings=AnalyzerSettings(work_size=64, scales=(8, 16))).index("mini")
 """
+)
 
 
 def test_a_build_killed_part_way_goes_on_without_redoing_finished_shards(isolated_data_dir, monkeypatch) -> None:
@@ -374,13 +381,9 @@ def test_a_full_disk_during_a_build_is_a_clear_message_and_the_finished_shards_a
     assert result.near_copy.is_copy and result.near_copy.index == 7
 
 
-_OPEN_INDEX = """
-import sys
-from core.analyzer import Analyzer, index
-from core.analyzer.settings import AnalyzerSettings
-from core.libraries import LibraryManager
-index.SHARD_IMAGES = 3
-real = index.ShardDescriber.__call__
+_OPEN_INDEX = (
+    _CHILD_START.format(per_shard=3)
+    + """
 def counted(self, task, *args, **kwargs):
     print("DESCRIBED", task.first_row, flush=True)
     return real(self, task, *args, **kwargs)
@@ -388,6 +391,7 @@ index.ShardDescriber.__call__ = counted
 built, notices = Analyzer(LibraryManager(), settings=AnalyzerSettings(work_size=64, scales=(8, 16))).index("mini")
 print("COUNT", built.count, len(notices), flush=True)
 """
+)
 
 
 def test_two_processes_asking_for_the_same_index_at_once_build_it_once(isolated_data_dir) -> None:
