@@ -51,7 +51,7 @@ from core.analyzer.descriptors import PatchDescriber, library_stride
 from core.analyzer.globalindex import CompressedGlobal, ExactGlobal, GlobalIndex
 from core.analyzer.nearcopy import BOXES, library_descriptors
 from core.analyzer.pyramid import level_side, resized
-from core.analyzer.runners import LocalRunner, shard_runner
+from core.runners import LocalRunner, shard_runner
 from core.analyzer.search import ExactSearch, Recipe, Searcher, ShardedFaissSearch, choose_recipe, training_rows
 from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings, ProgressFn
 from core.analyzer.sharded import ShardedArray

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import itertools
 import logging
 import os
 import re
@@ -39,10 +40,11 @@ from PIL import Image
 
 from core import config
 from core.errors import BadInputError, MosaicError, ResourceError
-from core.images import DEFAULT_MAX_SIDE, UnreadableImageError, load_image
+from core.images import DEFAULT_MAX_SIDE
 from core.libraries import datasource, sources
 from core.libraries.builtins import BUILTIN_LIBRARIES, BuiltinLibrary
 from core.libraries.datasource import DatasetOptions
+from core.libraries.decoding import PictureTask, PreparedPicture, prepare_picture
 from core.libraries.journal import FOLDER_PATTERN as JOURNAL_FOLDER
 from core.libraries.journal import JOURNAL_NAME, ImportJournal, Record, StoppedImport, fingerprint, read_stopped
 from core.libraries.journal import PREFIX as JOURNAL_PREFIX
@@ -52,6 +54,7 @@ from core.libraries.names import NAME_PATTERN, validate_name
 from core.libraries.records import ImportReport, LibraryInfo, LibraryPixels, LibraryTensor
 from core.libraries.storage import LibraryStorage
 from core.libraries.tensors import TensorCache, square_array
+from core.runners import picture_runner
 from core.words import plural
 
 logger = logging.getLogger(__name__)
@@ -74,14 +77,6 @@ CHANGE_MARKER = ".changing"
 _WORK_FOLDER = re.compile(r"^\.(?:building|creating|trash)-(?P<name>.+)-[0-9a-f]{8}$")
 #: What a library folder may hold; a folder without manifest holding only these is a killed import's.
 _LIBRARY_PARTS = {"images", "thumbs", "cache", CHANGE_MARKER}
-
-
-def _is_plain_gray(image: Image.Image) -> bool:
-    """True for an RGB image whose three channels are identical (a grayscale photo saved as RGB)."""
-    if image.mode != "RGB":
-        return False
-    array = np.asarray(image)
-    return bool(np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2]))
 
 
 class _SourceChanged(Exception):
@@ -361,33 +356,45 @@ class LibraryManager:
         written: list[ManifestItem] = []
         try:
             tried = 0
-            for tried, entry in enumerate(entries(), start=1):
-                if tried <= len(done):
-                    record = done[tried - 1]
-                    if record.name != entry.name:  # the source changed since: its journal no longer fits
-                        logger.info("import of %s: %s changed since it stopped; starting again", name, entry.name)
-                        raise _SourceChanged
-                    self._replay(record, manifest, written, report)
-                    if tried == len(done) and progress is not None:
-                        progress(tried, _expected(expected, tried))
-                    continue
-                if tried == len(done) + 1 and done:
+            numbered = enumerate(entries(), start=1)
+            first_new: tuple[int, sources.Entry] | None = None
+            for tried, entry in numbered:
+                if tried > len(done):
+                    first_new = (tried, entry)
+                    break
+                record = done[tried - 1]
+                if record.name != entry.name:  # the source changed since: its journal no longer fits
+                    logger.info("import of %s: %s changed since it stopped; starting again", name, entry.name)
+                    raise _SourceChanged
+                self._replay(record, manifest, written, report)
+                if tried == len(done) and progress is not None:
+                    progress(tried, _expected(expected, tried))
+            if first_new is not None:
+                if done:
                     report.notices.append(
                         f"Went on from an import that had stopped: {plural(len(done), 'file')} had already been read."
                     )
-                if tried % DISK_CHECK_EVERY == 0:
-                    _check_disk(journal.folder)
-                candidate = entry.load()
-                item = self._import_one(candidate, manifest, staging, report, max_side)
-                if item is None:
-                    journal.append(Record(tried, entry.name, skipped=report.skipped[-1][1]))
-                else:
-                    written.append(item)
-                    label = None if item.label is None else manifest.label_names[item.label]
-                    made = {"id": item.id, "label": label, "source": item.source, "channels": item.channels}
-                    journal.append(Record(tried, entry.name, made=made))
-                if progress is not None:
-                    progress(tried, _expected(expected, tried))
+
+                def tasks() -> Iterator[PictureTask]:
+                    for number, entry in itertools.chain([first_new], numbered):
+                        yield PictureTask(number, entry.load(), max_side)
+
+                runner = picture_runner(max(0, expected - len(done)) if expected else 0)
+                with contextlib.closing(runner.map(prepare_picture, tasks())) as results:  # stops its workers
+                    for prepared in results:
+                        tried = prepared.number
+                        if tried % DISK_CHECK_EVERY == 0:
+                            _check_disk(journal.folder)
+                        item = self._store_prepared(prepared, manifest, staging, report)
+                        if item is None:
+                            journal.append(Record(tried, prepared.name, skipped=report.skipped[-1][1]))
+                        else:
+                            written.append(item)
+                            label = None if item.label is None else manifest.label_names[item.label]
+                            made = {"id": item.id, "label": label, "source": item.source, "channels": item.channels}
+                            journal.append(Record(tried, prepared.name, made=made))
+                        if progress is not None:
+                            progress(tried, _expected(expected, tried))
             if tried < len(done):
                 raise _SourceChanged
             journal.close()
@@ -945,31 +952,22 @@ class LibraryManager:
             return self._import_entries(name, entries, max_side, journal, new, progress, expected, resumable=False)
 
     @staticmethod
-    def _import_one(
-        candidate: sources.ImportCandidate,
-        manifest: Manifest,
-        storage: LibraryStorage,
-        report: ImportReport,
-        max_side: int,
+    def _store_prepared(
+        prepared: PreparedPicture, manifest: Manifest, storage: LibraryStorage, report: ImportReport
     ) -> ManifestItem | None:
-        if candidate.skip_reason is not None or candidate.data is None:
-            report.skipped.append((candidate.name, candidate.skip_reason or "no data"))
+        """Write one picture :func:`prepare_picture` made (or note why it was skipped)."""
+        if prepared.skip_reason is not None or prepared.png is None or prepared.thumb is None:
+            report.skipped.append((prepared.name, prepared.skip_reason or "no data"))
             return None
-        try:
-            loaded = load_image(candidate.data, candidate.name, max_side=max_side)
-        except UnreadableImageError as exc:
-            report.skipped.append((candidate.name, exc.reason))
-            return None
-        image = loaded.image.convert("L") if _is_plain_gray(loaded.image) else loaded.image
         item_id = uuid.uuid4().hex[:12]
-        file = storage.write_item(item_id, image, atomic=False)  # a work folder nobody else reads
-        report.notices.extend(loaded.notices)
+        file = storage.write_encoded(item_id, prepared.png, prepared.thumb)  # a work folder nobody else reads
+        report.notices.extend(prepared.notices)
         return ManifestItem(
             id=item_id,
             file=file,
-            label=manifest.label_index(candidate.label) if candidate.label else None,
-            source=candidate.name,
-            channels=1 if image.mode == "L" else 3,
+            label=manifest.label_index(prepared.label) if prepared.label else None,
+            source=prepared.name,
+            channels=prepared.channels,
         )
 
     @staticmethod

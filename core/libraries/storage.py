@@ -9,22 +9,10 @@ from PIL import Image
 
 from core.errors import MosaicError
 from core.images import save_png
+from core.libraries.decoding import PNG_LEVEL, make_thumbnail
 from core.libraries.manifest import Manifest, ManifestItem
 
 logger = logging.getLogger(__name__)
-
-THUMB_SIZE = 96
-
-
-def make_thumbnail(image: Image.Image, size: int = THUMB_SIZE) -> Image.Image:
-    """A preview whose longest side is ``size``; tiny images are enlarged with crisp pixels."""
-    width, height = image.size
-    if max(width, height) >= size:
-        thumb = image.copy()
-        thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
-        return thumb
-    factor = max(1, size // max(width, height))
-    return image.resize((width * factor, height * factor), Image.Resampling.NEAREST)
 
 
 class LibraryStorage:
@@ -56,8 +44,18 @@ class LibraryStorage:
         else:
             self.images_dir.mkdir(parents=True, exist_ok=True)
             self.thumbs_dir.mkdir(parents=True, exist_ok=True)
-            image.save(self.folder / file, format="PNG")
-            thumb.save(self.thumbs_dir / f"{item_id}.png", format="PNG")
+            image.save(self.folder / file, format="PNG", compress_level=PNG_LEVEL)
+            thumb.save(self.thumbs_dir / f"{item_id}.png", format="PNG", compress_level=PNG_LEVEL)
+        return file
+
+    def write_encoded(self, item_id: str, png: bytes, thumb: bytes) -> str:
+        """Store a picture already encoded (:func:`core.libraries.decoding.prepare_picture`) in a folder
+        nobody else can see yet; returns the relative file name."""
+        file = self.image_file(item_id)
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        self.thumbs_dir.mkdir(parents=True, exist_ok=True)
+        (self.folder / file).write_bytes(png)
+        (self.thumbs_dir / f"{item_id}.png").write_bytes(thumb)
         return file
 
     def delete_item_files(self, item: ManifestItem) -> None:

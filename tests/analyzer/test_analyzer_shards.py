@@ -312,7 +312,7 @@ def _arrays(folder: Path) -> dict[str, np.ndarray]:
 def test_a_build_on_ray_makes_the_files_a_local_build_makes(isolated_data_dir, monkeypatch, ray_cluster) -> None:
     """Issue 18, item 3: with ``MOSAIC_RAY_ADDRESS`` set the shards are described and their search lists
     filled by Ray tasks; the index is the one a build in this process makes."""
-    from core.analyzer import runners
+    from core import runners
 
     _sharded(monkeypatch, 3)
     manager = LibraryManager()

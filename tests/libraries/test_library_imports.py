@@ -136,16 +136,16 @@ def test_failed_import_keeps_existing_items(manager: LibraryManager, png, monkey
 
     from core.libraries.storage import LibraryStorage
 
-    real_write = LibraryStorage.write_item
+    real_write = LibraryStorage.write_encoded
     calls = {"n": 0}
 
-    def flaky_write(self, item_id, image, atomic=True):
+    def flaky_write(self, item_id, png, thumb):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError("disk full")
-        return real_write(self, item_id, image, atomic)
+        return real_write(self, item_id, png, thumb)
 
-    monkeypatch.setattr(LibraryStorage, "write_item", flaky_write)
+    monkeypatch.setattr(LibraryStorage, "write_encoded", flaky_write)
     with pytest.raises(OSError, match="disk full"):
         manager.add_files("keep", [("c.png", png()), ("d.png", png())])
     assert manager.items("keep") == before
