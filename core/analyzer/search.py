@@ -119,7 +119,7 @@ class FaissSearch:
 
 
 def _lists_for(count: int) -> int:
-    nlist = int(min(4096, max(16, 2 * math.sqrt(count))))
+    nlist = int(min(16384, max(16, 2 * math.sqrt(count))))
     return min(nlist, max(1, count // _TRAIN_PER_LIST))
 
 

@@ -54,7 +54,7 @@ from core.libraries.names import NAME_PATTERN, validate_name
 from core.libraries.records import ImportReport, LibraryInfo, LibraryPixels, LibraryTensor
 from core.libraries.storage import LibraryStorage
 from core.libraries.tensors import TensorCache, square_array
-from core.runners import picture_runner
+from core.runners import THREADS_FROM, LocalRunner, ThreadRunner, picture_runner
 from core.words import plural
 
 logger = logging.getLogger(__name__)
@@ -818,14 +818,20 @@ class LibraryManager:
         cache and its ``{item id: row}``), copied instead of decoding those pictures again."""
         total = len(manifest.items)
         rows, where = base if base is not None else (None, {})
-        for done, item in enumerate(manifest.items, start=1):
+
+        def square(item: ManifestItem) -> np.ndarray:
             row = where.get(item.id)
             if rows is not None and row is not None:
-                yield np.array(rows[row])
-            else:
-                yield square_array(storage.read_image(item), size, channels)
-            if progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
-                progress(done, total)
+                return np.array(rows[row])
+            return square_array(storage.read_image(item), size, channels)
+
+        # Pillow decodes and resizes without the interpreter lock: a few threads use the cores
+        runner = ThreadRunner() if total - len(where) >= THREADS_FROM else LocalRunner()
+        with contextlib.closing(runner.map(square, manifest.items)) as squares:
+            for done, array in enumerate(squares, start=1):
+                yield array
+                if progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
+                    progress(done, total)
 
     def _manifest(self, name: str, progress: Progress | None = None) -> Manifest:
         """The manifest of any library, making a built-in one first if needed (``progress``: see :meth:`ensure`)."""
