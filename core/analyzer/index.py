@@ -51,7 +51,6 @@ from core.analyzer.descriptors import PatchDescriber, library_stride
 from core.analyzer.globalindex import CompressedGlobal, ExactGlobal, GlobalIndex
 from core.analyzer.nearcopy import BOXES, library_descriptors
 from core.analyzer.pyramid import level_side, resized
-from core.runners import LocalRunner, shard_runner
 from core.analyzer.search import ExactSearch, Recipe, Searcher, ShardedFaissSearch, choose_recipe, training_rows
 from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings, ProgressFn
 from core.analyzer.sharded import ShardedArray
@@ -59,6 +58,7 @@ from core.errors import BadInputError
 from core.libraries import LibraryManager
 from core.libraries.locks import LibraryLock, library_lock
 from core.libraries.progress import RateMeter
+from core.runners import LocalRunner, shard_runner
 from core.words import plural
 
 logger = logging.getLogger(__name__)

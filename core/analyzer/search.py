@@ -41,7 +41,8 @@ class ExactSearch:
     def add(self, vectors: np.ndarray) -> ExactSearch:
         return ExactSearch(np.concatenate([self.vectors, vectors.astype(np.float32)]))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest rows of each query (``nprobe``: ignored, the search is exhaustive)."""
         k = min(k, self.count)
         q_all = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
         count = q_all.shape[0]
@@ -101,9 +102,10 @@ class FaissSearch:
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         return self
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest rows of each query, probing ``nprobe`` lists (default: the index's)."""
         k = min(k, self.count)
-        dist, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        dist, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=_probing(nprobe))
         return dist, rows.astype(np.int64)
 
     def save(self, path: Path) -> None:
@@ -211,6 +213,15 @@ def choose_recipe(
     return flat, Recipe("Flat", recall)  # pragma: no cover - Flat always qualifies
 
 
+def _probing(nprobe: int | None):  # noqa: ANN202 - faiss.SearchParametersIVF | None
+    """Search parameters probing ``nprobe`` lists for this one search; None: the index's own setting."""
+    if nprobe is None:
+        return None
+    import faiss
+
+    return faiss.SearchParametersIVF(nprobe=int(nprobe))
+
+
 def _copy(index):  # noqa: ANN001, ANN202
     import faiss
 
@@ -272,13 +283,15 @@ class ShardedFaissSearch:
     def count(self) -> int:
         return int(self.index.ntotal)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest rows of each query, probing ``nprobe`` lists (default: the index's)."""
         k = min(k, self.count)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        params = _probing(nprobe)
         if self.vectors is None:
-            dist, rows = self.index.search(queries, k)
+            dist, rows = self.index.search(queries, k, params=params)
             return dist, rows.astype(np.int64)
-        _, found = self.index.search(queries, min(self.count, RERANK * k))
+        _, found = self.index.search(queries, min(self.count, RERANK * k), params=params)
         return _reranked(queries, found, self.vectors, k)
 
 
