@@ -429,6 +429,7 @@ class IndexManager:
                 shutil.rmtree(folder / plan.name, ignore_errors=True)
                 staging.mkdir()
                 store.save_array(staging / "pixels.npy", np.asarray(pixels[plan.rows], dtype=np.uint8))
+                store.release_pages(pixels)  # the picture cache is read once: its pages need not stay resident
                 yield _DescribeTask(str(staging), plan.first_row)
 
         def report(now: int) -> None:

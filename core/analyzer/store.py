@@ -60,6 +60,20 @@ def load_array(path: Path, mmap: bool = False) -> np.ndarray:
         raise IndexDamaged(f"{path.name} could not be read ({exc})") from exc
 
 
+def release_pages(array: Any) -> None:
+    """Tell the kernel this process is done, for now, with the pages of a read-only memory-mapped array: they
+    leave its resident memory (they stay in the page cache; a later read maps them again). Does nothing for an
+    array in memory."""
+    import mmap
+
+    mapped = getattr(array, "_mmap", None)
+    if isinstance(mapped, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mapped.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError) as exc:  # a closed map: nothing to release
+            logger.debug("could not release mapped pages: %s", exc)
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
     if not path.is_file():

@@ -507,3 +507,28 @@ def test_the_whole_image_index_is_filled_by_shard_and_grows_by_shard(isolated_da
     assert analyzer.analyze(near_copy(extra, seed=5), "big").near_copy.name == name
     copy = analyzer.analyze(near_copy(arrays[13], seed=6), "big").near_copy
     assert copy.is_copy and copy.index == 13
+
+
+def _rss_file_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssFile in /proc/self/status")
+
+
+def test_released_pages_of_a_mapped_array_leave_resident_memory(tmp_path) -> None:
+    """The build reads the picture cache through a memory map once; ``store.release_pages`` lets its pages go
+    after each shard, so a large library's cache does not pile up in the build's resident memory."""
+    from core.analyzer import store
+
+    path = tmp_path / "big.npy"
+    store.save_array(path, np.arange(64 * 2**20 // 8, dtype=np.int64))  # 64 MiB
+    mapped = store.load_array(path, mmap=True)
+    before = _rss_file_kb()
+    assert int(np.asarray(mapped[::512]).sum()) > 0  # touches every page
+    touched = _rss_file_kb()
+    assert touched - before > 48 * 1024
+    store.release_pages(mapped)
+    assert _rss_file_kb() - before < 8 * 1024
+    assert int(mapped[-1]) == 64 * 2**20 // 8 - 1  # still readable
+    store.release_pages(np.zeros(3))  # an array in memory: nothing to do
