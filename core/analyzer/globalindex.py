@@ -264,10 +264,10 @@ class CompressedGlobal(GlobalIndex):
     @classmethod
     def load(cls, path: Path, descriptors: np.ndarray, nprobe: int = 16) -> CompressedGlobal:
         """Read ``path`` with its lists memory-mapped (read-only: queries touch only the lists they probe)."""
-        import faiss
 
-        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-        return cls(descriptors, index, nprobe, mapped_from=path)
+        from core.analyzer.search import read_mapped
+
+        return cls(descriptors, read_mapped(path), nprobe, mapped_from=path)
 
 
 def make_global_index(descriptors: np.ndarray, exact_max_vectors: int, force: str | None = None) -> GlobalIndex:

@@ -75,6 +75,37 @@ def test_search_lists_kept_per_shard_find_what_one_index_finds(tmp_path) -> None
     want_dist, want_rows = whole.search(queries, 5)
     assert np.array_equal(rows, want_rows) and np.allclose(dist, want_dist)
     assert (rows[:, 0] == np.arange(50)).all()
+    # fewer lists probed for one search only: still finds the near duplicates, the index keeps its setting
+    _, few = sharded.search(queries, 5, nprobe=2)
+    assert (few[:, 0] == np.arange(50)).mean() > 0.8 and sharded.nprobe == 12
+
+
+def _memory_maps() -> int:
+    return len(Path("/proc/self/maps").read_text().splitlines())
+
+
+def test_mapped_search_lists_start_no_prefetch_threads(tmp_path) -> None:
+    """FAISS reads mapped lists as ``OnDiskInvertedLists``, which by default start 32 prefetch threads per part
+    on every search and keep their stacks until the next: at 49 shards and 40 searchers one analysis ran out of
+    memory maps. The studio's mapped lists have no prefetch threads."""
+    import faiss
+
+    rng = np.random.default_rng(2)
+    vectors = rng.standard_normal((4000, 19)).astype(np.float32)
+    faiss.write_index(trained_ivf(vectors[::2], vectors.shape[0]), str(tmp_path / "trained.faiss"))
+    lists = []
+    for i in range(8):
+        part = faiss.read_index(str(tmp_path / "trained.faiss"))
+        part.add_with_ids(vectors[i * 500 : (i + 1) * 500], np.arange(i * 500, (i + 1) * 500, dtype=np.int64))
+        faiss.write_index(part, str(tmp_path / f"{i}.faiss"))
+        lists.append(tmp_path / f"{i}.faiss")
+    sharded = ShardedFaissSearch(tmp_path / "trained.faiss", lists, nprobe=12)
+    for part in sharded._parts:
+        assert faiss.downcast_InvertedLists(faiss.extract_index_ivf(part).invlists).prefetch_nthread == 0
+    before = _memory_maps()
+    sharded.search(vectors[:200], 3)
+    sharded.search(vectors[200:400], 3)
+    assert _memory_maps() - before < 16  # 8 parts × 32 threads' stacks would be 512 more
 
 
 # -- the index on disk ----------------------------------------------------------------------------
