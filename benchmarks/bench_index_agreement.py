@@ -87,7 +87,8 @@ def main() -> None:
     for query_name, image in _queries(manager, args.library).items():
         maps, row = {}, {}
         for name, analyzer in analyzers.items():
-            analyzer.analyze(image, args.library)
+            if name != "exact":  # the exact one runs once: its time is not the point
+                analyzer.analyze(image, args.library)
             started = time.perf_counter()
             result = analyzer.analyze(image, args.library)
             maps[name] = result.source_map
