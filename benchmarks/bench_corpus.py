@@ -35,7 +35,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_import import SIDE, _load_average, _photos  # noqa: E402
+from bench_import import _load_average, _photos, varied_crop  # noqa: E402
+from bench_index_shards import _tree_rss  # noqa: E402
 
 _CHUNK = 2_000
 
@@ -88,16 +89,6 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
 def _child(data_dir: Path, args: list[str], kill_when=None) -> dict:  # noqa: ANN001
     """Run ``python ARGS`` in ``ROOT``: wall time, peak RSS of its process tree, its output lines."""
     started = time.perf_counter()
@@ -125,23 +116,14 @@ def _child(data_dir: Path, args: list[str], kill_when=None) -> dict:  # noqa: AN
 
 def _make_chunk(job: tuple[Path, int, int]) -> int:
     """Pictures ``first`` .. ``first + count - 1`` (seeded by ``first``) as JPEG files."""
-    from PIL import Image
-
     folder, first, count = job
     rng = np.random.default_rng(first)
     photos = _photos()
     for index in range(first, first + count):
-        name, image = photos[int(rng.integers(len(photos)))]
-        h, w = image.shape[:2]
-        side = int(rng.integers(96, min(h, w) + 1))
-        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        crop = image[y : y + side, x : x + side].astype(np.float32)
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        crop = np.clip(crop * rng.uniform(0.8, 1.2, size=3) + rng.uniform(-20, 20), 0, 255).astype(np.uint8)
+        name, picture = varied_crop(photos, rng)
         target = folder / name / f"{index:07d}.jpg"
         target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(crop).resize((SIDE, SIDE), Image.BILINEAR).save(target, format="JPEG", quality=92)
+        picture.save(target, format="JPEG", quality=92)
     return count
 
 

@@ -68,23 +68,29 @@ def _photos() -> list[tuple[str, np.ndarray]]:
     return photos
 
 
-def _pictures(count: int, seed: int = 0):
-    """(label, PNG bytes) of ``count`` varied 256 px crops."""
+def varied_crop(photos: list[tuple[str, np.ndarray]], rng: np.random.Generator):
+    """(label, 256 px picture) cut from one of ``photos``: a random square, maybe mirrored, recoloured."""
     from PIL import Image
 
+    name, image = photos[int(rng.integers(len(photos)))]
+    h, w = image.shape[:2]
+    side = int(rng.integers(96, min(h, w) + 1))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    crop = image[y : y + side, x : x + side].astype(np.float32)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    crop = np.clip(crop * rng.uniform(0.8, 1.2, size=3) + rng.uniform(-20, 20), 0, 255).astype(np.uint8)
+    return name, Image.fromarray(crop).resize((SIDE, SIDE), Image.BILINEAR)
+
+
+def _pictures(count: int, seed: int = 0):
+    """(label, PNG bytes) of ``count`` varied 256 px crops."""
     rng = np.random.default_rng(seed)
     photos = _photos()
     for _ in range(count):
-        name, image = photos[int(rng.integers(len(photos)))]
-        h, w = image.shape[:2]
-        side = int(rng.integers(96, min(h, w) + 1))
-        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        crop = image[y : y + side, x : x + side].astype(np.float32)
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        crop = np.clip(crop * rng.uniform(0.8, 1.2, size=3) + rng.uniform(-20, 20), 0, 255).astype(np.uint8)
+        name, picture = varied_crop(photos, rng)
         buffer = io.BytesIO()
-        Image.fromarray(crop).resize((SIDE, SIDE), Image.BILINEAR).save(buffer, format="PNG")
+        picture.save(buffer, format="PNG")
         yield name, buffer.getvalue()
 
 
