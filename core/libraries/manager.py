@@ -868,7 +868,7 @@ class LibraryManager:
                 label_names=list(spec.label_names or []),
             )
             for built in spec.build():
-                file = storage.write_item(built.id, built.image.convert(mode), atomic=False)
+                file = storage.write_item(built.id, built.image.convert(mode))
                 manifest.items.append(
                     ManifestItem(
                         id=built.id,

@@ -9,7 +9,7 @@ from PIL import Image
 
 from core.errors import MosaicError
 from core.images import save_png
-from core.libraries.decoding import PNG_LEVEL, make_thumbnail
+from core.libraries.decoding import encode_png, make_thumbnail
 from core.libraries.manifest import Manifest, ManifestItem
 
 logger = logging.getLogger(__name__)
@@ -31,22 +31,10 @@ class LibraryStorage:
     def thumb_path(self, item: ManifestItem) -> Path:
         return self.thumbs_dir / f"{item.id}.png"
 
-    def write_item(self, item_id: str, image: Image.Image, atomic: bool = True) -> str:
-        """Store ``image`` as PNG plus its thumbnail; returns the relative file name.
-
-        ``atomic=False`` skips the temporary-file dance, for folders nobody else can see yet.
-        """
-        file = self.image_file(item_id)
-        thumb = make_thumbnail(image)
-        if atomic:
-            save_png(image, self.folder / file)
-            save_png(thumb, self.thumbs_dir / f"{item_id}.png")
-        else:
-            self.images_dir.mkdir(parents=True, exist_ok=True)
-            self.thumbs_dir.mkdir(parents=True, exist_ok=True)
-            image.save(self.folder / file, format="PNG", compress_level=PNG_LEVEL)
-            thumb.save(self.thumbs_dir / f"{item_id}.png", format="PNG", compress_level=PNG_LEVEL)
-        return file
+    def write_item(self, item_id: str, image: Image.Image) -> str:
+        """Encode ``image`` and its thumbnail and store them in a folder nobody else can see yet (see
+        :meth:`write_encoded`); returns the relative file name."""
+        return self.write_encoded(item_id, encode_png(image), encode_png(make_thumbnail(image)))
 
     def write_encoded(self, item_id: str, png: bytes, thumb: bytes) -> str:
         """Store a picture already encoded (:func:`core.libraries.decoding.prepare_picture`) in a folder
