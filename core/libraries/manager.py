@@ -49,8 +49,8 @@ from core.libraries.journal import FOLDER_PATTERN as JOURNAL_FOLDER
 from core.libraries.journal import JOURNAL_NAME, ImportJournal, Record, StoppedImport, fingerprint, read_stopped
 from core.libraries.journal import PREFIX as JOURNAL_PREFIX
 from core.libraries.locks import LibraryLock, library_lock
-from core.libraries.manifest import MANIFEST_NAME, Manifest, ManifestItem
-from core.libraries.names import NAME_PATTERN, validate_name
+from core.libraries.manifest import MANIFEST_NAME, Manifest, ManifestItem, derived
+from core.libraries.names import NAME_PATTERN, source_names, validate_name
 from core.libraries.records import ImportReport, LibraryInfo, LibraryPixels, LibraryTensor
 from core.libraries.storage import LibraryStorage
 from core.libraries.tensors import TensorCache, square_array
@@ -194,19 +194,18 @@ class LibraryManager:
         Each is a dict with ``index``, ``id``, ``file`` (relative), ``path`` (absolute), ``label``
         (label name or None) and ``source`` (original file name or data set entry).
         """
-        manifest = self._manifest(name)
+        validate_name(name)
         folder = self._folder(name)
-        return [
-            {
-                "index": index,
-                "id": item.id,
-                "file": item.file,
-                "path": str(folder / item.file),
-                "label": manifest.label_names[item.label] if item.label is not None else None,
-                "source": item.source,
-            }
-            for index, item in enumerate(manifest.items)
-        ]
+        listed = derived(folder, "items", lambda: self._manifest(name), lambda m: _item_dicts(folder, m))
+        return [dict(item) for item in listed]
+
+    def source_names(self, name: str) -> dict[int, str]:
+        """Library position -> the name people see for each picture (:func:`core.libraries.names.source_names`)."""
+        validate_name(name)
+        folder = self._folder(name)
+        names = derived(folder, "names", lambda: self._manifest(name),
+                        lambda manifest: source_names(_item_dicts(folder, manifest), name))
+        return dict(names)
 
     # -- creating and changing user libraries ---------------------------------------------------
 
@@ -1027,3 +1026,20 @@ class LibraryManager:
             created_at=manifest.created_at,
             built=built,
         )
+
+
+def _item_dicts(folder: Path, manifest: Manifest) -> list[dict[str, Any]]:
+    """:meth:`LibraryManager.items` of ``manifest``, the library in ``folder``."""
+    base = str(folder)
+    labels = manifest.label_names
+    return [
+        {
+            "index": index,
+            "id": item.id,
+            "file": item.file,
+            "path": os.path.join(base, item.file),
+            "label": labels[item.label] if item.label is not None else None,
+            "source": item.source,
+        }
+        for index, item in enumerate(manifest.items)
+    ]

@@ -9,10 +9,11 @@ import re
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import MosaicError
 
@@ -36,6 +37,40 @@ _PARSED: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 _PARSED_LOCK = threading.Lock()
 #: manifests whose parsed JSON is kept (the most recently read)
 _PARSED_KEPT = 16
+_DERIVED: dict[tuple[str, str], tuple[tuple[int, int, int], Any]] = {}
+
+T = TypeVar("T")
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def derived(folder: Path, what: str, read: Callable[[], Manifest], compute: Callable[[Manifest], T]) -> T:
+    """``compute(read())``, kept while ``folder``'s ``library.json`` stays the same file (it is replaced,
+    never edited in place, see :meth:`Manifest.write`): a library of 100,000 pictures lists its items and
+    their names once per change, not once per query. ``what`` names the value; callers must not change
+    what they get (copy it first)."""
+    path = folder / MANIFEST_NAME
+    key = (str(path), what)
+    before = _stamp(path)
+    with _PARSED_LOCK:
+        cached = _DERIVED.get(key)
+    if before is not None and cached is not None and cached[0] == before:
+        return cached[1]
+    value = compute(read())
+    after = _stamp(path)
+    if before is not None and after == before:  # not replaced while it was read
+        with _PARSED_LOCK:
+            _DERIVED.pop(key, None)
+            _DERIVED[key] = (before, value)
+            while len(_DERIVED) > 2 * _PARSED_KEPT:
+                _DERIVED.pop(next(iter(_DERIVED)))
+    return value
 
 
 def _parsed(path: Path) -> dict[str, Any]:

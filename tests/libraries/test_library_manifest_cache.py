@@ -44,3 +44,45 @@ def test_a_manifest_changed_by_another_process_is_read_again(tmp_path, monkeypat
     raw["title"] = "Two, and longer"
     (folder / "library.json").write_text(json.dumps(raw))  # in place: the size and time change
     assert Manifest.read(folder).title == "Two, and longer"
+
+
+def test_items_and_names_are_made_once_per_change_and_every_caller_gets_its_own(tmp_path, monkeypatch) -> None:
+    """A library of 100,000 pictures took 0.4 s to list and 0.25 s to name per query: both are kept while its
+    ``library.json`` is the same file, and made again when it changes (pictures added here or elsewhere)."""
+    from PIL import Image
+
+    from core.libraries import LibraryManager
+
+    manager = LibraryManager(root=tmp_path / "libraries")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, colour in enumerate(["red", "blue"]):
+        Image.new("RGB", (40, 40), colour).save(folder / f"shoe-{i}.png")
+        (folder / "sub").mkdir(exist_ok=True)
+        Image.new("RGB", (40, 40), colour).save(folder / "sub" / f"shoe-{i}.png")
+    manager.create_from_folder("shoes", folder)
+    made: list[int] = []
+    real = Manifest.from_json
+
+    def counted(raw):
+        made.append(1)
+        return real(raw)
+
+    monkeypatch.setattr(Manifest, "from_json", staticmethod(counted))
+    items = manager.items("shoes")
+    names = manager.source_names("shoes")
+    assert len(items) == 4 and sorted(names) == [0, 1, 2, 3] and len(set(names.values())) == 4
+    assert len(made) == 2  # listed once, named once
+    items[0]["source"] = "changed by a caller"
+    names[0] = "changed by a caller"
+    assert manager.items("shoes")[0]["source"] != "changed by a caller"
+    assert manager.source_names("shoes")[0] != "changed by a caller"
+    assert len(made) == 2
+    assert items[1]["path"] == str(manager.root / "shoes" / items[1]["file"])
+    extra = tmp_path / "more"
+    extra.mkdir()
+    Image.new("RGB", (40, 40), "green").save(extra / "boot.png")
+    manager.add_folder("shoes", extra)  # the manifest is replaced: listed and named again
+    assert [item["index"] for item in manager.items("shoes")] == [0, 1, 2, 3, 4]
+    assert manager.source_names("shoes")[4] == "boot.png"
+    assert len(made) > 2
