@@ -51,7 +51,15 @@ from core.analyzer.descriptors import PatchDescriber, library_stride
 from core.analyzer.globalindex import CompressedGlobal, ExactGlobal, GlobalIndex
 from core.analyzer.nearcopy import BOXES, library_descriptors
 from core.analyzer.pyramid import level_side, resized
-from core.analyzer.search import ExactSearch, Recipe, Searcher, ShardedFaissSearch, choose_recipe, training_rows
+from core.analyzer.search import (
+    ExactSearch,
+    Recipe,
+    Searcher,
+    ShardedFaissSearch,
+    choose_recipe,
+    for_faiss,
+    training_rows,
+)
 from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings, ProgressFn
 from core.analyzer.sharded import ShardedArray
 from core.errors import BadInputError
@@ -816,7 +824,7 @@ def _fill_lists(task: _FillTask) -> dict[str, Any]:
     part = store.load_array(directory / task.vectors)
     if part.shape[0]:
         ids = np.arange(task.offset, task.offset + part.shape[0], dtype=np.int64)
-        filled.add_with_ids(np.ascontiguousarray(part, dtype=np.float32), ids)
+        filled.add_with_ids(for_faiss(part, filled.d), ids)
     return _write_faiss(directory, task.output, filled)
 
 
