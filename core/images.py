@@ -24,13 +24,15 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from core.errors import BadInputError
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -347,6 +349,8 @@ def read_png_text(data: bytes | Path | str) -> dict[str, str]:
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """A PIL image as a float32 tensor ``(C, H, W)`` in ``[-1, 1]`` (C = 1 for ``"L"``, else 3)."""
+    import torch  # here, not at the top: reading and checking images does not need it (1 s to load)
+
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
     array = np.asarray(image, dtype=np.float32)
@@ -358,6 +362,8 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
 
 def from_tensor(tensor: torch.Tensor) -> Image.Image:
     """A tensor ``(C, H, W)``, ``(1, C, H, W)`` or ``(H, W)`` in ``[-1, 1]`` as an ``"L"``/``"RGB"`` image."""
+    import torch
+
     tensor = tensor.detach().to("cpu", torch.float32)
     if tensor.ndim == 4 and tensor.shape[0] == 1:
         tensor = tensor[0]

@@ -431,3 +431,30 @@ def test_a_killed_generate_keeps_its_finished_images(tmp_path, tiny_sd15):
     # before it; the last cannot have)
     assert sorted(r.seed for r in records)[:2] == [11, 12] and 2 <= len(records) < 6
     assert all(store.image(r).size == (64, 64) for r in records)
+
+
+def test_commands_that_only_read_or_wait_do_not_load_torch(tmp_path):
+    """Loading torch takes 1-2 s of every command: listing libraries, and ``analyze`` while a worker runs the
+    check (it only reads the saved analysis and draws its map), do not load it."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MOSAIC_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    env.pop("MOSAIC_DATABASE_URL", None)
+    # what cmd_analyze imports (the job itself runs in the worker)
+    analyze_side = (
+        "import core.cli, core.analyzer.render, core.analyzer.jobs, core.analyzer.verdict, core.images, "
+        "core.jobs, core.jobs.cli, core.jobs.requests, core.libraries; "
+        "from core.analyzer import source_map_image, AnalysisResult"
+    )
+    for command in (["-c", analyze_side], ["-m", "core", "libraries", "--json"]):
+        run = subprocess.run(
+            [sys.executable, "-X", "importtime", *command], cwd=root, env=env, capture_output=True, text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        lines = [line for line in run.stderr.splitlines() if line.startswith("import time:")]
+        loaded = {line.rsplit("|", 1)[-1].strip() for line in lines}
+        assert "core.libraries" in loaded and "torch" not in loaded, command

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from core import config
@@ -620,6 +619,8 @@ class LibraryManager:
                     "library."
                 )
             array = self._cached_pixels(folder, manifest, size, channels, progress)
+        import torch  # here only: the other library commands do not load it (1-2 s)
+
         images = torch.from_numpy(np.array(array)).to(torch.float32).div_(127.5).sub_(1.0)
         labels = torch.tensor(
             [-1 if item.label is None else item.label for item in manifest.items], dtype=torch.int64
