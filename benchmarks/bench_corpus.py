@@ -13,8 +13,10 @@ Steps (each skipped when ``--work`` already holds its result, so a long run can 
    inode) and its time is what was left. Peak RSS is the summed RSS of the child and its descendants, every
    0.1 s.
 4. Analyses of a 512 px planted copy (a library picture cropped, enlarged and brightened), a collage of four
-   library pictures and a picture from outside: ``python -m core analyze`` (cold process, index ready) and
-   in one process after a first analysis (the analyzer's own timings).
+   library pictures and a picture from outside: ``python -m core analyze`` with no worker running (the command
+   runs the job itself: a cold process, index ready), ``python -m core analyze`` with a ``python -m core worker``
+   running (as in the studio: the worker keeps the opened index between jobs; after one warm-up job), and in
+   one process after a first analysis (the analyzer's own timings).
 """
 
 from __future__ import annotations
@@ -172,6 +174,38 @@ def _queries(work: Path, pictures: Path) -> list[Path]:
     return out
 
 
+def _with_worker(data_dir: Path, queries: list[Path]) -> dict:
+    """``python -m core analyze`` timings while a worker runs the jobs (one warm-up job first)."""
+    log = data_dir.parent / "worker.err"
+    with open(log, "w") as err:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "core", "worker"], cwd=ROOT, env=_env(data_dir), stdout=subprocess.DEVNULL,
+            stderr=err, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "is running jobs" not in log.read_text():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        time.sleep(3)  # its first heartbeat is in the database
+        command = ["-m", "core", "analyze", "--library", "bench", "--json"]
+        _child(data_dir, [*command[:2], str(queries[0]), *command[2:]])  # the worker opens the index
+        out: dict = {}
+        for query in queries:
+            runs = []
+            for _ in range(2):
+                ran = _child(data_dir, [*command[:2], str(query), *command[2:]])
+                verdict = json.loads(ran.pop("output"))
+                ran["near_copy"] = verdict.get("near_copy", {}).get("is_copy") if isinstance(verdict, dict) else None
+                runs.append(ran)
+            out[query.name] = runs
+        return out
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000)
@@ -230,6 +264,8 @@ def main() -> None:
             ran["near_copy"] = verdict.get("near_copy", {}).get("is_copy") if isinstance(verdict, dict) else None
             runs.append(ran)
         results["cli"][query.name] = runs
+    results["cli_with_worker"] = _with_worker(data_dir, queries)
+    save()
     analysed = _child(data_dir, ["-c", _ANALYSE, *map(str, queries)])
     line = [x for x in analysed["output"].splitlines() if x.startswith("ANALYSED ")][0]
     results["in_process"] = {Path(k).name: v for k, v in json.loads(line.removeprefix("ANALYSED ")).items()}

@@ -16,7 +16,7 @@ from PIL import Image
 
 from core.analyzer.assign import Assignment, DenseAssigner
 from core.analyzer.features import LatentSpace, PixelSpace, fit_query
-from core.analyzer.index import IndexManager, PatchIndex, ScaleIndex
+from core.analyzer.index import IndexManager, PatchIndex
 from core.analyzer.nearcopy import NearCopyChecker
 from core.analyzer.pyramid import LevelLibrary, LevelMaps, level_side, resized, to_base
 from core.analyzer.result import AnalysisResult, NearCopy, Region, ScaleResult
@@ -24,11 +24,10 @@ from core.analyzer.scoring import regions_and_shares
 from core.analyzer.settings import SPACES, AnalyzerSettings, ProgressFn
 from core.analyzer.shortlist import fine_scale_index, patches_per_image, shortlist
 from core.analyzer.verdict import verdict_from_search
-from core.analyzer.voting import Candidate, OffsetVoter, ScaleVotes, supported
+from core.analyzer.voting import Candidate, OffsetVoter, supported
 from core.errors import BadInputError
 from core.images import from_tensor, load_image, load_image_file
 from core.libraries import LibraryManager
-from core.libraries.names import source_names
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +143,7 @@ class Analyzer:
         position = {item["id"]: i for i, item in enumerate(items)}
         row_to_index = np.array([position.get(item_id, -1) for item_id in index.item_ids], dtype=np.int64)
         allowed = row_to_index >= 0
-        shown = source_names(items, library)  # the names people see, as on every page
+        shown = self.libraries.source_names(library)  # the names people see, as on every page
         names = {i: (item["id"], shown[i]) for i, item in enumerate(items)}
 
         factor = index.factor
@@ -376,8 +375,8 @@ class Analyzer:
             side = level_side(index.work_size, k)
             found: list[Candidate] = []
             for patch in sorted(scales, reverse=True):
-                found.extend(self._staged(voter, scales[patch], LevelLibrary(index, side), space, query[None],
-                                          structure, allowed, max(height, width, side)).candidates)
+                found.extend(voter.candidates(scales[patch], query[None], structure, allowed,
+                                              max(height, width, side)).candidates)
             assignment = self._assign_level(LevelLibrary(index, side), space, query, found, noise, window)
             report.done()
             if assignment is None:
@@ -393,34 +392,6 @@ class Analyzer:
             smap, syx, _, sim = self._maps(assignment, row_to_index, 1, level_h, level_w)
             out.append(LevelMaps(*to_base(smap, syx, sim, height, width, 1.0), scale=k))
         return out
-
-    def _staged(
-        self,
-        voter: OffsetVoter,
-        scale: ScaleIndex,
-        library: Any,
-        space: Any,
-        query: torch.Tensor,
-        structure: torch.Tensor,
-        allowed: np.ndarray,
-        bound: int,
-    ) -> ScaleVotes:
-        """``scale``'s votes for ``query`` (another size than the library's own): searched whole when the
-        searcher is small, else in two stages (``AnalyzerSettings.staged_from``): a sample of the query's
-        patches over the whole library, then every patch against the pictures it pointed to most, described
-        now from ``library`` (the index, or the library reduced to a level's side)."""
-        s = self.settings
-        if scale.searcher.count <= s.staged_from:
-            return voter.candidates(scale, query, structure, allowed, bound)
-        first = voter.candidates(scale, query, structure, allowed, bound, sample=s.staged_sample,
-                                 nprobe=s.staged_nprobe)
-        scores = first.image_scores
-        rows = np.nonzero(scores > 0)[0]
-        if rows.shape[0] == 0:
-            return first
-        rows = np.sort(rows[np.argsort(-scores[rows], kind="stable")][: s.staged_images])
-        shortlisted = fine_scale_index(library, rows, scale.patch, s, space.structure)
-        return voter.candidates(shortlisted, query, structure, allowed, bound)
 
     def _assign_level(
         self, library: Any, space: Any, query: torch.Tensor, candidates: list[Candidate], noise: float, window: int

@@ -85,14 +85,6 @@ class AnalyzerSettings:
     small_patches_up_to: float = 3.0
     #: ... against this many library images at most (those the large patches of all sizes point to most)
     level_shortlist_images: int = 8
-    #: other sizes in a large library: a searcher of more patches than this is searched in two stages,
-    #: first every ``staged_sample``-th patch of the checked image (probing ``staged_nprobe`` lists), then
-    #: all its patches against the ``staged_images`` library pictures the first stage pointed to most,
-    #: described on the fly (an exact search). The cost of a level no longer grows with the library.
-    staged_from: int = 50_000
-    staged_sample: int = 8
-    staged_nprobe: int = 4
-    staged_images: int = 16
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def scales_for(self, factor: int) -> tuple[int, ...]:

@@ -60,12 +60,9 @@ class OffsetVoter:
         structure: torch.Tensor,
         allowed: np.ndarray,
         library_size: int,
-        sample: int = 1,
-        nprobe: int | None = None,
     ) -> ScaleVotes:
         """Offset candidates of ``scale``'s library patches for the query ``features``, and every library
-        image's best offset bin score. ``sample``: search only every ``sample``-th textured query patch;
-        ``nprobe``: lists a FAISS searcher probes (fewer: faster, a few matches missed)."""
+        image's best offset bin score."""
         s = self.settings
         image_scores = np.zeros(allowed.shape[0], dtype=np.float64)
         nothing = ScaleVotes([], image_scores)
@@ -76,9 +73,9 @@ class OffsetVoter:
         mask = described.textured[0].numpy()
         if not mask.any():
             return nothing
-        vectors = described.vectors[0].numpy()[mask][::sample]
-        positions = described.positions[mask][::sample]
-        dist, idx = scale.searcher.search(vectors, s.top_k, nprobe=nprobe)
+        vectors = described.vectors[0].numpy()[mask]
+        positions = described.positions[mask]
+        dist, idx = scale.searcher.search(vectors, s.top_k)
         good = (idx >= 0) & (dist <= s.max_distance)
         if not good.any():
             return nothing

@@ -146,29 +146,3 @@ def test_the_verdict_says_a_piece_was_blown_up(shared):
     assert "blown up" in result.summary, result.summary
     assert result.verdict is None or "blown up" in result.verdict.summary
 
-
-def test_other_sizes_searched_in_two_stages_are_still_flagged(shared, monkeypatch):
-    """Issue 18: in a large library every other-size searcher is searched in two stages (a sample of the
-    checked image's patches over the whole library, then all of them against the few pictures that sample
-    pointed to). Forced here on the small library: planted content is flagged as by the full search, clean
-    images are not, and the second stage did run."""
-    from core.analyzer import Analyzer
-    from core.analyzer import analyzer as analyzer_module
-    from core.analyzer.pyramid import LevelLibrary
-
-    base, arrays = shared
-    staged = Analyzer(base.libraries, AnalyzerSettings(staged_from=0, staged_images=4), index_root=base.index_root)
-    second: list[int] = []
-    real = analyzer_module.fine_scale_index
-
-    def watched(library, rows, patch, settings, structure):
-        if isinstance(library, LevelLibrary):
-            second.append(len(rows))
-        return real(library, rows, patch, settings, structure)
-
-    monkeypatch.setattr(analyzer_module, "fine_scale_index", watched)
-    rate, misses = _planted_rate(staged, arrays, range(20))
-    assert rate >= 0.95, misses
-    assert second and max(second) <= 4  # the second stage ran, on at most staged_images pictures
-    _, flagged = _clean_rate(staged, range(20))
-    assert len(flagged) <= 1, flagged
