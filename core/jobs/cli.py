@@ -134,7 +134,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def wait_for(queue: JobQueue, job: JobRecord, show_progress: bool, poll_s: float = 0.3) -> JobRecord:
+def wait_for(queue: JobQueue, job: JobRecord, show_progress: bool, poll_s: float = 0.1) -> JobRecord:
     """Wait until ``job`` ends; run it here when no worker is alive to take it. Raises on failure.
 
     Ctrl-C while waiting cancels the job (it keeps what it finished).

@@ -92,7 +92,7 @@ class Worker:
         self,
         queue: JobQueue | None = None,
         device: str = "cpu",
-        poll_s: float = 0.5,
+        poll_s: float = 0.25,
         idle_exit_s: float | None = None,
         parent_pid: int | None = None,
     ) -> None:

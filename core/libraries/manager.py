@@ -168,9 +168,10 @@ class LibraryManager:
             if not (folder / MANIFEST_NAME).is_file():
                 continue
             try:
-                infos.append(self._info(Manifest.read(folder), built=True))
-            except MosaicError:
-                continue  # already logged by Manifest.read
+                header, count = Manifest.read_header(folder)
+            except (MosaicError, FileNotFoundError):
+                continue  # damaged ones are logged by read_header; a deleted one is gone
+            infos.append(self._info(header, built=True, count=count))
         return infos
 
     def get(self, name: str) -> LibraryInfo:
@@ -178,7 +179,11 @@ class LibraryManager:
         validate_name(name)
         if name in BUILTIN_LIBRARIES:
             return self._builtin_info(BUILTIN_LIBRARIES[name])
-        return self._info(self._read_user(name), built=True)
+        try:
+            header, count = Manifest.read_header(self._folder(name))
+        except FileNotFoundError:
+            raise BadInputError(f"There is no library called '{name}'. Available: {self._available()}.") from None
+        return self._info(header, built=True, count=count)
 
     def ensure(self, name: str, progress: Progress | None = None) -> LibraryInfo:
         """Like :meth:`get`, but makes a built-in library first if it has not been made yet.
@@ -1015,13 +1020,14 @@ class LibraryManager:
         )
 
     @staticmethod
-    def _info(manifest: Manifest, built: bool) -> LibraryInfo:
+    def _info(manifest: Manifest, built: bool, count: int | None = None) -> LibraryInfo:
+        """What the studio shows of ``manifest`` (``count``: its items, when read without them)."""
         return LibraryInfo(
             name=manifest.name,
             title=manifest.title,
             description=manifest.description,
             kind=manifest.kind,
-            count=manifest.count,
+            count=manifest.count if count is None else count,
             channels=manifest.channels,
             label_names=list(manifest.label_names),
             created_at=manifest.created_at,

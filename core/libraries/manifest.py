@@ -211,17 +211,20 @@ class Manifest:
         The parsed JSON is kept while the file's size, time and inode stay the same (it is replaced, never
         edited in place, see :meth:`write`), so a query that asks for a library several times parses its
         manifest once; every call gets its own :class:`Manifest`."""
-        path = folder / MANIFEST_NAME
-        try:
-            return cls.from_json(_parsed(path))
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            logger.warning("damaged library manifest %s: %s", path, exc)
-            raise MosaicError(
-                f"The library '{folder.name}' is damaged (its library.json could not be read). "
-                "Delete it and import the images again."
-            ) from exc
+        return _checked(folder, lambda raw: cls.from_json(raw))
+
+    @classmethod
+    def read_header(cls, folder: Path) -> tuple[Manifest, int]:
+        """The manifest without its items, and how many items it lists: what listing libraries needs,
+        without checking every item of a library of 100,000 pictures (0.4 s)."""
+
+        def header(raw: dict[str, Any]) -> tuple[Manifest, int]:
+            items = raw.get("items", [])
+            if not isinstance(items, list):
+                raise ValueError("items is not a list")
+            return cls.from_json({**raw, "items": []}), len(items)
+
+        return _checked(folder, header)
 
     def write(self, folder: Path) -> None:
         """Write ``folder/library.json`` atomically (temporary file + ``os.replace``)."""
@@ -236,3 +239,18 @@ class Manifest:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _checked(folder: Path, make: Callable[[dict[str, Any]], T]) -> T:
+    """``make(parsed library.json)``; a damaged file is a ``MosaicError`` saying so."""
+    path = folder / MANIFEST_NAME
+    try:
+        return make(_parsed(path))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("damaged library manifest %s: %s", path, exc)
+        raise MosaicError(
+            f"The library '{folder.name}' is damaged (its library.json could not be read). "
+            "Delete it and import the images again."
+        ) from exc
