@@ -190,12 +190,12 @@ def _with_worker(data_dir: Path, queries: list[Path]) -> dict:
             time.sleep(0.2)
         time.sleep(3)  # its first heartbeat is in the database
         command = ["-m", "core", "analyze", "--library", "bench", "--json"]
-        _child(data_dir, [*command[:2], str(queries[0]), *command[2:]])  # the worker opens the index
+        _child(data_dir, [*command[:3], str(queries[0]), *command[3:]])  # the worker opens the index
         out: dict = {}
         for query in queries:
             runs = []
             for _ in range(2):
-                ran = _child(data_dir, [*command[:2], str(query), *command[2:]])
+                ran = _child(data_dir, [*command[:3], str(query), *command[3:]])
                 verdict = json.loads(ran.pop("output"))
                 ran["near_copy"] = verdict.get("near_copy", {}).get("is_copy") if isinstance(verdict, dict) else None
                 runs.append(ran)
