@@ -6,8 +6,12 @@ exact as ``.npy`` (``allow_pickle=False``), FAISS with ``faiss.write_index``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,10 +245,19 @@ def read_mapped(path: Path):  # noqa: ANN201 - faiss.Index
     FAISS reads mapped lists as ``OnDiskInvertedLists``, which start ``prefetch_nthread`` (32) threads on
     every search and keep the finished ones until the next: with one file per shard, a 100,000-picture
     library (49 shards, 40 searchers) made 1,568 threads per search and ran out of memory maps (65,530) in
-    one analysis. The lists are in the page cache or read on demand through the map: no prefetch needed."""
+    one analysis. The lists are in the page cache or read on demand through the map: no prefetch needed.
+
+    An index whose lists were merged into a ``.ivfdata`` file (:func:`merge_lists`) finds it beside itself
+    (``IO_FLAG_ONDISK_SAME_DIR``: the data folder may have moved)."""
     import faiss
 
-    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    flags = faiss.IO_FLAG_READ_ONLY
+    if path.with_suffix(".ivfdata").is_file():
+        flags |= faiss.IO_FLAG_ONDISK_SAME_DIR  # mapped by nature (with IO_FLAG_MMAP too, FAISS 1.15 crashes)
+    else:
+        flags |= faiss.IO_FLAG_MMAP
+    with _stdout_to_stderr():  # FAISS prints where it found the merged lists on stdout (a command's JSON)
+        index = faiss.read_index(str(path), flags)
     try:
         lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
     except RuntimeError:  # not an IVF index: nothing to tune
@@ -252,6 +265,48 @@ def read_mapped(path: Path):  # noqa: ANN201 - faiss.Index
     if hasattr(lists, "prefetch_nthread"):
         lists.prefetch_nthread = 0
     return index
+
+
+def merge_lists(trained: Path, lists: list[Path], output: Path) -> None:
+    """Merge the filled list files ``lists`` (one per shard, same trained index) into one index file
+    ``output`` whose lists are stored, list by list, in ``output`` with the suffix ``.ivfdata``: a search
+    then reads each probed list in one piece instead of copying it from every shard's file (2x faster at 49
+    shards, ``benchmarks/bench_search_lists.py``). Vectors keep their ids."""
+    import faiss
+
+    data = output.with_suffix(".ivfdata")
+    data.unlink(missing_ok=True)
+    index = faiss.read_index(str(trained))
+    ivf = faiss.extract_index_ivf(index)
+    parts = [faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY) for path in lists]
+    vector = faiss.InvertedListsPtrVector()
+    for part in parts:
+        vector.push_back(faiss.extract_index_ivf(part).invlists)
+    with _stdout_to_stderr():  # FAISS reports the data file's size on stdout
+        merged = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(data))
+        total = merged.merge_from_multiple(vector.data(), vector.size(), False)
+    index.ntotal = ivf.ntotal = total
+    ivf.replace_invlists(merged, True)
+    merged.this.disown()
+    faiss.write_index(index, str(output))
+    del index, ivf, parts  # unmaps the merged lists: the data file is complete
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what native code writes on the process's stdout to stderr meanwhile (commands print JSON there)."""
+    import ctypes
+
+    sys.stdout.flush()
+    libc = ctypes.CDLL(None)
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        libc.fflush(None)  # C's buffered stdout goes out while fd 1 is still stderr
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _probing(nprobe: int | None):  # noqa: ANN202 - faiss.SearchParametersIVF | None

@@ -588,3 +588,65 @@ def test_search_indexes_hold_descriptors_padded_for_simd() -> None:
     dist, rows = searcher.search(queries, 3)
     want = ((vectors[rows[:, 0]] - queries) ** 2).sum(axis=1)
     assert (rows[:, 0] == np.arange(40)).all() and np.allclose(dist[:, 0], want, rtol=1e-4, atol=1e-5)
+
+
+def _merged(index) -> dict[str, dict]:
+    manifest = json.loads((index.directory / "manifest.json").read_text())
+    return {stem: meta.get("merged") for stem, meta in manifest["stems"].items() if meta["kind"] == "faiss"}
+
+
+def test_search_lists_are_merged_and_added_shards_stack_on_the_merge(isolated_data_dir, monkeypatch, capfd) -> None:
+    """A searcher's lists in 49 stacked shard files searched 2x slower than the same lists in one file: past
+    ``MERGE_AFTER`` shards they are merged into one mapped file. Added pictures stack their shard on the merge
+    until too many are left out of it; then every shard is merged anew. Analyses are those of lists kept per
+    shard, a damaged merged file is found, and FAISS's report of where it found the file stays off stdout."""
+    _sharded(monkeypatch, 2, tail=1)
+    manager = LibraryManager()
+    arrays = make_library(manager, "mini", count=9)
+    monkeypatch.setattr(index_module, "MERGE_AFTER", 100)
+    plain = Analyzer(manager, settings=SMALL, index_root=isolated_data_dir / "plain", force_backend="faiss")
+    kept_apart, _ = plain.index("mini")
+    assert _merged(kept_apart) and not any(_merged(kept_apart).values())  # 5 shards, kept apart
+    monkeypatch.setattr(index_module, "MERGE_AFTER", 1)
+    analyzer = Analyzer(manager, settings=SMALL, index_root=isolated_data_dir / "merged", force_backend="faiss")
+    index, _ = analyzer.index("mini")
+    merged = _merged(index)
+    assert merged and all(m["shards"] == 5 for m in merged.values())
+    for stem, meta in merged.items():
+        assert (index.directory / meta["file"]).is_file()
+        assert (index.directory / meta["file"].replace(".faiss", ".ivfdata")).is_file()
+        searcher = dict(index.all_scales())[stem].searcher
+        assert len(searcher._parts) == 1 and searcher.count == dict(kept_apart.all_scales())[stem].searcher.count
+    planted = collage(arrays, seed=2)
+    assert np.array_equal(analyzer.analyze(planted.image, "mini").source_map,
+                          plain.analyze(planted.image, "mini").source_map)
+    clear_cache()
+    index, _ = analyzer.index("mini")  # read again from disk
+    assert "IO_FLAG" not in capfd.readouterr().out
+    first = {stem: (index.directory / m["file"]).stat().st_ino for stem, m in merged.items()}
+    # one picture added: its shard is stacked on the merge, which stays as it was
+    name, extra = library_crops()[20]
+    manager.add_files("mini", [(name, png_bytes(extra))])
+    clear_cache()
+    index, _ = analyzer.index("mini")
+    assert _merged(index) == merged
+    assert {stem: (index.directory / m["file"]).stat().st_ino for stem, m in merged.items()} == first
+    assert all(len(s.searcher._parts) == 2 for stem, s in index.all_scales() if stem in merged)
+    whole = analyzer.analyze(png_bytes(extra), "mini")
+    assert whole.sources and whole.sources[0].name == name  # the stacked shard is searched
+    # another one: two shards left out of the merge are too many, every shard is merged again
+    name2, extra2 = library_crops()[21]
+    manager.add_files("mini", [(name2, png_bytes(extra2))])
+    clear_cache()
+    index, _ = analyzer.index("mini")
+    again = _merged(index)
+    assert all(m["shards"] == 7 for m in again.values()) and all(again[s]["file"] != merged[s]["file"] for s in merged)
+    assert not any((index.directory / m["file"]).exists() for m in merged.values())  # the old merges are gone
+    assert analyzer.analyze(near_copy(extra2, seed=3), "mini").near_copy.name == name2
+    # a damaged merged file: the index is prepared again
+    stem, meta = next(iter(again.items()))
+    data = index.directory / meta["file"].replace(".faiss", ".ivfdata")
+    data.write_bytes(data.read_bytes()[:-64])
+    clear_cache()
+    index, notices = analyzer.index("mini")
+    assert any("prepared again" in n for n in notices) and index.count == 11
