@@ -365,11 +365,14 @@ class ShardedFaissSearch:
             other = faiss.extract_index_ivf(part)
             if other.nlist != ivf.nlist or other.d != ivf.d:
                 raise ValueError("a shard's search lists do not belong to this index")
-        self._vector = faiss.InvertedListsPtrVector()
-        for part in self._parts:
-            self._vector.push_back(faiss.extract_index_ivf(part).invlists)
-        self._stacked = faiss.HStackInvertedLists(self._vector.size(), self._vector.data())
-        ivf.replace_invlists(self._stacked, False)
+        if len(self._parts) == 1:  # merged lists (or one shard): read in place, not copied list by list
+            ivf.replace_invlists(faiss.extract_index_ivf(self._parts[0]).invlists, False)
+        else:
+            self._vector = faiss.InvertedListsPtrVector()
+            for part in self._parts:
+                self._vector.push_back(faiss.extract_index_ivf(part).invlists)
+            self._stacked = faiss.HStackInvertedLists(self._vector.size(), self._vector.data())
+            ivf.replace_invlists(self._stacked, False)
         ivf.ntotal = sum(int(part.ntotal) for part in self._parts)
         self.index.ntotal = ivf.ntotal
         ivf.nprobe = nprobe
