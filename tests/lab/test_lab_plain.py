@@ -87,14 +87,19 @@ def test_plain_table_and_reading():
     assert "“Patches from anywhere” alone does poorly (0.15)" in text
 
 
-def test_the_patch_size_job_reports_moving_progress_in_plain_words():
+def test_the_patch_size_job_reports_moving_progress_in_plain_words(monkeypatch):
     import re
     import threading
     import time
 
     from core.jobs import DONE, JobQueue
+    from core.jobs import worker as worker_module
     from core.jobs.worker import run_job_here
     from core.lab.jobs import locality_params
+
+    # the job's words reach the queue at each heartbeat (0.5 s): look more often than the steps change, so the
+    # test does not depend on how fast this machine runs a step (it failed once under a loaded CI run)
+    monkeypatch.setattr(worker_module, "HEARTBEAT_S", 0.02)
 
     queue = JobQueue()
     job = queue.submit("lab", locality_params(3), owner="ann")
