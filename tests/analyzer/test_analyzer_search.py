@@ -87,3 +87,63 @@ def test_alignment_recovers_a_sub_pixel_crop_and_scores_it_as_a_copy():
     boxes, scores = align(query[None], small, start)
     assert float(scores[0]) > max(0.9, before)
     assert torch.allclose(boxes, truth, atol=0.01)
+
+
+@pytest.mark.parametrize("kind", ["exact", "faiss"])
+def test_a_picture_and_its_reduced_copies_are_looked_up_in_one_search_with_the_votes_of_one_search_each(kind):
+    """``OffsetVoter.candidates_of_many``: one search for several queries (the analyzer's picture and its
+    reduced copies), and for each query exactly the candidates and image scores of a search of its own."""
+    if kind == "faiss":
+        pytest.importorskip("faiss")
+    from core.analyzer.features import PixelSpace
+    from core.analyzer.index import ScaleIndex
+    from core.analyzer.pyramid import resized
+    from core.analyzer.settings import AnalyzerSettings
+    from core.analyzer.voting import OffsetVoter
+
+    settings = AnalyzerSettings()
+    space = PixelSpace()
+    crops = [to_tensor(Image.fromarray(crop)) * 2 - 1 for _, crop in library_crops()[:6]]
+    library = torch.stack(crops)
+    patch = 16
+    described = PatchDescriber(patch, settings.grid, settings.colour_weight, settings.flat_std)(
+        library, space.structure(library), library_stride(patch)
+    )
+    count, per_image = library.shape[0], described.positions.shape[0]
+    vectors = described.vectors.reshape(count * per_image, -1).numpy()
+    rows = np.concatenate(
+        [np.concatenate([np.full((per_image, 1), i), described.positions], axis=1) for i in range(count)]
+    ).astype(np.int32)
+    searcher = ExactSearch(vectors) if kind == "exact" else FaissSearch.build(vectors, nprobe=12)
+    calls = []
+    original = searcher.search
+
+    def counted(queries, k, nprobe=None):
+        calls.append(queries.shape[0])
+        return original(queries, k, nprobe)
+
+    searcher.search = counted
+    scale = ScaleIndex(patch=patch, searcher=searcher, rows=rows)
+    picture = library[2:3]
+    flat = torch.zeros(1, 3, 64, 64)  # no textured patch: no candidates, and no row of the search
+    queries = [(picture, space.structure(picture)), (flat, space.structure(flat))]
+    for side in (96, 64):
+        small = resized(picture, side, side)
+        queries.append((small, space.structure(small)))
+    allowed = np.ones(count, dtype=bool)
+    voter = OffsetVoter(settings)
+
+    together = voter.candidates_of_many(scale, queries, allowed, 128)
+    assert len(calls) == 1
+    alone = [voter.candidates(scale, features, structure, allowed, 128) for features, structure in queries]
+    assert sum(calls[1:]) == calls[0]  # the same patches, searched one query at a time
+    assert len(together) == len(alone) == 4
+    for one, other in zip(together, alone, strict=True):
+        assert [(c.row, c.dy, c.dx, c.scale) for c in one.candidates] == [
+            (c.row, c.dy, c.dx, c.scale) for c in other.candidates
+        ]
+        assert [c.votes for c in one.candidates] == pytest.approx([c.votes for c in other.candidates], rel=1e-5)
+        assert np.allclose(one.image_scores, other.image_scores, rtol=1e-5)
+    assert together[0].candidates and together[0].candidates[0].row == 2  # the picture itself, not moved
+    assert (together[0].candidates[0].dy, together[0].candidates[0].dx) == (0, 0)
+    assert together[1].candidates == [] and not together[1].image_scores.any()
