@@ -2,7 +2,7 @@
 agreeing ≥ 95 % with the exact index on a 5,000-image subset and planted copies still flagged").
 
     MOSAIC_DATA_DIR=/tmp/p5k/data2 python benchmarks/bench_index_agreement.py --library bench \
-        --exact-cache /tmp/p5k/exact-maps.npz --out benchmarks/results/index_agreement_5000.json
+        --exact-cache /tmp/p5k/exact-maps.npz --out benchmarks/results/index_agreement_5000.json [--set nprobe=6]
 
 Two analyzers on one library: ``exact`` (its own index folder, every searcher a brute-force search,
 ``force_backend="exact"``: the reference) and ``index`` (the index as built: FAISS IVF lists, compressed above
@@ -17,6 +17,7 @@ share whose borrowed / not-borrowed call agrees, the near-copy flag and the time
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -66,17 +67,24 @@ def main() -> None:
     parser.add_argument("--library", default="bench")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--exact-cache", type=Path, help="keep / reuse the exact analyses' maps in this .npz")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=NUMBER",
+        help="an analyzer setting of the index analysis only (e.g. nprobe=6); the reference keeps the defaults",
+    )
     args = parser.parse_args()
     manager = LibraryManager()
     root = Path(os.environ["MOSAIC_DATA_DIR"]) / "indexes"
     settings = AnalyzerSettings()
+    pairs = (a.split("=", 1) for a in args.set)
+    changed = {name: float(value) if "." in value else int(value) for name, value in pairs}
     analyzers = {
         "exact": Analyzer(manager, settings=settings, index_root=root / "exact", force_backend="exact"),
-        "index": Analyzer(manager, settings=settings),
+        "index": Analyzer(manager, settings=dataclasses.replace(settings, **changed)),
     }
     results: dict = {
         "library": args.library,
         "pictures": manager.get(args.library).count,
+        "settings": changed,
         "load_before": " ".join(f"{v:.2f}" for v in os.getloadavg()),
         "queries": {},
     }

@@ -34,7 +34,7 @@ from core.accounts.models import (
     UserRecord,
     WorkspaceRecord,
 )
-from core.accounts.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+from core.accounts.passwords import dummy_hash, hash_password, needs_rehash, verify_password
 from core.errors import BadInputError
 from core.store import Store
 from core.store.models import utcnow
@@ -228,7 +228,7 @@ class Accounts:
         with self._sessions() as session:
             user = session.scalar(select(UserRecord).where(UserRecord.name == key)) if key else None
         stored = user.password_hash if user is not None else None
-        matched = verify_password(stored or DUMMY_HASH, password if isinstance(password, str) else "")
+        matched = verify_password(stored or dummy_hash(), password if isinstance(password, str) else "")
         if user is None or not stored or not matched:
             self._failed(key)
             logger.info("failed sign-in for name %r", key[:64])

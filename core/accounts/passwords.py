@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from argon2 import PasswordHasher
@@ -54,5 +55,8 @@ def needs_rehash(stored_hash: str) -> bool:
         return True
 
 
-#: compared against for names without an account, so that a wrong name costs as long as a wrong password
-DUMMY_HASH = _hasher.hash("not a password of anyone")
+@functools.cache
+def dummy_hash() -> str:
+    """A hash compared against for names without an account, so that a wrong name costs as long as a wrong
+    password (made at its first use: hashing takes a tenth of a second that no command should pay at start)."""
+    return _hasher.hash("not a password of anyone")
