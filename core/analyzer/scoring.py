@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy import ndimage
 
 from core.analyzer.result import Region, SourceShare
 
@@ -36,6 +35,8 @@ def regions_and_shares(
 ) -> tuple[list[SourceShare], list[Region]]:
     """Per-source shares (largest first) and connected regions (largest first). ``scale_map``: per pixel,
     how big the content appears relative to its library picture (a region gets its median)."""
+    from scipy import ndimage  # here: loading scipy takes a third of a second of every command
+
     total = source_map.size
     ids, counts = np.unique(source_map[source_map >= 0], return_counts=True)
     order = np.argsort(-counts, kind="stable")

@@ -23,8 +23,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from core.analyzer.scoring import NEAR_COPY_REGION, copy_risk, originality_score, risk_driver
 
@@ -422,6 +420,9 @@ def one_offset_pieces(sources: np.ndarray, jitter: int = OFFSET_JITTER) -> np.nd
         rows.append(ids[a][joined])
         cols.append(ids[b][joined])
     row, col = np.concatenate(rows), np.concatenate(cols)
+    from scipy.sparse import coo_matrix  # here: loading scipy takes a third of a second of every command
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(row.size, dtype=np.int8), (row, col)), shape=(height * width, height * width))
     _, labels = connected_components(graph, directed=False)
     return labels.reshape(height, width)
