@@ -24,7 +24,7 @@ from core.analyzer.scoring import regions_and_shares
 from core.analyzer.settings import SPACES, AnalyzerSettings, ProgressFn
 from core.analyzer.shortlist import fine_scale_index, patches_per_image, shortlist
 from core.analyzer.verdict import verdict_from_search
-from core.analyzer.voting import Candidate, OffsetVoter, ScaleVotes, supported
+from core.analyzer.voting import Candidate, OffsetVoter, supported
 from core.errors import BadInputError
 from core.images import from_tensor, load_image, load_image_file
 from core.libraries import LibraryManager
@@ -316,21 +316,18 @@ class Analyzer:
         per_scale: dict[int, list[Candidate]] = {}
         per_level: dict[float, list[Candidate]] = {k: [] for k in query_levels}
         scores = np.zeros(allowed.shape[0], dtype=np.float64)
-        level_inputs = {k: (q[None], space.structure(q[None])) for k, q in query_levels.items()}
-        # the image and its reduced copies are looked up in one search per scale (one fixed cost each)
-        found: dict[int, list[ScaleVotes]] = {}
         for patch in sorted(index.scales, reverse=True):
-            inputs = [(features, structure), *level_inputs.values()]
-            found[patch] = voter.candidates_of_many(index.scales[patch], inputs, allowed, bound)
-            for _ in inputs:
+            votes = voter.candidates(index.scales[patch], features, structure, allowed, bound)
+            per_scale[patch] = votes.candidates
+            scores += votes.image_scores
+            report.done()
+        level_inputs = {k: (q[None], space.structure(q[None])) for k, q in query_levels.items()}
+        for k, (q, q_structure) in level_inputs.items():
+            for patch in sorted(index.scales, reverse=True):
+                votes = voter.candidates(index.scales[patch], q, q_structure, allowed, bound)
+                per_level[k].extend(votes.candidates)
+                scores += votes.image_scores
                 report.done()
-        for patch, votes in found.items():  # scores add up in the order of one search each (same sums)
-            per_scale[patch] = votes[0].candidates
-            scores += votes[0].image_scores
-        for i, k in enumerate(level_inputs, start=1):
-            for votes in found.values():
-                per_level[k].extend(votes[i].candidates)
-                scores += votes[i].image_scores
         fine: dict[int, Any] = {}
         for patch in fine_patches:
             limit = max(1, self.settings.shortlist_vectors // max(1, patches_per_image(grid_size, patch)))

@@ -63,56 +63,19 @@ class OffsetVoter:
     ) -> ScaleVotes:
         """Offset candidates of ``scale``'s library patches for the query ``features``, and every library
         image's best offset bin score."""
-        return self.candidates_of_many(scale, [(features, structure)], allowed, library_size)[0]
-
-    def candidates_of_many(
-        self,
-        scale: ScaleIndex,
-        queries: list[tuple[torch.Tensor, torch.Tensor]],
-        allowed: np.ndarray,
-        library_size: int,
-    ) -> list[ScaleVotes]:
-        """:meth:`candidates` of several queries (``(features, structure)`` each, e.g. one picture at several
-        sizes) against one scale, their patches looked up in one search: the same result as one search each,
-        with the searcher's fixed cost per search (its coarse lists, its threads) paid once."""
-        s = self.settings
-        describer = PatchDescriber(scale.patch, s.grid, s.colour_weight, s.flat_std)
-        described: list[tuple[np.ndarray, np.ndarray] | None] = []
-        for features, structure in queries:
-            if scale.searcher.count == 0:
-                described.append(None)
-                continue
-            patches = query_descriptors(describer, features, structure)
-            mask = patches.textured[0].numpy()
-            described.append((patches.vectors[0].numpy()[mask], patches.positions[mask]) if mask.any() else None)
-        found = [d for d in described if d is not None]
-        if found:
-            dist, idx = scale.searcher.search(np.concatenate([v for v, _ in found]), s.top_k)
-        out: list[ScaleVotes] = []
-        start = 0
-        for item in described:
-            if item is None:
-                out.append(ScaleVotes([], np.zeros(allowed.shape[0], dtype=np.float64)))
-                continue
-            vectors, positions = item
-            end = start + vectors.shape[0]
-            out.append(self._votes(scale, dist[start:end], idx[start:end], positions, allowed, library_size))
-            start = end
-        return out
-
-    def _votes(
-        self,
-        scale: ScaleIndex,
-        dist: np.ndarray,
-        idx: np.ndarray,
-        positions: np.ndarray,
-        allowed: np.ndarray,
-        library_size: int,
-    ) -> ScaleVotes:
-        """Candidates from the matches (``dist``, ``idx``: (Q, k)) of the query patches at ``positions``."""
         s = self.settings
         image_scores = np.zeros(allowed.shape[0], dtype=np.float64)
         nothing = ScaleVotes([], image_scores)
+        if scale.searcher.count == 0:
+            return nothing
+        describer = PatchDescriber(scale.patch, s.grid, s.colour_weight, s.flat_std)
+        described = query_descriptors(describer, features, structure)
+        mask = described.textured[0].numpy()
+        if not mask.any():
+            return nothing
+        vectors = described.vectors[0].numpy()[mask]
+        positions = described.positions[mask]
+        dist, idx = scale.searcher.search(vectors, s.top_k)
         good = (idx >= 0) & (dist <= s.max_distance)
         if not good.any():
             return nothing
