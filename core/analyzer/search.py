@@ -256,7 +256,7 @@ def read_mapped(path: Path):  # noqa: ANN201 - faiss.Index
         flags |= faiss.IO_FLAG_ONDISK_SAME_DIR  # mapped by nature (with IO_FLAG_MMAP too, FAISS 1.15 crashes)
     else:
         flags |= faiss.IO_FLAG_MMAP
-    with _stdout_to_stderr():  # FAISS prints where it found the merged lists on stdout (a command's JSON)
+    with _native_stdout_to_log():  # FAISS prints where it found the merged lists
         index = faiss.read_index(str(path), flags)
     try:
         lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
@@ -282,7 +282,7 @@ def merge_lists(trained: Path, lists: list[Path], output: Path) -> None:
     vector = faiss.InvertedListsPtrVector()
     for part in parts:
         vector.push_back(faiss.extract_index_ivf(part).invlists)
-    with _stdout_to_stderr():  # FAISS reports the data file's size on stdout
+    with _native_stdout_to_log():  # FAISS reports the data file's size
         merged = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(data))
         total = merged.merge_from_multiple(vector.data(), vector.size(), False)
     index.ntotal = ivf.ntotal = total
@@ -293,20 +293,28 @@ def merge_lists(trained: Path, lists: list[Path], output: Path) -> None:
 
 
 @contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send what native code writes on the process's stdout to stderr meanwhile (commands print JSON there)."""
+def _native_stdout_to_log() -> Iterator[None]:
+    """What native code prints on the process's stdout meanwhile goes to this module's log (debug level)
+    instead: commands print their JSON on stdout, and people read stderr (FAISS names every mapped list file
+    it opens: forty lines of file paths in a command's progress otherwise)."""
     import ctypes
+    import tempfile
 
     sys.stdout.flush()
     libc = ctypes.CDLL(None)
     saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        libc.fflush(None)  # C's buffered stdout goes out while fd 1 is still stderr
-        os.dup2(saved, 1)
-        os.close(saved)
+    with tempfile.TemporaryFile() as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            yield
+        finally:
+            libc.fflush(None)  # C's buffered stdout goes out while fd 1 is still the sink
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            said = sink.read().decode(errors="replace").strip()
+            if said:
+                logger.debug("FAISS said: %s", said)
 
 
 def _probing(nprobe: int | None):  # noqa: ANN202 - faiss.SearchParametersIVF | None
