@@ -153,8 +153,9 @@ class Analyzer:
         structure = feature_space.structure(features)
         grid_size = self.settings.work_size // factor
         query_levels = self._query_levels(features[0], index)
+        voter = OffsetVoter(self.settings)  # one for the analysis: it describes the image once per patch size
         per_scale, fine, level_votes = self._search(
-            index, feature_space, features, structure, allowed, grid_size, query_levels,
+            index, feature_space, features, structure, allowed, grid_size, query_levels, voter,
             report.stage(0.6, 0.75, "Looking for borrowed pieces"),
         )
         timings["search"] = time.perf_counter() - t0
@@ -191,8 +192,8 @@ class Analyzer:
         height, width = query_pixels.shape[1:]
         source_map, source_yx, offset_map, similarity = self._maps(main, row_to_index, factor, height, width)
         t0 = time.perf_counter()
-        levels = self._other_sizes(index, feature_space, query, allowed, row_to_index, noise, query_levels,
-                                   level_votes, fine,
+        levels = self._other_sizes(index, feature_space, features, structure, allowed, row_to_index, noise,
+                                   query_levels, level_votes, voter,
                                    report.stage(0.86, 0.98, "Looking for pieces shown larger or smaller"))
         scale_map = self._merge(levels, source_map, source_yx, offset_map, similarity)
         timings["other_sizes"] = time.perf_counter() - t0
@@ -298,6 +299,7 @@ class Analyzer:
         allowed: np.ndarray,
         grid_size: int,
         query_levels: dict[float, torch.Tensor],
+        voter: OffsetVoter,
         report: _Stage | None = None,
     ) -> tuple[dict[int, list[Candidate]], dict[int, Any], dict[float, list[Candidate]]]:
         """Offset candidates per patch size: indexed (large) sizes over the whole library, largest first,
@@ -310,7 +312,6 @@ class Analyzer:
         report = report or _Stage.silent()
         fine_patches = sorted(set(self.settings.scales_for(index.factor)) - set(index.scales), reverse=True)
         report.total = len(index.scales) * (1 + len(query_levels)) + len(fine_patches)
-        voter = OffsetVoter(self.settings)
         # offsets are bounded by the larger of the library side and the (possibly wider) checked image
         bound = max(grid_size, *features.shape[-2:])
         per_scale: dict[int, list[Candidate]] = {}
@@ -353,29 +354,31 @@ class Analyzer:
         self,
         index: PatchIndex,
         space: Any,
-        query: torch.Tensor,
+        features: torch.Tensor,
+        structure: torch.Tensor,
         allowed: np.ndarray,
         row_to_index: np.ndarray,
         noise: float,
         query_levels: dict[float, torch.Tensor],
         level_votes: dict[float, list[Candidate]],
-        fine: dict[int, Any],
+        voter: OffsetVoter,
         report: _Stage | None = None,
     ) -> list[LevelMaps]:
-        """Library content at other sizes (see :mod:`.pyramid`), each level's result on the base grid."""
+        """Library content at other sizes (see :mod:`.pyramid`), each level's result on the base grid.
+
+        ``features``, ``structure``: the checked image's (1, C, H, W), as the whole-size search had them."""
         report = report or _Stage.silent()
         report.total = len(index.levels) + len(query_levels)
         s = self.settings
         window = max(3, s.window | 1)
+        query = features[0]
         height, width = query.shape[1:]
         out: list[LevelMaps] = []
-        voter = OffsetVoter(s)
-        structure = space.structure(query[None])
         for k, scales in sorted(index.levels.items()):
             side = level_side(index.work_size, k)
             found: list[Candidate] = []
             for patch in sorted(scales, reverse=True):
-                found.extend(voter.candidates(scales[patch], query[None], structure, allowed,
+                found.extend(voter.candidates(scales[patch], features, structure, allowed,
                                               max(height, width, side)).candidates)
             assignment = self._assign_level(LevelLibrary(index, side), space, query, found, noise, window)
             report.done()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.analyzer.descriptors import PatchDescriber, query_descriptors
+from core.analyzer.descriptors import PatchDescriber, PatchDescriptors, query_descriptors
 from core.analyzer.index import ScaleIndex
 from core.analyzer.settings import AnalyzerSettings
 
@@ -52,6 +52,17 @@ class OffsetVoter:
 
     def __init__(self, settings: AnalyzerSettings) -> None:
         self.settings = settings
+        #: the query's descriptors per (patch size, query): the reduced-size searchers of a patch size
+        #: all take the same ones; the tensors are kept so that their ids stay theirs
+        self._described: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor, PatchDescriptors]] = {}
+
+    def _query_descriptors(self, patch: int, features: torch.Tensor, structure: torch.Tensor) -> PatchDescriptors:
+        key = (patch, id(features), id(structure))
+        if key not in self._described:
+            s = self.settings
+            describer = PatchDescriber(patch, s.grid, s.colour_weight, s.flat_std)
+            self._described[key] = (features, structure, query_descriptors(describer, features, structure))
+        return self._described[key][2]
 
     def candidates(
         self,
@@ -68,8 +79,7 @@ class OffsetVoter:
         nothing = ScaleVotes([], image_scores)
         if scale.searcher.count == 0:
             return nothing
-        describer = PatchDescriber(scale.patch, s.grid, s.colour_weight, s.flat_std)
-        described = query_descriptors(describer, features, structure)
+        described = self._query_descriptors(scale.patch, features, structure)
         mask = described.textured[0].numpy()
         if not mask.any():
             return nothing

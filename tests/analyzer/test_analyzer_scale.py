@@ -146,3 +146,26 @@ def test_the_verdict_says_a_piece_was_blown_up(shared):
     assert "blown up" in result.summary, result.summary
     assert result.verdict is None or "blown up" in result.verdict.summary
 
+
+
+def test_the_checked_image_is_described_once_per_patch_size(shared, monkeypatch):
+    """The whole-size and every reduced-size searcher of a patch size take the same query patches: they are
+    described once per analysis (and once per reduced copy of the checked image), not once per searcher."""
+    import core.analyzer.voting as voting
+
+    analyzer, arrays = shared
+    calls: dict[tuple[int, tuple[int, ...]], int] = {}
+    describe = voting.query_descriptors
+
+    def counted(describer, features, structure):  # noqa: ANN001, ANN202
+        key = (describer.patch, tuple(features.shape))
+        calls[key] = calls.get(key, 0) + 1
+        return describe(describer, features, structure)
+
+    monkeypatch.setattr(voting, "query_descriptors", counted)
+    planted = planted_at_scale(arrays, 3, 0.5)
+    result = analyzer.analyze(planted.image, "shots")
+    assert _flagged(result, planted.item), result.summary
+    whole = [key for key in calls if key[1][-2:] == max(k[1][-2:] for k in calls)]
+    assert {patch for patch, _ in whole} >= {8, 16, 32}  # every patch size searched on the whole image
+    assert calls and set(calls.values()) == {1}, calls
