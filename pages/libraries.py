@@ -164,7 +164,7 @@ def library_details(info) -> None:
         shown = min(info.count, 16)
         step = max(1, info.count // shown)
         try:
-            thumbs = [libraries.thumbnail(info.name, i) for i in range(0, info.count, step)[:shown]]
+            thumbs = libraries.thumbnails(info.name, range(0, info.count, step)[:shown])
             st.image(thumbs, width=64)
         except MosaicError as err:
             show_problem(md(err), detail=err.detail, kind="warning")

@@ -692,10 +692,16 @@ class LibraryManager:
 
     def thumbnail(self, name: str, index: int) -> Image.Image:
         """A small preview (longest side 96 px) of the item at ``index`` in :meth:`load` order."""
+        return self.thumbnails(name, [index])[0]
+
+    def thumbnails(self, name: str, indexes: Sequence[int]) -> list[Image.Image]:
+        """Small previews of the items at ``indexes``, reading the library's list of pictures once (at
+        100,000 pictures it takes a fifth of a second or more to read)."""
         folder = self._folder(validate_name(name))
         with self.locked(name):
-            item = self._item_at(name, index)
-            return LibraryStorage(folder).read_thumbnail(item)
+            manifest = self._manifest(name)
+            storage = LibraryStorage(folder)
+            return [storage.read_thumbnail(self._checked_item(manifest, index)) for index in indexes]
 
     def locked(self, name: str) -> LibraryLock:
         """The lock of library ``name`` (``with manager.locked(name): ...``), shared by threads and processes."""
@@ -910,7 +916,10 @@ class LibraryManager:
         shutil.rmtree(trash, ignore_errors=True)
 
     def _item_at(self, name: str, index: int) -> ManifestItem:
-        manifest = self._manifest(name)
+        return self._checked_item(self._manifest(name), index)
+
+    @staticmethod
+    def _checked_item(manifest: Manifest, index: int) -> ManifestItem:
         if (
             isinstance(index, bool)
             or not isinstance(index, (int, np.integer))

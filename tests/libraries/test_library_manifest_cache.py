@@ -119,3 +119,35 @@ def test_listing_and_getting_a_library_do_not_check_every_item(tmp_path, monkeyp
     with pytest.raises(MosaicError, match="damaged"):
         manager.get("big")
     assert "big" not in {i.name for i in manager.list()}
+
+
+def test_a_librarys_previews_read_its_list_of_pictures_once(tmp_path, monkeypatch) -> None:
+    """The Libraries page shows 16 previews of every library on each rerun; one at a time, each read the whole
+    list of pictures again (16 × 0.2-0.35 s at 100,000 pictures: the page took 6 s to appear)."""
+    from PIL import Image
+
+    from core.errors import BadInputError
+    from core.libraries import LibraryManager
+
+    manager = LibraryManager(root=tmp_path / "libraries")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    colours = ["red", "blue", "green", "yellow", "white"]
+    for i, colour in enumerate(colours):
+        Image.new("RGB", (40, 40), colour).save(folder / f"shoe-{i}.png")
+    manager.create_from_folder("shoes", folder)
+    one_by_one = [manager.thumbnail("shoes", i).convert("RGB") for i in range(5)]
+    made: list[int] = []
+    real = Manifest.from_json
+
+    def counted(raw):
+        made.append(1)
+        return real(raw)
+
+    monkeypatch.setattr(Manifest, "from_json", staticmethod(counted))
+    previews = manager.thumbnails("shoes", range(0, 5, 2))
+    assert len(made) == 1
+    assert [p.convert("RGB").tobytes() for p in previews] == [one_by_one[i].tobytes() for i in (0, 2, 4)]
+    assert {p.convert("RGB").getpixel((0, 0)) for p in previews} == {(255, 0, 0), (0, 128, 0), (255, 255, 255)}
+    with pytest.raises(BadInputError, match="no image number 5"):
+        manager.thumbnails("shoes", [1, 5])
