@@ -23,6 +23,19 @@ def _counting_loads(monkeypatch) -> list[int]:
     return calls
 
 
+def _counting_manifests(monkeypatch) -> list[int]:
+    """A list that grows by one each time a manifest is built from its parsed file."""
+    made: list[int] = []
+    real = Manifest.from_json
+
+    def counted(raw):
+        made.append(1)
+        return real(raw)
+
+    monkeypatch.setattr(Manifest, "from_json", staticmethod(counted))
+    return made
+
+
 def test_an_unchanged_manifest_is_parsed_once_and_a_changed_one_again(tmp_path, monkeypatch) -> None:
     folder = tmp_path / "lib"
     Manifest(name="lib", items=[ManifestItem(id="a1", file="images/a1.png")]).write(folder)
@@ -63,14 +76,7 @@ def test_items_and_names_are_made_once_per_change_and_every_caller_gets_its_own(
         (folder / "sub").mkdir(exist_ok=True)
         Image.new("RGB", (40, 40), colour).save(folder / "sub" / f"shoe-{i}.png")
     manager.create_from_folder("shoes", folder)
-    made: list[int] = []
-    real = Manifest.from_json
-
-    def counted(raw):
-        made.append(1)
-        return real(raw)
-
-    monkeypatch.setattr(Manifest, "from_json", staticmethod(counted))
+    made = _counting_manifests(monkeypatch)
     items = manager.items("shoes")
     names = manager.source_names("shoes")
     assert len(items) == 4 and sorted(names) == [0, 1, 2, 3] and len(set(names.values())) == 4
@@ -137,14 +143,7 @@ def test_a_librarys_previews_read_its_list_of_pictures_once(tmp_path, monkeypatc
         Image.new("RGB", (40, 40), colour).save(folder / f"shoe-{i}.png")
     manager.create_from_folder("shoes", folder)
     one_by_one = [manager.thumbnail("shoes", i).convert("RGB") for i in range(5)]
-    made: list[int] = []
-    real = Manifest.from_json
-
-    def counted(raw):
-        made.append(1)
-        return real(raw)
-
-    monkeypatch.setattr(Manifest, "from_json", staticmethod(counted))
+    made = _counting_manifests(monkeypatch)
     previews = manager.thumbnails("shoes", range(0, 5, 2))
     assert len(made) == 1
     assert [p.convert("RGB").tobytes() for p in previews] == [one_by_one[i].tobytes() for i in (0, 2, 4)]
