@@ -17,6 +17,7 @@ from core.images import load_image
 from core.libraries import LibraryManager
 from core.libraries.records import LibraryInfo
 from core.store import Store
+from core.words import plural
 from pages.parts.messages import show_problem
 
 logger = logging.getLogger(__name__)
@@ -269,8 +270,10 @@ def default_library(subject: Subject, infos: dict[str, LibraryInfo]) -> tuple[st
 
 def _library_label(info: LibraryInfo) -> str:
     if info.kind == "user":
-        return f"{info.title} — your library, {info.count} pictures" if info.count else f"{info.title} — empty"
-    count = f"{info.count} pictures" if info.built else "prepared on first use"
+        if not info.count:
+            return f"{info.title} — empty"
+        return f"{info.title} — your library, {plural(info.count, 'picture')}"
+    count = plural(info.count, "picture") if info.built else "prepared on first use"
     return f"{info.title} — built-in, {count}"
 
 

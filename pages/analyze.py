@@ -14,6 +14,7 @@ from core.analyzer.jobs import analysis_params, analysis_title, load_job_analysi
 from core.errors import MosaicError
 from core.html import md
 from core.jobs import ACTIVE, DONE, JobRecord
+from core.words import plural
 from pages._analyze_inputs import (
     Subject,
     choose_library,
@@ -197,7 +198,7 @@ space = "pixels" if result.space == "pixel" else "the image-model view"
 detail = "standard detail" if result.work_size >= 128 else "quick check"
 took = result.timings.get("total")
 st.caption(
-    f"Checked against **{md(library.title)}** ({library.count} pictures) · compared on {space} · "
+    f"Checked against **{md(library.title)}** ({plural(library.count, 'picture')}) · compared on {space} · "
     f"{detail}" + (f" · took {took:.0f} s" if took else "")
 )
 record = subject.record

@@ -337,3 +337,19 @@ def test_a_studio_image_gets_the_same_verdict_on_the_mosaic_view_and_the_check(t
     assert "The Mosaic view shows this same verdict" in texts(at)
     assert "The Originality check shows this same verdict" in texts(mosaic)
     assert "What the library search found" in texts(at)
+
+
+def test_library_choices_say_their_size_as_people_write_it() -> None:
+    """"bench — your library, 100,000 pictures", as the Libraries page says it; not "100000 pictures" nor
+    "1 pictures"."""
+    from core.libraries.records import LibraryInfo
+    from pages._analyze_inputs import _library_label
+
+    def info(count: int, kind: str = "user", built: bool = True) -> LibraryInfo:
+        return LibraryInfo("bench", "bench", "", kind, count, 3, [], "", built)
+
+    assert _library_label(info(100_000)) == "bench — your library, 100,000 pictures"
+    assert _library_label(info(1)) == "bench — your library, 1 picture"
+    assert _library_label(info(0)) == "bench — empty"
+    assert _library_label(info(1_797, "builtin")) == "bench — built-in, 1,797 pictures"
+    assert _library_label(info(0, "builtin", built=False)) == "bench — built-in, prepared on first use"
