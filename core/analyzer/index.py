@@ -334,6 +334,22 @@ class IndexManager:
                     raise BadInputError(_cannot_write("The library", exc)) from exc
         return index, notices
 
+    def preload(self, library: str) -> bool:
+        """Load the finished index of ``library`` into this process's cache, building and updating
+        nothing (a worker does this when it starts, so that its first check does not wait for the
+        loading). False when there is no usable index to load; the next :meth:`open` deals with it."""
+        directory = self.directory(library)
+        if not (directory / store.MANIFEST).is_file():
+            return False
+        self.libraries.items(library)  # the list of its pictures, which every check compares with the index's
+        with _lock(directory):
+            try:
+                self._load(directory)
+            except (store.IndexMissing, store.IndexDamaged) as exc:
+                logger.info("not loading the %s index of %s ahead of time: %s", self.space.name, library, exc)
+                return False
+        return True
+
     # -- building -------------------------------------------------------------------------------
 
     def _library_pixels(self, library: str, on_progress: ProgressFn | None = None) -> tuple[np.ndarray, list[str]]:

@@ -95,7 +95,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from core.cli import store_of
 
         queue = JobQueue(store_of(args))
-    worker = Worker(queue=queue, device=args.device, idle_exit_s=args.idle_exit, parent_pid=args.parent_pid)
+    worker = Worker(
+        queue=queue,
+        device=args.device,
+        idle_exit_s=args.idle_exit,
+        parent_pid=args.parent_pid,
+        warm_up=not args.no_warm_up,
+    )
     worker.install_signal_handlers()
     if not args.json:
         print(f"Worker {worker.id} is running jobs (Ctrl-C to stop).", file=sys.stderr)
@@ -118,6 +124,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--max-jobs", type=_positive, default=None, help="stop after this many jobs")
     worker.add_argument("--idle-exit", type=float, default=None, help="stop after this many idle seconds")
     worker.add_argument("--threads", type=_positive, default=None, help="CPU threads for this worker's engines")
+    worker.add_argument(
+        "--no-warm-up", action="store_true",
+        help="do not read and open the libraries' prepared indexes in the background when starting",
+    )
     worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     worker.add_argument("--workspace", default=None, metavar="NAME", help="only this workspace's jobs (default: all)")
     worker.add_argument("--json", action="store_true")

@@ -95,7 +95,10 @@ class Worker:
         poll_s: float = 0.25,
         idle_exit_s: float | None = None,
         parent_pid: int | None = None,
+        warm_up: bool = False,
     ) -> None:
+        """``warm_up``: read and open the libraries' prepared indexes in the background when
+        :meth:`run` starts (:mod:`core.analyzer.warmup`), so that the first check does not wait for them."""
         self.queue = queue or JobQueue(all_workspaces=True)
         self.device = device
         self.devices = ("cpu", "gpu") if device.startswith("cuda") else ("cpu",)
@@ -106,6 +109,8 @@ class Worker:
         self.cache: dict = {}
         self.stopping = threading.Event()
         self.ran = 0
+        self.warm_up = warm_up
+        self.warm_up_thread: threading.Thread | None = None
 
     def run(self, max_jobs: int | None = None, on_job: Callable[[JobRecord, str], None] | None = None) -> int:
         """Run jobs until stopped (or ``max_jobs`` ran, or idle too long). Returns the number run."""
@@ -114,6 +119,11 @@ class Worker:
         last_requeue = 0.0
         idle_since = time.monotonic()
         self.queue.worker_alive(self.id, device=self.device)
+        if self.warm_up and self.warm_up_thread is None:
+            from core.analyzer.warmup import start_warm_up
+
+            only = None if self.queue.all_workspaces else self.queue.workspace
+            self.warm_up_thread = start_warm_up(self.stopping, only)
         try:
             while not self.stopping.is_set():
                 if self.parent_pid and os.getppid() != self.parent_pid:
