@@ -40,7 +40,7 @@ KEPT_SETTINGS = {
 page = st.navigation(PAGES)
 st.session_state["_mosaic_routed"] = True
 pending = st.session_state.pop("_mosaic_pending_page", None)
-if pending:  # a deep link opened before any session had called st.navigation (see pages/_shared.py)
+if pending:  # a deep link opened before any session had called st.navigation (see pages/parts/shared.py)
     st.switch_page(pending[0], query_params=pending[1])
 # keep the settings of forms across pages (Streamlit forgets a widget's value when its page is left)
 for key in [k for k in st.session_state if k in KEPT_SETTINGS]:

@@ -15,7 +15,8 @@ from core.errors import MosaicError
 from core.html import md
 from core.jobs import ACTIVE, DONE, JobRecord
 from core.words import plural
-from pages._analyze_inputs import (
+from pages.parts import jobs
+from pages.parts.analyze_inputs import (
     Subject,
     choose_library,
     choose_method,
@@ -24,7 +25,7 @@ from pages._analyze_inputs import (
     restore_last_check,
     upload_name,
 )
-from pages._analyze_views import (
+from pages.parts.analyze_views import (
     choose_scale,
     page_verdict,
     show_exact_comparison,
@@ -36,10 +37,9 @@ from pages._analyze_views import (
     show_search_findings,
     show_sources,
 )
-from pages._shared import enlarge, ensure_routed, get_libraries, get_store
-from pages.parts import jobs
 from pages.parts.auth import current_access, explain_denied, owner_id
 from pages.parts.messages import show_problem
+from pages.parts.shared import enlarge, ensure_routed, get_libraries, get_store
 
 ensure_routed(__file__)
 

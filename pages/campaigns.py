@@ -7,8 +7,9 @@ import streamlit as st
 from core.campaigns import LOCAL_SCORE, CampaignStore
 from core.errors import MosaicError
 from core.html import md
-from pages._campaign_editors import brand_kit_editor, current_kit, template_editor
-from pages._campaign_form import (
+from pages.parts.auth import current_access, explain_denied
+from pages.parts.campaign_editors import brand_kit_editor, current_kit, template_editor
+from pages.parts.campaign_form import (
     engine_settings,
     field_widgets,
     make_plan,
@@ -16,10 +17,9 @@ from pages._campaign_form import (
     preview_table,
     variation_settings,
 )
-from pages._campaign_results import _analysis_choice, pick_campaign, run_with_progress, show_campaign
-from pages._shared import ensure_routed, get_libraries, get_store, get_templates
-from pages.parts.auth import current_access, explain_denied
+from pages.parts.campaign_results import _analysis_choice, pick_campaign, run_with_progress, show_campaign
 from pages.parts.messages import show_problem
+from pages.parts.shared import ensure_routed, get_libraries, get_store, get_templates
 
 ensure_routed(__file__)
 

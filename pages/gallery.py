@@ -6,9 +6,9 @@ from PIL import Image, ImageOps
 from core.errors import MosaicError
 from core.html import md
 from core.words import plural
-from pages._shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
 from pages.parts.auth import current_access
 from pages.parts.messages import show_problem
+from pages.parts.shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
 
 ensure_routed(__file__)
 

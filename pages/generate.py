@@ -7,11 +7,11 @@ from core.html import md
 from core.jobs import ACTIVE, FAILED
 from core.jobs.requests import device_for, encode_request
 from core.words import plural
-from pages._generate_local import local_score_form
-from pages._shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
 from pages.parts.auth import current_access, explain_denied
+from pages.parts.generate_local import local_score_form
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 from pages.parts.messages import show_problem
+from pages.parts.shared import enlarge, ensure_routed, get_libraries, get_store, open_analysis, open_mosaic
 
 ensure_routed(__file__)
 
@@ -43,7 +43,7 @@ with left:
         "Engine", list(ENGINES), format_func=ENGINES.get, key="gen_engine", help=ENGINE_HELP
     )
     if engine_name == "sd":
-        from pages._generate_sd import reuse_settings_box, sd_form
+        from pages.parts.generate_sd import reuse_settings_box, sd_form
 
         reuse_settings_box()
         engine, request = sd_form()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._shared import ensure_routed
+from pages.parts.shared import ensure_routed
 
 ensure_routed(__file__)
 

@@ -15,12 +15,12 @@ from core.lab.compare import COLUMN_TITLES
 from core.lab.demo import DEMO_MODEL_DIR, FASHION_MODEL_DIR
 from core.lab.jobs import compare_params, describe_demo_model, load_lab_result, locality_params
 from core.words import plural
-from pages._lab_comparison import MACHINE_WORDS, show_comparison
-from pages._lab_locality import show_locality
-from pages._shared import ensure_routed
 from pages.parts.auth import current_access, explain_denied
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
+from pages.parts.lab_comparison import MACHINE_WORDS, show_comparison
+from pages.parts.lab_locality import show_locality
 from pages.parts.messages import show_problem
+from pages.parts.shared import ensure_routed
 from pages.parts.training_curve import show_training_curve
 
 ensure_routed(__file__)

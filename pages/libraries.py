@@ -12,10 +12,10 @@ from core.libraries.jobs import added_message, import_params, keep_uploads, prep
 from core.libraries.sources import is_tar
 from core.roots import check_folder
 from core.words import plural
-from pages._shared import ensure_routed, get_libraries
 from pages.parts.auth import current_access, current_workspace, explain_denied
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 from pages.parts.messages import show_problem
+from pages.parts.shared import ensure_routed, get_libraries
 from pages.parts.stopped_imports import show_stopped_imports
 
 ensure_routed(__file__)

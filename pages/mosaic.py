@@ -18,7 +18,7 @@ from core.mosaic import (
     top_sources,
 )
 from core.score.kinds import MACHINE_LABELS
-from pages._shared import enlarge, ensure_routed, get_libraries, get_store
+from pages.parts.shared import enlarge, ensure_routed, get_libraries, get_store
 from pages.parts.verdict import show_verdict
 
 ensure_routed(__file__)

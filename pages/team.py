@@ -3,8 +3,8 @@
 import streamlit as st
 
 from core.html import md
-from pages._shared import ensure_routed
 from pages.parts.auth import current_access, explain_denied, get_accounts
+from pages.parts.shared import ensure_routed
 from pages.parts.team import flash, members_view, people_view, workspaces_view
 
 ensure_routed(__file__)

@@ -1,1 +1,2 @@
-"""Parts of pages (panels, watchers) shared by several pages; the pages themselves live one folder up."""
+"""Parts of pages (forms, result views, panels, watchers, shared helpers); the pages themselves live one folder
+up, so that folder shows only the pages."""

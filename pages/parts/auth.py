@@ -47,7 +47,7 @@ FAILED_DELAY_S = 1.0
 
 
 def get_accounts() -> Accounts:
-    from pages._shared import get_base_store
+    from pages.parts.shared import get_base_store
 
     return Accounts(get_base_store())
 

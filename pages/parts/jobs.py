@@ -44,7 +44,7 @@ def job_label(kind: str, title: str | None) -> str:
 
 def get_queue() -> JobQueue:
     """The job queue as the current workspace sees it."""
-    from pages._shared import get_store
+    from pages.parts.shared import get_store
 
     return JobQueue(get_store())
 
@@ -125,7 +125,7 @@ def watch(job_id: str, key: str, show_preview: bool = True, preview_side: int = 
             if show_preview and job.state == RUNNING:
                 image = _preview(job)
                 if image is not None:
-                    from pages._shared import enlarge
+                    from pages.parts.shared import enlarge
 
                     st.image(enlarge(image, preview_side), caption="Forming…", width=preview_side)
             if st.button("Cancel", key=f"cancel_{key}_{job_id}", icon=":material/stop_circle:"):

@@ -37,7 +37,7 @@ def test_closest_likeness_refuses_pictures_of_another_size():
 
 
 def test_locality_reading_follows_the_figures():
-    from pages._lab_locality import caption, reading
+    from pages.parts.lab_locality import caption, reading
 
     rows = [
         {"preset": "fine", "closest": 0.52},
@@ -56,7 +56,7 @@ def test_locality_reading_follows_the_figures():
 
 
 def test_plain_table_and_reading():
-    from pages._lab_comparison import BEATS, MACHINE, TYPICAL, plain_reading, plain_rows
+    from pages.parts.lab_comparison import BEATS, MACHINE, TYPICAL, plain_reading, plain_rows
 
     table = ComparisonTable(
         kinds=["is", "ls", "els", "bbels"],

@@ -177,8 +177,8 @@ def test_leaving_the_page_during_a_check_shows_its_progress_then_its_result_on_r
 
 
 def test_an_uploaded_picture_is_checked_as_a_job_and_kept_for_the_return(brand_library):
-    from pages import _analyze_inputs
-    from pages._analyze_inputs import Subject
+    from pages.parts import analyze_inputs as _analyze_inputs
+    from pages.parts.analyze_inputs import Subject
 
     subject = Subject(key="upload:test", image=Image.fromarray(brand_library[6]), label="my <b>shot</b>.png")
     original = _analyze_inputs._upload_subject
@@ -235,7 +235,7 @@ def test_bad_library_and_bad_brand_kit_are_clear_errors(brand_library):
 
 
 def test_unreadable_uploads_are_refused_with_the_file_name():
-    from pages._analyze_inputs import decode_upload
+    from pages.parts.analyze_inputs import decode_upload
 
     with pytest.raises(BadInputError, match="broken.png"):
         decode_upload(b"not an image", "broken.png")
@@ -343,7 +343,7 @@ def test_library_choices_say_their_size_as_people_write_it() -> None:
     """"bench — your library, 100,000 pictures", as the Libraries page says it; not "100000 pictures" nor
     "1 pictures"."""
     from core.libraries.records import LibraryInfo
-    from pages._analyze_inputs import _library_label
+    from pages.parts.analyze_inputs import _library_label
 
     def info(count: int, kind: str = "user", built: bool = True) -> LibraryInfo:
         return LibraryInfo("bench", "bench", "", kind, count, 3, [], "", built)

@@ -89,7 +89,7 @@ def test_lab_compares_the_trained_model_with_the_machine():
 def test_lab_locality_row():
     from core.jobs import JobQueue
     from core.lab.jobs import load_lab_result as load
-    from pages._lab_locality import CAPTION_WORDS, TILE, tile
+    from pages.parts.lab_locality import CAPTION_WORDS, TILE, tile
 
     at = _lab()
     at.button(key="lab_locality").click().run()
@@ -164,7 +164,7 @@ def _comparison_section(folder: str) -> None:
 
     import streamlit as st
 
-    from pages._lab_comparison import show_comparison
+    from pages.parts.lab_comparison import show_comparison
 
     st.title("Creativity Lab")
     show_comparison(Path(folder))

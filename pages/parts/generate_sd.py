@@ -27,7 +27,7 @@ from core.engines.sd.sources import ModelEntry
 from core.errors import MosaicError
 from core.images import load_image
 from core.roots import check_model_location
-from pages._generate_local import count_slider, seed_input
+from pages.parts.generate_local import count_slider, seed_input
 from pages.parts.messages import show_problem
 
 TASK_LABELS = {

@@ -22,8 +22,8 @@ from core.errors import MosaicError
 from core.html import colour_mark, md
 from core.libraries import LibraryManager
 from core.words import plural
-from pages._shared import enlarge
 from pages.parts.messages import show_problem
+from pages.parts.shared import enlarge
 from pages.parts.verdict import MOSAIC_VIEW_MEASURES, show_verdict
 
 logger = logging.getLogger(__name__)

@@ -30,10 +30,10 @@ from core.errors import MosaicError
 from core.html import md
 from core.jobs import ACTIVE
 from core.libraries import LibraryManager
-from pages._shared import enlarge
 from pages.parts.auth import current_access
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 from pages.parts.messages import show_problem
+from pages.parts.shared import enlarge
 
 logger = logging.getLogger(__name__)
 

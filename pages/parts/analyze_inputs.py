@@ -80,7 +80,7 @@ def _record_details(record: Any) -> str:
 
 def _library_title(name: str) -> str:
     """The title people know a library by; its name when it cannot be read."""
-    from pages._shared import get_libraries
+    from pages.parts.shared import get_libraries
 
     try:
         return get_libraries().get(name).title
@@ -175,7 +175,7 @@ def _last_upload() -> Subject | None:
     if not isinstance(last, dict):
         return None
     from core.analyzer.jobs import subject_image
-    from pages._shared import get_store
+    from pages.parts.shared import get_store
 
     try:
         image = subject_image({"upload": last.get("upload")}, get_store())
