@@ -16,8 +16,8 @@ from core.score import PRESETS
 from core.templates import CHANNELS, BrandKit, Template, TemplateLibrary
 from core.templates.formats import LOCAL_SCORE_SIZES
 from core.templates.schema import MAX_SEEDS
-from core.words import plural
 from pages.parts.messages import show_problem
+from pages.parts.shared import library_label
 
 ENGINES = {
     LOCAL_SCORE: "Offline: assemble pictures from a library (no download, works anywhere)",
@@ -145,9 +145,7 @@ def engine_settings(template: Template, libraries: LibraryManager, kit: BrandKit
         settings["library"] = st.selectbox(
             "Library the pictures are made from",
             names,
-            format_func=lambda n: (
-                f"{infos[n].title} ({plural(infos[n].count, 'picture')})" if infos[n].built else infos[n].title
-            ),
+            format_func=lambda n: library_label(infos[n]),
             key="camp_library",
             help="Add your own on the Libraries page. The brand kit can set your default.",
         )

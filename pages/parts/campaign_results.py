@@ -30,6 +30,7 @@ from core.errors import MosaicError
 from core.html import md
 from core.jobs import ACTIVE
 from core.libraries import LibraryManager
+from core.words import plural
 from pages.parts.auth import current_access
 from pages.parts.jobs import get_queue, latest, show_outcome, submit, watch
 from pages.parts.messages import show_problem
@@ -47,11 +48,6 @@ STATUS_WORDS = {
 }
 SHOW = {"all": "All", "starred": "Starred only", "keep": "Hide rejected"}
 COLUMNS = 4
-
-
-def plural(count: int, thing: str) -> str:
-    """"1 image", "3 images"."""
-    return f"{count} {thing}" + ("" if count == 1 else "s")
 
 
 # ---------------------------------------------------------------------------------------- running

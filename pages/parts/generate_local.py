@@ -10,8 +10,8 @@ from core.engines.local_score import MAX_COUNT, SIZES, LocalScoreEngine, LocalSc
 from core.errors import MosaicError
 from core.libraries import LibraryManager
 from core.score import MACHINE_KINDS, MACHINE_LABELS, PRESETS
-from core.words import plural
 from pages.parts.messages import show_problem
+from pages.parts.shared import library_label
 
 #: plain readings of the locality presets (the presets' own texts name the research they come from)
 PRESET_WORDS = {
@@ -106,9 +106,7 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
     library = st.selectbox(
         "Library",
         list(infos),
-        format_func=lambda n: (
-            f"{infos[n].title} ({plural(infos[n].count, 'picture')})" if infos[n].built else infos[n].title
-        ),
+        format_func=lambda n: library_label(infos[n]),
         help="The pictures new images are assembled from. Add your own on the Libraries page.",
         key="gen_library",
     )

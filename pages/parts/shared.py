@@ -8,9 +8,10 @@ import streamlit as st
 from PIL import Image
 
 from core import config
-from core.libraries import LibraryManager
+from core.libraries import LibraryInfo, LibraryManager
 from core.store import Store
 from core.templates import TemplateLibrary
+from core.words import plural
 
 
 @st.cache_resource(show_spinner=False)
@@ -44,6 +45,12 @@ def get_templates() -> TemplateLibrary:
     from pages.parts.auth import current_workspace
 
     return TemplateLibrary(workspace=current_workspace())
+
+
+def library_label(info: LibraryInfo) -> str:
+    """How a library is named in the Generate and Campaigns pickers: "Faces and backgrounds (200 pictures)";
+    a built-in library not made yet has no count."""
+    return f"{info.title} ({plural(info.count, 'picture')})" if info.built else info.title
 
 
 def enlarge(image: Image.Image, side: int = 256) -> Image.Image:

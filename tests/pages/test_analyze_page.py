@@ -353,3 +353,15 @@ def test_library_choices_say_their_size_as_people_write_it() -> None:
     assert _library_label(info(0)) == "bench — empty"
     assert _library_label(info(1_797, "builtin")) == "bench — built-in, 1,797 pictures"
     assert _library_label(info(0, "builtin", built=False)) == "bench — built-in, prepared on first use"
+
+
+def test_the_generate_and_campaigns_pickers_name_a_library_with_its_size() -> None:
+    from core.libraries.records import LibraryInfo
+    from pages.parts.shared import library_label
+
+    def info(count: int, built: bool = True) -> LibraryInfo:
+        return LibraryInfo("bench", "Bench shots", "", "user", count, 3, [], "", built)
+
+    assert library_label(info(100_000)) == "Bench shots (100,000 pictures)"
+    assert library_label(info(1)) == "Bench shots (1 picture)"
+    assert library_label(info(0, built=False)) == "Bench shots"
