@@ -18,7 +18,7 @@ from core.mosaic import (
     top_sources,
 )
 from core.score.kinds import MACHINE_LABELS
-from pages.parts.shared import enlarge, ensure_routed, get_libraries, get_store
+from pages.parts.shared import enlarge, ensure_routed, get_libraries, get_store, with_requested
 from pages.parts.verdict import show_verdict
 
 ensure_routed(__file__)
@@ -34,14 +34,10 @@ if not records:
     st.stop()
 
 wanted = st.query_params.get("id") or st.session_state.get("mosaic_id")
+if not with_requested(store, records, wanted):
+    st.warning("That image no longer exists; showing the latest one instead.")
+    wanted = None
 ids = [r.id for r in records]
-if wanted and wanted not in ids:
-    try:
-        records.insert(0, store.get(wanted))
-        ids.insert(0, wanted)
-    except MosaicError:
-        st.warning("That image no longer exists; showing the latest one instead.")
-        wanted = None
 by_id = {r.id: r for r in records}
 titles: dict[str, str] = {}
 

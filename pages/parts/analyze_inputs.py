@@ -19,6 +19,7 @@ from core.libraries.records import LibraryInfo
 from core.store import Store
 from core.words import plural
 from pages.parts.messages import show_problem
+from pages.parts.shared import with_requested
 
 logger = logging.getLogger(__name__)
 
@@ -102,15 +103,11 @@ def choose_subject(store: Store) -> Subject | None:
     """Draw 'what to check'; return the subject, or None (with a message) when there is nothing to check."""
     wanted = _follow_requested_image()
     records = store.list(limit=200)
+    if not with_requested(store, records, wanted):
+        st.warning("The image you asked for no longer exists; choose another one below.")
+        if st.session_state.get("analyze_record") == wanted:
+            del st.session_state["analyze_record"]
     ids = [r.id for r in records]
-    if wanted and wanted not in ids:
-        try:
-            records.insert(0, store.get(wanted))
-            ids.insert(0, wanted)
-        except MosaicError:
-            st.warning("The image you asked for no longer exists; choose another one below.")
-            if st.session_state.get("analyze_record") == wanted:
-                del st.session_state["analyze_record"]
     if "analyze_mode" not in st.session_state:
         st.session_state["analyze_mode"] = SAVED
     mode = st.radio(

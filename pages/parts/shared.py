@@ -8,6 +8,7 @@ import streamlit as st
 from PIL import Image
 
 from core import config
+from core.errors import MosaicError
 from core.libraries import LibraryInfo, LibraryManager
 from core.store import Store
 from core.templates import TemplateLibrary
@@ -45,6 +46,18 @@ def get_templates() -> TemplateLibrary:
     from pages.parts.auth import current_workspace
 
     return TemplateLibrary(workspace=current_workspace())
+
+
+def with_requested(store: Store, records: list, wanted: str | None) -> bool:
+    """Put the saved image ``wanted`` (asked for by a link) first in ``records`` when the list does not hold it
+    already. False when it no longer exists (the page says so in its own words)."""
+    if not wanted or any(r.id == wanted for r in records):
+        return True
+    try:
+        records.insert(0, store.get(wanted))
+    except MosaicError:
+        return False
+    return True
 
 
 def library_label(info: LibraryInfo) -> str:

@@ -149,6 +149,29 @@ def test_mosaic_page_empty_then_with_an_image():
     assert "Prediction at step 3" in texts(at)
 
 
+def test_a_link_to_a_deleted_image_says_so_on_the_mosaic_and_check_pages():
+    """A shared link (?id=…) to an image deleted since: a plain warning, the latest image instead, no error."""
+    from core.store import Store
+
+    at = generate_small(app(), count=2)
+    gone, kept = last_batch(at)
+    Store().delete(gone)
+    at.switch_page("pages/mosaic.py")
+    at.query_params["id"] = gone
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("no longer exists" in w.value for w in at.warning)
+    assert "Where it comes from" in texts(at)
+    at.switch_page("pages/analyze.py")
+    at.query_params["id"] = gone
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("no longer exists" in w.value for w in at.warning)
+    at.query_params["id"] = kept
+    at.run()
+    assert not any("no longer exists" in w.value for w in at.warning)
+
+
 def test_gallery_lists_saved_images_after_restart():
     at = goto(app(), "gallery")
     assert "Nothing here yet" in texts(at)
