@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,7 +136,6 @@ def warm_up(
     stop: threading.Event | None = None,
     workspace: str | None = None,
     memory: int | None = None,
-    open_index: Callable[[PreparedIndex], bool] | None = None,
 ) -> WarmUpReport:
     """Read and open the prepared indexes (of ``workspace`` and the built-in libraries, or all), the
     newest first, while their files fit in :data:`MEMORY_SHARE` of ``memory`` (default: the free
@@ -146,7 +144,6 @@ def warm_up(
     report = WarmUpReport()
     free = available_memory() if memory is None else memory
     budget = int(MEMORY_SHARE * free) if free is not None else 0
-    open_index = open_index or _open
     for index in prepared_indexes(workspace):
         if stop is not None and stop.is_set():
             break
@@ -164,7 +161,7 @@ def warm_up(
         if stop is not None and stop.is_set():
             break
         try:
-            if open_index(index):
+            if _open(index):
                 report.opened.append(name)
         except (MosaicError, OSError) as exc:
             logger.info("warm-up: could not open the index of %s: %s", name, exc)
