@@ -995,14 +995,33 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
+#: Under the indexes folder, the folder of the workspaces' own libraries' indexes (``<it>/<workspace>/<library>``).
+WORKSPACE_INDEXES = "_workspaces"
+
+
 def library_indexes(libraries: LibraryManager, library: str, root: Path | None = None) -> Path:
     """The folder of every index of ``library`` (one per settings key); a workspace's own libraries get a
     folder of their own."""
     base = Path(root) if root is not None else store.indexes_root()
     owner = libraries.owner(library)
     if owner is not None and owner != config.DEFAULT_WORKSPACE:
-        base = base / "_workspaces" / owner
+        base = base / WORKSPACE_INDEXES / owner
     return base / library
+
+
+def indexed_libraries(root: Path | None = None) -> list[tuple[str, str, Path]]:
+    """(workspace, library, :func:`library_indexes` folder) of every library that has index folders; the
+    default workspace's and the built-in libraries are listed under the default workspace."""
+    base = Path(root) if root is not None else store.indexes_root()
+    found: list[tuple[str, str, Path]] = []
+    for folder in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        found.append((config.DEFAULT_WORKSPACE, folder.name, folder))
+    others = base / WORKSPACE_INDEXES
+    if others.is_dir():
+        for workspace in sorted(p for p in others.iterdir() if p.is_dir()):
+            for folder in sorted(p for p in workspace.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                found.append((workspace.name, folder.name, folder))
+    return found
 
 
 @dataclass

@@ -18,9 +18,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import config
 from core.analyzer import store
+from core.analyzer.features import PixelSpace
+from core.analyzer.index import IndexManager, indexed_libraries
+from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings
 from core.errors import MosaicError
+from core.libraries import LibraryManager
 from core.libraries.builtins import BUILTIN_LIBRARIES
 
 logger = logging.getLogger(__name__)
@@ -71,32 +74,22 @@ def available_memory() -> int | None:
     return None
 
 
-def _index_folders(root: Path) -> list[tuple[str, str, Path]]:
-    """(workspace, library, folder of its indexes) of every library with indexes under ``root``."""
-    found: list[tuple[str, str, Path]] = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        found.append((config.DEFAULT_WORKSPACE, folder.name, folder))
-    others = root / "_workspaces"
-    if others.is_dir():
-        for workspace in sorted(p for p in others.iterdir() if p.is_dir()):
-            for folder in sorted(p for p in workspace.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                found.append((workspace.name, folder.name, folder))
-    return found
+def _manager(workspace: str) -> IndexManager:
+    """The index manager of a check with the default settings (pixels) in ``workspace``."""
+    return IndexManager(AnalyzerSettings(), PixelSpace(), LibraryManager(workspace=workspace))
 
 
 def prepared_indexes(workspace: str | None = None) -> list[PreparedIndex]:
     """The prepared indexes of every workspace's libraries (or only ``workspace``'s and the built-in
     ones) for the default check settings (pixels), the most recently prepared first."""
-    from core.analyzer.features import PixelSpace
-    from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings
-
-    space = PixelSpace()
-    key = AnalyzerSettings().index_key(space.name, space.key_extra())
+    managers: dict[str, IndexManager] = {}
     found: list[tuple[float, PreparedIndex]] = []
-    for owner, library, folder in _index_folders(store.indexes_root()):
+    for owner, library, folder in indexed_libraries():
         if workspace is not None and owner != workspace and library not in BUILTIN_LIBRARIES:
             continue
-        directory = folder / key
+        if owner not in managers:
+            managers[owner] = _manager(owner)
+        directory = folder / managers[owner].key
         try:
             manifest = store.read_manifest(directory)
             written = (directory / store.MANIFEST).stat().st_mtime
@@ -161,7 +154,7 @@ def warm_up(
         if stop is not None and stop.is_set():
             break
         try:
-            if _open(index):
+            if _manager(index.workspace).preload(index.library):
                 report.opened.append(name)
         except (MosaicError, OSError) as exc:
             logger.info("warm-up: could not open the index of %s: %s", name, exc)
@@ -171,16 +164,6 @@ def warm_up(
         report.bytes_read / 1e9, _names(report.read), report.seconds, _names(report.opened),
     )
     return report
-
-
-def _open(index: PreparedIndex) -> bool:
-    from core.analyzer.features import PixelSpace
-    from core.analyzer.index import IndexManager
-    from core.analyzer.settings import AnalyzerSettings
-    from core.libraries import LibraryManager
-
-    manager = IndexManager(AnalyzerSettings(), PixelSpace(), LibraryManager(workspace=index.workspace))
-    return manager.preload(index.library)
 
 
 def _names(names: list[str]) -> str:
