@@ -1,4 +1,4 @@
-"""Nearest-neighbour search over patch descriptors: exact (torch matmul) or FAISS IVF.
+"""Nearest-neighbour search over patch descriptors: exact (the native kernel, or torch matmul) or FAISS IVF.
 
 Both return squared L2 distances and row numbers, best first. Both persist without pickle:
 exact as ``.npy`` (``allow_pickle=False``), FAISS with ``faiss.write_index``.
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from core.score import native
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,13 @@ class ExactSearch:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._tensor = torch.from_numpy(self.vectors)
         self._norms = (self._tensor * self._tensor).sum(dim=1)
+        self._panel: torch.Tensor | None = None  # the vectors as the native kernel reads them, made at first use
+
+    def _native(self, k: int) -> bool:
+        """Whether the native kernel searches (the PyTorch path otherwise, same neighbours)."""
+        return (
+            native.kernel() is not None and k <= native.knn_max_k() and self.vectors.shape[1] <= native.FUSED_MAX_DIM
+        )
 
     @property
     def count(self) -> int:
@@ -70,6 +79,13 @@ class ExactSearch:
         k = min(k, self.count)
         q_all = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
         count = q_all.shape[0]
+        if count and k and self._native(k):
+            # distances and the top-k in one pass of the native kernel (about 4-8x the matmul and top-k
+            # below: the (queries x library) distances are never written out)
+            if self._panel is None:
+                self._panel = native.panel(self._tensor[None])[0]
+            dists, rows = native.knn(q_all, self._panel, self._norms, self.count, k)
+            return dists.numpy(), rows.numpy()
         dists = torch.empty(count, k)
         rows = torch.empty(count, k, dtype=torch.int64)
         if count == 0 or k == 0:

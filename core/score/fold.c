@@ -537,6 +537,84 @@ void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k
 }
 
 /*
+ * mosaic_knn: the k nearest library vectors of every query by squared L2 distance, exhaustive, without
+ * the (queries x library) distance matrix ever leaving the cache (the analyzer's exact search).
+ * queries (rows, dim) contiguous; panel: the library as blocks of 16 columns, (ceil(cols / 16), dim, 16)
+ * (core/score/native.py: panel); norms (cols,): squared norms of the library vectors. For each query
+ * the k smallest of norms[j] - 2 <q, lib_j> are kept, ascending (equal ones: lower column first), and
+ * written with |q|^2 added and clamped at 0 into out_dist / out_index (rows, k); 1 <= k <= KNN_MAX_K,
+ * k <= cols. Query rows are tiled as in mosaic_fused; a block of 8 columns none of which beats a row's
+ * current k-th best costs one compare.
+ */
+#define KNN_MAX_K 64
+int mosaic_knn_max_k(void) { return KNN_MAX_K; }
+
+void mosaic_knn(const float *queries, int64_t rows, int64_t dim, const float *panel, const float *norms,
+                int64_t cols, int64_t k, float *out_dist, int64_t *out_index, int threads) {
+    int64_t row_blocks = (rows + FROWS - 1) / FROWS;
+#pragma omp parallel for schedule(dynamic, 2) num_threads(threads) if (row_blocks > 1 && threads > 1)
+    for (int64_t i = 0; i < row_blocks; i++) {
+        int64_t r0 = i * FROWS;
+        int64_t nr = rows - r0 < FROWS ? rows - r0 : FROWS;
+        float q[FROWS * MAX_DIM] = {0};
+        for (int64_t r = 0; r < nr; r++) memcpy(q + r * MAX_DIM, queries + (r0 + r) * dim, (size_t)dim * sizeof(float));
+        float kept[FROWS][KNN_MAX_K];
+        int64_t best[FROWS][KNN_MAX_K];
+        int64_t filled[FROWS] = {0};
+        for (int r = 0; r < FROWS; r++)
+            for (int64_t j = 0; j < k; j++) kept[r][j] = FLT_MAX;
+        float buf[FROWS][CHUNK];
+        for (int64_t j0 = 0; j0 < cols; j0 += CHUNK) {
+            int64_t n = cols - j0 < CHUNK ? cols - j0 : CHUNK;
+            int64_t blocks = (n + 15) / 16;
+            for (int64_t b = 0; b < blocks; b += FBLOCKS) {
+                const float *pb = panel + (j0 / 16 + b) * dim * 16;
+#if FBLOCKS == 2
+                tile_logits_wide(q, MAX_DIM, pb, b + 1 < blocks ? pb + dim * 16 : pb, dim, &buf[0][16 * b], CHUNK);
+#else
+                tile_logits(q, MAX_DIM, pb, dim, &buf[0][16 * b], CHUNK);
+#endif
+            }
+            int64_t n8 = (n + 7) / 8 * 8;
+            for (int r = 0; r < nr; r++) {
+                float *row = buf[r];
+                for (int64_t j = 0; j < n8; j += 8) {
+                    v8f d;
+                    if (j + 8 <= n) {
+                        d = load8(norms + j0 + j) - 2.0f * load8(row + j);
+                    } else {
+                        for (int64_t l = 0; l < 8; l++) d[l] = j + l < n ? norms[j0 + j + l] - 2.0f * row[j + l] : FLT_MAX;
+                    }
+                    if (!any8((v8i)(d < splat(kept[r][k - 1])))) continue;
+                    for (int l = 0; l < 8; l++) {
+                        float value = d[l];
+                        if (!(value < kept[r][k - 1])) continue;
+                        int64_t at = filled[r] < k ? filled[r]++ : k - 1;
+                        while (at > 0 && value < kept[r][at - 1]) {
+                            kept[r][at] = kept[r][at - 1];
+                            best[r][at] = best[r][at - 1];
+                            at--;
+                        }
+                        kept[r][at] = value;
+                        best[r][at] = j0 + j + l;
+                    }
+                }
+            }
+        }
+        for (int64_t r = 0; r < nr; r++) {
+            const float *qr = queries + (r0 + r) * dim;
+            float qq = 0.0f;
+            for (int64_t d = 0; d < dim; d++) qq += qr[d] * qr[d];
+            for (int64_t j = 0; j < k; j++) {
+                float value = j < filled[r] ? kept[r][j] + qq : FLT_MAX;
+                out_dist[(r0 + r) * k + j] = value > 0.0f ? value : 0.0f;
+                out_index[(r0 + r) * k + j] = j < filled[r] ? best[r][j] : -1;
+            }
+        }
+    }
+}
+
+/*
  * mosaic_offsets: exact logits of the local machines by per-offset box sums (core/score/offsets.py).
  *
  * For a fixed offset d between a query pixel p and a library position q = p + d, the patch inner

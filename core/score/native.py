@@ -106,6 +106,10 @@ def _load() -> ctypes.CDLL | None:
     lib.mosaic_ivf.restype = None
     lib.mosaic_nearest.argtypes = [ptr, i64, i64, i64, ptr]
     lib.mosaic_nearest.restype = None
+    lib.mosaic_knn.argtypes = [ptr, i64, i64, ptr, ptr, i64, i64, ptr, ptr, int_]
+    lib.mosaic_knn.restype = None
+    lib.mosaic_knn_max_k.argtypes = []
+    lib.mosaic_knn_max_k.restype = int_
     lib.mosaic_offsets_scratch.argtypes = [i64, i64, i64]
     lib.mosaic_offsets_scratch.restype = i64
     lib.mosaic_offsets.argtypes = [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr, i64, i64, i64, ptr, i64,
@@ -214,6 +218,38 @@ def panel(library: torch.Tensor) -> torch.Tensor:
     if padded != cols:
         library = torch.cat([library, library.new_zeros(groups, padded - cols, dim)], dim=1)
     return library.view(groups, padded // 16, 16, dim).transpose(2, 3).contiguous()
+
+
+def knn_max_k() -> int:
+    """The most neighbours :func:`knn` returns per query (0 without the kernel)."""
+    lib = kernel()
+    return 0 if lib is None else int(lib.mosaic_knn_max_k())
+
+
+def knn(
+    queries: torch.Tensor, library_panel: torch.Tensor, norms: torch.Tensor, cols: int, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` nearest of ``cols`` library vectors of every query by squared L2, exhaustive: ``(Q, k)``
+    distances (ascending, clamped at 0) and column indices.
+
+    ``queries`` ``(Q, D)`` float32, ``D <= FUSED_MAX_DIM``; ``library_panel`` the library in the layout
+    of :func:`panel` (one group: ``(ceil(cols / 16), D, 16)``); ``norms`` ``(cols,)`` their squared norms;
+    ``1 <= k <= min(cols, knn_max_k())``. The distances never form a ``(Q, cols)`` matrix."""
+    lib = kernel()
+    assert lib is not None, "knn() called without an available kernel"
+    rows, dim = queries.shape
+    assert 1 <= k <= min(cols, lib.mosaic_knn_max_k()) and dim <= FUSED_MAX_DIM
+    assert library_panel.shape[1:] == (dim, 16) and library_panel.shape[0] * 16 >= cols
+    assert library_panel.is_contiguous() and library_panel.dtype == torch.float32
+    assert norms.is_contiguous() and norms.dtype == torch.float32 and norms.shape[0] >= cols
+    queries = queries.contiguous()
+    assert queries.dtype == torch.float32
+    dist = torch.empty(rows, k)
+    index = torch.empty(rows, k, dtype=torch.int64)
+    if rows:
+        lib.mosaic_knn(queries.data_ptr(), rows, dim, library_panel.data_ptr(), norms.data_ptr(), cols, k,
+                       dist.data_ptr(), index.data_ptr(), torch.get_num_threads())
+    return dist, index
 
 
 def fused(

@@ -14,9 +14,15 @@ from core.analyzer.search import ExactSearch, FaissSearch
 from core.analyzer.shortlist import shortlist
 from core.analyzer.voting import Candidate, supported
 from core.images import to_tensor
+from core.score import native
 
 
-def test_exact_search_equals_brute_force_across_chunks():
+@pytest.mark.parametrize("path", ["native", "torch"])
+def test_exact_search_equals_brute_force_across_chunks(path, monkeypatch):
+    monkeypatch.setenv(native.NATIVE_ENV, "1" if path == "native" else "0")
+    native.reset()
+    searcher = ExactSearch(np.zeros((4, 19), np.float32))
+    assert searcher._native(3) == (path == "native")  # the path under test is the one taken
     rng = np.random.default_rng(0)
     library = rng.standard_normal((3000, 19)).astype(np.float32)
     queries = rng.standard_normal((700, 19)).astype(np.float32)  # several query chunks
@@ -27,6 +33,7 @@ def test_exact_search_equals_brute_force_across_chunks():
     few_dist, few_rows = ExactSearch(library[:2]).search(queries[:5], 3)  # k above the library size
     assert few_rows.shape == (5, 2) and set(few_rows[0]) == {0, 1}
     assert ExactSearch(library).search(queries[:0], 3)[0].shape == (0, 3)
+    native.reset()
 
 
 def test_faiss_search_finds_the_exact_neighbour_of_library_vectors():

@@ -138,3 +138,30 @@ def test_ivf_refuses_a_library_without_read_slack():
         native.ivf(queries, native.IvfLayout(padded.contiguous(), 3, columns, lists, pairs, torch.zeros(1, 16)), *state)
     native.ivf(queries, native.IvfLayout(slack, 3, columns, lists, pairs, torch.zeros(1, 16)), *state)
     assert float(s) == 1.0 and int(arg) == 0  # one column, zero logit
+
+
+@pytest.mark.parametrize(
+    "rows, cols, dim, k",
+    [(1, 1, 1, 1), (7, 17, 3, 5), (9, 33, 19, 33), (130, 1100, 24, 3), (20, 600, 128, 64), (16, 513, 19, 12)],
+)
+def test_knn_equals_float64_brute_force(rows, cols, dim, k):
+    gen = torch.Generator().manual_seed(rows * 1000 + cols)
+    library = torch.randn(cols, dim, generator=gen)
+    queries = torch.randn(rows, dim, generator=gen)
+    dist, index = native.knn(queries, native.panel(library[None])[0], (library * library).sum(1), cols, k)
+    full = torch.cdist(queries.double(), library.double()) ** 2
+    ref_dist, ref_index = full.topk(k, dim=1, largest=False)
+    assert torch.allclose(dist.double(), ref_dist, rtol=1e-5, atol=1e-4)
+    gap = (ref_dist[:, 1:] - ref_dist[:, :-1]).abs()
+    clear = torch.cat([gap, gap.new_full((rows, 1), 1.0)], 1).min(
+        torch.cat([gap.new_full((rows, 1), 1.0), gap], 1)
+    ) > 1e-3  # neighbours whose rank float32 rounding cannot swap
+    assert torch.equal(index[clear], ref_index[clear])
+
+
+def test_knn_keeps_the_lower_column_of_equal_distances_and_the_nearest_of_a_long_library():
+    base = torch.randn(5, 19, generator=torch.Generator().manual_seed(1))
+    library = torch.cat([torch.randn(2000, 19) * 3 + 10, base, base, base])  # the same 5 vectors, 3 times
+    dist, index = native.knn(base, native.panel(library[None])[0], (library * library).sum(1), library.shape[0], 3)
+    assert torch.equal(index, torch.tensor([[2000 + i, 2005 + i, 2010 + i] for i in range(5)]))
+    assert (dist >= 0).all() and torch.allclose(dist, torch.zeros_like(dist), atol=1e-4)  # clamped at 0
