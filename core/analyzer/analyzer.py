@@ -379,7 +379,7 @@ class Analyzer:
             found: list[Candidate] = []
             for patch in sorted(scales, reverse=True):
                 found.extend(voter.candidates(scales[patch], features, structure, allowed,
-                                              max(height, width, side)).candidates)
+                                              max(height, width, side), s.level_nprobe).candidates)
             assignment = self._assign_level(LevelLibrary(index, side), space, query, found, noise, window)
             report.done()
             if assignment is None:

@@ -71,9 +71,10 @@ class OffsetVoter:
         structure: torch.Tensor,
         allowed: np.ndarray,
         library_size: int,
+        nprobe: int | None = None,
     ) -> ScaleVotes:
         """Offset candidates of ``scale``'s library patches for the query ``features``, and every library
-        image's best offset bin score."""
+        image's best offset bin score (``nprobe``: search lists probed, default the searcher's)."""
         s = self.settings
         image_scores = np.zeros(allowed.shape[0], dtype=np.float64)
         nothing = ScaleVotes([], image_scores)
@@ -85,7 +86,7 @@ class OffsetVoter:
             return nothing
         vectors = described.vectors[0].numpy()[mask]
         positions = described.positions[mask]
-        dist, idx = scale.searcher.search(vectors, s.top_k)
+        dist, idx = scale.searcher.search(vectors, s.top_k, nprobe)
         good = (idx >= 0) & (dist <= s.max_distance)
         if not good.any():
             return nothing

@@ -652,3 +652,26 @@ def test_search_lists_are_merged_and_added_shards_stack_on_the_merge(isolated_da
     clear_cache()
     index, notices = analyzer.index("mini")
     assert any("prepared again" in n for n in notices) and index.count == 11
+
+
+def test_the_library_reduced_sizes_are_searched_with_their_own_number_of_lists(isolated_data_dir, monkeypatch):
+    manager = LibraryManager()
+    arrays = make_library(manager, "mini", count=9)
+    settings = AnalyzerSettings(work_size=64, scales=(8, 16), nprobe=12, level_nprobe=5)
+    analyzer = Analyzer(manager, settings=settings, force_backend="faiss")
+    index, _ = analyzer.index("mini")
+    level_searchers = {id(s.searcher) for scales in index.levels.values() for s in scales.values()}
+    whole_searchers = {id(s.searcher) for s in index.scales.values()}
+    assert level_searchers and whole_searchers and not level_searchers & whole_searchers
+    probed: dict[int, set] = {}
+    search = ShardedFaissSearch.search
+
+    def recording(self, queries, k, nprobe=None):
+        probed.setdefault(id(self), set()).add(nprobe)
+        return search(self, queries, k, nprobe)
+
+    monkeypatch.setattr(ShardedFaissSearch, "search", recording)
+    analyzer.analyze(collage(arrays, seed=2).image, "mini")
+    assert {n for key in level_searchers & probed.keys() for n in probed[key]} == {5}
+    assert {n for key in whole_searchers & probed.keys() for n in probed[key]} == {None}  # the index's 12
+    assert level_searchers & probed.keys() and whole_searchers & probed.keys()
