@@ -25,6 +25,8 @@ class ShardedArray:
             if part.shape[1:] != first.shape[1:] or part.dtype != first.dtype:
                 raise ValueError("the shards of an array must have the same row shape and type")
         self.parts = list(parts)
+        # plain views for reading rows: indexing a np.memmap itself costs more than the rows it copies
+        self._plain = [part.view(np.ndarray) if isinstance(part, np.memmap) else part for part in self.parts]
         counts = np.array([part.shape[0] for part in self.parts], dtype=np.int64)
         #: the first row of each part, and the total at the end
         self.offsets = np.concatenate([[0], np.cumsum(counts)])
@@ -85,7 +87,15 @@ class ShardedArray:
             raise IndexError(f"a row is outside an array of {count} rows")
         out = np.empty((flat.size, *self.shape[1:]), dtype=self.dtype)
         which = np.searchsorted(self.offsets, flat, side="right") - 1
-        for part in np.unique(which):
-            mask = which == part
-            out[mask] = self.parts[int(part)][flat[mask] - int(self.offsets[part])]
+        if len(self.parts) == 1 or (flat.size and which.min() == which.max()):
+            part = int(which[0]) if flat.size else 0
+            out[:] = self._plain[part][flat - int(self.offsets[part])]
+            return out.reshape((*rows.shape, *self.shape[1:]))
+        order = np.argsort(which, kind="stable")  # rows grouped by part, each part read once
+        bounds = np.searchsorted(which[order], np.arange(len(self.parts) + 1))
+        for part in range(len(self.parts)):
+            lo, hi = bounds[part], bounds[part + 1]
+            if hi > lo:
+                picked = order[lo:hi]
+                out[picked] = self._plain[part][flat[picked] - int(self.offsets[part])]
         return out.reshape((*rows.shape, *self.shape[1:]))

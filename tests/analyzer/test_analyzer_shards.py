@@ -45,6 +45,10 @@ def test_a_sharded_array_reads_like_the_array_it_splits() -> None:
     mask = rng.random(11) > 0.5
     assert np.array_equal(sharded[mask], whole[mask])
     assert np.array_equal(np.asarray(sharded), whole)
+    assert np.array_equal(sharded[[8, 5, 6]], whole[[8, 5, 6]])  # all from one part
+    assert sharded[np.array([], dtype=np.int64)].shape == (0, 3, 2)
+    one = ShardedArray([whole])
+    assert np.array_equal(one[[3, 1, -1]], whole[[3, 1, -1]])
     for bad in (11, -12, [0, 11]):
         with pytest.raises(IndexError):
             sharded[bad]
