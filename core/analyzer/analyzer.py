@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,25 @@ def _as_image(image: ImageInput) -> tuple[Image.Image, list[str]]:
     raise BadInputError("The image to analyse must be a picture (PNG, JPEG, ...).")
 
 
+class _SourceNames(Mapping[int, tuple[str, str]]):
+    """Library position -> (item id, shown name), without a tuple made for each of the library's pictures."""
+
+    def __init__(self, ids: Sequence[str], shown: Mapping[int, str]) -> None:
+        self._ids = ids
+        self._shown = shown
+
+    def __getitem__(self, position: int) -> tuple[str, str]:
+        if not 0 <= position < len(self._ids):
+            raise KeyError(position)
+        return self._ids[position], self._shown[position]
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self._ids)))
+
+
 class Analyzer:
     """Analyses images against libraries; indexes are built on first use and kept up to date."""
 
@@ -139,12 +159,12 @@ class Analyzer:
         report = _Report(on_progress)
         report(0.6, "Looking for borrowed pieces…")
 
-        items = self.libraries.items(library)
-        position = {item["id"]: i for i, item in enumerate(items)}
+        ids = self.libraries.item_ids(library)
+        position = {item_id: i for i, item_id in enumerate(ids)}
         row_to_index = np.array([position.get(item_id, -1) for item_id in index.item_ids], dtype=np.int64)
         allowed = row_to_index >= 0
-        shown = self.libraries.source_names(library)  # the names people see, as on every page
-        names = {i: (item["id"], shown[i]) for i, item in enumerate(items)}
+        # library position -> (id, the name people see, as on every page), looked up for the sources only
+        names = _SourceNames(ids, self.libraries.source_names(library))
 
         factor = index.factor
         query_pixels = fit_query(picture, self.settings.work_size, index.channels, multiple=factor)
@@ -420,7 +440,7 @@ class Analyzer:
         source_yx: np.ndarray,
         scale_map: np.ndarray,
         row_to_index: np.ndarray,
-        names: dict[int, tuple[str, str]],
+        names: Mapping[int, tuple[str, str]],
     ) -> NearCopy | None:
         """Is the whole image a cropped (and resized, recoloured) copy of the largest region's picture?
 

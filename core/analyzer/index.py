@@ -294,10 +294,9 @@ class IndexManager:
 
     def open(self, library: str, on_progress: ProgressFn | None = None) -> tuple[PatchIndex, list[str]]:
         """The index of ``library``, up to date with its current items, and notices for the person."""
-        items = self.libraries.items(library)  # unknown library -> BadInputError naming the others
-        if not items:
+        current = self.libraries.item_ids(library)  # unknown library -> BadInputError naming the others
+        if not current:
             raise BadInputError(f"The library '{library}' has no images yet; add images before analysing.")
-        current = [item["id"] for item in items]
         directory = self.directory(library)
         notices: list[str] = []
         with _lock(directory):
@@ -341,7 +340,7 @@ class IndexManager:
         directory = self.directory(library)
         if not (directory / store.MANIFEST).is_file():
             return False
-        self.libraries.items(library)  # the list of its pictures, which every check compares with the index's
+        self.libraries.item_ids(library)  # the list of its pictures, which every check compares with the index's
         with _lock(directory):
             try:
                 self._load(directory)

@@ -8,6 +8,7 @@ The definitions (and why) are explained for non-specialists in ``docs/originalit
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -30,7 +31,7 @@ MEDIUM_SOURCE_SHARE = 0.25
 def regions_and_shares(
     source_map: np.ndarray,
     source_yx: np.ndarray,
-    names: dict[int, tuple[str, str]],
+    names: Mapping[int, tuple[str, str]],
     scale_map: np.ndarray | None = None,
 ) -> tuple[list[SourceShare], list[Region]]:
     """Per-source shares (largest first) and connected regions (largest first). ``scale_map``: per pixel,

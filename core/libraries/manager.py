@@ -203,6 +203,12 @@ class LibraryManager:
         listed = derived(folder, "items", lambda: self._manifest(name), lambda m: _item_dicts(folder, m))
         return [dict(item) for item in listed]
 
+    def item_ids(self, name: str) -> tuple[str, ...]:
+        """The ids of the items in :meth:`load` order (kept per change of the library: no copy per call)."""
+        validate_name(name)
+        folder = self._folder(name)
+        return derived(folder, "ids", lambda: self._manifest(name), lambda m: tuple(item.id for item in m.items))
+
     def source_names(self, name: str) -> dict[int, str]:
         """Library position -> the name people see for each picture (:func:`core.libraries.names.source_names`)."""
         validate_name(name)

@@ -81,11 +81,14 @@ def test_items_and_names_are_made_once_per_change_and_every_caller_gets_its_own(
     names = manager.source_names("shoes")
     assert len(items) == 4 and sorted(names) == [0, 1, 2, 3] and len(set(names.values())) == 4
     assert len(made) == 2  # listed once, named once
+    ids = manager.item_ids("shoes")
+    assert ids == tuple(item["id"] for item in items) and manager.item_ids("shoes") is ids  # kept, immutable
+    assert len(made) == 3
     items[0]["source"] = "changed by a caller"
     names[0] = "changed by a caller"
     assert manager.items("shoes")[0]["source"] != "changed by a caller"
     assert manager.source_names("shoes")[0] != "changed by a caller"
-    assert len(made) == 2
+    assert len(made) == 3
     assert items[1]["path"] == str(manager.root / "shoes" / items[1]["file"])
     extra = tmp_path / "more"
     extra.mkdir()
@@ -93,6 +96,7 @@ def test_items_and_names_are_made_once_per_change_and_every_caller_gets_its_own(
     manager.add_folder("shoes", extra)  # the manifest is replaced: listed and named again
     assert [item["index"] for item in manager.items("shoes")] == [0, 1, 2, 3, 4]
     assert manager.source_names("shoes")[4] == "boot.png"
+    assert len(manager.item_ids("shoes")) == 5
     assert len(made) > 2
 
 
