@@ -22,6 +22,7 @@ from core.analyzer.search import ShardedFaissSearch, for_faiss, trained_ivf
 from core.analyzer.settings import AnalyzerSettings
 from core.analyzer.sharded import ShardedArray
 from core.libraries import LibraryManager
+from core.score import native
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = AnalyzerSettings(work_size=64, scales=(8, 16))
@@ -56,8 +57,13 @@ def test_a_sharded_array_reads_like_the_array_it_splits() -> None:
         ShardedArray([whole[:2], whole[2:].astype(np.float32)])
 
 
-def test_search_lists_kept_per_shard_find_what_one_index_finds(tmp_path) -> None:
+@pytest.mark.parametrize("path", ["native", "faiss"])
+def test_search_lists_kept_per_shard_find_what_one_index_finds(tmp_path, monkeypatch, path) -> None:
+    """Also when the native kernel chooses the lists to probe (FAISS's quantizer otherwise): same results."""
     import faiss
+
+    monkeypatch.setenv(native.NATIVE_ENV, "1" if path == "native" else "0")
+    native.reset()
 
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((6000, 19)).astype(np.float32)
@@ -76,6 +82,11 @@ def test_search_lists_kept_per_shard_find_what_one_index_finds(tmp_path) -> None
     sharded = ShardedFaissSearch(tmp_path / "trained.faiss", lists, nprobe=12)
     assert sharded.count == 6000
     queries = vectors[:50] + 0.01 * rng.standard_normal((50, 19)).astype(np.float32)
+    chosen = sharded._choose_lists(for_faiss(queries, whole.d), 12)
+    assert (chosen is not None) == (path == "native")
+    if chosen is not None:
+        want_centres, want_lists = whole.quantizer.search(for_faiss(queries, whole.d), 12)
+        assert np.array_equal(chosen[1], want_lists) and np.allclose(chosen[0], want_centres, atol=1e-4)
     dist, rows = sharded.search(queries, 5)
     want_dist, want_rows = whole.search(for_faiss(queries, whole.d), 5)
     assert np.array_equal(rows, want_rows) and np.allclose(dist, want_dist)
@@ -83,6 +94,7 @@ def test_search_lists_kept_per_shard_find_what_one_index_finds(tmp_path) -> None
     # fewer lists probed for one search only: still finds the near duplicates, the index keeps its setting
     _, few = sharded.search(queries, 5, nprobe=2)
     assert (few[:, 0] == np.arange(50)).mean() > 0.8 and sharded.nprobe == 12
+    native.reset()
 
 
 def _memory_maps() -> int:
