@@ -7,7 +7,9 @@ check waits for those reads: 26 s against 100,000 pictures, where later checks t
 (BENCHMARKS.md). So a worker, when it starts, reads those files of the prepared indexes into the
 file cache (the newest first, as many as fit in :data:`MEMORY_SHARE` of the free memory) and opens
 them, in a background thread that gives way as soon as the worker stops. Nothing is built
-or changed: an index that is missing, outdated or damaged is left to the check that needs it.
+or changed: an index that is missing, outdated or damaged is left to the check that needs it. The
+native kernel (:mod:`core.score.native`) is loaded first: on a fresh install that compiles it (2–3 s),
+which the first check or image would otherwise wait for.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from core.analyzer.settings import INDEX_VERSION, AnalyzerSettings
 from core.errors import MosaicError
 from core.libraries import LibraryManager
 from core.libraries.builtins import BUILTIN_LIBRARIES
+from core.score import native
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class WarmUpReport:
 
     read: list[str] = field(default_factory=list)  # "workspace/library" whose files were read
     opened: list[str] = field(default_factory=list)
+    kernel: bool = False  # the native kernel is loaded (compiled first if need be)
     skipped: list[str] = field(default_factory=list)  # too large for the memory there was
     bytes_read: int = 0
     seconds: float = 0.0
@@ -134,7 +138,7 @@ def warm_up(
     newest first, while their files fit in :data:`MEMORY_SHARE` of ``memory`` (default: the free
     memory now)."""
     started = time.monotonic()
-    report = WarmUpReport()
+    report = WarmUpReport(kernel=native.kernel() is not None)
     free = available_memory() if memory is None else memory
     budget = int(MEMORY_SHARE * free) if free is not None else 0
     for index in prepared_indexes(workspace):

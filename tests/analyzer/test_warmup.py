@@ -14,6 +14,7 @@ from core.analyzer.index import clear_cache
 from core.analyzer.warmup import prepared_indexes, warm_up
 from core.jobs.worker import Worker
 from core.libraries import LibraryManager
+from core.score import native
 
 PLENTY = 64 * 1024**3
 
@@ -116,3 +117,16 @@ def test_a_worker_started_with_warm_up_opens_the_indexes_while_it_waits_for_jobs
     plain = Worker(idle_exit_s=0.1, poll_s=0.05)
     plain.run()
     assert plain.warm_up_thread is None
+
+
+def test_a_warm_up_compiles_the_native_kernel_first(tmp_path, monkeypatch) -> None:
+    """On a fresh install the kernel (2-3 s to compile) is made while the worker waits, not by the first check."""
+    monkeypatch.setenv(native.NATIVE_ENV, "1")
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path / "kernels"))
+    native.reset()
+    try:
+        report = warm_up(memory=PLENTY)  # no library prepared: only the kernel
+        assert report.kernel and report.read == []
+        assert list((tmp_path / "kernels").glob("fold-*.so"))
+    finally:
+        native.reset()
