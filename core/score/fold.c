@@ -23,6 +23,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -543,11 +546,24 @@ void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k
  * (core/score/native.py: panel); norms (cols,): squared norms of the library vectors. For each query
  * the k smallest of norms[j] - 2 <q, lib_j> are kept, ascending (equal ones: lower column first), and
  * written with |q|^2 added and clamped at 0 into out_dist / out_index (rows, k); 1 <= k <= KNN_MAX_K,
- * k <= cols. Query rows are tiled as in mosaic_fused; a block of 8 columns none of which beats a row's
- * current k-th best costs one compare.
+ * k <= cols. Query rows are tiled as in mosaic_fused (with AVX-512 the tile's 8 x 32 dot products go
+ * straight to the compare, never to memory); columns none of which beats a row's current k-th best cost
+ * one compare.
  */
 #define KNN_MAX_K 64
 int mosaic_knn_max_k(void) { return KNN_MAX_K; }
+
+/* Put value (column col) into a row's ascending list of its k best (filled of them so far). */
+static inline void knn_insert(float *kept, int64_t *best, int64_t *filled, int64_t k, float value, int64_t col) {
+    int64_t at = *filled < k ? (*filled)++ : k - 1;
+    while (at > 0 && value < kept[at - 1]) {
+        kept[at] = kept[at - 1];
+        best[at] = best[at - 1];
+        at--;
+    }
+    kept[at] = value;
+    best[at] = col;
+}
 
 void mosaic_knn(const float *queries, int64_t rows, int64_t dim, const float *panel, const float *norms,
                 int64_t cols, int64_t k, float *out_dist, int64_t *out_index, int threads) {
@@ -563,18 +579,49 @@ void mosaic_knn(const float *queries, int64_t rows, int64_t dim, const float *pa
         int64_t filled[FROWS] = {0};
         for (int r = 0; r < FROWS; r++)
             for (int64_t j = 0; j < k; j++) kept[r][j] = FLT_MAX;
+#if FBLOCKS == 2
+        /* the wide tile's 8 x 32 dot products go straight to the compare, never to memory */
+        for (int64_t j0 = 0; j0 < cols; j0 += 32) {
+            const float *pb0 = panel + (j0 / 16) * dim * 16;
+            const float *pb1 = j0 + 16 < cols ? pb0 + dim * 16 : pb0; /* an odd last block: masked below */
+            v16f a[FROWS][2];
+            for (int r = 0; r < FROWS; r++) a[r][0] = a[r][1] = (v16f){0};
+            for (int64_t c = 0; c < dim; c++) {
+                v16f x0 = load16(pb0 + 16 * c), x1 = load16(pb1 + 16 * c);
+                for (int r = 0; r < FROWS; r++) {
+                    float qv = q[r * MAX_DIM + c];
+                    v16f qb = {qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv};
+                    a[r][0] += qb * x0;
+                    a[r][1] += qb * x1;
+                }
+            }
+            float tail[32];
+            const float *nb = norms + j0;
+            if (j0 + 32 > cols) { /* columns past the end never beat anything */
+                for (int64_t l = 0; l < 32; l++) tail[l] = j0 + l < cols ? norms[j0 + l] : FLT_MAX;
+                nb = tail;
+            }
+            v16f n0 = load16(nb), n1 = load16(nb + 16);
+            for (int r = 0; r < nr; r++) {
+                v16f d0 = n0 - 2.0f * a[r][0], d1 = n1 - 2.0f * a[r][1];
+                __m512 limit = _mm512_set1_ps(kept[r][k - 1]);
+                __mmask16 m0 = _mm512_cmp_ps_mask((__m512)d0, limit, _CMP_LT_OQ);
+                __mmask16 m1 = _mm512_cmp_ps_mask((__m512)d1, limit, _CMP_LT_OQ);
+                if (!(m0 | m1)) continue;
+                float lane[32];
+                store16(lane, d0);
+                store16(lane + 16, d1);
+                for (int l = 0; l < 32; l++)
+                    if (lane[l] < kept[r][k - 1]) knn_insert(kept[r], best[r], &filled[r], k, lane[l], j0 + l);
+            }
+        }
+#else
         float buf[FROWS][CHUNK];
         for (int64_t j0 = 0; j0 < cols; j0 += CHUNK) {
             int64_t n = cols - j0 < CHUNK ? cols - j0 : CHUNK;
             int64_t blocks = (n + 15) / 16;
-            for (int64_t b = 0; b < blocks; b += FBLOCKS) {
-                const float *pb = panel + (j0 / 16 + b) * dim * 16;
-#if FBLOCKS == 2
-                tile_logits_wide(q, MAX_DIM, pb, b + 1 < blocks ? pb + dim * 16 : pb, dim, &buf[0][16 * b], CHUNK);
-#else
-                tile_logits(q, MAX_DIM, pb, dim, &buf[0][16 * b], CHUNK);
-#endif
-            }
+            for (int64_t b = 0; b < blocks; b++) tile_logits(q, MAX_DIM, panel + (j0 / 16 + b) * dim * 16, dim,
+                                                             &buf[0][16 * b], CHUNK);
             int64_t n8 = (n + 7) / 8 * 8;
             for (int r = 0; r < nr; r++) {
                 float *row = buf[r];
@@ -586,21 +633,12 @@ void mosaic_knn(const float *queries, int64_t rows, int64_t dim, const float *pa
                         for (int64_t l = 0; l < 8; l++) d[l] = j + l < n ? norms[j0 + j + l] - 2.0f * row[j + l] : FLT_MAX;
                     }
                     if (!any8((v8i)(d < splat(kept[r][k - 1])))) continue;
-                    for (int l = 0; l < 8; l++) {
-                        float value = d[l];
-                        if (!(value < kept[r][k - 1])) continue;
-                        int64_t at = filled[r] < k ? filled[r]++ : k - 1;
-                        while (at > 0 && value < kept[r][at - 1]) {
-                            kept[r][at] = kept[r][at - 1];
-                            best[r][at] = best[r][at - 1];
-                            at--;
-                        }
-                        kept[r][at] = value;
-                        best[r][at] = j0 + j + l;
-                    }
+                    for (int l = 0; l < 8; l++)
+                        if (d[l] < kept[r][k - 1]) knn_insert(kept[r], best[r], &filled[r], k, d[l], j0 + j + l);
                 }
             }
         }
+#endif
         for (int64_t r = 0; r < nr; r++) {
             const float *qr = queries + (r0 + r) * dim;
             float qq = 0.0f;
