@@ -293,9 +293,9 @@ static inline void tile_logits(const float *q, int64_t q_stride, const float *pb
    of 16 floats; 2 panel loads and 8 broadcasts feed 16 FMAs per k. */
 #define FROWS 8
 #define FBLOCKS 2
-static inline void tile_logits_wide(const float *q, int64_t q_stride, const float *pb0, const float *pb1,
-                                    int64_t dim, float *out, int64_t out_stride) {
-    v16f a[FROWS][2];
+/* The tile's dot products, left in the accumulators a (mosaic_knn compares them where they are). */
+static inline __attribute__((always_inline)) void tile_dots_wide(const float *q, int64_t q_stride, const float *pb0,
+                                                                 const float *pb1, int64_t dim, v16f a[FROWS][2]) {
     for (int r = 0; r < FROWS; r++) a[r][0] = a[r][1] = (v16f){0};
     for (int64_t k = 0; k < dim; k++) {
         v16f x0 = load16(pb0 + 16 * k), x1 = load16(pb1 + 16 * k);
@@ -306,6 +306,12 @@ static inline void tile_logits_wide(const float *q, int64_t q_stride, const floa
             a[r][1] += qb * x1;
         }
     }
+}
+
+static inline void tile_logits_wide(const float *q, int64_t q_stride, const float *pb0, const float *pb1,
+                                    int64_t dim, float *out, int64_t out_stride) {
+    v16f a[FROWS][2];
+    tile_dots_wide(q, q_stride, pb0, pb1, dim, a);
     for (int r = 0; r < FROWS; r++) {
         store16(out + r * out_stride, a[r][0]);
         store16(out + r * out_stride + 16, a[r][1]);
@@ -585,16 +591,7 @@ void mosaic_knn(const float *queries, int64_t rows, int64_t dim, const float *pa
             const float *pb0 = panel + (j0 / 16) * dim * 16;
             const float *pb1 = j0 + 16 < cols ? pb0 + dim * 16 : pb0; /* an odd last block: masked below */
             v16f a[FROWS][2];
-            for (int r = 0; r < FROWS; r++) a[r][0] = a[r][1] = (v16f){0};
-            for (int64_t c = 0; c < dim; c++) {
-                v16f x0 = load16(pb0 + 16 * c), x1 = load16(pb1 + 16 * c);
-                for (int r = 0; r < FROWS; r++) {
-                    float qv = q[r * MAX_DIM + c];
-                    v16f qb = {qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv, qv};
-                    a[r][0] += qb * x0;
-                    a[r][1] += qb * x1;
-                }
-            }
+            tile_dots_wide(q, MAX_DIM, pb0, pb1, dim, a);
             float tail[32];
             const float *nb = norms + j0;
             if (j0 + 32 > cols) { /* columns past the end never beat anything */
