@@ -213,7 +213,7 @@ class Analyzer:
         source_map, source_yx, offset_map, similarity = self._maps(main, row_to_index, factor, height, width)
         t0 = time.perf_counter()
         levels = self._other_sizes(index, feature_space, features, structure, allowed, row_to_index, noise,
-                                   query_levels, level_votes, voter,
+                                   query_levels, level_votes, voter, source_map < 0,
                                    report.stage(0.86, 0.98, "Looking for pieces shown larger or smaller"))
         scale_map = self._merge(levels, source_map, source_yx, offset_map, similarity)
         timings["other_sizes"] = time.perf_counter() - t0
@@ -382,13 +382,19 @@ class Analyzer:
         query_levels: dict[float, torch.Tensor],
         level_votes: dict[float, list[Candidate]],
         voter: OffsetVoter,
+        free: np.ndarray,
         report: _Stage | None = None,
     ) -> list[LevelMaps]:
         """Library content at other sizes (see :mod:`.pyramid`), each level's result on the base grid.
 
-        ``features``, ``structure``: the checked image's (1, C, H, W), as the whole-size search had them."""
+        ``features``, ``structure``: the checked image's (1, C, H, W), as the whole-size search had them.
+        ``free``: (H, W) bool, the pixels the whole-size search left unexplained. Other sizes only fill those
+        (:meth:`_merge`), so the library's reduced sizes are searched with the patches that cover one of
+        them only, and not at all when none is left (a near copy explained whole)."""
         report = report or _Stage.silent()
         report.total = len(index.levels) + len(query_levels)
+        if not free.any():
+            return []
         s = self.settings
         window = max(3, s.window | 1)
         query = features[0]
@@ -399,7 +405,7 @@ class Analyzer:
             found: list[Candidate] = []
             for patch in sorted(scales, reverse=True):
                 found.extend(voter.candidates(scales[patch], features, structure, allowed,
-                                              max(height, width, side), s.level_nprobe).candidates)
+                                              max(height, width, side), s.level_nprobe, free).candidates)
             assignment = self._assign_level(LevelLibrary(index, side), space, query, found, noise, window)
             report.done()
             if assignment is None:

@@ -72,9 +72,13 @@ class OffsetVoter:
         allowed: np.ndarray,
         library_size: int,
         nprobe: int | None = None,
+        where: np.ndarray | None = None,
     ) -> ScaleVotes:
         """Offset candidates of ``scale``'s library patches for the query ``features``, and every library
-        image's best offset bin score (``nprobe``: search lists probed, default the searcher's)."""
+        image's best offset bin score (``nprobe``: search lists probed, default the searcher's).
+
+        ``where``: (H, W) bool on the query's grid: only patches that cover at least one True pixel vote
+        (None: all of them)."""
         s = self.settings
         image_scores = np.zeros(allowed.shape[0], dtype=np.float64)
         nothing = ScaleVotes([], image_scores)
@@ -82,6 +86,8 @@ class OffsetVoter:
             return nothing
         described = self._query_descriptors(scale.patch, features, structure)
         mask = described.textured[0].numpy()
+        if where is not None:
+            mask = mask & covers(where, described.positions, scale.patch)
         if not mask.any():
             return nothing
         vectors = described.vectors[0].numpy()[mask]
@@ -127,6 +133,19 @@ class OffsetVoter:
                 continue
             out.append(Candidate(row=row, dy=dy, dx=dx, votes=float(bin_totals[b]), scale=scale.patch))
         return ScaleVotes(out, image_scores)
+
+
+def covers(where: np.ndarray, positions: np.ndarray, patch: int) -> np.ndarray:
+    """(M,) bool: does the ``patch``-sized window at each top-left ``positions`` (M, 2) hold a True pixel of
+    ``where`` (H, W)? Windows are cut at the border."""
+    height, width = where.shape
+    total = np.zeros((height + 1, width + 1), dtype=np.int64)
+    total[1:, 1:] = np.cumsum(np.cumsum(where, axis=0, dtype=np.int64), axis=1)
+    top = np.clip(positions[:, 0].astype(np.int64), 0, height)
+    left = np.clip(positions[:, 1].astype(np.int64), 0, width)
+    bottom, right = np.minimum(top + patch, height), np.minimum(left + patch, width)
+    inside = total[bottom, right] - total[top, right] - total[bottom, left] + total[top, left]
+    return inside > 0
 
 
 def supported(candidates: list[Candidate], min_votes: float, radius: int = 2) -> list[Candidate]:

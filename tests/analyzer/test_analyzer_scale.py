@@ -169,3 +169,41 @@ def test_the_checked_image_is_described_once_per_patch_size(shared, monkeypatch)
     whole = [key for key in calls if key[1][-2:] == max(k[1][-2:] for k in calls)]
     assert {patch for patch, _ in whole} >= {8, 16, 32}  # every patch size searched on the whole image
     assert calls and set(calls.values()) == {1}, calls
+
+
+def test_covers_finds_the_patches_that_hold_a_marked_pixel():
+    from core.analyzer.voting import covers
+
+    where = np.zeros((10, 12), dtype=bool)
+    where[4, 7] = True
+    positions = np.array([[0, 0], [4, 7], [1, 4], [2, 5], [4, 8], [5, 7], [8, 10], [3, 6]], dtype=np.int32)
+    assert covers(where, positions, 4).tolist() == [False, True, True, True, False, False, False, True]
+    assert not covers(np.zeros((10, 12), dtype=bool), positions, 4).any()
+    assert covers(np.ones((10, 12), dtype=bool), positions, 4).all()
+
+
+def test_the_library_reduced_sizes_are_searched_only_where_the_whole_size_found_nothing(shared, monkeypatch):
+    """Other sizes only fill pixels the whole-size search left unexplained: the library's reduced sizes are
+    searched with the patches over such pixels only, and not at all for a picture of the library itself."""
+    import core.analyzer.voting as voting
+
+    analyzer, arrays = shared
+    seen: list[tuple[bool, int]] = []
+    vote = voting.OffsetVoter.candidates
+
+    def recorded(self, scale, features, structure, allowed, library_size, nprobe=None, where=None):  # noqa: ANN001, ANN202
+        if where is not None:
+            seen.append((bool(where.all()), int(where.sum())))
+        return vote(self, scale, features, structure, allowed, library_size, nprobe, where)
+
+    monkeypatch.setattr(voting.OffsetVoter, "candidates", recorded)
+    planted = planted_at_scale(arrays, 3, 0.5)
+    result = analyzer.analyze(planted.image, "shots")
+    assert _flagged(result, planted.item), result.summary
+    assert seen and len(set(seen)) == 1  # every reduced size gets the same pixels to explain
+    seen.clear()
+    from PIL import Image
+
+    itself = analyzer.analyze(Image.fromarray(arrays[5]), "shots")
+    assert itself.near_copy.is_copy and itself.borrowed_fraction > 0.95
+    assert seen == []  # nothing left to explain: no reduced size searched
