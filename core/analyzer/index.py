@@ -343,7 +343,10 @@ class IndexManager:
         self.libraries.item_ids(library)  # the list of its pictures, which every check compares with the index's
         with _lock(directory):
             try:
-                self._load(directory)
+                loaded = self._load(directory)
+                for _, scale in loaded.all_scales():
+                    if hasattr(scale.searcher, "prepare"):
+                        scale.searcher.prepare()
             except (store.IndexMissing, store.IndexDamaged) as exc:
                 logger.info("not loading the %s index of %s ahead of time: %s", self.space.name, library, exc)
                 return False

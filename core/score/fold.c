@@ -1026,3 +1026,207 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
         free(private_arg);
     }
 }
+
+/*
+ * mosaic_sq8_scan: the k nearest, by squared L2, of every query among the vectors of the IVF lists it
+ * probes, read where FAISS keeps them: an IndexIVFScalarQuantizer (8 bits, a range per dimension, by
+ * residual) whose lists are one mapped OnDiskInvertedLists file (core/analyzer/search.py: SQ8Lists).
+ * List l holds size[l] codes of dim bytes at base + offset[l], then capacity[l] ids (int64); code c of list
+ * l is the vector centres[l] + lo + c * step (lo = vmin + step / 2, step = vdiff / 255: FAISS's decoding).
+ *
+ * The work goes list by list (FAISS goes query by query): pair_query holds the queries sorted by the list
+ * they probe, unique list u being list_of[u] with pairs list_start[u] .. list_start[u + 1]. Every 16 codes
+ * of a list are decoded once into a (dim, 16) block and compared with each of the list's queries there,
+ * 16 distances per vector operation; blocks none of which beats a query's k-th best cost a compare. Threads
+ * take lists and keep their own k best of every query, merged at the end (equal distances: lower thread,
+ * then earlier list order first). Writes the k best of each query ascending into out_dist / out_ids (nq, k),
+ * -1 and FLT_MAX past the vectors found; 1 <= k <= KNN_MAX_K, dim <= MAX_DIM.
+ */
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+/* Is any of the 16 distances below limit? */
+static inline int below16(v16f distances, float limit) {
+#if defined(__AVX512F__)
+    return _mm512_cmp_ps_mask((__m512)distances, _mm512_set1_ps(limit), _CMP_LT_OQ) != 0;
+#else
+    v16f l = {limit, limit, limit, limit, limit, limit, limit, limit, limit, limit, limit, limit, limit, limit, limit,
+              limit};
+    v16i mask = (v16i)(distances < l);
+    int32_t lanes[16];
+    memcpy(lanes, &mask, sizeof(lanes));
+    int32_t any = 0;
+    for (int i = 0; i < 16; i++) any |= lanes[i];
+    return any != 0;
+#endif
+}
+
+/* Codes j0 .. j0 + m - 1 (m <= 16) decoded into block (dim, 16), dimension-major; lanes past m far away. */
+static inline void sq8_block_scalar(const uint8_t *codes, int64_t m, int64_t dim, const float *lo, const float *step,
+                                    float *block) {
+    for (int64_t d = 0; d < dim; d++) {
+        float *row = block + d * 16;
+        for (int64_t j = 0; j < m; j++) row[j] = lo[d] + step[d] * (float)codes[j * dim + d];
+        for (int64_t j = m; j < 16; j++) row[j] = 1e15f; /* past the list: never near */
+    }
+}
+
+#if defined(__AVX512F__)
+/* A whole block of 16 codes of W = dim / 4 <= SQ8_MAX_WORDS 32-bit words each, transposed in registers: the
+ * block's W vectors of 16 words (row-major, code after code) become W vectors "word w of codes 0 .. 15" by
+ * two-source permutes of neighbouring vectors (SQ8Transpose: their indices and which codes each one gives). */
+#define SQ8_MAX_WORDS 8
+typedef struct {
+    int words;
+    __m512i index[SQ8_MAX_WORDS][(SQ8_MAX_WORDS + 1) / 2];
+    __mmask16 take[SQ8_MAX_WORDS][(SQ8_MAX_WORDS + 1) / 2];
+} SQ8Transpose;
+
+static void sq8_transpose_plan(int words, SQ8Transpose *plan) {
+    plan->words = words;
+    for (int w = 0; w < words; w++)
+        for (int pair = 0; pair < (words + 1) / 2; pair++) {
+            int32_t index[16];
+            unsigned take = 0;
+            for (int j = 0; j < 16; j++) {
+                int at = words * j + w - 32 * pair; /* position within the pair's 32 words */
+                index[j] = at >= 0 && at < 32 ? at : 0;
+                if (at >= 0 && at < 32) take |= 1u << j;
+            }
+            plan->index[w][pair] = _mm512_loadu_si512(index);
+            plan->take[w][pair] = (__mmask16)take;
+        }
+}
+
+static inline void sq8_block_full(const uint8_t *codes, const SQ8Transpose *plan, const float *lo, const float *step,
+                                  float *block) {
+    const int words = plan->words;
+    __m512i rows[SQ8_MAX_WORDS + 1];
+    for (int i = 0; i < words; i++) rows[i] = _mm512_loadu_si512(codes + 64 * i);
+    rows[words] = _mm512_setzero_si512();
+    const __m512i byte = _mm512_set1_epi32(0xFF);
+    for (int w = 0; w < words; w++) {
+        __m512i column = _mm512_setzero_si512();
+        for (int pair = 0; pair < (words + 1) / 2; pair++) {
+            __m512i part = _mm512_permutex2var_epi32(rows[2 * pair], plan->index[w][pair], rows[2 * pair + 1]);
+            column = _mm512_mask_blend_epi32(plan->take[w][pair], column, part);
+        }
+        for (int b = 0; b < 4; b++) {
+            int d = 4 * w + b;
+            __m512 c = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(column, 8 * b), byte));
+            _mm512_storeu_ps(block + d * 16, _mm512_fmadd_ps(c, _mm512_set1_ps(step[d]), _mm512_set1_ps(lo[d])));
+        }
+    }
+}
+#endif
+
+static inline __attribute__((always_inline)) v16f sq8_distances_n(const float *q, const float *block, int64_t dim) {
+    v16f acc[4] = {{0}, {0}, {0}, {0}}; /* four chains: the adds of one would wait on each other */
+    int64_t d = 0;
+    for (; d + 4 <= dim; d += 4)
+        for (int c = 0; c < 4; c++) {
+            float r = q[d + c];
+            v16f diff = (v16f){r, r, r, r, r, r, r, r, r, r, r, r, r, r, r, r} - load16(block + (d + c) * 16);
+            acc[c] += diff * diff;
+        }
+    for (; d < dim; d++) {
+        float r = q[d];
+        v16f diff = (v16f){r, r, r, r, r, r, r, r, r, r, r, r, r, r, r, r} - load16(block + d * 16);
+        acc[0] += diff * diff;
+    }
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+/* Squared distances of query q (its residual, dim) to the block's 16 codes; dim 24 (every index the analyzer
+ * builds today) unrolled whole. */
+static inline v16f sq8_distances(const float *q, const float *block, int64_t dim) {
+    if (dim == 24) return sq8_distances_n(q, block, 24);
+    return sq8_distances_n(q, block, dim);
+}
+
+void mosaic_sq8_scan(const float *queries, int64_t nq, int64_t dim, const float *centres, const uint8_t *base,
+                     const int64_t *offset, const int64_t *size, const int64_t *capacity, const float *vmin,
+                     const float *vdiff, const int64_t *list_of, const int64_t *list_start, int64_t lists,
+                     const int64_t *pair_query, int64_t k, float *out_dist, int64_t *out_ids, int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > lists) threads = lists > 0 ? (int)lists : 1;
+    size_t slots = (size_t)threads * (size_t)nq * (size_t)k;
+    float *kept = malloc(slots * sizeof(float));
+    int64_t *best = malloc(slots * sizeof(int64_t));
+    int64_t *filled = calloc((size_t)threads * (size_t)nq, sizeof(int64_t));
+    for (size_t i = 0; i < slots; i++) {
+        kept[i] = FLT_MAX;
+        best[i] = -1;
+    }
+#if defined(__AVX512F__)
+    SQ8Transpose plan;
+    int transposed = dim % 4 == 0 && dim / 4 <= SQ8_MAX_WORDS;
+    if (transposed) sq8_transpose_plan((int)(dim / 4), &plan);
+#endif
+    float lo[MAX_DIM], step[MAX_DIM];
+    for (int64_t d = 0; d < dim; d++) {
+        step[d] = vdiff[d] / 255.0f;
+        lo[d] = vmin[d] + 0.5f * step[d];
+    }
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int t = omp_get_thread_num();
+        float *tk = kept + (size_t)t * nq * k;
+        int64_t *tb = best + (size_t)t * nq * k;
+        int64_t *tf = filled + (size_t)t * nq;
+        float block[MAX_DIM * 16];
+        float *resid = malloc((size_t)nq * (size_t)dim * sizeof(float)); /* the list's queries minus its centre */
+#pragma omp for schedule(dynamic, 8)
+        for (int64_t u = 0; u < lists; u++) {
+            int64_t l = list_of[u], n = size[l];
+            int64_t p0 = list_start[u], p1 = list_start[u + 1];
+            if (n == 0 || p1 <= p0) continue;
+            const uint8_t *codes = base + offset[l];
+            const int64_t *ids = (const int64_t *)(base + offset[l] + capacity[l] * dim);
+            const float *centre = centres + l * dim;
+            for (int64_t p = p0; p < p1; p++)
+                for (int64_t d = 0; d < dim; d++)
+                    resid[(p - p0) * dim + d] = queries[pair_query[p] * dim + d] - centre[d];
+            for (int64_t j0 = 0; j0 < n; j0 += 16) {
+                int64_t m = n - j0 < 16 ? n - j0 : 16;
+#if defined(__AVX512F__)
+                if (m == 16 && transposed)
+                    sq8_block_full(codes + j0 * dim, &plan, lo, step, block);
+                else
+#endif
+                    sq8_block_scalar(codes + j0 * dim, m, dim, lo, step, block);
+                for (int64_t p = p0; p < p1; p++) {
+                    int64_t qi = pair_query[p];
+                    const float *q = resid + (p - p0) * dim;
+                    v16f acc = sq8_distances(q, block, dim);
+                    float *kq = tk + qi * k;
+                    if (!below16(acc, kq[k - 1])) continue;
+                    float lane[16];
+                    store16(lane, acc);
+                    for (int64_t j = 0; j < m; j++)
+                        if (lane[j] < kq[k - 1]) knn_insert(kq, tb + qi * k, tf + qi, k, lane[j], ids[j0 + j]);
+                }
+            }
+        }
+        free(resid);
+    }
+    /* merge the threads' lists of every query */
+    for (int64_t qi = 0; qi < nq; qi++) {
+        float *od = out_dist + qi * k;
+        int64_t *oi = out_ids + qi * k;
+        int64_t n = 0;
+        for (int t = 0; t < threads; t++) {
+            const float *tk = kept + ((size_t)t * nq + qi) * k;
+            const int64_t *tb = best + ((size_t)t * nq + qi) * k;
+            int64_t tf = filled[(size_t)t * nq + qi];
+            for (int64_t j = 0; j < tf; j++)
+                if (n < k || tk[j] < od[k - 1]) knn_insert(od, oi, &n, k, tk[j], tb[j]);
+        }
+        for (int64_t j = n; j < k; j++) {
+            od[j] = FLT_MAX;
+            oi[j] = -1;
+        }
+    }
+    free(kept);
+    free(best);
+    free(filled);
+}

@@ -26,6 +26,7 @@ import threading
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,9 @@ def _load() -> ctypes.CDLL | None:
     lib.mosaic_knn.restype = None
     lib.mosaic_knn_max_k.argtypes = []
     lib.mosaic_knn_max_k.restype = int_
+    lib.mosaic_sq8_scan.argtypes = [ptr, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, ptr, i64, ptr,
+                                    ptr, int_]
+    lib.mosaic_sq8_scan.restype = None
     lib.mosaic_offsets_scratch.argtypes = [i64, i64, i64]
     lib.mosaic_offsets_scratch.restype = i64
     lib.mosaic_offsets.argtypes = [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr, i64, i64, i64, ptr, i64,
@@ -250,6 +254,57 @@ def knn(
         lib.mosaic_knn(queries.data_ptr(), rows, dim, library_panel.data_ptr(), norms.data_ptr(), cols, k,
                        dist.data_ptr(), index.data_ptr(), torch.get_num_threads())
     return dist, index
+
+
+def sq8_scan(
+    queries: np.ndarray,
+    lists: np.ndarray,
+    centres: np.ndarray,
+    data: np.ndarray,
+    layout: np.ndarray,
+    vmin: np.ndarray,
+    vdiff: np.ndarray,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest of every query among the vectors of the IVF lists it probes, the lists stored as FAISS
+    stores an 8-bit ``IndexIVFScalarQuantizer`` (by residual) in one ``OnDiskInvertedLists`` file: ``(Q, k)``
+    squared L2 distances (ascending; ``inf`` past what was found) and the vectors' ids (-1 there).
+
+    ``queries`` ``(Q, D)`` float32; ``lists`` ``(Q, P)`` int64, the lists each query probes (-1: none);
+    ``centres`` ``(nlist, D)`` the lists' centres; ``data`` the lists' file as uint8 (mapped); ``layout``
+    ``(nlist, 3)`` int64: byte offset, size and capacity of every list in it; ``vmin``, ``vdiff`` ``(D,)`` the
+    quantizer's ranges. ``1 <= k <= knn_max_k()``, ``D <= FUSED_MAX_DIM``."""
+    lib = kernel()
+    assert lib is not None, "sq8_scan() called without an available kernel"
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    rows, dim = queries.shape
+    assert 1 <= k <= lib.mosaic_knn_max_k() and dim <= FUSED_MAX_DIM
+    assert centres.dtype == np.float32 and centres.flags.c_contiguous and centres.shape[1] == dim
+    assert layout.dtype == np.int64 and layout.flags.c_contiguous and layout.shape == (centres.shape[0], 3)
+    assert data.dtype == np.uint8 and vmin.shape == (dim,) and vdiff.shape == (dim,)
+    flat = np.asarray(lists, dtype=np.int64).ravel()
+    probing = flat >= 0
+    pairs = np.nonzero(probing)[0]
+    order = pairs[np.argsort(flat[pairs], kind="stable")]
+    sorted_lists = flat[order]
+    pair_query = np.ascontiguousarray(order // max(1, lists.shape[1]), dtype=np.int64)
+    list_of, first = np.unique(sorted_lists, return_index=True)
+    list_start = np.ascontiguousarray(np.append(first, sorted_lists.shape[0]), dtype=np.int64)
+    list_of = np.ascontiguousarray(list_of, dtype=np.int64)
+    offset, size, capacity = (np.ascontiguousarray(layout[:, i]) for i in range(3))
+    vmin = np.ascontiguousarray(vmin, dtype=np.float32)
+    vdiff = np.ascontiguousarray(vdiff, dtype=np.float32)
+    dist = np.empty((rows, k), dtype=np.float32)
+    ids = np.empty((rows, k), dtype=np.int64)
+    if rows == 0:
+        return dist, ids
+    lib.mosaic_sq8_scan(
+        queries.ctypes.data, rows, dim, centres.ctypes.data, data.ctypes.data, offset.ctypes.data, size.ctypes.data,
+        capacity.ctypes.data, vmin.ctypes.data, vdiff.ctypes.data, list_of.ctypes.data, list_start.ctypes.data,
+        list_of.shape[0], pair_query.ctypes.data, k, dist.ctypes.data, ids.ctypes.data, torch.get_num_threads(),
+    )
+    dist[ids < 0] = np.inf
+    return dist, ids
 
 
 def fused(

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from analyzer_synth import collage, library_crops, make_library, near_copy, png_bytes
 
 from core.analyzer import Analyzer
 from core.analyzer import index as index_module
 from core.analyzer.index import clear_cache
-from core.analyzer.search import ShardedFaissSearch, for_faiss, trained_ivf
+from core.analyzer.search import ShardedFaissSearch, _encoded, for_faiss, merge_lists, trained_ivf
 from core.analyzer.settings import AnalyzerSettings
 from core.analyzer.sharded import ShardedArray
 from core.libraries import LibraryManager
@@ -95,6 +96,46 @@ def test_search_lists_kept_per_shard_find_what_one_index_finds(tmp_path, monkeyp
     _, few = sharded.search(queries, 5, nprobe=2)
     assert (few[:, 0] == np.arange(50)).mean() > 0.8 and sharded.nprobe == 12
     native.reset()
+
+
+@pytest.mark.parametrize("dim", [19, 36])
+def test_merged_8bit_lists_scanned_by_the_kernel_find_what_faiss_finds(tmp_path, dim) -> None:
+    """The native kernel scans a searcher's merged 8-bit lists in FAISS's own file (dimension 24 after
+    padding: the transposed blocks; 40: the plain decoding): the same neighbours and distances as FAISS's
+    scan of the same lists, and a searcher whose lists are not merged is left to FAISS."""
+    import faiss
+
+    if not native.available(torch.device("cpu")):
+        pytest.skip("no native kernel here")
+    rng = np.random.default_rng(dim)
+    vectors = (rng.standard_normal((7000, dim)) * rng.random(dim) * 3).astype(np.float32)
+    flat = trained_ivf(vectors[::3], vectors.shape[0])
+    trained = _encoded(flat, "SQ8")
+    trained.train(for_faiss(vectors[::3], flat.d))
+    faiss.write_index(trained, str(tmp_path / "trained.faiss"))
+    parts = []
+    for i, start in enumerate(range(0, 7000, 3000)):
+        part = faiss.read_index(str(tmp_path / "trained.faiss"))
+        chunk = for_faiss(vectors[start : start + 3000], part.d)
+        part.add_with_ids(chunk, np.arange(start, start + chunk.shape[0], dtype=np.int64))
+        faiss.write_index(part, str(tmp_path / f"{i}.faiss"))
+        parts.append(tmp_path / f"{i}.faiss")
+    merge_lists(tmp_path / "trained.faiss", parts, tmp_path / "merged.faiss")
+    merged = ShardedFaissSearch(tmp_path / "trained.faiss", [tmp_path / "merged.faiss"], nprobe=6)
+    merged.prepare()  # what a worker reads when it starts
+    assert merged._sq8 and merged._centres is not None
+    assert ShardedFaissSearch(tmp_path / "trained.faiss", parts, nprobe=6)._sq8_lists() is None  # stacked: FAISS
+    queries = for_faiss(vectors[::50] + 0.05 * rng.standard_normal((140, dim)).astype(np.float32), flat.d)
+    dist, found = merged._search(queries, 10, 6)
+    merged._sq8 = False  # FAISS scans the same lists
+    want_dist, want_found = merged._search(queries, 10, 6)
+    assert np.allclose(dist, want_dist, rtol=1e-5, atol=1e-5)
+    gaps = np.diff(want_dist, axis=1)
+    clear = np.ones(want_dist.shape, dtype=bool)  # ranks float32 rounding cannot swap
+    clear[:, :-1] &= gaps > 1e-4
+    clear[:, 1:] &= gaps > 1e-4
+    assert np.array_equal(found[clear], want_found[clear]) and clear.mean() > 0.9
+    assert (found[:, 0] == np.arange(0, 7000, 50)).mean() > 0.9
 
 
 def _memory_maps() -> int:

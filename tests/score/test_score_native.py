@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -165,3 +166,56 @@ def test_knn_keeps_the_lower_column_of_equal_distances_and_the_nearest_of_a_long
     dist, index = native.knn(base, native.panel(library[None])[0], (library * library).sum(1), library.shape[0], 3)
     assert torch.equal(index, torch.tensor([[2000 + i, 2005 + i, 2010 + i] for i in range(5)]))
     assert (dist >= 0).all() and torch.allclose(dist, torch.zeros_like(dist), atol=1e-4)  # clamped at 0
+
+
+def _sq8_lists(rng: np.random.Generator, sizes: list[int], dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lists laid out as FAISS's OnDiskInvertedLists lays them: codes (capacity x dim bytes), then ids."""
+    chunks, layout, codes_of = [], [], []
+    at = 0
+    for i, size in enumerate(sizes):
+        capacity = size + int(rng.integers(0, 5))
+        codes = rng.integers(0, 256, (capacity, dim), dtype=np.uint8)
+        ids = np.arange(capacity, dtype=np.int64) + 1000 * i
+        chunk = np.concatenate([codes.ravel(), ids.view(np.uint8)])
+        layout.append((at, size, capacity))
+        chunks.append(chunk)
+        codes_of.append(codes[:size])
+        at += chunk.shape[0]
+    return np.concatenate(chunks), np.array(layout, dtype=np.int64), codes_of
+
+
+@pytest.mark.parametrize("dim,k", [(24, 12), (8, 5), (40, 3), (19, 64)])
+def test_sq8_scan_equals_a_float64_search_of_the_decoded_lists(dim, k):
+    """Lists of 0, 1, 15, 16, 17 and hundreds of codes; queries probing some lists twice as -1 (none); 24
+    dimensions (the transposed blocks with AVX-512) and others (the plain decoding)."""
+    rng = np.random.default_rng(dim)
+    sizes = [0, 1, 15, 16, 17, 300, 1000, 33]
+    data, layout, codes_of = _sq8_lists(rng, sizes, dim)
+    centres = rng.standard_normal((len(sizes), dim)).astype(np.float32)
+    vmin = (rng.random(dim) - 1.0).astype(np.float32)
+    vdiff = (rng.random(dim) + 0.5).astype(np.float32)
+    queries = (centres[rng.integers(0, len(sizes), 40)] + rng.standard_normal((40, dim))).astype(np.float32)
+    lists = np.stack([rng.permutation(len(sizes))[:4] for _ in range(40)]).astype(np.int64)
+    lists[::7, 3] = -1
+    dist, ids = native.sq8_scan(queries, lists, centres, data, layout, vmin, vdiff, k)
+    for q in range(40):
+        vectors, names = [], []
+        for lst in lists[q]:
+            if lst < 0:
+                continue
+            codes = codes_of[lst].astype(np.float64)
+            vectors.append(centres[lst] + vmin + (codes + 0.5) / 255.0 * vdiff.astype(np.float64))
+            names.append(np.arange(codes.shape[0]) + 1000 * lst)
+        vectors, names = np.concatenate(vectors), np.concatenate(names)
+        want = ((vectors - queries[q].astype(np.float64)) ** 2).sum(axis=1)
+        order = np.argsort(want, kind="stable")[:k]
+        found = min(k, want.shape[0])
+        assert np.allclose(dist[q, :found], want[order], rtol=1e-5, atol=1e-4)
+        clear = np.ones(found, dtype=bool)  # ranks float32 rounding cannot swap
+        gaps = np.diff(np.sort(want)[: found + 1])
+        clear[:-1] &= gaps[: found - 1] > 1e-3
+        clear[1:] &= gaps[: found - 1] > 1e-3
+        if found < want.shape[0]:
+            clear[-1] &= gaps[found - 1] > 1e-3
+        assert np.array_equal(ids[q, :found][clear], names[order][clear])
+        assert (ids[q, found:] == -1).all() and np.isinf(dist[q, found:]).all()
