@@ -51,14 +51,17 @@ class Assignment:
 
 
 def _masked_stats(query: torch.Tensor, lib: torch.Tensor, valid: torch.Tensor, window: int):
-    """Windowed means over valid pixels: n (valid count), E[q], E[l], E[ql], E[q²], E[l²] (per channel)."""
+    """Windowed means over valid pixels: n (valid count), E[q], E[l] (per channel), and summed over the
+    channels E[ql], E[q²], E[l²] (box sums are linear: the channels are added before the one box sum each
+    of those takes, not after one per channel)."""
     n = box_sum(valid, window).clamp_min(1e-6)
     q = query[None] * valid
+    lib_valid = lib * valid
     e_q = box_sum(q, window) / n
-    e_l = box_sum(lib * valid, window) / n
-    e_ql = box_sum(q * lib, window) / n
-    e_qq = box_sum(q * query[None], window) / n
-    e_ll = box_sum(lib * lib * valid, window) / n
+    e_l = box_sum(lib_valid, window) / n
+    e_ql = box_sum((q * lib).sum(dim=1, keepdim=True), window) / n
+    e_qq = box_sum((q * query[None]).sum(dim=1, keepdim=True), window) / n
+    e_ll = box_sum((lib_valid * lib).sum(dim=1, keepdim=True), window) / n
     return n, e_q, e_l, e_ql, e_qq, e_ll
 
 
@@ -113,9 +116,9 @@ class DenseAssigner:
         for start in range(0, len(keys), _CHUNK):
             lib, valid = self._stack(keys[start : start + _CHUNK], height, width)
             n, e_q, e_l, e_ql, e_qq, e_ll = _masked_stats(query, lib, valid, window)
-            cov = (e_ql - e_q * e_l).sum(dim=1)
-            var_q = (e_qq - e_q**2).clamp_min(0).sum(dim=1)
-            var_l = (e_ll - e_l**2).clamp_min(0).sum(dim=1)
+            cov = e_ql[:, 0] - (e_q * e_l).sum(dim=1)
+            var_q = (e_qq[:, 0] - (e_q**2).sum(dim=1)).clamp_min(0)
+            var_l = (e_ll[:, 0] - (e_l**2).sum(dim=1)).clamp_min(0)
             ncc = cov / torch.sqrt((var_q + eps) * (var_l + eps))
             inside = (n / area)[:, 0] > 0.5
             ncc = torch.where(inside & (valid[:, 0] > 0), ncc, torch.full_like(ncc, -1.0))
