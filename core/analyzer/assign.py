@@ -197,7 +197,8 @@ class DenseAssigner:
             sim = torch.where(((n / area)[:, 0] > 0.5) & (valid[:, 0] > 0), sim, torch.zeros_like(sim))
             # a pixel is explained by any well-matching window that contains it (so borders are not
             # lost), provided the pixel itself matches too (so the match does not bleed outwards)
-            pooled = F.max_pool2d(sim[:, None], window, stride=1, padding=pad)[:, 0]
+            pooled = F.max_pool2d(sim[:, None], (window, 1), stride=1, padding=(pad, 0))  # a max is separable:
+            pooled = F.max_pool2d(pooled, (1, window), stride=1, padding=(0, pad))[:, 0]  # rows, then columns
             pixel_ok = (err[:, 0] <= tolerance) & (valid[:, 0] > 0)
             sims.append(torch.where(pixel_ok, pooled, sim))
         sim_all = torch.cat(sims)

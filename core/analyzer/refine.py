@@ -74,6 +74,12 @@ def cross_means(ext: torch.Tensor, query: torch.Tensor, window: int, radius: int
     return sums / float(window * window)
 
 
+def _at_offsets(stats: torch.Tensor, side: int, step: int, ny: int, nx: int) -> torch.Tensor:
+    """(..., H', W') stride-1 window means -> (..., ny, nx, side, side): entry [i, j, radius + a, radius + b] is
+    the window of grid cell (i, j) (every ``step`` pixels) moved by (a, b)."""
+    return stats.unfold(-2, side, step).unfold(-2, side, step)[..., :ny, :nx, :, :]
+
+
 def _offsets(radius: int) -> list[tuple[int, int]]:
     """Offsets within ``radius``, the unshifted one first (so ties keep the voted offset)."""
     rest = [(a, b) for a in range(-radius, radius + 1) for b in range(-radius, radius + 1) if (a, b) != (0, 0)]
@@ -116,17 +122,19 @@ def refine_offsets(
         m_l = box_valid(ext, window)
         m_ll = box_valid(ext * ext, window)
         m_v = box_valid(torch.stack([p[1] for p in pairs]), window)[:, 0]
-        scores = torch.zeros(len(part), len(offsets))
-        cross = cross_means(ext, query, window, radius, step)
-        for j, (a, b) in enumerate(offsets):
-            ys = slice(radius + a, radius + a + inner_h, step)
-            xs = slice(radius + b, radius + b + inner_w, step)
-            l_mean = m_l[:, :, ys, xs]
-            cov = cross[..., radius + a, radius + b] - (m_q * l_mean).sum(dim=1)
-            var_l = (m_ll[:, :, ys, xs] - l_mean**2).clamp_min(0).sum(dim=1)
-            ncc = cov / torch.sqrt((var_q + eps) * (var_l + eps))
-            gain = (ncc - 0.5).clamp_min(0) * (m_v[:, ys, xs] > 1.0 - 1e-4) * weight
-            scores[:, j] = gain.flatten(1).sum(dim=1)
+        side = 2 * radius + 1
+        cross = cross_means(ext, query, window, radius, step)  # (K, ny, nx, side, side)
+        ny, nx = cross.shape[1:3]
+
+        l_mean = _at_offsets(m_l, side, step, ny, nx)  # (K, Cs, ny, nx, side, side)
+        cov = cross - (m_q[None, :, :, :, None, None] * l_mean).sum(dim=1)
+        var_l = (_at_offsets(m_ll, side, step, ny, nx) - l_mean**2).clamp_min(0).sum(dim=1)
+        ncc = cov / torch.sqrt((var_q[None, :, :, None, None] + eps) * (var_l + eps))
+        inside = _at_offsets(m_v, side, step, ny, nx) > 1.0 - 1e-4
+        gain = (ncc - 0.5).clamp_min(0) * inside * weight[None, :, :, None, None]
+        by_offset = gain.sum(dim=(1, 2)).flatten(1)  # (K, side * side), offset (a, b) at (radius + a) * side + ...
+        order = torch.tensor([(radius + a) * side + radius + b for a, b in offsets])
+        scores = by_offset[:, order]
         best, pick = scores.max(dim=1)
         for (row, dy, dx), j, value in zip(part, pick.tolist(), best.tolist(), strict=True):
             a, b = offsets[j]

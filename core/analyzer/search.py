@@ -374,6 +374,7 @@ class SQ8Lists:
     centres: np.ndarray  # (nlist, d) float32: the lists' centres (codes are residuals from them)
     vmin: np.ndarray  # (d,) float32: the quantizer's ranges
     vdiff: np.ndarray
+    active: int  # dimensions past this one are zero padding (19 of 24 for the analyzer's descriptors)
 
     @classmethod
     def of(cls, ivf, parts: list) -> SQ8Lists | None:  # noqa: ANN001 - faiss indexes
@@ -406,7 +407,8 @@ class SQ8Lists:
             return None
         centres = np.ascontiguousarray(ivf.quantizer.reconstruct_n(0, count), dtype=np.float32)
         data = faiss.rev_swig_ptr(lists.ptr, int(lists.totsize))
-        return cls(data, layout, centres, trained[: index.d].copy(), trained[index.d :].copy())
+        vmin, vdiff = trained[: index.d].copy(), trained[index.d :].copy()
+        return cls(data, layout, centres, vmin, vdiff, native.sq8_active_dims(centres, vmin, vdiff))
 
 
 class ShardedFaissSearch:
@@ -481,7 +483,7 @@ class ShardedFaissSearch:
         scanned = self._sq8_lists()
         if scanned is not None and k <= native.knn_max_k():
             return native.sq8_scan(padded, lists, scanned.centres, scanned.data, scanned.layout, scanned.vmin,
-                                   scanned.vdiff, k)
+                                   scanned.vdiff, k, scanned.active)
         dist = np.empty((padded.shape[0], k), dtype=np.float32)
         found = np.empty((padded.shape[0], k), dtype=np.int64)
         self._ivf.search_preassigned_c(

@@ -1040,7 +1040,8 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
  * 16 distances per vector operation; blocks none of which beats a query's k-th best cost a compare. Threads
  * take lists and keep their own k best of every query, merged at the end (equal distances: lower thread,
  * then earlier list order first). Writes the k best of each query ascending into out_dist / out_ids (nq, k),
- * -1 and FLT_MAX past the vectors found; 1 <= k <= KNN_MAX_K, dim <= MAX_DIM.
+ * -1 and FLT_MAX past the vectors found; 1 <= k <= KNN_MAX_K, dim <= MAX_DIM. Dimensions from active on
+ * (0 or dim: none) must be 0 in every query, centre and decoded code (FAISS's zero padding): they are skipped.
  */
 typedef int32_t v16i __attribute__((vector_size(64)));
 
@@ -1136,17 +1137,19 @@ static inline __attribute__((always_inline)) v16f sq8_distances_n(const float *q
     return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
-/* Squared distances of query q (its residual, dim) to the block's 16 codes; dim 24 (every index the analyzer
- * builds today) unrolled whole. */
-static inline v16f sq8_distances(const float *q, const float *block, int64_t dim) {
-    if (dim == 24) return sq8_distances_n(q, block, 24);
-    return sq8_distances_n(q, block, dim);
+/* Squared distances of query q (its residual) to the block's 16 codes over their first dims dimensions; 20
+ * and 24 (the analyzer's 19-dimensional descriptors, padded to 24 for FAISS) unrolled whole. */
+static inline v16f sq8_distances(const float *q, const float *block, int64_t dims) {
+    if (dims == 20) return sq8_distances_n(q, block, 20);
+    if (dims == 24) return sq8_distances_n(q, block, 24);
+    return sq8_distances_n(q, block, dims);
 }
 
 void mosaic_sq8_scan(const float *queries, int64_t nq, int64_t dim, const float *centres, const uint8_t *base,
                      const int64_t *offset, const int64_t *size, const int64_t *capacity, const float *vmin,
                      const float *vdiff, const int64_t *list_of, const int64_t *list_start, int64_t lists,
-                     const int64_t *pair_query, int64_t k, float *out_dist, int64_t *out_ids, int threads) {
+                     const int64_t *pair_query, int64_t active, int64_t k, float *out_dist, int64_t *out_ids,
+                     int threads) {
     if (threads < 1) threads = 1;
     if (threads > lists) threads = lists > 0 ? (int)lists : 1;
     size_t slots = (size_t)threads * (size_t)nq * (size_t)k;
@@ -1162,6 +1165,9 @@ void mosaic_sq8_scan(const float *queries, int64_t nq, int64_t dim, const float 
     int transposed = dim % 4 == 0 && dim / 4 <= SQ8_MAX_WORDS;
     if (transposed) sq8_transpose_plan((int)(dim / 4), &plan);
 #endif
+    /* dimensions past active are 0 in every query, centre and code (padding): not compared */
+    int64_t dims = active > 0 && active < dim ? (active + 3) / 4 * 4 : dim;
+    if (dims > dim) dims = dim;
     float lo[MAX_DIM], step[MAX_DIM];
     for (int64_t d = 0; d < dim; d++) {
         step[d] = vdiff[d] / 255.0f;
@@ -1197,7 +1203,7 @@ void mosaic_sq8_scan(const float *queries, int64_t nq, int64_t dim, const float 
                 for (int64_t p = p0; p < p1; p++) {
                     int64_t qi = pair_query[p];
                     const float *q = resid + (p - p0) * dim;
-                    v16f acc = sq8_distances(q, block, dim);
+                    v16f acc = sq8_distances(q, block, dims);
                     float *kq = tk + qi * k;
                     if (!below16(acc, kq[k - 1])) continue;
                     float lane[16];

@@ -111,8 +111,8 @@ def _load() -> ctypes.CDLL | None:
     lib.mosaic_knn.restype = None
     lib.mosaic_knn_max_k.argtypes = []
     lib.mosaic_knn_max_k.restype = int_
-    lib.mosaic_sq8_scan.argtypes = [ptr, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, ptr, i64, ptr,
-                                    ptr, int_]
+    lib.mosaic_sq8_scan.argtypes = [ptr, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, ptr, i64, i64,
+                                    ptr, ptr, int_]
     lib.mosaic_sq8_scan.restype = None
     lib.mosaic_offsets_scratch.argtypes = [i64, i64, i64]
     lib.mosaic_offsets_scratch.restype = i64
@@ -265,6 +265,7 @@ def sq8_scan(
     vmin: np.ndarray,
     vdiff: np.ndarray,
     k: int,
+    active: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest of every query among the vectors of the IVF lists it probes, the lists stored as FAISS
     stores an 8-bit ``IndexIVFScalarQuantizer`` (by residual) in one ``OnDiskInvertedLists`` file: ``(Q, k)``
@@ -273,7 +274,9 @@ def sq8_scan(
     ``queries`` ``(Q, D)`` float32; ``lists`` ``(Q, P)`` int64, the lists each query probes (-1: none);
     ``centres`` ``(nlist, D)`` the lists' centres; ``data`` the lists' file as uint8 (mapped); ``layout``
     ``(nlist, 3)`` int64: byte offset, size and capacity of every list in it; ``vmin``, ``vdiff`` ``(D,)`` the
-    quantizer's ranges. ``1 <= k <= knn_max_k()``, ``D <= FUSED_MAX_DIM``."""
+    quantizer's ranges. ``1 <= k <= knn_max_k()``, ``D <= FUSED_MAX_DIM``. ``active``: the dimensions from this
+    one on are zero padding in every centre and code (:func:`sq8_active_dims`); skipped where the queries are
+    zero there too."""
     lib = kernel()
     assert lib is not None, "sq8_scan() called without an available kernel"
     queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -298,13 +301,23 @@ def sq8_scan(
     ids = np.empty((rows, k), dtype=np.int64)
     if rows == 0:
         return dist, ids
+    if active is None or not 0 < active < dim or queries[:, active:].any():
+        active = dim
     lib.mosaic_sq8_scan(
         queries.ctypes.data, rows, dim, centres.ctypes.data, data.ctypes.data, offset.ctypes.data, size.ctypes.data,
         capacity.ctypes.data, vmin.ctypes.data, vdiff.ctypes.data, list_of.ctypes.data, list_start.ctypes.data,
-        list_of.shape[0], pair_query.ctypes.data, k, dist.ctypes.data, ids.ctypes.data, torch.get_num_threads(),
+        list_of.shape[0], pair_query.ctypes.data, active, k, dist.ctypes.data, ids.ctypes.data,
+        torch.get_num_threads(),
     )
     dist[ids < 0] = np.inf
     return dist, ids
+
+
+def sq8_active_dims(centres: np.ndarray, vmin: np.ndarray, vdiff: np.ndarray) -> int:
+    """How many leading dimensions of 8-bit lists (:func:`sq8_scan`) hold anything: past them every centre is 0
+    and every code decodes to 0 (the zero padding FAISS indexes get, ``core.analyzer.search.for_faiss``)."""
+    used = (np.abs(centres).max(axis=0) > 0) | (vmin != 0) | (vdiff != 0)
+    return int(np.nonzero(used)[0].max()) + 1 if used.any() else 1
 
 
 def fused(

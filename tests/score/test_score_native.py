@@ -219,3 +219,22 @@ def test_sq8_scan_equals_a_float64_search_of_the_decoded_lists(dim, k):
             clear[-1] &= gaps[found - 1] > 1e-3
         assert np.array_equal(ids[q, :found][clear], names[order][clear])
         assert (ids[q, found:] == -1).all() and np.isinf(dist[q, found:]).all()
+
+
+def test_sq8_scan_skips_zero_padding_only_where_it_is_zero():
+    rng = np.random.default_rng(5)
+    data, layout, _ = _sq8_lists(rng, [40, 300, 17], 24)
+    centres = np.zeros((3, 24), dtype=np.float32)
+    centres[:, :19] = rng.standard_normal((3, 19))
+    vmin, vdiff = np.zeros(24, dtype=np.float32), np.zeros(24, dtype=np.float32)
+    vmin[:19], vdiff[:19] = rng.random(19) - 1.0, rng.random(19) + 0.5
+    assert native.sq8_active_dims(centres, vmin, vdiff) == 19
+    queries = np.zeros((30, 24), dtype=np.float32)
+    queries[:, :19] = centres[rng.integers(0, 3, 30), :19] + rng.standard_normal((30, 19))
+    lists = np.stack([rng.permutation(3) for _ in range(30)]).astype(np.int64)
+    full = native.sq8_scan(queries, lists, centres, data, layout, vmin, vdiff, 8)
+    skipped = native.sq8_scan(queries, lists, centres, data, layout, vmin, vdiff, 8, active=19)
+    assert np.allclose(full[0], skipped[0], rtol=1e-5, atol=1e-5) and (full[1] == skipped[1]).mean() > 0.98
+    queries[:, 22] = 1.0  # the queries are not zero there: every dimension counts
+    moved = native.sq8_scan(queries, lists, centres, data, layout, vmin, vdiff, 8, active=19)
+    assert np.allclose(moved[0], full[0] + 1.0, rtol=1e-5, atol=1e-4)
