@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import mmap
 import os
 import sys
 from collections.abc import Iterator
@@ -189,6 +190,8 @@ def trained_ivf(sample: np.ndarray, count: int):  # noqa: ANN201 - faiss.IndexIV
 
 
 #: how a large searcher's lists may store its vectors, smallest first (bytes a vector: d, 2·d, 4·d)
+#: madvise(2): fault in every page of a mapping, reading (Linux 5.14+)
+_MADV_POPULATE_READ = 22
 ENCODINGS = ("SQ8", "SQfp16", "Flat")
 #: searchers with fewer vectors keep plain lists (compression saves little there)
 COMPRESS_FROM = 50_000
@@ -376,6 +379,20 @@ class SQ8Lists:
     vdiff: np.ndarray
     active: int  # dimensions past this one are zero padding (19 of 24 for the analyzer's descriptors)
 
+    def populate(self) -> bool:
+        """Map every page of the lists into this process now (``MADV_POPULATE_READ``, Linux 5.14+), so that
+        the first checks do not stop on each page they touch (2.8 GB at 100,000 pictures: 0.2 s once the files
+        are in the page cache). False where the system does not offer it."""
+        import ctypes
+
+        if not sys.platform.startswith("linux") or self.data.nbytes == 0:
+            return False
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        address = self.data.ctypes.data
+        start = address - address % mmap.PAGESIZE
+        return libc.madvise(start, self.data.nbytes + address - start, _MADV_POPULATE_READ) == 0
+
     @classmethod
     def of(cls, ivf, parts: list) -> SQ8Lists | None:  # noqa: ANN001 - faiss indexes
         """The lists of ``ivf`` when the kernel can scan them: one merged file, 8-bit codes with a range per
@@ -494,8 +511,11 @@ class ShardedFaissSearch:
 
     def prepare(self) -> None:
         """Read what the first search would read first (the list centres and the merged lists' layout: about
-        0.5 s over the 40 searchers of a 100,000-picture library): a worker does it when it starts."""
-        self._sq8_lists()
+        0.5 s over the 40 searchers of a 100,000-picture library) and map the lists' pages: a worker does it when
+        it starts, once the index files are in the page cache (:mod:`.warmup`)."""
+        lists = self._sq8_lists()
+        if lists is not None:
+            lists.populate()
         if native.available(torch.device("cpu")) and self._ivf.nlist and self._centres is None:
             self._choose_lists(np.zeros((1, self.index.d), dtype=np.float32), 1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -124,6 +125,8 @@ def test_merged_8bit_lists_scanned_by_the_kernel_find_what_faiss_finds(tmp_path,
     merged = ShardedFaissSearch(tmp_path / "trained.faiss", [tmp_path / "merged.faiss"], nprobe=6)
     merged.prepare()  # what a worker reads when it starts
     assert merged._sq8 and merged._centres is not None
+    release = tuple(int(part) for part in platform.release().split("-")[0].split(".")[:2])
+    assert merged._sq8.populate() == (sys.platform.startswith("linux") and release >= (5, 14))  # pages mapped ahead
     assert ShardedFaissSearch(tmp_path / "trained.faiss", parts, nprobe=6)._sq8_lists() is None  # stacked: FAISS
     queries = for_faiss(vectors[::50] + 0.05 * rng.standard_normal((140, dim)).astype(np.float32), flat.d)
     dist, found = merged._search(queries, 10, 6)
