@@ -55,14 +55,46 @@ def _masked_stats(query: torch.Tensor, lib: torch.Tensor, valid: torch.Tensor, w
     channels E[ql], E[q²], E[l²] (box sums are linear: the channels are added before the one box sum each
     of those takes, not after one per channel)."""
     n = box_sum(valid, window).clamp_min(1e-6)
-    q = query[None] * valid
+    query = query if query.dim() == 4 else query[None]  # one query for all, or one (crop) per candidate
+    q = query * valid
     lib_valid = lib * valid
     e_q = box_sum(q, window) / n
     e_l = box_sum(lib_valid, window) / n
     e_ql = box_sum((q * lib).sum(dim=1, keepdim=True), window) / n
-    e_qq = box_sum((q * query[None]).sum(dim=1, keepdim=True), window) / n
+    e_qq = box_sum((q * query).sum(dim=1, keepdim=True), window) / n
     e_ll = box_sum((lib_valid * lib).sum(dim=1, keepdim=True), window) / n
     return n, e_q, e_l, e_ql, e_qq, e_ll
+
+
+@dataclass
+class _Crops:
+    """Where each candidate's library picture lands in the query, for pictures much smaller than the query (the
+    library at a reduced size): the same ``(height, width)`` window of the query for every candidate, at
+    ``origins`` (top-left, query coordinates: may lie outside the query), the picture at ``(margin, margin)``
+    inside it. Everything a candidate's maps hold outside its picture is fixed (no correlation, no similarity),
+    and the margin covers the windows of its pixels: computing on the windows gives the maps of the whole
+    query there, at a fraction of the cost."""
+
+    height: int
+    width: int
+    margin: int
+    origins: list[tuple[int, int]]
+
+    def take(self, maps: torch.Tensor, fill: float) -> torch.Tensor:
+        """(..., H, W) maps of the whole query -> (K, ..., height, width), ``fill`` outside the query."""
+        h, w = self.height, self.width
+        padded = F.pad(maps, (w, w, h, h), value=fill)
+        return torch.stack([padded[..., oy + h : oy + 2 * h, ox + w : ox + 2 * w] for oy, ox in self.origins])
+
+    def put(self, values: torch.Tensor, height: int, width: int, fill: float) -> torch.Tensor:
+        """(K, h, w) window values -> (K, height, width) maps of the whole query, ``fill`` elsewhere."""
+        out = torch.full((values.shape[0], height, width), fill, dtype=values.dtype)
+        for k, (oy, ox) in enumerate(self.origins):
+            y0, y1 = max(0, oy), min(height, oy + self.height)
+            x0, x1 = max(0, ox), min(width, ox + self.width)
+            if y1 > y0 and x1 > x0:
+                out[k, y0:y1, x0:x1] = values[k, y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+        return out
 
 
 class DenseAssigner:
@@ -85,6 +117,9 @@ class DenseAssigner:
         self._library: dict[int, torch.Tensor] = {}
         self._structure: dict[int, torch.Tensor] = {}
         self._shifted: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        #: compare candidates whose library pictures are much smaller than the query on windows around them
+        #: (:class:`_Crops`: the same maps); False: always on the whole query
+        self.crop = True
 
     def _lib(self, row: int) -> torch.Tensor:
         if row not in self._library:
@@ -107,6 +142,39 @@ class DenseAssigner:
             valids.append(valid)
         return torch.stack(libs), torch.stack(valids)
 
+    def _crops(self, keys: list[tuple[int, int, int]], height: int, width: int, window: int) -> _Crops | None:
+        """Windows around the candidates' pictures when those are all one size and much smaller than the query
+        (half its area or less with the margin), else None: the whole query is compared."""
+        if not self.crop or not keys:
+            return None
+        shapes = {tuple(self._lib(row).shape[-2:]) for row, _, _ in keys}
+        if len(shapes) != 1:
+            return None
+        side_h, side_w = shapes.pop()
+        margin = window // 2 + 1
+        crop_h, crop_w = side_h + 2 * margin, side_w + 2 * margin
+        if 2 * crop_h * crop_w > height * width:
+            return None
+        return _Crops(crop_h, crop_w, margin, [(-dy - margin, -dx - margin) for _, dy, dx in keys])
+
+    def _cropped(self, crops: _Crops, keys: list[tuple[int, int, int]], height: int, width: int):
+        """(K, C, h, w) library pictures in their windows and (K, 1, h, w) where they hold a pixel of the query."""
+        m = crops.margin
+        canvas: dict[int, torch.Tensor] = {}
+        libs = []
+        for row, _, _ in keys:
+            if row not in canvas:
+                picture = self._lib(row)
+                placed = torch.zeros(picture.shape[0], crops.height, crops.width)
+                placed[:, m : m + picture.shape[1], m : m + picture.shape[2]] = picture
+                canvas[row] = placed
+            libs.append(canvas[row])
+        side_h, side_w = crops.height - 2 * m, crops.width - 2 * m
+        inside_picture = torch.zeros(1, crops.height, crops.width)
+        inside_picture[:, m : m + side_h, m : m + side_w] = 1.0
+        inside_query = crops.take(torch.ones(1, height, width), 0.0)  # (K, 1, h, w)
+        return torch.stack(libs), inside_query * inside_picture
+
     def correlation(self, query: torch.Tensor, keys: list[tuple[int, int, int]], window: int) -> torch.Tensor:
         """Local (windowed, masked) correlation of the query with each shifted candidate, (K, h, w)."""
         channels, height, width = query.shape
@@ -114,15 +182,22 @@ class DenseAssigner:
         area = box_sum(torch.ones(1, 1, height, width), window)[0]
         out = []
         for start in range(0, len(keys), _CHUNK):
-            lib, valid = self._stack(keys[start : start + _CHUNK], height, width)
-            n, e_q, e_l, e_ql, e_qq, e_ll = _masked_stats(query, lib, valid, window)
+            part = keys[start : start + _CHUNK]
+            crops = self._crops(part, height, width, window)
+            if crops is None:
+                lib, valid = self._stack(part, height, width)
+                q, part_area = query, area
+            else:
+                lib, valid = self._cropped(crops, part, height, width)
+                q, part_area = crops.take(query, 0.0), crops.take(area, 1.0)
+            n, e_q, e_l, e_ql, e_qq, e_ll = _masked_stats(q, lib, valid, window)
             cov = e_ql[:, 0] - (e_q * e_l).sum(dim=1)
             var_q = (e_qq[:, 0] - (e_q**2).sum(dim=1)).clamp_min(0)
             var_l = (e_ll[:, 0] - (e_l**2).sum(dim=1)).clamp_min(0)
             ncc = cov / torch.sqrt((var_q + eps) * (var_l + eps))
-            inside = (n / area)[:, 0] > 0.5
+            inside = (n / part_area)[:, 0] > 0.5
             ncc = torch.where(inside & (valid[:, 0] > 0), ncc, torch.full_like(ncc, -1.0))
-            out.append(ncc)
+            out.append(ncc if crops is None else crops.put(ncc, height, width, -1.0))
         return torch.cat(out) if out else torch.zeros(0, height, width)
 
     def refine(self, query: torch.Tensor, candidates: list[Candidate], window: int) -> list[Candidate]:
@@ -187,20 +262,29 @@ class DenseAssigner:
         pad = window // 2
         for start in range(0, len(kept), _CHUNK):
             part = kept[start : start + _CHUNK]
-            lib, valid = self._stack([keys[k] for k in part], height, width)
+            part_keys = [keys[k] for k in part]
+            crops = self._crops(part_keys, height, width, window)
+            if crops is None:
+                lib, valid = self._stack(part_keys, height, width)
+                q, part_area, part_floor, part_tolerance = query[None], area, floor, tolerance
+            else:
+                lib, valid = self._cropped(crops, part_keys, height, width)
+                q, part_area = crops.take(query, 0.0), crops.take(area, 1.0)
+                part_floor, part_tolerance = crops.take(floor, 1.0), crops.take(tolerance, 0.0)
             gain = torch.stack([fits[start + i][0] for i in range(len(part))])[:, :, None, None]
             bias = torch.stack([fits[start + i][1] for i in range(len(part))])[:, :, None, None]
-            err = ((query[None] - (gain * lib + bias)) ** 2).mean(dim=1, keepdim=True) * valid
+            err = ((q - (gain * lib + bias)) ** 2).mean(dim=1, keepdim=True) * valid
             n = box_sum(valid, window).clamp_min(1e-6)
             residual = (box_sum(err, window) / n)[:, 0]
-            sim = (1.0 - residual / floor).clamp(0.0, 1.0)
-            sim = torch.where(((n / area)[:, 0] > 0.5) & (valid[:, 0] > 0), sim, torch.zeros_like(sim))
+            sim = (1.0 - residual / part_floor).clamp(0.0, 1.0)
+            sim = torch.where(((n / part_area)[:, 0] > 0.5) & (valid[:, 0] > 0), sim, torch.zeros_like(sim))
             # a pixel is explained by any well-matching window that contains it (so borders are not
             # lost), provided the pixel itself matches too (so the match does not bleed outwards)
             pooled = F.max_pool2d(sim[:, None], (window, 1), stride=1, padding=(pad, 0))  # a max is separable:
             pooled = F.max_pool2d(pooled, (1, window), stride=1, padding=(0, pad))[:, 0]  # rows, then columns
-            pixel_ok = (err[:, 0] <= tolerance) & (valid[:, 0] > 0)
-            sims.append(torch.where(pixel_ok, pooled, sim))
+            pixel_ok = (err[:, 0] <= part_tolerance) & (valid[:, 0] > 0)
+            picked = torch.where(pixel_ok, pooled, sim)
+            sims.append(picked if crops is None else crops.put(picked, height, width, 0.0))
         sim_all = torch.cat(sims)
         best_sim, best = sim_all.max(dim=0)
         best_np = best.numpy()
