@@ -206,7 +206,7 @@ class DenseAssigner:
         struct_query = self.structure(query[None])[0]
         unique = list(dict.fromkeys(c.key for c in candidates))  # scales often agree on an offset
         moved, values = refine_offsets(
-            struct_query, self._lib_structure, unique, textured, window, _RADIUS, self.settings.flat_std
+            struct_query, self._lib_structure, unique, textured, window, _RADIUS, self.settings.flat_std, self.crop
         )
         found = dict(zip(unique, zip(moved, values, strict=True), strict=True))
         keys = [found[c.key][0] for c in candidates]

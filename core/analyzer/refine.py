@@ -56,8 +56,9 @@ def cross_means(ext: torch.Tensor, query: torch.Tensor, window: int, radius: int
     entry ``[..., radius + a, radius + b]`` for the offset (a, b).
 
     ``ext`` (K, C, H + 2·radius, W + 2·radius): the library side, enlarged by ``radius`` on every side;
-    ``query`` (C, H, W). One depthwise convolution of every grid window of the query with its enlarged
-    window in ``ext`` gives all the offsets at once (4x faster than a product image and box filter per offset)."""
+    ``query`` (C, H, W), or (K, C, H, W): one per candidate. One depthwise convolution of every grid window of
+    the query with its enlarged window in ``ext`` gives all the offsets at once (4x faster than a product image
+    and box filter per offset)."""
     count, channels = ext.shape[:2]
     height, width = query.shape[-2:]
     ny, nx = (height - window) // step + 1, (width - window) // step + 1
@@ -66,12 +67,29 @@ def cross_means(ext: torch.Tensor, query: torch.Tensor, window: int, radius: int
     patches = F.unfold(ext, big, stride=step)  # (K, C * big * big, cells)
     patches = patches.view(count, channels, big, big, cells).permute(0, 1, 4, 2, 3)
     patches = patches.reshape(count, channels * cells, big, big)
-    windows = F.unfold(query[None], window, stride=step)[0]  # (C * window * window, cells)
-    windows = windows.view(channels, window, window, cells).permute(0, 3, 1, 2).reshape(channels * cells, 1, window,
-                                                                                          window)
-    sums = F.conv2d(patches, windows, groups=channels * cells)  # (K, C * cells, 2r + 1, 2r + 1)
+    batched = query.dim() == 4
+    windows = F.unfold(query if batched else query[None], window, stride=step)  # (K or 1, C * window², cells)
+    windows = windows.view(-1, channels, window, window, cells).permute(0, 1, 4, 2, 3)
+    windows = windows.reshape(-1, 1, window, window)  # (K or 1 · C · cells, 1, window, window)
+    if batched:  # every candidate its own windows: one group per (candidate, channel, cell)
+        sums = F.conv2d(patches.reshape(1, count * channels * cells, big, big), windows,
+                        groups=count * channels * cells)
+    else:
+        sums = F.conv2d(patches, windows, groups=channels * cells)  # (K, C * cells, 2r + 1, 2r + 1)
     sums = sums.view(count, channels, ny, nx, 2 * radius + 1, 2 * radius + 1).sum(dim=1)
     return sums / float(window * window)
+
+
+def _windows(maps: torch.Tensor, starts: list[tuple[int, int]], size: tuple[int, int]) -> torch.Tensor:
+    """(..., H, W) -> (K, ..., h, w): the ``size`` window at every (top, left) of ``starts``, zeros outside."""
+    h, w = size
+    height, width = maps.shape[-2:]
+    top = max(0, -min(y for y, _ in starts))
+    left = max(0, -min(x for _, x in starts))
+    bottom = max(0, max(y for y, _ in starts) + h - height)
+    right = max(0, max(x for _, x in starts) + w - width)
+    padded = F.pad(maps, (left, right, top, bottom))
+    return torch.stack([padded[..., y + top : y + top + h, x + left : x + left + w] for y, x in starts])
 
 
 def _at_offsets(stats: torch.Tensor, side: int, step: int, ny: int, nx: int) -> torch.Tensor:
@@ -86,6 +104,33 @@ def _offsets(radius: int) -> list[tuple[int, int]]:
     return [(0, 0)] + rest
 
 
+def _cells(
+    keys: list[tuple[int, int, int]],
+    library: Callable[[int], torch.Tensor],
+    window: int,
+    radius: int,
+    step: int,
+    height: int,
+    width: int,
+) -> tuple[list[tuple[int, int]], tuple[int, int]] | None:
+    """The grid cells each candidate's library picture can fill (a window lies inside it for some offset
+    within ``radius``), when the pictures are all one size and those cells cover at most half the query: the
+    first cell (may lie outside the grid) of each, and how many per side. None: the whole grid for all."""
+    shapes = {tuple(library(row).shape[-2:]) for row, _, _ in keys}
+    if len(shapes) != 1:
+        return None
+    side_h, side_w = shapes.pop()
+    count_y = (side_h - window + 2 * radius) // step + 2
+    count_x = (side_w - window + 2 * radius) // step + 2
+    if min(count_y, count_x) < 1:
+        return None
+    if 2 * (step * (count_y - 1) + window) * (step * (count_x - 1) + window) > height * width:
+        return None
+    # the first cell whose window, moved by up to radius, starts inside the picture: ceil((-d - radius) / step)
+    starts = [(-((dy + radius) // step), -((dx + radius) // step)) for _, dy, dx in keys]
+    return starts, (count_y, count_x)
+
+
 def refine_offsets(
     query: torch.Tensor,
     library: Callable[[int], torch.Tensor],
@@ -94,11 +139,14 @@ def refine_offsets(
     window: int,
     radius: int,
     flat_std: float,
+    crop: bool = True,
 ) -> tuple[list[tuple[int, int, int]], list[float]]:
     """Best key within ``radius`` of each of ``keys`` and its score (0: no textured pixel correlates).
 
     ``query``: (Cs, H, W) structure channels; ``library(row)``: (Cs, S, S) structure of a library image;
-    ``textured``: (H, W) bool, pixels with some contrast.
+    ``textured``: (H, W) bool, pixels with some contrast. ``crop``: library pictures much smaller than the
+    query (the library at a reduced size) are scored on the grid cells they can cover only (:func:`_cells`; the
+    same scores, the other cells add nothing); False: always on the whole grid.
     """
     channels, height, width = query.shape
     r = window // 2
@@ -117,21 +165,33 @@ def refine_offsets(
     out_scores: list[float] = []
     for start in range(0, len(keys), chunk):
         part = keys[start : start + chunk]
-        pairs = [shifted(library(row), dy - radius, dx - radius, big_h, big_w) for row, dy, dx in part]
+        cells = _cells(part, library, window, radius, step, height, width) if crop else None
+        if cells is None:  # every candidate over the whole query
+            pairs = [shifted(library(row), dy - radius, dx - radius, big_h, big_w) for row, dy, dx in part]
+            q, part_m_q, part_var_q, part_weight = query, m_q[None], var_q[None], weight[None]
+        else:  # every candidate over the grid cells its picture can cover (the same scores: others add 0)
+            starts, (count_y, count_x) = cells
+            size = (step * (count_y - 1) + window, step * (count_x - 1) + window)
+            pairs = [shifted(library(row), dy - radius + step * i, dx - radius + step * j, size[0] + 2 * radius,
+                             size[1] + 2 * radius) for (row, dy, dx), (i, j) in zip(part, starts, strict=True)]
+            q = _windows(query, [(step * i, step * j) for i, j in starts], size)
+            part_m_q = _windows(m_q, starts, (count_y, count_x))
+            part_var_q = _windows(var_q, starts, (count_y, count_x))
+            part_weight = _windows(weight, starts, (count_y, count_x))
         ext = torch.stack([p[0] for p in pairs])  # (K, Cs, big_h, big_w)
         m_l = box_valid(ext, window)
         m_ll = box_valid(ext * ext, window)
         m_v = box_valid(torch.stack([p[1] for p in pairs]), window)[:, 0]
         side = 2 * radius + 1
-        cross = cross_means(ext, query, window, radius, step)  # (K, ny, nx, side, side)
+        cross = cross_means(ext, q, window, radius, step)  # (K, ny, nx, side, side)
         ny, nx = cross.shape[1:3]
 
         l_mean = _at_offsets(m_l, side, step, ny, nx)  # (K, Cs, ny, nx, side, side)
-        cov = cross - (m_q[None, :, :, :, None, None] * l_mean).sum(dim=1)
+        cov = cross - (part_m_q[..., None, None] * l_mean).sum(dim=1)
         var_l = (_at_offsets(m_ll, side, step, ny, nx) - l_mean**2).clamp_min(0).sum(dim=1)
-        ncc = cov / torch.sqrt((var_q[None, :, :, None, None] + eps) * (var_l + eps))
+        ncc = cov / torch.sqrt((part_var_q[..., None, None] + eps) * (var_l + eps))
         inside = _at_offsets(m_v, side, step, ny, nx) > 1.0 - 1e-4
-        gain = (ncc - 0.5).clamp_min(0) * inside * weight[None, :, :, None, None]
+        gain = (ncc - 0.5).clamp_min(0) * inside * part_weight[..., None, None]
         by_offset = gain.sum(dim=(1, 2)).flatten(1)  # (K, side * side), offset (a, b) at (radius + a) * side + ...
         order = torch.tensor([(radius + a) * side + radius + b for a, b in offsets])
         scores = by_offset[:, order]

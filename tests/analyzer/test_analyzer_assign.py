@@ -50,6 +50,11 @@ def test_small_pictures_compared_on_windows_give_the_maps_of_the_whole_image(sid
     keys = [c.key for c in candidates]
     assert windowed._crops(keys, *size, window) is not None and whole._crops(keys, *size, window) is None
     assert torch.allclose(windowed.correlation(query, keys, window), whole.correlation(query, keys, window), atol=1e-4)
+    moved = [(c.row, c.dy + 1, c.dx - 2) for c in candidates]  # a little off: refinement moves them back
+    moved = [Candidate(row, dy, dx, c.votes, c.scale) for (row, dy, dx), c in zip(moved, candidates, strict=True)]
+    refined = {(c.key, c.votes) for c in windowed.refine(query, moved, window)}
+    assert refined == {(c.key, c.votes) for c in whole.refine(query, moved, window)}
+    assert {c.key for c in candidates[:2]} <= {key for key, _ in refined}
     got = windowed.assign(query, candidates, window, two_way_anchors=2)
     want = whole.assign(query, candidates, window, two_way_anchors=2)
     assert np.allclose(got.similarity, want.similarity, atol=1e-4)

@@ -68,3 +68,20 @@ def test_refined_offsets_are_the_best_scored_ones_of_a_plain_per_offset_search(h
         a, b = _offsets(2)[best]
         assert got_key == (key[0], key[1] + a, key[2] + b) and got_score == pytest.approx(want[best], abs=1e-3)
     assert moved[0] == (0, 3, 1) and moved[1] == (0, 3, 1) and moved[2] == (0, 3, 1)  # found where it was put
+
+
+@pytest.mark.parametrize("side,height,width", [(20, 64, 64), (31, 90, 70), (12, 40, 56)])
+def test_small_pictures_are_scored_on_the_cells_they_can_cover_with_the_scores_of_the_whole_grid(side, height, width):
+    from core.analyzer.refine import _cells, refine_offsets
+
+    gen = torch.Generator().manual_seed(side)
+    query = torch.randn(1, height, width, generator=gen)
+    pictures = {i: torch.randn(1, side, side, generator=gen) for i in range(3)}
+    pictures[0] = query[:, 10 : 10 + side, 5 : 5 + side].clone()  # a piece of the query, and pieces cut by the edges
+    keys = [(0, -10, -5), (0, -9, -6), (1, 4, -3), (2, -(height - 6), 7), (1, -(height - side // 2), -(width - 3))]
+    textured = torch.rand(height, width, generator=gen) > 0.2
+    cropped = refine_offsets(query, pictures.__getitem__, keys, textured, 7, 2, 0.03, crop=True)
+    whole = refine_offsets(query, pictures.__getitem__, keys, textured, 7, 2, 0.03, crop=False)
+    assert cropped[0] == whole[0] and cropped[1] == pytest.approx(whole[1], abs=1e-3)
+    assert cropped[0][:2] == [(0, -10, -5), (0, -10, -5)] and cropped[1][0] > 0.0
+    assert _cells(keys, pictures.__getitem__, 7, 2, 4, height, width) is not None  # the cells were used
