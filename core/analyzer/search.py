@@ -189,9 +189,9 @@ def trained_ivf(sample: np.ndarray, count: int):  # noqa: ANN201 - faiss.IndexIV
     return index  # the wrapper keeps the quantizer referenced
 
 
-#: how a large searcher's lists may store its vectors, smallest first (bytes a vector: d, 2·d, 4·d)
 #: madvise(2): fault in every page of a mapping, reading (Linux 5.14+)
 _MADV_POPULATE_READ = 22
+#: how a large searcher's lists may store its vectors, smallest first (bytes a vector: d, 2·d, 4·d)
 ENCODINGS = ("SQ8", "SQfp16", "Flat")
 #: searchers with fewer vectors keep plain lists (compression saves little there)
 COMPRESS_FROM = 50_000
@@ -370,7 +370,7 @@ def _reranked(
 class SQ8Lists:
     """A searcher's merged lists (one mapped ``.ivfdata`` file) of 8-bit codes, as :func:`native.sq8_scan`
     reads them: FAISS's own file, read in place (the kernel scans each list once for all the queries that
-    probe it, 2.5x faster than FAISS's scan at 100,000 pictures, ``benchmarks/bench_search_lists.py``)."""
+    probe it, 2.2-2.7x faster than FAISS's scan at 100,000 pictures, ``benchmarks/bench_sq8_scan.py``)."""
 
     data: np.ndarray  # the lists' file, uint8, mapped (FAISS's map: kept alive by the searcher's index)
     layout: np.ndarray  # (nlist, 3) int64: byte offset, size, capacity of every list
@@ -420,8 +420,9 @@ class SQ8Lists:
             one = lists.lists.at(i)
             layout[i] = (one.offset, one.size, one.capacity)
         ends = layout[:, 0] + layout[:, 2] * (index.code_size + 8)
-        if index.code_size != index.d or (layout[:, 1] > 0).any() and int(ends[layout[:, 1] > 0].max()) > lists.totsize:
-            return None
+        filled = layout[:, 1] > 0
+        if index.code_size != index.d or (filled.any() and int(ends[filled].max()) > lists.totsize):
+            return None  # not the layout the kernel reads: FAISS scans
         centres = np.ascontiguousarray(ivf.quantizer.reconstruct_n(0, count), dtype=np.float32)
         data = faiss.rev_swig_ptr(lists.ptr, int(lists.totsize))
         vmin, vdiff = trained[: index.d].copy(), trained[index.d :].copy()
@@ -511,7 +512,7 @@ class ShardedFaissSearch:
 
     def prepare(self) -> None:
         """Read what the first search would read first (the list centres and the merged lists' layout: about
-        0.5 s over the 40 searchers of a 100,000-picture library) and map the lists' pages: a worker does it when
+        0.5 s over the 20 searchers of a 100,000-picture library) and map the lists' pages: a worker does it when
         it starts, once the index files are in the page cache (:mod:`.warmup`)."""
         lists = self._sq8_lists()
         if lists is not None:
