@@ -59,6 +59,22 @@ def test_a_sharded_array_reads_like_the_array_it_splits() -> None:
         ShardedArray([whole[:2], whole[2:].astype(np.float32)])
 
 
+def _lists_per_shard(folder: Path, trained, vectors: np.ndarray, shard: int) -> list[Path]:  # noqa: ANN001
+    """``trained`` written as ``folder/trained.faiss`` and filled with ``vectors`` ``shard`` at a time, one list
+    file per shard (ids: the vectors' rows), as the index build writes them."""
+    import faiss
+
+    faiss.write_index(trained, str(folder / "trained.faiss"))
+    lists = []
+    for i, start in enumerate(range(0, vectors.shape[0], shard)):
+        part = faiss.read_index(str(folder / "trained.faiss"))
+        chunk = for_faiss(vectors[start : start + shard], part.d)
+        part.add_with_ids(chunk, np.arange(start, start + chunk.shape[0], dtype=np.int64))
+        faiss.write_index(part, str(folder / f"{i}.faiss"))
+        lists.append(folder / f"{i}.faiss")
+    return lists
+
+
 @pytest.mark.parametrize("path", ["native", "faiss"])
 def test_search_lists_kept_per_shard_find_what_one_index_finds(tmp_path, monkeypatch, path) -> None:
     """Also when the native kernel chooses the lists to probe (FAISS's quantizer otherwise): same results."""
@@ -70,14 +86,7 @@ def test_search_lists_kept_per_shard_find_what_one_index_finds(tmp_path, monkeyp
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((6000, 19)).astype(np.float32)
     trained = trained_ivf(vectors[::3], vectors.shape[0])
-    faiss.write_index(trained, str(tmp_path / "trained.faiss"))
-    lists = []
-    for i, start in enumerate(range(0, 6000, 2500)):
-        part = faiss.read_index(str(tmp_path / "trained.faiss"))
-        chunk = for_faiss(vectors[start : start + 2500], part.d)
-        part.add_with_ids(chunk, np.arange(start, start + chunk.shape[0], dtype=np.int64))
-        faiss.write_index(part, str(tmp_path / f"{i}.faiss"))
-        lists.append(tmp_path / f"{i}.faiss")
+    lists = _lists_per_shard(tmp_path, trained, vectors, 2500)
     whole = faiss.read_index(str(tmp_path / "trained.faiss"))
     whole.add(for_faiss(vectors, whole.d))
     whole.nprobe = 12
@@ -104,8 +113,6 @@ def test_merged_8bit_lists_scanned_by_the_kernel_find_what_faiss_finds(tmp_path,
     """The native kernel scans a searcher's merged 8-bit lists in FAISS's own file (dimension 24 after
     padding: the transposed blocks; 40: the plain decoding): the same neighbours and distances as FAISS's
     scan of the same lists, and a searcher whose lists are not merged is left to FAISS."""
-    import faiss
-
     if not native.available(torch.device("cpu")):
         pytest.skip("no native kernel here")
     rng = np.random.default_rng(dim)
@@ -113,14 +120,7 @@ def test_merged_8bit_lists_scanned_by_the_kernel_find_what_faiss_finds(tmp_path,
     flat = trained_ivf(vectors[::3], vectors.shape[0])
     trained = _encoded(flat, "SQ8")
     trained.train(for_faiss(vectors[::3], flat.d))
-    faiss.write_index(trained, str(tmp_path / "trained.faiss"))
-    parts = []
-    for i, start in enumerate(range(0, 7000, 3000)):
-        part = faiss.read_index(str(tmp_path / "trained.faiss"))
-        chunk = for_faiss(vectors[start : start + 3000], part.d)
-        part.add_with_ids(chunk, np.arange(start, start + chunk.shape[0], dtype=np.int64))
-        faiss.write_index(part, str(tmp_path / f"{i}.faiss"))
-        parts.append(tmp_path / f"{i}.faiss")
+    parts = _lists_per_shard(tmp_path, trained, vectors, 3000)
     merge_lists(tmp_path / "trained.faiss", parts, tmp_path / "merged.faiss")
     merged = ShardedFaissSearch(tmp_path / "trained.faiss", [tmp_path / "merged.faiss"], nprobe=6)
     merged.prepare()  # what a worker reads when it starts
