@@ -287,6 +287,8 @@ def sq8_scan(
     assert data.dtype == np.uint8 and vmin.shape == (dim,) and vdiff.shape == (dim,)
     flat = np.asarray(lists, dtype=np.int64).ravel()
     probing = flat >= 0
+    if probing.any() and int(flat[probing].max()) >= layout.shape[0]:
+        raise ValueError(f"a query probes list {int(flat.max())} of {layout.shape[0]}")
     pairs = np.nonzero(probing)[0]
     order = pairs[np.argsort(flat[pairs], kind="stable")]
     sorted_lists = flat[order]

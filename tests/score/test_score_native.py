@@ -235,6 +235,8 @@ def test_sq8_scan_skips_zero_padding_only_where_it_is_zero():
     full = native.sq8_scan(queries, lists, centres, data, layout, vmin, vdiff, 8)
     skipped = native.sq8_scan(queries, lists, centres, data, layout, vmin, vdiff, 8, active=19)
     assert np.allclose(full[0], skipped[0], rtol=1e-5, atol=1e-5) and (full[1] == skipped[1]).mean() > 0.98
+    with pytest.raises(ValueError):
+        native.sq8_scan(queries, lists + 1, centres, data, layout, vmin, vdiff, 8)  # list 3 of 3 lists
     queries[:, 22] = 1.0  # the queries are not zero there: every dimension counts
     moved = native.sq8_scan(queries, lists, centres, data, layout, vmin, vdiff, 8, active=19)
     assert np.allclose(moved[0], full[0] + 1.0, rtol=1e-5, atol=1e-4)
