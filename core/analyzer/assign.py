@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from core.analyzer.features import box_sum, corner_ratio, local_variance
 from core.analyzer.index import PatchIndex
-from core.analyzer.refine import ncc_floor, refine_offsets, shifted
+from core.analyzer.refine import ncc_floor, refine_offsets, shifted, windows_at
 from core.analyzer.settings import AnalyzerSettings
 from core.analyzer.voting import Candidate
 
@@ -82,9 +82,7 @@ class _Crops:
 
     def take(self, maps: torch.Tensor, fill: float) -> torch.Tensor:
         """(..., H, W) maps of the whole query -> (K, ..., height, width), ``fill`` outside the query."""
-        h, w = self.height, self.width
-        padded = F.pad(maps, (w, w, h, h), value=fill)
-        return torch.stack([padded[..., oy + h : oy + 2 * h, ox + w : ox + 2 * w] for oy, ox in self.origins])
+        return windows_at(maps, self.origins, (self.height, self.width), fill)
 
     def put(self, values: torch.Tensor, height: int, width: int, fill: float) -> torch.Tensor:
         """(K, h, w) window values -> (K, height, width) maps of the whole query, ``fill`` elsewhere."""
@@ -175,6 +173,25 @@ class DenseAssigner:
         inside_query = crops.take(torch.ones(1, height, width), 0.0)  # (K, 1, h, w)
         return torch.stack(libs), inside_query * inside_picture
 
+    def _chunk(
+        self,
+        keys: list[tuple[int, int, int]],
+        query: torch.Tensor,
+        window: int,
+        maps: list[tuple[torch.Tensor, float]],
+    ) -> tuple[_Crops | None, torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """What comparing ``keys`` with ``query`` (C, H, W) takes, over the whole query or on windows around
+        their pictures (:meth:`_crops`): the windows (None: whole query), the shifted library pictures
+        (K, C, h, w), where they are valid (K, 1, h, w), the query (1 or K, C, h, w) and each of ``maps``
+        ((..., H, W), the value outside the query) on the same grid."""
+        height, width = query.shape[-2:]
+        crops = self._crops(keys, height, width, window)
+        if crops is None:
+            lib, valid = self._stack(keys, height, width)
+            return None, lib, valid, query[None], [values for values, _ in maps]
+        lib, valid = self._cropped(crops, keys, height, width)
+        return crops, lib, valid, crops.take(query, 0.0), [crops.take(values, fill) for values, fill in maps]
+
     def correlation(self, query: torch.Tensor, keys: list[tuple[int, int, int]], window: int) -> torch.Tensor:
         """Local (windowed, masked) correlation of the query with each shifted candidate, (K, h, w)."""
         channels, height, width = query.shape
@@ -182,14 +199,8 @@ class DenseAssigner:
         area = box_sum(torch.ones(1, 1, height, width), window)[0]
         out = []
         for start in range(0, len(keys), _CHUNK):
-            part = keys[start : start + _CHUNK]
-            crops = self._crops(part, height, width, window)
-            if crops is None:
-                lib, valid = self._stack(part, height, width)
-                q, part_area = query, area
-            else:
-                lib, valid = self._cropped(crops, part, height, width)
-                q, part_area = crops.take(query, 0.0), crops.take(area, 1.0)
+            crops, lib, valid, q, (part_area,) = self._chunk(keys[start : start + _CHUNK], query, window,
+                                                             [(area, 1.0)])
             n, e_q, e_l, e_ql, e_qq, e_ll = _masked_stats(q, lib, valid, window)
             cov = e_ql[:, 0] - (e_q * e_l).sum(dim=1)
             var_q = (e_qq[:, 0] - (e_q**2).sum(dim=1)).clamp_min(0)
@@ -262,15 +273,9 @@ class DenseAssigner:
         pad = window // 2
         for start in range(0, len(kept), _CHUNK):
             part = kept[start : start + _CHUNK]
-            part_keys = [keys[k] for k in part]
-            crops = self._crops(part_keys, height, width, window)
-            if crops is None:
-                lib, valid = self._stack(part_keys, height, width)
-                q, part_area, part_floor, part_tolerance = query[None], area, floor, tolerance
-            else:
-                lib, valid = self._cropped(crops, part_keys, height, width)
-                q, part_area = crops.take(query, 0.0), crops.take(area, 1.0)
-                part_floor, part_tolerance = crops.take(floor, 1.0), crops.take(tolerance, 0.0)
+            crops, lib, valid, q, (part_area, part_floor, part_tolerance) = self._chunk(
+                [keys[k] for k in part], query, window, [(area, 1.0), (floor, 1.0), (tolerance, 0.0)]
+            )
             gain = torch.stack([fits[start + i][0] for i in range(len(part))])[:, :, None, None]
             bias = torch.stack([fits[start + i][1] for i in range(len(part))])[:, :, None, None]
             err = ((q - (gain * lib + bias)) ** 2).mean(dim=1, keepdim=True) * valid

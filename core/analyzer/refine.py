@@ -80,15 +80,18 @@ def cross_means(ext: torch.Tensor, query: torch.Tensor, window: int, radius: int
     return sums / float(window * window)
 
 
-def _windows(maps: torch.Tensor, starts: list[tuple[int, int]], size: tuple[int, int]) -> torch.Tensor:
-    """(..., H, W) -> (K, ..., h, w): the ``size`` window at every (top, left) of ``starts``, zeros outside."""
+def windows_at(
+    maps: torch.Tensor, starts: list[tuple[int, int]], size: tuple[int, int], fill: float = 0.0
+) -> torch.Tensor:
+    """(..., H, W) -> (K, ..., h, w): the ``size`` window at every (top, left) of ``starts`` (which may lie
+    outside the maps), ``fill`` outside them."""
     h, w = size
     height, width = maps.shape[-2:]
     top = max(0, -min(y for y, _ in starts))
     left = max(0, -min(x for _, x in starts))
     bottom = max(0, max(y for y, _ in starts) + h - height)
     right = max(0, max(x for _, x in starts) + w - width)
-    padded = F.pad(maps, (left, right, top, bottom))
+    padded = F.pad(maps, (left, right, top, bottom), value=fill)
     return torch.stack([padded[..., y + top : y + top + h, x + left : x + left + w] for y, x in starts])
 
 
@@ -174,10 +177,10 @@ def refine_offsets(
             size = (step * (count_y - 1) + window, step * (count_x - 1) + window)
             pairs = [shifted(library(row), dy - radius + step * i, dx - radius + step * j, size[0] + 2 * radius,
                              size[1] + 2 * radius) for (row, dy, dx), (i, j) in zip(part, starts, strict=True)]
-            q = _windows(query, [(step * i, step * j) for i, j in starts], size)
-            part_m_q = _windows(m_q, starts, (count_y, count_x))
-            part_var_q = _windows(var_q, starts, (count_y, count_x))
-            part_weight = _windows(weight, starts, (count_y, count_x))
+            q = windows_at(query, [(step * i, step * j) for i, j in starts], size)
+            part_m_q = windows_at(m_q, starts, (count_y, count_x))
+            part_var_q = windows_at(var_q, starts, (count_y, count_x))
+            part_weight = windows_at(weight, starts, (count_y, count_x))
         ext = torch.stack([p[0] for p in pairs])  # (K, Cs, big_h, big_w)
         m_l = box_valid(ext, window)
         m_ll = box_valid(ext * ext, window)

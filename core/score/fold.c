@@ -518,6 +518,18 @@ void mosaic_ivf(const float *queries, int64_t dim, const float *padded, int64_t 
     }
 }
 
+/* Put value (column col) into a row's ascending list of its k best (filled of them so far). */
+static inline void knn_insert(float *kept, int64_t *best, int64_t *filled, int64_t k, float value, int64_t col) {
+    int64_t at = *filled < k ? (*filled)++ : k - 1;
+    while (at > 0 && value < kept[at - 1]) {
+        kept[at] = kept[at - 1];
+        best[at] = best[at - 1];
+        at--;
+    }
+    kept[at] = value;
+    best[at] = col;
+}
+
 /*
  * The k smallest of every row of distance (rows, cols), ascending, into out (rows, k) as column
  * indices; equal distances keep the lower column first. 1 <= k <= cols, k small (the list lives on
@@ -527,21 +539,10 @@ void mosaic_ivf(const float *queries, int64_t dim, const float *padded, int64_t 
 void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k, int64_t *out) {
     for (int64_t r = 0; r < rows; r++) {
         const float *d = distance + r * cols;
-        int64_t *best = out + r * k;
         float kept[k];
         int64_t n = 0;
-        for (int64_t j = 0; j < cols; j++) {
-            float value = d[j];
-            if (n == k && !(value < kept[k - 1])) continue;
-            int64_t i = n < k ? n++ : k - 1;
-            while (i > 0 && value < kept[i - 1]) {
-                kept[i] = kept[i - 1];
-                best[i] = best[i - 1];
-                i--;
-            }
-            kept[i] = value;
-            best[i] = j;
-        }
+        for (int64_t j = 0; j < cols; j++)
+            if (n < k || d[j] < kept[k - 1]) knn_insert(kept, out + r * k, &n, k, d[j], j);
     }
 }
 
@@ -558,18 +559,6 @@ void mosaic_nearest(const float *distance, int64_t rows, int64_t cols, int64_t k
  */
 #define KNN_MAX_K 64
 int mosaic_knn_max_k(void) { return KNN_MAX_K; }
-
-/* Put value (column col) into a row's ascending list of its k best (filled of them so far). */
-static inline void knn_insert(float *kept, int64_t *best, int64_t *filled, int64_t k, float value, int64_t col) {
-    int64_t at = *filled < k ? (*filled)++ : k - 1;
-    while (at > 0 && value < kept[at - 1]) {
-        kept[at] = kept[at - 1];
-        best[at] = best[at - 1];
-        at--;
-    }
-    kept[at] = value;
-    best[at] = col;
-}
 
 void mosaic_knn(const float *queries, int64_t rows, int64_t dim, const float *panel, const float *norms,
                 int64_t cols, int64_t k, float *out_dist, int64_t *out_index, int threads) {
