@@ -30,6 +30,7 @@
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
 
 #define CHUNK 512 /* columns per online-softmax chunk (a multiple of 8) */
 #define ROWS 4    /* query rows computed together by mosaic_fused */
@@ -1017,6 +1018,356 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
 }
 
 /*
+ * mosaic_shared: the pairs of bbels's shared runs on both axes (interior pixel p, interior library position
+ * q, any offset: r = P / 2 <= p_y, q_y < H - r and the same on x; P odd), the bulk of a bbels step, folded
+ * row by row along the library positions instead of offset by offset.
+ *
+ * For a query row p_y and a library row q_y, V[a][b] = sum_{v < P} sum_c x_c(p_y + v, r + a) phi_c(q_y + v,
+ * r + b) (a, b < W: the window columns) holds every column pair's sum down the windows; the window sum of
+ * pixel p_x = r + i against position q_x = r + j is the diagonal sum S = sum_{u < P} V[i + u][j + u]. V
+ * moves down a row by two outer products per channel (the row entering, the row leaving; summed afresh every
+ * RESTART_V rows); the diagonal sums D[i][d] = S(i, i + d) move to the next pixel by two loads per 16
+ * (summed afresh every RESTART_D pixels). The logits of one pixel against one library row are then
+ * contiguous: their softmax is taken along the row in vectors of 16 (its maximum, its sums) and merged into
+ * the pixel's state, so the state is touched once per row of positions, not once per position.
+ * Same arguments as mosaic_offsets without the descriptors; the state of pixels outside the shared block is
+ * not touched. Scratch: threads * mosaic_shared_scratch(H, W, P) floats.
+ */
+#define SPAD 16      /* zero columns on each side of V's rows */
+#define RESTART_D 16 /* pixels between direct diagonal sums (at most SPAD) */
+#define RESTART_V 16 /* rows between direct column sums */
+#define SHARED_MAX_CHANNELS 4
+#ifndef SHARED_GROUP
+#define SHARED_GROUP 4 /* library images folded together */
+#endif
+
+static inline v16f splat16(float x) {
+    v16f r = {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+    return r;
+}
+
+static inline v16f and16(v16f a, v16i mask) { return (v16f)((v16i)a & mask); }
+
+static inline v16f max16(v16f a, v16f b) {
+#if defined(__AVX512F__)
+    return (v16f)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+    return (v16f)(((v16i)a & (v16i)(a > b)) | ((v16i)b & ~(v16i)(a > b)));
+#endif
+}
+
+static inline v16f floor16(v16f x) {
+#if defined(__AVX512F__)
+    return (v16f)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+#else
+    v16f t = __builtin_convertvector(__builtin_convertvector(x, v16i), v16f);
+    return t - and16(splat16(1.0f), t > x);
+#endif
+}
+
+static inline int any16(v16i mask) {
+#if defined(__AVX512F__)
+    return _mm512_test_epi32_mask((__m512i)mask, (__m512i)mask) != 0;
+#else
+    int32_t lanes[16];
+    memcpy(lanes, &mask, sizeof(lanes));
+    int32_t any = 0;
+    for (int i = 0; i < 16; i++) any |= lanes[i];
+    return any != 0;
+#endif
+}
+
+static inline float hmax16(v16f v) {
+#if defined(__AVX512F__)
+    return _mm512_reduce_max_ps((__m512)v);
+#else
+    float l[16];
+    memcpy(l, &v, sizeof(l));
+    float r = l[0];
+    for (int i = 1; i < 16; i++) r = l[i] > r ? l[i] : r;
+    return r;
+#endif
+}
+
+static inline float hsum16(v16f v) {
+    float l[16];
+    memcpy(l, &v, sizeof(l));
+    return sum8(load8(l)) + sum8(load8(l + 8));
+}
+
+/* exp(x) for x in [-87, 0], 16 lanes (exp8's polynomial). */
+static inline v16f exp16(v16f x) {
+    v16f tf = floor16(x * splat16(1.44269504088896341f) + splat16(0.5f));
+    v16i n = __builtin_convertvector(tf, v16i);
+    v16f r = x - tf * splat16(0.693359375f) - tf * splat16(-2.12194440e-4f);
+    v16f y = splat16(1.9875691500e-4f);
+    y = y * r + splat16(1.3981999507e-3f);
+    y = y * r + splat16(8.3334519073e-3f);
+    y = y * r + splat16(4.1665795894e-2f);
+    y = y * r + splat16(1.6666665459e-1f);
+    y = y * r + splat16(5.0000001201e-1f);
+    y = y * (r * r) + r + splat16(1.0f);
+    v16i bits = (n + 127) << 23;
+    return y * (v16f)bits;
+}
+
+static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* V's row stride for window rows of a columns: SPAD zero columns before, enough after for the
+   diagonal sums' whole vectors */
+static int64_t shared_stride(int64_t a) { return round16(SPAD + a + 32); }
+
+int64_t mosaic_shared_scratch(int64_t height, int64_t width, int64_t patch) {
+    (void)height;
+    int64_t size = width - 2 * (patch / 2), a = size + patch - 1;
+    int64_t drow = round16(size + RESTART_D + 16), seg = round16(size) * SHARED_GROUP + 16;
+    return SHARED_GROUP * (a * shared_stride(a) + 2 * drow) + (2 + SHARED_MAX_CHANNELS) * seg + 64;
+}
+
+/* V = sum_{u < patch} sum_c x_c(row u) phi_c(row u) as outer products over a columns (rows wq, wl apart),
+   8 rows of V at a time (independent sums) */
+static void outer_direct(float *V, int64_t vs, int64_t a, const float *x, int64_t wq, int64_t xplane, const float *l,
+                         int64_t wl, int64_t lplane, int64_t channels, int64_t patch) {
+    for (int64_t j = 0; j < a; j += 16) {
+        for (int64_t i0 = 0; i0 < a; i0 += 8) {
+            v16f acc[8];
+            for (int k = 0; k < 8; k++) acc[k] = splat16(0.0f);
+            int64_t rows = a - i0 < 8 ? a - i0 : 8;
+            for (int64_t u = 0; u < patch; u++)
+                for (int64_t c = 0; c < channels; c++) {
+                    v16f lv = load16(l + c * lplane + u * wl + j);
+                    const float *xr = x + c * xplane + u * wq + i0; /* rows past a read the window's slack */
+                    for (int k = 0; k < 8; k++) acc[k] += splat16(xr[k]) * lv;
+                }
+            for (int64_t k = 0; k < rows; k++) store16(V + (i0 + k) * vs + SPAD + j, acc[k]);
+        }
+    }
+}
+
+/* V += sum_c x_c(in) phi_c(in) - x_c(out) phi_c(out): V moved down a row, in one pass */
+static inline __attribute__((always_inline)) void outer_move(float *V, int64_t vs, int64_t a, const float *xin,
+                                                              const float *xout, int64_t xplane, const float *lin,
+                                                              const float *lout, int64_t lplane, int64_t channels) {
+    for (int64_t j = 0; j < a; j += 16) {
+        v16f li[SHARED_MAX_CHANNELS], lo[SHARED_MAX_CHANNELS];
+        for (int64_t c = 0; c < channels; c++) {
+            li[c] = load16(lin + c * lplane + j);
+            lo[c] = load16(lout + c * lplane + j);
+        }
+        for (int64_t i = 0; i < a; i++) {
+            float *vp = V + i * vs + SPAD + j;
+            v16f acc = load16(vp);
+            for (int64_t c = 0; c < channels; c++)
+                acc += splat16(xin[c * xplane + i]) * li[c] - splat16(xout[c * xplane + i]) * lo[c];
+            store16(vp, acc);
+        }
+    }
+}
+
+/*
+ * Fold the logits lb[0 .. n) (n a multiple of 16; lanes without a position far below every logit, top their
+ * maximum) of one pixel, with centres cb + c * n, into the pixel's state at idx: their own softmax (maximum,
+ * sums), then the log-sum-exp merge of merge_states. ids[k]: the library id of logit k.
+ */
+static inline __attribute__((always_inline)) void fold_row(const float *lb, int64_t n, float top, const float *cb,
+                                                            int64_t channels, PixelState st, int64_t idx,
+                                                            int64_t id0, int64_t seg, int64_t id_seg,
+                                                            float floor_value) {
+    float mp = st.m[idx];
+    if (top < mp + floor_value) return; /* nothing above the pixel's floor */
+    const v16f fl = splat16(floor_value), topv = splat16(top);
+    v16f zero = splat16(0.0f), sv = zero, tv = zero, vv[SHARED_MAX_CHANNELS] = {zero, zero, zero, zero};
+    for (int64_t j = 0; j < n; j += 16) {
+        v16f z = load16(lb + j) - topv;
+        v16i keep = (v16i)(z >= fl);
+        if (!any16(keep)) continue;
+        v16f zc = max16(z, fl);
+        v16f e = and16(exp16(zc), keep);
+        sv += e;
+        tv += e * zc;
+        for (int64_t c = 0; c < channels; c++) vv[c] += e * load16(cb + c * n + j);
+    }
+    float sr = hsum16(sv), tr = hsum16(tv);
+    float *vp = st.v + idx;
+    if (top > mp) {
+        float da = mp - top, sa = da < floor_value ? 0.0f : exp1(da);
+        float sp = st.s[idx];
+        st.t[idx] = (sa > 0.0f ? sa * (st.t[idx] + da * sp) : 0.0f) + tr;
+        st.s[idx] = sa * sp + sr;
+        for (int64_t c = 0; c < channels; c++) vp[c * st.plane] = sa * vp[c * st.plane] + hsum16(vv[c]);
+        st.m[idx] = top;
+        int64_t first = 0;
+        while (lb[first] != top) first++; /* the first maximum, in library order */
+        st.arg[idx] = id0 + first / seg * id_seg + first % seg;
+    } else {
+        float db = top - mp, sb = exp1(db);
+        st.t[idx] += sb * (tr + db * sr);
+        st.s[idx] += sb * sr;
+        for (int64_t c = 0; c < channels; c++) vp[c * st.plane] += sb * hsum16(vv[c]);
+    }
+}
+
+/* The shared block of library images n .. n + g - 1 (g <= SHARED_GROUP), folded together: one pixel's rows of
+   all g images make one row of logits. */
+static void shared_group(const float *xb, int64_t channels, int64_t hq, int64_t wq, const float *ln, int64_t g,
+                         int64_t hl, int64_t wl, const float *sqn, const float *cn, int64_t height, int64_t width,
+                         int64_t patch, float k1, float k2, int64_t id_img, PixelState st, int64_t state_off,
+                         float floor_value, float *scratch) {
+    int64_t r = patch / 2, sy = height - 2 * r, sx = width - 2 * r, a = sx + patch - 1;
+    int64_t vs = shared_stride(a), drow = round16(sx + RESTART_D + 16), sstr = round16(sx), n = g * sstr;
+    int64_t ws = width + 8, hws = height * ws, hw = height * width;
+    /* per image: V, and two buffers of diagonal sums (the next pixel's written while the current pixel's are
+       read: a load that straddles stores still in flight would wait for them) */
+    float *Vs = scratch, *Ds = Vs + SHARED_GROUP * a * vs, *lk = Ds + SHARED_GROUP * 2 * drow;
+    float *lb = lk + SHARED_GROUP * sstr + 16, *cb = lb + SHARED_GROUP * sstr + 16;
+    int64_t xplane = hq * wq, lplane = hl * wl, limage = channels * lplane;
+    const v16f k1v = splat16(k1);
+    for (int64_t dy = -(sy - 1); dy < sy; dy++) {
+        int64_t py0 = dy < 0 ? r - dy : r, py1 = dy < 0 ? height - r : height - r - dy;
+        for (int64_t py = py0; py < py1; py++) {
+            int64_t qy = py + dy;
+            for (int64_t k = 0; k < g; k++) {
+                /* V for this pair of rows (window rows py .. py + P - 1 and qy .. qy + P - 1) */
+                float *V = Vs + k * a * vs;
+                const float *lnk = ln + k * limage;
+                if ((py - py0) % RESTART_V == 0) {
+                    outer_direct(V, vs, a, xb + py * wq + r, wq, xplane, lnk + qy * wl + r, wl, lplane, channels,
+                                 patch);
+                } else {
+                    const float *xin = xb + (py + patch - 1) * wq + r, *xout = xb + (py - 1) * wq + r;
+                    const float *lin = lnk + (qy + patch - 1) * wl + r, *lout = lnk + (qy - 1) * wl + r;
+                    if (channels == 1)
+                        outer_move(V, vs, a, xin, xout, xplane, lin, lout, lplane, 1);
+                    else if (channels == 3)
+                        outer_move(V, vs, a, xin, xout, xplane, lin, lout, lplane, 3);
+                    else
+                        outer_move(V, vs, a, xin, xout, xplane, lin, lout, lplane, channels);
+                }
+                /* the library row's -k2 |phi_q|^2 (far below every logit past the row's end) and centres */
+                const float *sqy = sqn + k * hws + qy * ws + r;
+                float *lkk = lk + k * sstr;
+                for (int64_t j = 0; j < sx; j++) lkk[j] = -k2 * sqy[j];
+                for (int64_t j = sx; j < sstr; j++) lkk[j] = -1e30f;
+                for (int64_t c = 0; c < channels; c++) {
+                    float *cbc = cb + c * n + k * sstr;
+                    memcpy(cbc, cn + (k * channels + c) * hws + qy * ws + r, (size_t)sx * sizeof(float));
+                    for (int64_t j = sx; j < sstr; j++) cbc[j] = 0.0f;
+                }
+            }
+            int64_t id0 = id_img * hw + qy * width + r;
+            for (int64_t i0 = 0; i0 < sx; i0 += RESTART_D) {
+                int64_t dlo = -(i0 + RESTART_D - 1), ne = sx + RESTART_D - 1;
+                int64_t flip = 0;
+                for (int64_t k = 0; k < g; k++) { /* D[e] = S(i0, i0 + dlo + e) directly */
+                    float *V = Vs + k * a * vs, *D = Ds + k * 2 * drow;
+                    for (int64_t e = 0; e < ne; e += 16) {
+                        v16f acc = splat16(0.0f);
+                        for (int64_t u = 0; u < patch; u++) acc += load16(V + (i0 + u) * vs + SPAD + i0 + u + dlo + e);
+                        store16(D + e, acc);
+                    }
+                }
+                int64_t i1 = i0 + RESTART_D < sx ? i0 + RESTART_D : sx;
+                for (int64_t i = i0; i < i1; i++) {
+                    v16f mr = splat16(-1e30f);
+                    for (int64_t k = 0; k < g; k++) {
+                        const float *V = Vs + k * a * vs;
+                        float *cur = Ds + k * 2 * drow + flip * drow, *next = Ds + k * 2 * drow + (1 - flip) * drow;
+                        if (i + 1 < i1) { /* the next pixel's diagonal sums */
+                            const float *vin = V + (i + patch) * vs + SPAD + i + patch + dlo;
+                            const float *vout = V + i * vs + SPAD + i + dlo;
+                            for (int64_t e = 0; e < ne; e += 16)
+                                store16(next + e, load16(cur + e) + (load16(vin + e) - load16(vout + e)));
+                        }
+                        /* logits of pixel (py, r + i) against q = (qy, r + j): cur[i0 + RESTART_D - 1 - i + j] */
+                        const float *Di = cur + (i0 + RESTART_D - 1 - i);
+                        const float *lkk = lk + k * sstr;
+                        float *lbk = lb + k * sstr;
+                        for (int64_t j = 0; j < sx; j += 16) {
+                            v16f l = k1v * load16(Di + j) + load16(lkk + j);
+                            store16(lbk + j, l);
+                            mr = max16(mr, l);
+                        }
+                    }
+                    flip = 1 - flip;
+                    float top = hmax16(mr);
+                    int64_t idx = state_off + py * ws + r + i;
+                    if (channels == 1)
+                        fold_row(lb, n, top, cb, 1, st, idx, id0, sstr, hw, floor_value);
+                    else if (channels == 3)
+                        fold_row(lb, n, top, cb, 3, st, idx, id0, sstr, hw, floor_value);
+                    else
+                        fold_row(lb, n, top, cb, channels, st, idx, id0, sstr, hw, floor_value);
+                }
+            }
+        }
+    }
+}
+
+void mosaic_shared(const float *xq, int64_t batch, int64_t channels, int64_t hq, int64_t wq, const float *lib,
+                   int64_t n_lib, int64_t hl, int64_t wl, const float *sq, const float *cen, int64_t height,
+                   int64_t width, int64_t patch, float k1, float k2, int64_t id_base, float *m, float *s, float *t,
+                   float *v, int64_t *arg, float floor_value, int threads, float *scratch) {
+    int64_t hws = height * (width + 8);
+    int64_t share = batch >= threads ? 1 : (threads + batch - 1) / batch;
+    int64_t parts = share < n_lib ? share : n_lib;
+    if (parts < 1) parts = 1;
+    int64_t items = batch * parts;
+    int64_t per = mosaic_shared_scratch(height, width, patch);
+    int64_t private_floats = (3 + channels) * hws;
+    float *private = NULL;
+    int64_t *private_arg = NULL;
+    if (parts > 1) {
+        private = malloc((size_t)(items * private_floats) * sizeof(float));
+        private_arg = malloc((size_t)(items * hws) * sizeof(int64_t));
+        if (private == NULL || private_arg == NULL) {
+            free(private);
+            free(private_arg);
+            private = NULL;
+            private_arg = NULL;
+            parts = 1;
+            items = batch;
+        }
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (items > 1 && threads > 1)
+    for (int64_t it = 0; it < items; it++) {
+        int64_t b = it / parts, part = it % parts;
+        int64_t n0 = n_lib * part / parts, n1 = n_lib * (part + 1) / parts;
+        float *mine = scratch + (int64_t)omp_get_thread_num() * per;
+        memset(mine, 0, (size_t)per * sizeof(float)); /* V's zero columns, finite D past its entries */
+        PixelState st = {m, s, t, v + b * (channels - 1) * hws, arg, hws};
+        int64_t state_off = b * hws;
+        if (part > 0) {
+            float *pm = private + it * private_floats;
+            for (int64_t i = 0; i < hws; i++) pm[i] = -FLT_MAX;
+            memset(pm + hws, 0, (size_t)((2 + channels) * hws) * sizeof(float));
+            memset(private_arg + it * hws, 0, (size_t)hws * sizeof(int64_t));
+            PixelState own = {pm, pm + hws, pm + 2 * hws, pm + 3 * hws, private_arg + it * hws, hws};
+            st = own;
+            state_off = 0;
+        }
+        const float *xb = xq + b * channels * hq * wq;
+        for (int64_t n = n0; n < n1; n += SHARED_GROUP) {
+            int64_t g = n1 - n < SHARED_GROUP ? n1 - n : SHARED_GROUP;
+            shared_group(xb, channels, hq, wq, lib + n * channels * hl * wl, g, hl, wl, sq + n * hws,
+                         cen + n * channels * hws, height, width, patch, k1, k2, id_base + n, st, state_off,
+                         floor_value, mine);
+        }
+    }
+    if (parts > 1) {
+        for (int64_t b = 0; b < batch; b++) {
+            for (int64_t part = 1; part < parts; part++) {
+                const float *pm = private + (b * parts + part) * private_floats;
+                merge_states(m + b * hws, s + b * hws, t + b * hws, v + b * channels * hws, arg + b * hws, pm, pm + hws,
+                             pm + 2 * hws, pm + 3 * hws, private_arg + (b * parts + part) * hws, hws, channels, hws,
+                             floor_value);
+            }
+        }
+        free(private);
+        free(private_arg);
+    }
+}
+
+/*
  * mosaic_sq8_scan: the k nearest, by squared L2, of every query among the vectors of the IVF lists it
  * probes, read where FAISS keeps them: an IndexIVFScalarQuantizer (8 bits, a range per dimension, by
  * residual) whose lists are one mapped OnDiskInvertedLists file (core/analyzer/search.py: SQ8Lists).
@@ -1032,8 +1383,6 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
  * -1 and FLT_MAX past the vectors found; 1 <= k <= KNN_MAX_K, dim <= MAX_DIM. Dimensions from active on
  * (0 or dim: none) must be 0 in every query, centre and decoded code (FAISS's zero padding): they are skipped.
  */
-typedef int32_t v16i __attribute__((vector_size(64)));
-
 /* Is any of the 16 distances below limit? */
 static inline int below16(v16f distances, float limit) {
 #if defined(__AVX512F__)

@@ -119,6 +119,11 @@ def _load() -> ctypes.CDLL | None:
     lib.mosaic_offsets.argtypes = [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr, i64, i64, i64, ptr, i64,
                                    f32, f32, i64, *state[:5], f32, int_, ptr]
     lib.mosaic_offsets.restype = None
+    lib.mosaic_shared_scratch.argtypes = [i64, i64, i64]
+    lib.mosaic_shared_scratch.restype = i64
+    lib.mosaic_shared.argtypes = [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr, i64, i64, i64, f32, f32, i64,
+                                  *state[:5], f32, int_, ptr]
+    lib.mosaic_shared.restype = None
     return lib
 
 
@@ -511,4 +516,62 @@ def offsets(
         centres.data_ptr(), height, width, patch_size, descriptors.data_ptr(), descriptors.shape[0], float(k1),
         float(k2), first_image, state.m.data_ptr(), state.s.data_ptr(), state.t.data_ptr(), state.v.data_ptr(),
         state.best.data_ptr(), float(LOGIT_FLOOR_FOR_OFFSETS), threads, scratch.data_ptr(),
+    )
+
+
+#: Most channels :func:`shared` folds (``SHARED_MAX_CHANNELS`` in ``fold.c``).
+SHARED_MAX_CHANNELS = 4
+
+
+def shared_applies(kind: str, channels: int, height: int, width: int, patch_size: int) -> bool:
+    """Whether :func:`shared` can take the shared block of a step: ``bbels`` with an odd patch smaller
+    than the image and at most :data:`SHARED_MAX_CHANNELS` channels."""
+    r = patch_size // 2
+    return (
+        kind == "bbels" and patch_size % 2 == 1 and 2 * r < min(height, width) and channels <= SHARED_MAX_CHANNELS
+    )
+
+
+def shared_scratch(height: int, width: int, patch_size: int) -> int:
+    """Floats of scratch space one thread of :func:`shared` needs."""
+    lib = kernel()
+    assert lib is not None, "shared_scratch() called without an available kernel"
+    return int(lib.mosaic_shared_scratch(height, width, patch_size))
+
+
+def shared(
+    x_win: torch.Tensor,
+    lib_win: torch.Tensor,
+    norms: torch.Tensor,
+    centres: torch.Tensor,
+    patch_size: int,
+    k1: float,
+    k2: float,
+    first_image: int,
+    state: PixelStateLike,
+    scratch: torch.Tensor,
+) -> None:
+    """Fold the pairs of ``bbels``'s shared block (interior pixel, interior library position) of a
+    library chunk into ``state`` (``mosaic_shared`` in ``fold.c``): the same arguments and results as
+    :func:`offsets` given those descriptors, computed along library rows. ``scratch`` at least
+    ``threads · shared_scratch(H, W, P)`` floats."""
+    lib = kernel()
+    assert lib is not None, "shared() called without an available kernel"
+    batch, channels, hq, wq = x_win.shape
+    n, _, hl, wl = lib_win.shape
+    height, width = centres.shape[-2], centres.shape[-1] - 8
+    assert shared_applies("bbels", channels, height, width, patch_size)
+    threads = torch.get_num_threads()
+    assert scratch.numel() >= threads * shared_scratch(height, width, patch_size)
+    for tensor in (x_win, lib_win, norms, centres, state.m, state.s, state.t, state.v, scratch):
+        assert tensor.dtype == torch.float32 and tensor.is_contiguous() and tensor.device.type == "cpu"
+    assert state.best.dtype == torch.int64 and state.best.is_contiguous()
+    assert lib_win.shape[1] == channels and norms.shape == (n, height, width + 8) and centres.shape[:2] == (n, channels)
+    assert state.m.shape == (batch, height, width + 8) and state.v.shape == (batch, channels, height, width + 8)
+    assert hq >= height + patch_size - 1 and wq >= width + patch_size - 1 + 16 and wl >= width + patch_size - 1 + 16
+    lib.mosaic_shared(
+        x_win.data_ptr(), batch, channels, hq, wq, lib_win.data_ptr(), n, hl, wl, norms.data_ptr(),
+        centres.data_ptr(), height, width, patch_size, float(k1), float(k2), first_image, state.m.data_ptr(),
+        state.s.data_ptr(), state.t.data_ptr(), state.v.data_ptr(), state.best.data_ptr(),
+        float(LOGIT_FLOOR_FOR_OFFSETS), threads, scratch.data_ptr(),
     )

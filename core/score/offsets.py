@@ -132,6 +132,15 @@ def offset_plan(kind: str, height: int, width: int, patch_size: int) -> OffsetPl
     return OffsetPlan(kind, height, width, patch_size, table, pairs, region, query_rows)
 
 
+def border_descriptors(plan: OffsetPlan) -> torch.Tensor:
+    """The descriptors of ``plan`` outside ``bbels``'s shared block (interior pixels against interior
+    positions), which :func:`core.score.native.shared` folds on its own."""
+    r = plan.patch_size // 2
+    d = plan.descriptors
+    inside = (d[:, 0] >= r) & (d[:, 1] <= plan.height - r) & (d[:, 2] >= r) & (d[:, 3] <= plan.width - r)
+    return d[~inside].contiguous()
+
+
 def _circular_index(length: int, before: int, total: int) -> torch.Tensor:
     return (torch.arange(total) - before) % length
 
@@ -298,9 +307,14 @@ def offset_score(
     state = PixelSoftmax(batch, channels, height, width, x)
     per_call = max(1, PAIRS_PER_CALL // max(1, plan.pairs * batch))
     step = max(1, min(images_per_chunk, per_call))
+    descriptors = plan.descriptors
+    shared = use_native and native.shared_applies(kind, channels, height, width, patch_size)
     if use_native:
         threads = torch.get_num_threads()
         scratch = x.new_empty(threads * native.offsets_scratch(height, width, patch_size))
+        if shared:
+            descriptors = border_descriptors(plan)
+            shared_scratch = x.new_empty(threads * native.shared_scratch(height, width, patch_size))
     for start in range(0, num, step):
         raise_if_cancelled(should_cancel)
         chunk = library[start : start + step]
@@ -308,7 +322,10 @@ def offset_score(
         norms = F.pad(patch_norms(chunk, kind, patch_size), (0, STATE_PAD)).contiguous()
         centres = F.pad(chunk, (0, STATE_PAD)).contiguous()
         if use_native:
-            native.offsets(x_win, lib_win, norms, centres, plan.descriptors, patch_size, k1, k2, start, state, scratch)
+            if shared:
+                native.shared(x_win, lib_win, norms, centres, patch_size, k1, k2, start, state, shared_scratch)
+            if descriptors.shape[0]:
+                native.offsets(x_win, lib_win, norms, centres, descriptors, patch_size, k1, k2, start, state, scratch)
         else:
             _torch_chunk(state, x_win, lib_win, norms, centres, plan, k1, k2, start)
     s, t, v, best = state.s[..., :width], state.t[..., :width], state.v[..., :width], state.best[..., :width]

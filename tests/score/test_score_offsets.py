@@ -206,3 +206,84 @@ def test_patch_norms_are_the_squared_norms_of_the_patches(kind):
         1,
     )
     torch.testing.assert_close(patch_norms(library, kind, 5), expected, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_the_shared_block_matches_brute_force_on_long_rows_and_many_images(channels, softmax_path):
+    """bbels's interior pairs go through ``mosaic_shared`` with the kernel: column sums moved down by
+    outer products and summed afresh every 16 rows, diagonal sums moved along and summed afresh every
+    16 pixels, library images folded 4 at a time; interiors of more than 16 pixels each way, 6 images
+    (groups of 4 and 2, or of 3 per thread), on 1, 2 and 3 threads (the library split between them)."""
+    if softmax_path != "native":
+        pytest.skip("the shared block is the kernel's")
+    library, x = _data((1, channels, 20, 19, 6), seed=7)
+    before = torch.get_num_threads()
+    try:
+        for threads, patch, ab in ((1, 3, 0.3), (2, 5, 0.9), (3, 3, 0.97)):
+            torch.set_num_threads(threads)
+            result = denoise(x, ab, library, "bbels", patch, path="offsets")
+            x0, sources, entropy, _ = reference_denoise(x.numpy(), ab, library.numpy(), "bbels", patch)
+            np.testing.assert_allclose(result.x0.numpy(), x0, atol=2e-4, rtol=1e-4)
+            np.testing.assert_array_equal(result.sources.numpy(), sources)
+            np.testing.assert_allclose(result.entropy.numpy(), entropy, atol=2e-4, rtol=1e-3)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_shared_block_keeps_the_first_of_tied_sources_across_groups(softmax_path):
+    """Copies of one library image twice in the first group of 4 and once in the second: every
+    interior pixel's source is the first copy, as in the brute force (library order)."""
+    if softmax_path != "native":
+        pytest.skip("the shared block is the kernel's")
+    library, _ = _data((1, 1, 18, 18, 4), seed=8)
+    library = torch.cat([library[:3], library[1:2], library[3:], library[1:2]])
+    gen = torch.Generator().manual_seed(9)
+    x = library[1:2] + 0.02 * torch.randn(1, 1, 18, 18, generator=gen)
+    before = torch.get_num_threads()
+    try:
+        for threads, ab in ((1, 0.5), (1, 0.99), (2, 0.99)):  # one thread: all groups in one state
+            torch.set_num_threads(threads)
+            result = denoise(x, ab, library, "bbels", 3, path="offsets")
+            x0, sources, _, _ = reference_denoise(x.numpy(), ab, library.numpy(), "bbels", 3)
+            np.testing.assert_allclose(result.x0.numpy(), x0, atol=2e-4, rtol=1e-4)
+            np.testing.assert_array_equal(result.sources.numpy(), sources)
+            assert int((result.sources[..., 0] == 1).sum()) > 200
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_shared_kernel_equals_the_offsets_kernel_on_the_same_pairs(softmax_path):
+    """The same pairs folded by ``mosaic_shared`` (interior) plus ``mosaic_offsets`` (border) and by
+    ``mosaic_offsets`` alone: the same softmax state within float32 (RGB, 40 × 37, P = 7 and 19)."""
+    if softmax_path != "native":
+        pytest.skip("compares the two native kernels")
+    from core.score import native
+    from core.score.offsets import (
+        PixelSoftmax,
+        border_descriptors,
+        library_windows,
+        patch_norms,
+        query_windows,
+    )
+
+    library, _ = _data((1, 3, 40, 37, 6), seed=10)
+    gen = torch.Generator().manual_seed(11)
+    x = library[2:3].flip(-1) + 0.3 * torch.randn(1, 3, 40, 37, generator=gen)
+    threads = torch.get_num_threads()
+    for patch in (7, 19):
+        assert native.shared_applies("bbels", 3, 40, 37, patch)
+        plan = offset_plan("bbels", 40, 37, patch)
+        x_win, lib_win = query_windows(x, "bbels", patch), library_windows(library, "bbels", patch)
+        norms = torch.nn.functional.pad(patch_norms(library, "bbels", patch), (0, 8)).contiguous()
+        centres = torch.nn.functional.pad(library, (0, 8)).contiguous()
+        alone, split = PixelSoftmax(1, 3, 40, 37, x), PixelSoftmax(1, 3, 40, 37, x)
+        scratch = x.new_empty(threads * native.offsets_scratch(40, 37, patch))
+        native.offsets(x_win, lib_win, norms, centres, plan.descriptors, patch, 0.8, 0.4, 0, alone, scratch)
+        shared_scratch = x.new_empty(threads * native.shared_scratch(40, 37, patch))
+        native.shared(x_win, lib_win, norms, centres, patch, 0.8, 0.4, 0, split, shared_scratch)
+        border = border_descriptors(plan)
+        assert 0 < border.shape[0] < plan.descriptors.shape[0]
+        native.offsets(x_win, lib_win, norms, centres, border, patch, 0.8, 0.4, 0, split, scratch)
+        for name in ("m", "s", "t", "v"):
+            torch.testing.assert_close(getattr(split, name), getattr(alone, name), atol=1e-3, rtol=1e-4)
+        assert torch.equal(split.best, alone.best)
