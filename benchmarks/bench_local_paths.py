@@ -7,6 +7,8 @@ measured and estimated seconds (``core.score.paths.step_seconds``) and least-squ
 ``core/score/paths.py``:
 
     python benchmarks/bench_local_paths.py --library photos --sizes 32 64 --out /tmp/bench_paths.json
+
+``--include`` adds the steps of earlier outputs (other libraries) to the fit.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.score import denoise, patch_schedule  # noqa: E402
-from core.score.offsets import offset_plan  # noqa: E402
-from core.score.paths import StepShape, gemm_work, step_seconds  # noqa: E402
+from core.score.paths import StepShape, gemm_work, offset_features, step_seconds  # noqa: E402
 from core.score.schedules import alpha_bar  # noqa: E402
 
 
@@ -45,12 +46,11 @@ def fit_costs(rows: list[dict]) -> dict:
     fit: dict = {"offsets": {}}
     for kind in sorted({r["kind"] for r in rows if "offsets" in r}):
         off = [r for r in rows if "offsets" in r and r["kind"] == kind]
-        a = np.array(
-            [[r["region"], r["offset_pairs"], r["offset_pairs"] * r["noise"], r["offset_rows"], 1.0] for r in off]
-        )
+        terms = sorted({name for r in off for name in r["features"]})
+        a = np.array([[r["features"].get(name, 0.0) for name in terms] + [1.0] for r in off])
         y = np.array([r["offsets"] for r in off])
         costs = nnls(a / y[:, None], np.ones(len(y)))[0]
-        fit["offsets"][kind] = costs.tolist()
+        fit["offsets"][kind] = dict(zip([*terms, "step"], costs.tolist(), strict=True))
         for r, predicted in zip(off, a @ costs, strict=True):
             r["offsets_fitted"] = float(predicted)
     gem = [r for r in rows if "gemm" in r]
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--max-gemm-seconds", type=float, default=40.0, help="skip GEMM steps estimated longer")
     parser.add_argument("--every", type=int, default=3, help="time every n-th step of the schedule")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_local_paths.json"))
+    parser.add_argument("--include", type=Path, nargs="*", default=[], help="earlier outputs whose steps join the fit")
     args = parser.parse_args()
     rows = []
     for size in args.sizes:
@@ -94,12 +95,9 @@ def main() -> None:
                 shape = StepShape(kind, size, size, channels, args.batch, n, patch)
                 estimate = step_seconds(shape, alpha_bar=ab)
                 flops, pairs = gemm_work(shape)
-                plan = offset_plan(kind, size, size, patch)
                 row = {"size": size, "kind": kind, "patch": patch, "t": round(1.0 - (step + 1) / 20, 2),
-                       "flops": flops, "pairs": pairs, "region": plan.region * channels * args.batch * n,
-                       "offset_pairs": plan.pairs * args.batch * n, "offset_rows": plan.rows * args.batch * n,
-                       "noise": 1.0 - ab,
-                       "estimate": estimate}
+                       "flops": flops, "pairs": pairs, "features": offset_features(shape, alpha_bar=ab),
+                       "noise": 1.0 - ab, "estimate": estimate}
                 results = {}
                 for path in ("offsets", "gemm"):
                     if path == "gemm" and estimate["gemm"] > args.max_gemm_seconds:
@@ -114,9 +112,10 @@ def main() -> None:
                     f"{p} {row[p]:6.2f} s (est {estimate[p]:6.2f})" for p in ("offsets", "gemm") if p in row
                 )
                 print(f"{size:4d} px {kind:5s} P={patch:3d} t={row['t']:.2f}  {measured}", flush=True)
-    fit = fit_costs(rows)
+    earlier = [row for path in args.include for row in json.loads(path.read_text())["rows"]]
+    fit = fit_costs(rows + earlier)
     for kind, costs in fit["offsets"].items():
-        print(f"offsets fit for {kind} (region, pair, noisy pair, row, step):", costs)
+        print(f"offsets fit for {kind}:", {name: f"{value:.3g}" for name, value in costs.items()})
     print("gemm fit (seconds per flop, per pair, per step):", fit.get("gemm"))
     args.out.write_text(json.dumps({"rows": rows, "fit": fit, "load": os.getloadavg()}, indent=1))
 

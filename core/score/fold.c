@@ -1035,7 +1035,7 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
  */
 #define SPAD 16      /* zero columns on each side of V's rows */
 #define RESTART_D 16 /* pixels between direct diagonal sums (at most SPAD) */
-#define RESTART_V 16 /* rows between direct column sums */
+#define RESTART_V 16 /* rows between direct column sums (twice as many for patches over 16: as mosaic_offsets) */
 #define SHARED_MAX_CHANNELS 4
 #ifndef SHARED_GROUP
 #define SHARED_GROUP 4 /* library images folded together */
@@ -1221,6 +1221,7 @@ static void shared_group(const float *xb, int64_t channels, int64_t hq, int64_t 
     float *Vs = scratch, *Ds = Vs + SHARED_GROUP * a * vs, *lk = Ds + SHARED_GROUP * 2 * drow;
     float *lb = lk + SHARED_GROUP * sstr + 16, *cb = lb + SHARED_GROUP * sstr + 16;
     int64_t xplane = hq * wq, lplane = hl * wl, limage = channels * lplane;
+    int64_t restart_v = patch <= 16 ? RESTART_V : 2 * RESTART_V;
     const v16f k1v = splat16(k1);
     for (int64_t dy = -(sy - 1); dy < sy; dy++) {
         int64_t py0 = dy < 0 ? r - dy : r, py1 = dy < 0 ? height - r : height - r - dy;
@@ -1230,7 +1231,7 @@ static void shared_group(const float *xb, int64_t channels, int64_t hq, int64_t 
                 /* V for this pair of rows (window rows py .. py + P - 1 and qy .. qy + P - 1) */
                 float *V = Vs + k * a * vs;
                 const float *lnk = ln + k * limage;
-                if ((py - py0) % RESTART_V == 0) {
+                if ((py - py0) % restart_v == 0) {
                     outer_direct(V, vs, a, xb + py * wq + r, wq, xplane, lnk + qy * wl + r, wl, lplane, channels,
                                  patch);
                 } else {

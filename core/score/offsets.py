@@ -202,9 +202,54 @@ def working_bytes(
     padded = channels * (height + patch_size) * (width + patch_size + SLACK)
     norm_sums = NORM_IMAGES * padded * (4 + 3 * 8)
     state = batch * (channels + 4) * height * (width + STATE_PAD) * 4
-    scratch = 4 * torch.get_num_threads() * scratch_floats(height, width, patch_size)
+    threads = torch.get_num_threads()
+    scratch = 4 * threads * scratch_floats(height, width, patch_size)
+    if kind == "bbels":  # the shared block's kernel: its scratch, and a state per thread when it splits the library
+        scratch += 4 * threads * shared_scratch_floats(height, width, patch_size) + threads * state
     chunk = 2 * images * bytes_per_image(channels, height, width, patch_size, kind)
     return chunk + norm_sums + 2 * state + scratch
+
+
+def shared_scratch_floats(height: int, width: int, patch_size: int) -> int:
+    """Floats of scratch space per thread of the shared-block kernel (``mosaic_shared_scratch``)."""
+    group, pad, restart, max_channels = 4, 16, 16, 4  # SHARED_GROUP, SPAD, RESTART_D, SHARED_MAX_CHANNELS
+    size = width - 2 * (patch_size // 2)
+    a = size + patch_size - 1
+    stride = -(-(pad + a + 32) // 16) * 16
+    drow = -(-(size + restart + 16) // 16) * 16
+    seg = -(-size // 16) * 16 * group + 16
+    return group * (a * stride + 2 * drow) + (2 + max_channels) * seg + 64
+
+
+@dataclass(frozen=True)
+class SharedWork:
+    """The work of ``bbels``'s shared block per sample and library image (:func:`core.score.native.shared`):
+    ``columns`` column sums moved down a row (``rows of pairs × a² × C``), ``pairs`` (pixel, position)
+    pairs, and the rest of the plan (``border``: region, pairs and rows of the other descriptors)."""
+
+    columns: int
+    pairs: int
+    border_region: int
+    border_pairs: int
+    border_rows: int
+
+
+@lru_cache(maxsize=64)
+def shared_work(height: int, width: int, channels: int, patch_size: int) -> SharedWork:
+    plan = offset_plan("bbels", height, width, patch_size)
+    r = patch_size // 2
+    sy, sx = height - 2 * r, width - 2 * r
+    a = sx + patch_size - 1
+    border = border_descriptors(plan)
+    rows, cols = border[:, 1] - border[:, 0], border[:, 3] - border[:, 2]
+    p = patch_size - 1
+    return SharedWork(
+        columns=sy * sy * a * a * channels,
+        pairs=sy * sy * sx * sx,
+        border_region=int(((rows + p) * (cols + p)).sum()),
+        border_pairs=int((rows * cols).sum()),
+        border_rows=int(rows.sum()),
+    )
 
 
 def scratch_floats(height: int, width: int, patch_size: int) -> int:

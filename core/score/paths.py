@@ -21,7 +21,7 @@ import torch
 
 from core.score import native
 from core.score.kinds import group_buckets
-from core.score.offsets import PAIRS_PER_CALL, offset_plan
+from core.score.offsets import PAIRS_PER_CALL, offset_plan, shared_work
 
 #: The GEMM path: seconds per flop, per logit and per step. Native: least squares over 40 els/bbels
 #: steps at 16–64 px on ``photos``, ``faces`` and ``digits`` (``bench_local_paths.py``; every step
@@ -43,19 +43,29 @@ class OffsetCosts:
     noisy_pair: float
     row: float
     step: float
+    #: ``bbels``'s shared block on the kernel (:class:`core.score.offsets.SharedWork`): per column sum
+    #: moved down a row and channel, per pair, per pair weighted by the noise.
+    shared_column: float = 0.0
+    shared_pair: float = 0.0
+    shared_noisy_pair: float = 0.0
 
 
 #: Fitted like the GEMM path, per kind: non-negative least squares on relative error over 41 steps
 #: per kind at 16–64 px on ``photos``, ``faces`` and ``digits`` after the kernel's fast fold path
 #: (``bench_local_paths.py``, BENCHMARKS.md; every step within ×0.68–×1.17 of its measured time for
-#: els, ×0.5–×1.41 ls; bbels ×0.34–×1.3 with its fixed cost per step held at 6 ms, which whole runs
-#: of 16 px measure, the smallest steps being the low end). PyTorch: 16 px with 50 library images (mostly Python work
+#: els, ×0.5–×1.41 ls). bbels, refitted with its shared block on ``mosaic_shared`` (2026-12-07, 57
+#: steps at 16–64 px on the three libraries): ×0.55–×1.34 of every step but one 16 px ``digits``
+#: step (×0.26); the column sums' cost is collinear with the pairs' and fits to 0. PyTorch: 16 px
+#: with 50 library images (mostly Python work
 #: per descriptor and library chunk: only the fallback without a compiler; there the GEMM path
 #: nearly always wins, and always for ``ls``).
 OFFSET_COSTS = {
     ("native", "ls"): OffsetCosts(region=3.2e-9, pair=0.0, noisy_pair=0.0, row=3.4e-7, step=0.0),
     ("native", "els"): OffsetCosts(region=3.1e-11, pair=1.7e-10, noisy_pair=5.6e-10, row=1.5e-8, step=0.0),
-    ("native", "bbels"): OffsetCosts(region=7.5e-11, pair=0.0, noisy_pair=8.4e-10, row=9.2e-9, step=0.006),
+    ("native", "bbels"): OffsetCosts(
+        region=2.57e-10, pair=0.0, noisy_pair=1.83e-9, row=4.16e-8, step=0.00137,
+        shared_column=0.0, shared_pair=3.58e-10, shared_noisy_pair=3.29e-10,
+    ),
     ("torch", "els"): OffsetCosts(region=1.3e-9, pair=1.6e-8, noisy_pair=0.0, row=0.0, step=0.0),
     ("torch", "bbels"): OffsetCosts(region=1.3e-9, pair=1.6e-8, noisy_pair=0.0, row=0.0, step=0.0),
 }
@@ -96,6 +106,34 @@ def gemm_work(shape: StepShape, max_patches: int | None = None) -> tuple[float, 
     return 2.0 * dim * pairs, pairs
 
 
+def offset_features(shape: StepShape, impl: str = "native", alpha_bar: float = 0.5) -> dict[str, float]:
+    """The work of one evaluation on the offsets path, by :class:`OffsetCosts` term (all samples and
+    library images): ``bbels`` on the kernel folds its shared block apart (``shared_*``), the rest
+    by descriptors."""
+    images = shape.batch * shape.num_library
+    noise = 1.0 - alpha_bar
+    if impl == "native" and native.shared_applies(
+        shape.kind, shape.channels, shape.height, shape.width, shape.patch_size
+    ):
+        work = shared_work(shape.height, shape.width, shape.channels, shape.patch_size)
+        return {
+            "region": images * work.border_region * shape.channels,
+            "pair": images * work.border_pairs,
+            "noisy_pair": images * work.border_pairs * noise,
+            "row": images * work.border_rows,
+            "shared_column": images * work.columns,
+            "shared_pair": images * work.pairs,
+            "shared_noisy_pair": images * work.pairs * noise,
+        }
+    plan = offset_plan(shape.kind, shape.height, shape.width, shape.patch_size)
+    return {
+        "region": images * plan.region * shape.channels,
+        "pair": images * plan.pairs,
+        "noisy_pair": images * plan.pairs * noise,
+        "row": images * plan.rows,
+    }
+
+
 def step_seconds(shape: StepShape, impl: str = "native", alpha_bar: float = 0.5) -> dict[str, float]:
     """Estimated seconds of one evaluation at noise level ``alpha_bar`` on each path (``impl``: see
     :func:`implementation`). Kinds without fitted offsets costs (``is``; ``ls`` on the PyTorch
@@ -104,16 +142,11 @@ def step_seconds(shape: StepShape, impl: str = "native", alpha_bar: float = 0.5)
     gemm = flops / GEMM_FLOPS_PER_SECOND[impl] + pairs * SECONDS_PER_LOGIT[impl] + GEMM_SECONDS_PER_STEP[impl]
     if (impl, shape.kind) not in OFFSET_COSTS:
         return {"gemm": gemm, "offsets": float("inf")}
-    plan = offset_plan(shape.kind, shape.height, shape.width, shape.patch_size)
     costs = OFFSET_COSTS[(impl, shape.kind)]
-    images = shape.batch * shape.num_library
-    offsets = images * (
-        plan.region * shape.channels * costs.region
-        + plan.pairs * (costs.pair + (1.0 - alpha_bar) * costs.noisy_pair)
-        + plan.rows * costs.row
-    )
-    offsets += costs.step
+    features = offset_features(shape, impl, alpha_bar)
+    offsets = sum(getattr(costs, name) * value for name, value in features.items()) + costs.step
     if impl == "torch":
+        plan = offset_plan(shape.kind, shape.height, shape.width, shape.patch_size)
         per_call = max(1, PAIRS_PER_CALL // max(1, plan.pairs * shape.batch))
         offsets += plan.descriptors.shape[0] * math.ceil(shape.num_library / per_call) * TORCH_SECONDS_PER_DESCRIPTOR
     return {"gemm": gemm, "offsets": offsets}

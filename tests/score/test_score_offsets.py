@@ -181,12 +181,14 @@ def test_the_cost_model_picks_the_cheaper_path():
 
 def test_the_scratch_estimate_matches_the_kernel(softmax_path):
     from core.score import native
-    from core.score.offsets import scratch_floats
+    from core.score.offsets import scratch_floats, shared_scratch_floats
 
     if softmax_path != "native":
         pytest.skip("the kernel is off")
     for height, width, patch in ((8, 8, 3), (64, 64, 51), (128, 128, 255), (33, 17, 9)):
         assert scratch_floats(height, width, patch) == native.offsets_scratch(height, width, patch)
+    for height, width, patch in ((8, 8, 3), (64, 64, 51), (128, 128, 125), (33, 17, 9), (32, 32, 1)):
+        assert shared_scratch_floats(height, width, patch) == native.shared_scratch(height, width, patch)
 
 
 @pytest.mark.parametrize("kind", ["ls", "els", "bbels"])
@@ -254,7 +256,8 @@ def test_the_shared_block_keeps_the_first_of_tied_sources_across_groups(softmax_
 
 def test_the_shared_kernel_equals_the_offsets_kernel_on_the_same_pairs(softmax_path):
     """The same pairs folded by ``mosaic_shared`` (interior) plus ``mosaic_offsets`` (border) and by
-    ``mosaic_offsets`` alone: the same softmax state within float32 (RGB, 40 × 37, P = 7 and 19)."""
+    ``mosaic_offsets`` alone: the same softmax state within float32 (RGB, 70 × 37, P = 7 and 19: column
+    sums summed afresh every 16 and every 32 rows)."""
     if softmax_path != "native":
         pytest.skip("compares the two native kernels")
     from core.score import native
@@ -266,20 +269,20 @@ def test_the_shared_kernel_equals_the_offsets_kernel_on_the_same_pairs(softmax_p
         query_windows,
     )
 
-    library, _ = _data((1, 3, 40, 37, 6), seed=10)
+    library, _ = _data((1, 3, 70, 37, 6), seed=10)
     gen = torch.Generator().manual_seed(11)
-    x = library[2:3].flip(-1) + 0.3 * torch.randn(1, 3, 40, 37, generator=gen)
+    x = library[2:3].flip(-1) + 0.3 * torch.randn(1, 3, 70, 37, generator=gen)
     threads = torch.get_num_threads()
     for patch in (7, 19):
-        assert native.shared_applies("bbels", 3, 40, 37, patch)
-        plan = offset_plan("bbels", 40, 37, patch)
+        assert native.shared_applies("bbels", 3, 70, 37, patch)
+        plan = offset_plan("bbels", 70, 37, patch)
         x_win, lib_win = query_windows(x, "bbels", patch), library_windows(library, "bbels", patch)
         norms = torch.nn.functional.pad(patch_norms(library, "bbels", patch), (0, 8)).contiguous()
         centres = torch.nn.functional.pad(library, (0, 8)).contiguous()
-        alone, split = PixelSoftmax(1, 3, 40, 37, x), PixelSoftmax(1, 3, 40, 37, x)
-        scratch = x.new_empty(threads * native.offsets_scratch(40, 37, patch))
+        alone, split = PixelSoftmax(1, 3, 70, 37, x), PixelSoftmax(1, 3, 70, 37, x)
+        scratch = x.new_empty(threads * native.offsets_scratch(70, 37, patch))
         native.offsets(x_win, lib_win, norms, centres, plan.descriptors, patch, 0.8, 0.4, 0, alone, scratch)
-        shared_scratch = x.new_empty(threads * native.shared_scratch(40, 37, patch))
+        shared_scratch = x.new_empty(threads * native.shared_scratch(70, 37, patch))
         native.shared(x_win, lib_win, norms, centres, patch, 0.8, 0.4, 0, split, shared_scratch)
         border = border_descriptors(plan)
         assert 0 < border.shape[0] < plan.descriptors.shape[0]
