@@ -87,12 +87,13 @@ def gemm_efficiency(library: torch.Tensor, labels: torch.Tensor, noise: torch.Te
     gemm = [e for e in prof.key_averages() if e.key in ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm")]
     flops = sum(e.flops for e in gemm)
     gemm_seconds = sum(e.self_cpu_time_total for e in gemm) / 1e6
+    rate = flops / gemm_seconds / 1e9 if gemm_seconds > 0 else None  # None: no step took the GEMM path
     return {
         "single_thread_matmul_gflops": round(single, 1),
         "gemm_gflop": round(flops / 1e9, 1),
         "gemm_seconds": round(gemm_seconds, 2),
-        "gemm_gflops": round(flops / gemm_seconds / 1e9, 1),
-        "gemm_fraction_of_matmul": round(flops / gemm_seconds / 1e9 / single, 3),
+        "gemm_gflops": None if rate is None else round(rate, 1),
+        "gemm_fraction_of_matmul": None if rate is None else round(rate / single, 3),
         "run_seconds_profiled": round(seconds, 2),
     }
 

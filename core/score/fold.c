@@ -1025,21 +1025,20 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
  * For a query row p_y and a library row q_y, V[a][b] = sum_{v < P} sum_c x_c(p_y + v, r + a) phi_c(q_y + v,
  * r + b) (a, b < W: the window columns) holds every column pair's sum down the windows; the window sum of
  * pixel p_x = r + i against position q_x = r + j is the diagonal sum S = sum_{u < P} V[i + u][j + u]. V
- * moves down a row by two outer products per channel (the row entering, the row leaving; summed afresh every
+ * moves down a row by the outer products of the rows entering and leaving, in one pass (summed afresh every
  * RESTART_V rows); the diagonal sums D[i][d] = S(i, i + d) move to the next pixel by two loads per 16
  * (summed afresh every RESTART_D pixels). The logits of one pixel against one library row are then
- * contiguous: their softmax is taken along the row in vectors of 16 (its maximum, its sums) and merged into
- * the pixel's state, so the state is touched once per row of positions, not once per position.
+ * contiguous: with the rows of SHARED_GROUP library images side by side, their softmax is taken along the
+ * row in vectors of 16 (its maximum, its sums) and merged into the pixel's state, so the state is touched
+ * once per row of positions, not once per position. Threads split the library as mosaic_offsets does.
  * Same arguments as mosaic_offsets without the descriptors; the state of pixels outside the shared block is
- * not touched. Scratch: threads * mosaic_shared_scratch(H, W, P) floats.
+ * not touched. Scratch: threads * mosaic_shared_scratch(H, W, P) floats (offsets.py mirrors it).
  */
 #define SPAD 16      /* zero columns on each side of V's rows */
 #define RESTART_D 16 /* pixels between direct diagonal sums (at most SPAD) */
 #define RESTART_V 16 /* rows between direct column sums (twice as many for patches over 16: as mosaic_offsets) */
 #define SHARED_MAX_CHANNELS 4
-#ifndef SHARED_GROUP
 #define SHARED_GROUP 4 /* library images folded together */
-#endif
 
 static inline v16f splat16(float x) {
     v16f r = {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
