@@ -95,23 +95,26 @@ static inline float sum8(v8f v) {
     return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
-/* exp(x) for x in [-87, 0]. */
-static inline v8f exp8(v8f x) {
-    v8f tf = floor8(x * splat(1.44269504088896341f) + splat(0.5f));
-    v8i n = __builtin_convertvector(tf, v8i);
-    v8f r = x - tf * splat(0.693359375f) - tf * splat(-2.12194440e-4f);
-    v8f y = splat(1.9875691500e-4f);
-    y = y * r + splat(1.3981999507e-3f);
-    y = y * r + splat(8.3334519073e-3f);
-    y = y * r + splat(4.1665795894e-2f);
-    y = y * r + splat(1.6666665459e-1f);
-    y = y * r + splat(5.0000001201e-1f);
-    y = y * (r * r) + r + splat(1.0f);
-    v8i bits = (n + 127) << 23;
-    v8f scale;
-    memcpy(&scale, &bits, sizeof(scale));
-    return y * scale;
-}
+/* exp(x) for x in [-87, 0] on a vector type (N lanes): the Cephes single-precision polynomial. */
+#define DEFINE_EXP(name, vf, vi, splat_f, floor_f)                                                              \
+    static inline vf name(vf x) {                                                                               \
+        vf tf = floor_f(x * splat_f(1.44269504088896341f) + splat_f(0.5f));                                     \
+        vi n = __builtin_convertvector(tf, vi);                                                                  \
+        vf r = x - tf * splat_f(0.693359375f) - tf * splat_f(-2.12194440e-4f);                                  \
+        vf y = splat_f(1.9875691500e-4f);                                                                        \
+        y = y * r + splat_f(1.3981999507e-3f);                                                                   \
+        y = y * r + splat_f(8.3334519073e-3f);                                                                   \
+        y = y * r + splat_f(4.1665795894e-2f);                                                                   \
+        y = y * r + splat_f(1.6666665459e-1f);                                                                   \
+        y = y * r + splat_f(5.0000001201e-1f);                                                                   \
+        y = y * (r * r) + r + splat_f(1.0f);                                                                     \
+        vi bits = (n + 127) << 23;                                                                               \
+        vf scale;                                                                                                \
+        memcpy(&scale, &bits, sizeof(scale));                                                                    \
+        return y * scale;                                                                                        \
+    }
+
+DEFINE_EXP(exp8, v8f, v8i, splat, floor8)
 
 static inline float exp1(float x) {
     float lanes[8];
@@ -930,6 +933,68 @@ static void merge_states(float *am, float *as, float *at, float *av, int64_t *aa
     }
 }
 
+/*
+ * The states of a library split between threads: item it = b * parts + part (one band) folds sample b's
+ * library images of its part into the state (part 0) or into a private state of its own, merged into the
+ * state afterwards in part order, so results do not depend on timing.
+ */
+typedef struct {
+    float *floats;        /* m, s, t, v of each item's private state */
+    int64_t *arg;         /* arg of each item's private state */
+    int64_t hws, channels, parts;
+} LibrarySplit;
+
+/* Room for the private states of items items; NULL pointers (no split) where parts == 1 or memory is short. */
+static LibrarySplit split_alloc(int64_t items, int64_t parts, int64_t channels, int64_t hws) {
+    LibrarySplit sp = {NULL, NULL, hws, channels, parts};
+    if (parts < 2) return sp;
+    sp.floats = malloc((size_t)(items * (3 + channels) * hws) * sizeof(float));
+    sp.arg = malloc((size_t)(items * hws) * sizeof(int64_t));
+    if (sp.floats == NULL || sp.arg == NULL) {
+        free(sp.floats);
+        free(sp.arg);
+        sp.floats = NULL;
+        sp.arg = NULL;
+    }
+    return sp;
+}
+
+/* The state item it of sample b and part `part` folds into (*state_off: where sample b's pixels start). */
+static PixelState split_state(const LibrarySplit *sp, int64_t it, int64_t b, int64_t part, float *m, float *s,
+                              float *t, float *v, int64_t *arg, int64_t *state_off) {
+    int64_t hws = sp->hws;
+    if (part == 0) {
+        PixelState st = {m, s, t, v + b * (sp->channels - 1) * hws, arg, hws};
+        *state_off = b * hws;
+        return st;
+    }
+    float *pm = sp->floats + it * (3 + sp->channels) * hws;
+    for (int64_t i = 0; i < hws; i++) pm[i] = -FLT_MAX;
+    memset(pm + hws, 0, (size_t)((2 + sp->channels) * hws) * sizeof(float));
+    memset(sp->arg + it * hws, 0, (size_t)hws * sizeof(int64_t));
+    PixelState own = {pm, pm + hws, pm + 2 * hws, pm + 3 * hws, sp->arg + it * hws, hws};
+    *state_off = 0;
+    return own;
+}
+
+/* Merge the private states into the state, in part order, and free them. */
+static void split_merge(LibrarySplit *sp, int64_t batch, float *m, float *s, float *t, float *v, int64_t *arg,
+                        float floor_value) {
+    if (sp->floats == NULL) return;
+    int64_t hws = sp->hws, c = sp->channels, parts = sp->parts;
+    for (int64_t b = 0; b < batch; b++) {
+        for (int64_t part = 1; part < parts; part++) {
+            const float *pm = sp->floats + (b * parts + part) * (3 + c) * hws;
+            merge_states(m + b * hws, s + b * hws, t + b * hws, v + b * c * hws, arg + b * hws, pm, pm + hws,
+                         pm + 2 * hws, pm + 3 * hws, sp->arg + (b * parts + part) * hws, hws, c, hws, floor_value);
+        }
+    }
+    free(sp->floats);
+    free(sp->arg);
+    sp->floats = NULL;
+    sp->arg = NULL;
+}
+
 void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq, int64_t wq, const float *lib,
                     int64_t n_lib, int64_t hl, int64_t wl, const float *sq, const float *cen, int64_t height,
                     int64_t width, int64_t patch, const int64_t *desc, int64_t n_desc, float k1, float k2,
@@ -950,20 +1015,10 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
     int64_t items = batch * parts * bands;
     int64_t per = mosaic_offsets_scratch(height, width, patch);
     int64_t zcap = region_cap(height, width, patch), lcap = row_cap(width, patch);
-    int64_t private_floats = (3 + channels) * hws; /* m, s, t, v of one private state */
-    float *private = NULL;
-    int64_t *private_arg = NULL;
-    if (parts > 1) {
-        private = malloc((size_t)(items * private_floats) * sizeof(float));
-        private_arg = malloc((size_t)(items * hws) * sizeof(int64_t));
-        if (private == NULL || private_arg == NULL) { /* fall back to one part per sample */
-            free(private);
-            free(private_arg);
-            private = NULL;
-            private_arg = NULL;
-            parts = 1;
-            items = batch * bands;
-        }
+    LibrarySplit sp = split_alloc(items, parts, channels, hws);
+    if (parts > 1 && sp.floats == NULL) { /* short of memory: one part per sample */
+        parts = 1;
+        items = batch * bands;
     }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (items > 1 && threads > 1)
     for (int64_t it = 0; it < items; it++) {
@@ -971,17 +1026,8 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
         int64_t n0 = n_lib * part / parts, n1 = n_lib * (part + 1) / parts;
         int64_t y_lo = height * band / bands, y_hi = height * (band + 1) / bands;
         float *mine = scratch + (int64_t)omp_get_thread_num() * per;
-        PixelState st = {m, s, t, v + b * (channels - 1) * hws, arg, hws};
-        int64_t state_off = b * hws;
-        if (part > 0) {
-            float *pm = private + it * private_floats;
-            for (int64_t i = 0; i < hws; i++) pm[i] = -FLT_MAX;
-            memset(pm + hws, 0, (size_t)((2 + channels) * hws) * sizeof(float));
-            memset(private_arg + it * hws, 0, (size_t)hws * sizeof(int64_t));
-            PixelState own = {pm, pm + hws, pm + 2 * hws, pm + 3 * hws, private_arg + it * hws, hws};
-            st = own;
-            state_off = 0;
-        }
+        int64_t state_off;
+        PixelState st = split_state(&sp, it, b, part, m, s, t, v, arg, &state_off);
         const float *xb = xq + b * channels * hq * wq;
         for (int64_t n = n0; n < n1; n++) {
             const float *ln = lib + n * channels * hl * wl;
@@ -1003,18 +1049,7 @@ void mosaic_offsets(const float *xq, int64_t batch, int64_t channels, int64_t hq
             }
         }
     }
-    if (parts > 1) {
-        for (int64_t b = 0; b < batch; b++) {
-            for (int64_t part = 1; part < parts; part++) {
-                const float *pm = private + (b * parts + part) * private_floats;
-                merge_states(m + b * hws, s + b * hws, t + b * hws, v + b * channels * hws, arg + b * hws, pm, pm + hws,
-                             pm + 2 * hws, pm + 3 * hws, private_arg + (b * parts + part) * hws, hws, channels, hws,
-                             floor_value);
-            }
-        }
-        free(private);
-        free(private_arg);
-    }
+    split_merge(&sp, batch, m, s, t, v, arg, floor_value);
 }
 
 /*
@@ -1094,21 +1129,7 @@ static inline float hsum16(v16f v) {
     return sum8(load8(l)) + sum8(load8(l + 8));
 }
 
-/* exp(x) for x in [-87, 0], 16 lanes (exp8's polynomial). */
-static inline v16f exp16(v16f x) {
-    v16f tf = floor16(x * splat16(1.44269504088896341f) + splat16(0.5f));
-    v16i n = __builtin_convertvector(tf, v16i);
-    v16f r = x - tf * splat16(0.693359375f) - tf * splat16(-2.12194440e-4f);
-    v16f y = splat16(1.9875691500e-4f);
-    y = y * r + splat16(1.3981999507e-3f);
-    y = y * r + splat16(8.3334519073e-3f);
-    y = y * r + splat16(4.1665795894e-2f);
-    y = y * r + splat16(1.6666665459e-1f);
-    y = y * r + splat16(5.0000001201e-1f);
-    y = y * (r * r) + r + splat16(1.0f);
-    v16i bits = (n + 127) << 23;
-    return y * (v16f)bits;
-}
+DEFINE_EXP(exp16, v16f, v16i, splat16, floor16)
 
 static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
@@ -1313,20 +1334,10 @@ void mosaic_shared(const float *xq, int64_t batch, int64_t channels, int64_t hq,
     if (parts < 1) parts = 1;
     int64_t items = batch * parts;
     int64_t per = mosaic_shared_scratch(height, width, patch);
-    int64_t private_floats = (3 + channels) * hws;
-    float *private = NULL;
-    int64_t *private_arg = NULL;
-    if (parts > 1) {
-        private = malloc((size_t)(items * private_floats) * sizeof(float));
-        private_arg = malloc((size_t)(items * hws) * sizeof(int64_t));
-        if (private == NULL || private_arg == NULL) {
-            free(private);
-            free(private_arg);
-            private = NULL;
-            private_arg = NULL;
-            parts = 1;
-            items = batch;
-        }
+    LibrarySplit sp = split_alloc(items, parts, channels, hws);
+    if (parts > 1 && sp.floats == NULL) { /* short of memory: one part per sample */
+        parts = 1;
+        items = batch;
     }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (items > 1 && threads > 1)
     for (int64_t it = 0; it < items; it++) {
@@ -1334,17 +1345,8 @@ void mosaic_shared(const float *xq, int64_t batch, int64_t channels, int64_t hq,
         int64_t n0 = n_lib * part / parts, n1 = n_lib * (part + 1) / parts;
         float *mine = scratch + (int64_t)omp_get_thread_num() * per;
         memset(mine, 0, (size_t)per * sizeof(float)); /* V's zero columns, finite D past its entries */
-        PixelState st = {m, s, t, v + b * (channels - 1) * hws, arg, hws};
-        int64_t state_off = b * hws;
-        if (part > 0) {
-            float *pm = private + it * private_floats;
-            for (int64_t i = 0; i < hws; i++) pm[i] = -FLT_MAX;
-            memset(pm + hws, 0, (size_t)((2 + channels) * hws) * sizeof(float));
-            memset(private_arg + it * hws, 0, (size_t)hws * sizeof(int64_t));
-            PixelState own = {pm, pm + hws, pm + 2 * hws, pm + 3 * hws, private_arg + it * hws, hws};
-            st = own;
-            state_off = 0;
-        }
+        int64_t state_off;
+        PixelState st = split_state(&sp, it, b, part, m, s, t, v, arg, &state_off);
         const float *xb = xq + b * channels * hq * wq;
         for (int64_t n = n0; n < n1; n += SHARED_GROUP) {
             int64_t g = n1 - n < SHARED_GROUP ? n1 - n : SHARED_GROUP;
@@ -1353,18 +1355,7 @@ void mosaic_shared(const float *xq, int64_t batch, int64_t channels, int64_t hq,
                          floor_value, mine);
         }
     }
-    if (parts > 1) {
-        for (int64_t b = 0; b < batch; b++) {
-            for (int64_t part = 1; part < parts; part++) {
-                const float *pm = private + (b * parts + part) * private_floats;
-                merge_states(m + b * hws, s + b * hws, t + b * hws, v + b * channels * hws, arg + b * hws, pm, pm + hws,
-                             pm + 2 * hws, pm + 3 * hws, private_arg + (b * parts + part) * hws, hws, channels, hws,
-                             floor_value);
-            }
-        }
-        free(private);
-        free(private_arg);
-    }
+    split_merge(&sp, batch, m, s, t, v, arg, floor_value);
 }
 
 /*

@@ -469,11 +469,36 @@ def ivf(
     )
 
 
+def _scratch(function: str, height: int, width: int, patch_size: int) -> int:
+    lib = kernel()
+    assert lib is not None, f"{function}() called without an available kernel"
+    return int(getattr(lib, function)(height, width, patch_size))
+
+
 def offsets_scratch(height: int, width: int, patch_size: int) -> int:
     """Floats of scratch space one thread of :func:`offsets` needs."""
-    lib = kernel()
-    assert lib is not None, "offsets_scratch() called without an available kernel"
-    return int(lib.mosaic_offsets_scratch(height, width, patch_size))
+    return _scratch("mosaic_offsets_scratch", height, width, patch_size)
+
+
+def _check_windows(
+    x_win: torch.Tensor,
+    lib_win: torch.Tensor,
+    norms: torch.Tensor,
+    centres: torch.Tensor,
+    patch_size: int,
+    state: PixelStateLike,
+    scratch: torch.Tensor,
+) -> None:
+    """The layout :func:`offsets` and :func:`shared` read: float32 CPU tensors, contiguous, padded."""
+    batch, channels, hq, wq = x_win.shape
+    n, _, _, wl = lib_win.shape
+    height, width = centres.shape[-2], centres.shape[-1] - 8
+    for tensor in (x_win, lib_win, norms, centres, state.m, state.s, state.t, state.v, scratch):
+        assert tensor.dtype == torch.float32 and tensor.is_contiguous() and tensor.device.type == "cpu"
+    assert state.best.dtype == torch.int64 and state.best.is_contiguous()
+    assert lib_win.shape[1] == channels and norms.shape == (n, height, width + 8) and centres.shape[:2] == (n, channels)
+    assert state.m.shape == (batch, height, width + 8) and state.v.shape == (batch, channels, height, width + 8)
+    assert hq >= height + patch_size - 1 and wq >= width + patch_size - 1 + 16 and wl >= width + patch_size - 1 + 16
 
 
 def offsets(
@@ -505,12 +530,7 @@ def offsets(
     threads = torch.get_num_threads()
     assert scratch.numel() >= threads * offsets_scratch(height, width, patch_size)
     assert descriptors.dtype == torch.int64 and descriptors.is_contiguous() and descriptors.shape[1] == 9
-    for tensor in (x_win, lib_win, norms, centres, state.m, state.s, state.t, state.v, scratch):
-        assert tensor.dtype == torch.float32 and tensor.is_contiguous() and tensor.device.type == "cpu"
-    assert state.best.dtype == torch.int64 and state.best.is_contiguous()
-    assert lib_win.shape[1] == channels and norms.shape == (n, height, width + 8) and centres.shape[:2] == (n, channels)
-    assert state.m.shape == (batch, height, width + 8) and state.v.shape == (batch, channels, height, width + 8)
-    assert hq >= height + patch_size - 1 and wq >= width + patch_size - 1 + 16 and wl >= width + patch_size - 1 + 16
+    _check_windows(x_win, lib_win, norms, centres, patch_size, state, scratch)
     lib.mosaic_offsets(
         x_win.data_ptr(), batch, channels, hq, wq, lib_win.data_ptr(), n, hl, wl, norms.data_ptr(),
         centres.data_ptr(), height, width, patch_size, descriptors.data_ptr(), descriptors.shape[0], float(k1),
@@ -534,9 +554,7 @@ def shared_applies(kind: str, channels: int, height: int, width: int, patch_size
 
 def shared_scratch(height: int, width: int, patch_size: int) -> int:
     """Floats of scratch space one thread of :func:`shared` needs."""
-    lib = kernel()
-    assert lib is not None, "shared_scratch() called without an available kernel"
-    return int(lib.mosaic_shared_scratch(height, width, patch_size))
+    return _scratch("mosaic_shared_scratch", height, width, patch_size)
 
 
 def shared(
@@ -563,12 +581,7 @@ def shared(
     assert shared_applies("bbels", channels, height, width, patch_size)
     threads = torch.get_num_threads()
     assert scratch.numel() >= threads * shared_scratch(height, width, patch_size)
-    for tensor in (x_win, lib_win, norms, centres, state.m, state.s, state.t, state.v, scratch):
-        assert tensor.dtype == torch.float32 and tensor.is_contiguous() and tensor.device.type == "cpu"
-    assert state.best.dtype == torch.int64 and state.best.is_contiguous()
-    assert lib_win.shape[1] == channels and norms.shape == (n, height, width + 8) and centres.shape[:2] == (n, channels)
-    assert state.m.shape == (batch, height, width + 8) and state.v.shape == (batch, channels, height, width + 8)
-    assert hq >= height + patch_size - 1 and wq >= width + patch_size - 1 + 16 and wl >= width + patch_size - 1 + 16
+    _check_windows(x_win, lib_win, norms, centres, patch_size, state, scratch)
     lib.mosaic_shared(
         x_win.data_ptr(), batch, channels, hq, wq, lib_win.data_ptr(), n, hl, wl, norms.data_ptr(),
         centres.data_ptr(), height, width, patch_size, float(k1), float(k2), first_image, state.m.data_ptr(),

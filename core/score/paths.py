@@ -111,26 +111,26 @@ def offset_features(shape: StepShape, impl: str = "native", alpha_bar: float = 0
     library images): ``bbels`` on the kernel folds its shared block apart (``shared_*``), the rest
     by descriptors."""
     images = shape.batch * shape.num_library
-    noise = 1.0 - alpha_bar
+    shared: dict[str, float] = {}
     if impl == "native" and native.shared_applies(
         shape.kind, shape.channels, shape.height, shape.width, shape.patch_size
     ):
         work = shared_work(shape.height, shape.width, shape.channels, shape.patch_size)
-        return {
-            "region": images * work.border_region * shape.channels,
-            "pair": images * work.border_pairs,
-            "noisy_pair": images * work.border_pairs * noise,
-            "row": images * work.border_rows,
+        region, pairs, rows = work.border_region, work.border_pairs, work.border_rows
+        shared = {
             "shared_column": images * work.columns,
             "shared_pair": images * work.pairs,
-            "shared_noisy_pair": images * work.pairs * noise,
+            "shared_noisy_pair": images * work.pairs * (1.0 - alpha_bar),
         }
-    plan = offset_plan(shape.kind, shape.height, shape.width, shape.patch_size)
+    else:
+        plan = offset_plan(shape.kind, shape.height, shape.width, shape.patch_size)
+        region, pairs, rows = plan.region, plan.pairs, plan.rows
     return {
-        "region": images * plan.region * shape.channels,
-        "pair": images * plan.pairs,
-        "noisy_pair": images * plan.pairs * noise,
-        "row": images * plan.rows,
+        "region": images * region * shape.channels,
+        "pair": images * pairs,
+        "noisy_pair": images * pairs * (1.0 - alpha_bar),
+        "row": images * rows,
+        **shared,
     }
 
 
