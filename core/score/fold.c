@@ -1290,6 +1290,7 @@ static void shared_group(const float *xb, int64_t channels, int64_t hq, int64_t 
                 int64_t i1 = i0 + RESTART_D < sx ? i0 + RESTART_D : sx;
                 for (int64_t i = i0; i < i1; i++) {
                     v16f mr = splat16(-1e30f);
+                    int64_t shift = i0 + RESTART_D - 1 - i; /* pixel (py, r + i) against (qy, r + j): cur[shift + j] */
                     for (int64_t k = 0; k < g; k++) {
                         const float *V = Vs + k * a * vs;
                         float *cur = Ds + k * 2 * drow + flip * drow, *next = Ds + k * 2 * drow + (1 - flip) * drow;
@@ -1299,25 +1300,26 @@ static void shared_group(const float *xb, int64_t channels, int64_t hq, int64_t 
                             for (int64_t e = 0; e < ne; e += 16)
                                 store16(next + e, load16(cur + e) + (load16(vin + e) - load16(vout + e)));
                         }
-                        /* logits of pixel (py, r + i) against q = (qy, r + j): cur[i0 + RESTART_D - 1 - i + j] */
-                        const float *Di = cur + (i0 + RESTART_D - 1 - i);
-                        const float *lkk = lk + k * sstr;
-                        float *lbk = lb + k * sstr;
-                        for (int64_t j = 0; j < sx; j += 16) {
-                            v16f l = k1v * load16(Di + j) + load16(lkk + j);
-                            store16(lbk + j, l);
-                            mr = max16(mr, l);
-                        }
+                        const float *Di = cur + shift, *lkk = lk + k * sstr;
+                        for (int64_t j = 0; j < sx; j += 16) mr = max16(mr, k1v * load16(Di + j) + load16(lkk + j));
                     }
-                    flip = 1 - flip;
                     float top = hmax16(mr);
                     int64_t idx = state_off + py * ws + r + i;
-                    if (channels == 1)
-                        fold_row(lb, n, top, cb, 1, st, idx, id0, sstr, hw, floor_value);
-                    else if (channels == 3)
-                        fold_row(lb, n, top, cb, 3, st, idx, id0, sstr, hw, floor_value);
-                    else
-                        fold_row(lb, n, top, cb, channels, st, idx, id0, sstr, hw, floor_value);
+                    if (top >= st.m[idx] + floor_value) {
+                        /* some logit counts (rare at low noise): write them out and fold them */
+                        for (int64_t k = 0; k < g; k++) {
+                            const float *Di = Ds + k * 2 * drow + flip * drow + shift, *lkk = lk + k * sstr;
+                            float *lbk = lb + k * sstr;
+                            for (int64_t j = 0; j < sx; j += 16) store16(lbk + j, k1v * load16(Di + j) + load16(lkk + j));
+                        }
+                        if (channels == 1)
+                            fold_row(lb, n, top, cb, 1, st, idx, id0, sstr, hw, floor_value);
+                        else if (channels == 3)
+                            fold_row(lb, n, top, cb, 3, st, idx, id0, sstr, hw, floor_value);
+                        else
+                            fold_row(lb, n, top, cb, channels, st, idx, id0, sstr, hw, floor_value);
+                    }
+                    flip = 1 - flip;
                 }
             }
         }
