@@ -56,7 +56,7 @@ class LocalScoreRequest(GenerationRequest):
     #: approximate mode (faster, not exact): after the first steps each pixel compares with the
     #: nearest lists of a patch index (els, bbels on CPU at small sizes), or each image with the
     #: ``top_k`` library images it has used most so far (the other machines, and larger sizes; see
-    #: :mod:`core.score.approximate`); ``top_k=None``: half of the images, at least 40
+    #: :mod:`core.score.approximate`); ``top_k=None``: by the image size (``default_top_k``)
     approximate: bool = False
     top_k: int | None = None
     #: time grid: "uniform" (one step per patch size, t = 1 … 0) or "reference" (the authors' grid:
@@ -152,7 +152,7 @@ class LocalScoreEngine(Engine):
         for method in ("index", "images"):
             if method == "index" and not uses_index(request.machine, self.device):
                 continue
-            top_k = int(request.top_k) if request.top_k is not None else default_top_k(args[0])
+            top_k = int(request.top_k) if request.top_k is not None else default_top_k(args[0], int(request.size))
             draft = _times(estimate_cost(*args, approximate_top_k=top_k, indexed=method == "index"), images)
             if draft.seconds_estimate < exact.seconds_estimate and draft.peak_bytes <= exact.peak_bytes:
                 preparing = bool(draft.index_build_seconds) and self._indexes_missing(request, schedule)
@@ -243,7 +243,7 @@ class LocalScoreEngine(Engine):
                 allowed = len(lib.item_ids)
                 if class_labels is not None:
                     allowed = int((lib.labels == class_labels[i]).sum())
-                params["top_k"] = default_top_k(allowed)
+                params["top_k"] = default_top_k(allowed, int(request.size))
             outputs.append(
                 GeneratedImage(
                     image=from_tensor(result.images[i]),

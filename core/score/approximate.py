@@ -11,12 +11,12 @@ Two ways, chosen by :func:`uses_index`:
   of 60 images: 0.9925).
 * **Candidate images** (``is``, ``ls``, on a GPU or without the kernel, and ``els``/``bbels`` where
   the index loses: slower than exact at 64 px and up, heavier than exact on most ``bbels`` settings):
-  the first 35 % of the steps
-  are exact; each sample then keeps the ``top_k`` library images (of its class) that supplied the most pixels at the
-  last exact step (the top patch of each pixel), topped up with the images nearest to its ``x0``
-  estimate, and the machine is exact on that subset (about 3.3× faster, r ≥ 0.98 on FashionMNIST
-  bbELS with 40 images; by default half of the images, at least 40: r ≥ 0.99 on ``photos`` at 64 px,
-  about 1.8× faster than exact).
+  the first steps are exact; each sample then keeps the ``top_k`` library images (of its class) that
+  supplied the most pixels at the last exact step (the top patch of each pixel), topped up with the
+  images nearest to its ``x0`` estimate, and the machine is exact on that subset (about 3.3× faster,
+  r ≥ 0.98 on FashionMNIST bbELS with 40 images). How many steps stay exact and how many images are
+  kept depend on the image size (:data:`CANDIDATE_DRAFTS`): up to 96 px 35 % and half of the images
+  (r ≥ 0.99 on ``photos`` at 64 px, about 1.8× faster than exact); at 128 px 4 % of the images.
 
 Both are deterministic but no longer equal to the exact sampler.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,22 +39,46 @@ from core.score.result import CancelCheck, DenoiseResult, scatter_parts
 logger = logging.getLogger(__name__)
 
 
-#: Fraction of the steps (from the highest noise) that stay exact: with candidate images, and
-#: with the patch index (``els`` / ``bbels`` on CPU, :mod:`core.score.ivf`).
-EXACT_FRACTION = 0.35
+#: Fraction of the steps (from the highest noise) that stay exact with the patch index (``els`` /
+#: ``bbels`` on CPU, :mod:`core.score.ivf`); candidate images: :data:`CANDIDATE_DRAFTS`.
 INDEXED_EXACT_FRACTION = 0.1
-#: Candidate images kept per sample when no number is given: this share of the images it may use,
-#: and at least MIN_CANDIDATES. Measured on ``photos`` at 64 px (bbELS, 398 images, 35 % of the steps
-#: exact; BENCHMARKS.md): Pearson r against the exact image of the same noise 0.980–0.998 with 120
-#: images (30 %), 0.984–0.999 with 160, 0.999–1.000 with 200 (half) on the same seeds, which takes
-#: about 20 s against 36 s exact.
-CANDIDATE_SHARE = 0.5
-MIN_CANDIDATES = 40
 
 
-def default_top_k(allowed: int) -> int:
-    """Candidate images kept per sample, of ``allowed`` images, when the caller names no number."""
-    return max(1, min(allowed, max(MIN_CANDIDATES, math.ceil(CANDIDATE_SHARE * allowed))))
+@dataclass(frozen=True)
+class CandidateDraft:
+    """How the candidate-image draft narrows the library at one image size: the leading
+    ``exact_fraction`` of the steps stay exact, then each sample keeps ``share`` of the images it may
+    use, at least ``minimum`` (all of them when it may use fewer)."""
+
+    exact_fraction: float
+    share: float
+    minimum: int
+
+
+#: The candidate-image draft by the smallest image size (pixels, the larger side) it applies to, as
+#: measured on ``photos`` bbELS (398 images; Pearson r of the final image against the exact image of
+#: the same noise; BENCHMARKS.md, issue 17). Up to 96 px: 35 % of the steps exact, then half of the
+#: images, at least 40 (64 px: r 0.999–1.000 on 3 seeds, about 20 s against 36 s exact; 120 images
+#: gave 0.980–0.998). At 128 px a picture follows far fewer images: with the same exact steps, 16
+#: images (4 %) give r 0.993–0.998 on 3 seeds and 24 give 0.996–0.999, where fewer exact steps drop a
+#: seed below 0.98 (6 steps, 24 or 32 images: 0.979); half of the images would keep the draft near
+#: 200 s, against 371 s exact and the issue's 60 s.
+CANDIDATE_DRAFTS: dict[int, CandidateDraft] = {
+    0: CandidateDraft(exact_fraction=0.35, share=0.5, minimum=40),
+    128: CandidateDraft(exact_fraction=0.35, share=0.04, minimum=16),
+}
+
+
+def candidate_draft(size: int) -> CandidateDraft:
+    """The candidate-image draft's settings for images of ``size`` pixels (the larger side)."""
+    return CANDIDATE_DRAFTS[max(smallest for smallest in CANDIDATE_DRAFTS if smallest <= size)]
+
+
+def default_top_k(allowed: int, size: int) -> int:
+    """Candidate images kept per sample, of ``allowed`` images at ``size`` pixels, when the caller
+    names no number (:data:`CANDIDATE_DRAFTS`)."""
+    draft = candidate_draft(size)
+    return max(1, min(allowed, max(draft.minimum, math.ceil(draft.share * allowed))))
 
 
 def uses_index(kind: str, device: torch.device | str) -> bool:
@@ -65,9 +90,10 @@ def uses_index(kind: str, device: torch.device | str) -> bool:
     return kind in IVF_KINDS and dev.type == "cpu" and native.available(dev)
 
 
-def exact_steps(steps: int, indexed: bool = False) -> int:
-    """Number of leading (high-noise) steps that stay exact."""
-    return max(1, round(steps * (INDEXED_EXACT_FRACTION if indexed else EXACT_FRACTION)))
+def exact_steps(steps: int, size: int, indexed: bool = False) -> int:
+    """Number of leading (high-noise) steps that stay exact in a draft of ``size``-pixel images."""
+    fraction = INDEXED_EXACT_FRACTION if indexed else candidate_draft(size).exact_fraction
+    return max(1, round(steps * fraction))
 
 
 def choose_candidates(
@@ -95,7 +121,8 @@ def choose_candidates(
         if class_labels is not None:
             assert labels is not None
             allowed = torch.nonzero(labels.to(library.device) == class_labels[b].to(library.device)).flatten()
-        keep = min(top_k, allowed.numel()) if top_k is not None else default_top_k(allowed.numel())
+        size = max(library.shape[2], library.shape[3])
+        keep = min(top_k, allowed.numel()) if top_k is not None else default_top_k(allowed.numel(), size)
         chosen = allowed[:0]
         if sources is not None:
             used = torch.bincount(sources[b, ..., 0].flatten().to(library.device), minlength=library.shape[0])
@@ -162,7 +189,8 @@ def indexes_missing(
     ``index_dir`` for one of its classes and the sizes of its approximate steps)."""
     run = IndexedRun(library, kind, labels, class_labels, batch, index_dir)
     steps = len(patch_sizes)
-    return any(run.missing(p) for p in set(patch_sizes[exact_steps(steps, True) :]))
+    size = max(library.shape[2], library.shape[3])
+    return any(run.missing(p) for p in set(patch_sizes[exact_steps(steps, size, True) :]))
 
 
 class IndexedRun:

@@ -125,7 +125,7 @@ def estimate_cost(
     per_worker = -(-batch // workers)
     budget = default_budget_bytes(torch.device("cpu")) // workers
     approximate = approximate_top_k is not None
-    exact = exact_steps(len(sizes), indexed)
+    exact = exact_steps(len(sizes), size, indexed)
     path = implementation()
     seconds = 0.0
     for k, patch_size in enumerate(sizes):

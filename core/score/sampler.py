@@ -105,7 +105,7 @@ def sample(
             nearest lists of a patch index (``els``, ``bbels`` on CPU), or each sample with the
             ``top_k`` library images its pixels came from most; see :mod:`core.score.approximate`.
         top_k: library images kept per sample in the candidate-image approximate mode (default:
-            :func:`~core.score.approximate.default_top_k` of the images it may use).
+            :func:`~core.score.approximate.default_top_k` of the images it may use at this size).
         index_dir: a folder where the approximate mode keeps the patch indexes it builds, so that
             later runs (other processes too) reuse them; default: kept in memory only.
         on_index_build: called before a step that first has to build a patch index (approximate
@@ -151,7 +151,7 @@ def sample(
     candidates: list[torch.Tensor] | None = None
     indexed = approximate and (draft == "index" if draft is not None else uses_index(kind, dev))
     indexed_run = IndexedRun(lib, kind, labels, class_labels, x.shape[0], index_dir) if indexed else None
-    first_approximate = exact_steps(steps, indexed)
+    first_approximate = exact_steps(steps, max(height, width), indexed)
     for k, patch_size in enumerate(sizes):
         if should_cancel is not None and should_cancel():
             raise GenerationCancelled()

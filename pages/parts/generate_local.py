@@ -136,7 +136,8 @@ def local_score_form(libraries: LibraryManager) -> tuple[LocalScoreEngine, Local
         key="gen_approximate",
         help="A quick draft, faster the larger the library (about 3× with the built-in faces, 5–6× with a few "
         "thousand images): once the layout is set, each pixel only looks at the library patches that resemble it "
-        "most, or, at large sizes, each image keeps the half of the library it has used most (about 1.8× faster). The "
+        "most, or, at large sizes, each image keeps the part of the library it has used most (about 2× faster at "
+        "64 pixels, 7× at 128). The "
         "first small draft with a library (and size) takes longer: the studio prepares that library once and "
         "keeps it ready for later drafts. It comes out very close to, but not exactly, the full image for the same "
         "seed. Its mosaic still shows where every pixel came from.",

@@ -165,7 +165,7 @@ def test_where_the_index_loses_the_draft_keeps_candidate_images():
     assert plan["draft"] == "images" and plan["cost"].seconds_estimate < exact_plan["cost"].seconds_estimate
     (image,) = engine.generate(request)
     assert image.params["approximate_method"] == "candidate images"
-    assert image.params["top_k"] == default_top_k(library_size) < library_size
+    assert image.params["top_k"] == default_top_k(library_size, 16) < library_size
     kept = np.unique(image.arrays["step_sources"][7:, ..., 0])
     assert 0 < len(kept) <= image.params["top_k"]
 

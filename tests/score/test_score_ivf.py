@@ -101,7 +101,7 @@ def test_approximate_sampler_uses_the_index_for_els_and_bbels(small_lists, monke
 
     monkeypatch.setattr("core.score.approximate.ivf_denoise", counting)
     sizes = [7, 5, 5, 5, 3, 3, 3, 3, 3, 3]
-    first = exact_steps(len(sizes), indexed=True)
+    first = exact_steps(len(sizes), library.shape[-1], indexed=True)
     assert first == 1
     exact = sample(library, noise, "bbels", sizes, labels=labels, class_labels=class_labels)
     approx = sample(library, noise, "bbels", sizes, labels=labels, class_labels=class_labels, approximate=True)

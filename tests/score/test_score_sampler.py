@@ -212,13 +212,13 @@ def test_estimate_cost_of_the_approximate_mode():
     # keeping every image is the exact run
     assert estimate_cost(400, 1, 16, 2, "bbels", sizes, approximate_top_k=400).flops == pytest.approx(exact.flops)
     # the exact steps are counted in full: the first 35 % of the steps with all 400 images
-    first = sizes[: exact_steps(len(sizes))]
+    first = sizes[: exact_steps(len(sizes), 16)]
     assert approx.flops > estimate_cost(400, 1, 16, 2, "bbels", first).flops
     # with the patch index: cheaper than exact for a big library, more expensive the more lists probed
     sizes = patch_schedule("fashion-unet", 32)
     indexed = estimate_cost(4000, 1, 32, 2, "bbels", sizes, approximate_top_k=40, indexed=True)
     assert indexed.seconds_estimate < estimate_cost(4000, 1, 32, 2, "bbels", sizes).seconds_estimate
-    assert indexed.flops > estimate_cost(4000, 1, 32, 2, "bbels", sizes[: exact_steps(20, indexed=True)]).flops
+    assert indexed.flops > estimate_cost(4000, 1, 32, 2, "bbels", sizes[: exact_steps(20, 32, indexed=True)]).flops
     # the first run also builds the index: once per patch size of the approximate steps, linear in the library
     assert indexed.index_build_seconds > 0 and exact.index_build_seconds == 0 == approx.index_build_seconds
     bigger = estimate_cost(8000, 1, 32, 2, "bbels", sizes, approximate_top_k=40, indexed=True)
@@ -267,9 +267,13 @@ def test_approximate_keeps_few_candidates():
 
 
 def test_default_candidate_count_is_a_share_of_the_allowed_images():
-    assert default_top_k(10) == 10  # small libraries: all of them
-    assert default_top_k(60) == 40  # at least 40
-    assert default_top_k(398) == 199  # half
+    assert default_top_k(10, 64) == 10  # small libraries: all of them
+    assert default_top_k(60, 64) == 40  # at least 40
+    assert default_top_k(398, 64) == 199  # half
+    # at 128 px the pictures follow far fewer images (issue 17): 4 %, at least 16
+    assert default_top_k(398, 128) == 16 and default_top_k(1000, 128) == 40 and default_top_k(10, 128) == 10
+    assert default_top_k(398, 96) == 199 and default_top_k(398, 256) == 16
+    assert exact_steps(20, 64) == 7 == exact_steps(20, 128) and exact_steps(20, 128, indexed=True) == 2
     library = torch.stack([torch.full((1, 4, 4), v / 200) for v in range(200)])
     x0 = torch.zeros(1, 1, 4, 4)
     assert len(choose_candidates(x0, None, library, None, None, None)[0]) == 100
@@ -282,13 +286,13 @@ def test_draft_method_can_be_chosen_and_is_checked():
     noise = torch.randn(1, 1, 8, 8, generator=gen)
     sizes = [5, 5, 5, 3, 3, 3]
     images = sample(library, noise, "bbels", sizes, approximate=True, top_k=2, draft="images")
-    late = images.step_sources[exact_steps(len(sizes)) :, ..., 0]
+    late = images.step_sources[exact_steps(len(sizes), 8) :, ..., 0]
     assert 1 <= len(torch.unique(late)) <= 2  # the two candidate images only
     exact = sample(library, noise, "bbels", sizes)
-    assert len(torch.unique(exact.step_sources[exact_steps(len(sizes)) :, ..., 0])) > 2
+    assert len(torch.unique(exact.step_sources[exact_steps(len(sizes), 8) :, ..., 0])) > 2
     if uses_index("bbels", "cpu"):
         indexed = sample(library, noise, "bbels", sizes, approximate=True, top_k=2, draft="index")
-        assert len(torch.unique(indexed.step_sources[exact_steps(len(sizes), True) :, ..., 0])) > 2
+        assert len(torch.unique(indexed.step_sources[exact_steps(len(sizes), 8, True) :, ..., 0])) > 2
     with pytest.raises(BadInputError, match="patch-index draft"):
         sample(library, noise, "ls", sizes, approximate=True, draft="index")
     with pytest.raises(BadInputError, match="draft method"):
