@@ -53,9 +53,10 @@ class OffsetCosts:
 #: Fitted like the GEMM path, per kind: non-negative least squares on relative error over 41 steps
 #: per kind at 16–64 px on ``photos``, ``faces`` and ``digits`` after the kernel's fast fold path
 #: (``bench_local_paths.py``, BENCHMARKS.md; every step within ×0.68–×1.17 of its measured time for
-#: els, ×0.5–×1.41 ls). bbels, refitted with its shared block on ``mosaic_shared`` (2026-12-07, 57
-#: steps at 16–64 px on the three libraries): ×0.55–×1.34 of every step but one 16 px ``digits``
-#: step (×0.26); the column sums' cost is collinear with the pairs' and fits to 0. PyTorch: 16 px
+#: els, ×0.5–×1.41 ls). bbels, refitted with its shared block on ``mosaic_shared`` (2026-12-07, 66
+#: steps at 16–128 px on the three libraries, 128 px on 100 ``photos`` images): ×0.50–×1.36 of every
+#: step but one 16 px ``digits`` step (×0.23), the 128 px steps ×0.62–×0.99 (fitted without them they
+#: came out at half their time). PyTorch: 16 px
 #: with 50 library images (mostly Python work
 #: per descriptor and library chunk: only the fallback without a compiler; there the GEMM path
 #: nearly always wins, and always for ``ls``).
@@ -63,8 +64,8 @@ OFFSET_COSTS = {
     ("native", "ls"): OffsetCosts(region=3.2e-9, pair=0.0, noisy_pair=0.0, row=3.4e-7, step=0.0),
     ("native", "els"): OffsetCosts(region=3.1e-11, pair=1.7e-10, noisy_pair=5.6e-10, row=1.5e-8, step=0.0),
     ("native", "bbels"): OffsetCosts(
-        region=2.57e-10, pair=0.0, noisy_pair=1.83e-9, row=4.16e-8, step=0.00137,
-        shared_column=0.0, shared_pair=3.58e-10, shared_noisy_pair=3.29e-10,
+        region=3.31e-10, pair=0.0, noisy_pair=2.63e-10, row=4.36e-8, step=0.00148,
+        shared_column=1.95e-11, shared_pair=4.05e-10, shared_noisy_pair=5.07e-10,
     ),
     ("torch", "els"): OffsetCosts(region=1.3e-9, pair=1.6e-8, noisy_pair=0.0, row=0.0, step=0.0),
     ("torch", "bbels"): OffsetCosts(region=1.3e-9, pair=1.6e-8, noisy_pair=0.0, row=0.0, step=0.0),
