@@ -43,8 +43,11 @@ INDEX_BUILD_BYTES_PER_VALUE = 640
 #: The approximate steps' measured peak over the sum of their main buffers (probe lists, copies of
 #: patches into cache, per-list scratch): 2.2 on ``faces``, 3.0 on ``photos`` at 32 px.
 INDEXED_MEMORY_FACTOR = 3
-#: The ideal score's fixed cost per step (20 steps of one 32 px image: 0.05–0.15 s measured).
+#: The ideal score's fixed cost per step (20 steps of one 32 px image: 0.05–0.15 s measured), and
+#: per library value and step (its copies and transposes of the library: 20 steps at 128 px took 5.7 s on ``digits``,
+#: 1,797 images, and 4.1 s on ``photos``, 398 RGB images, where the flops take 0.1 s; BENCHMARKS.md).
 IDEAL_SECONDS_PER_STEP = 0.004
+IDEAL_SECONDS_PER_LIBRARY_VALUE = 1.0e-8
 #: Memory every run adds besides its library, results and working memory (Python objects, thread
 #: stacks, allocator slack): measured 8–10 MB on the smallest runs (BENCHMARKS.md).
 RUN_OVERHEAD_BYTES = 8 * 1024**2
@@ -147,6 +150,7 @@ def estimate_cost(
             logits += n
             if kind == "is":
                 step = f / GEMM_FLOPS_PER_SECOND[path] + n * SECONDS_PER_LOGIT[path] + IDEAL_SECONDS_PER_STEP
+                step += members * channels * size * size * IDEAL_SECONDS_PER_LIBRARY_VALUE
                 choice = "gemm"
             else:
                 ab = float(alpha_bar(1.0 - k / len(sizes)))

@@ -30,6 +30,11 @@ from core.score.offsets import PAIRS_PER_CALL, offset_plan, shared_work
 GEMM_FLOPS_PER_SECOND = {"native": 137e9, "torch": 60e9}
 SECONDS_PER_LOGIT = {"native": 2.3e-10, "torch": 2.2e-9}
 GEMM_SECONDS_PER_STEP = {"native": 0.07, "torch": 0.07}
+#: ``ls`` on the GEMM path compares each pixel with one position per image: a small product per
+#: pixel, bound by copying patches, not by flops. Per (pixel, library image) pair, measured
+#: 0.7e-7–2e-7 s at 32–128 px on ``digits`` and ``photos`` (2026-12-07, BENCHMARKS.md, issue 17):
+#: the offsets path was 3–10× faster on every one of those steps, so with this term it is chosen.
+LS_GEMM_SECONDS_PER_PAIR = {"native": 8e-8}
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,8 @@ def step_seconds(shape: StepShape, impl: str = "native", alpha_bar: float = 0.5)
     fallback) are costed on the GEMM path only."""
     flops, pairs = gemm_work(shape)
     gemm = flops / GEMM_FLOPS_PER_SECOND[impl] + pairs * SECONDS_PER_LOGIT[impl] + GEMM_SECONDS_PER_STEP[impl]
+    if shape.kind == "ls":
+        gemm += pairs * LS_GEMM_SECONDS_PER_PAIR.get(impl, 0.0)
     if (impl, shape.kind) not in OFFSET_COSTS:
         return {"gemm": gemm, "offsets": float("inf")}
     costs = OFFSET_COSTS[(impl, shape.kind)]
