@@ -175,6 +175,10 @@ def test_the_cost_model_picks_the_cheaper_path():
     # ls: box sums on both paths, the offsets path's are native (measured 4-6x faster at 64 px)
     ls = step_seconds(StepShape("ls", 64, 64, 3, 1, 398, 51), "native")
     assert ls["offsets"] < ls["gemm"]
+    # and at small patches too: ls on the GEMM path is bound by copying patches (measured 3-10x slower at 32-128 px)
+    for size, channels, patch in ((32, 1, 3), (64, 3, 7), (128, 1, 13)):
+        ls = step_seconds(StepShape("ls", size, size, channels, 1, 1797, patch), "native")
+        assert ls["offsets"] < ls["gemm"]
     # no fitted cost for the PyTorch fallback: the GEMM path there
     assert step_seconds(StepShape("ls", 64, 64, 3, 1, 398, 51), "torch")["offsets"] == float("inf")
 
