@@ -77,7 +77,14 @@ if mode == "forced":
     plan["approximate"] = True
 else:  # one image after another, as the studio's jobs make them (core.engines.saving)
     from dataclasses import replace
-    images = [engine.generate(replace(request, seed=seed, count=1))[0] for seed in request.seeds()]
+    # each image is saved and let go before the next (its per-step arrays are not kept), as in the studio
+    images, pixels = [], []
+    for seed in request.seeds():
+        image = engine.generate(replace(request, seed=seed, count=1))[0]
+        pixels.append(np.asarray(image.image, dtype=np.float32))
+        if not images:
+            images.append(image)
+        del image
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 out = {
@@ -85,7 +92,9 @@ out = {
     "estimate_mb": plan["cost"].peak_bytes / 2**20, "draft_used": plan["approximate"],
     "method": images[0].params.get("approximate_method"),
 }
-np.save(sys.argv[6], np.stack([np.asarray(image.image, dtype=np.float32) for image in images]))
+if mode == "forced":
+    pixels = [np.asarray(image.image, dtype=np.float32) for image in images]
+np.save(sys.argv[6], np.stack(pixels))
 print(json.dumps(out))
 """
 

@@ -43,11 +43,11 @@ INDEX_BUILD_BYTES_PER_VALUE = 640
 #: The approximate steps' measured peak over the sum of their main buffers (probe lists, copies of
 #: patches into cache, per-list scratch): 2.2 on ``faces``, 3.0 on ``photos`` at 32 px.
 INDEXED_MEMORY_FACTOR = 3
-#: The ideal score's fixed cost per step (20 steps of one 32 px image: 0.05–0.15 s measured), and
-#: per library value and step (its copies and transposes of the library: 20 steps at 128 px took 5.7 s on ``digits``,
-#: 1,797 images, and 4.1 s on ``photos``, 398 RGB images, where the flops take 0.1 s; BENCHMARKS.md).
-IDEAL_SECONDS_PER_STEP = 0.004
-IDEAL_SECONDS_PER_LIBRARY_VALUE = 1.0e-8
+#: The ideal score's fixed cost per step, and per library value and step (it reads the library twice, for its
+#: logits and its means, without copying it: 20 steps at 128 px took 0.36 s on ``digits``, 1,797 images, and 0.30 s
+#: on ``photos``, 398 RGB images; 0.05 s at 32 px; BENCHMARKS.md, ninth look).
+IDEAL_SECONDS_PER_STEP = 0.0008
+IDEAL_SECONDS_PER_LIBRARY_VALUE = 5.5e-10
 #: Memory every run adds besides its library, results and working memory (Python objects, thread
 #: stacks, allocator slack): measured 8–10 MB on the smallest runs (BENCHMARKS.md).
 RUN_OVERHEAD_BYTES = 8 * 1024**2
@@ -165,12 +165,12 @@ def estimate_cost(
             images = min(num_library, chunk_images(channels, size, size, patch_size, kind, budget // 2))
             step_bytes = working_bytes(per_worker, channels, size, size, patch_size, kind, images)
         else:
-            if kind == "is":
-                per_image = 3 * channels * size * size * FLOAT_BYTES
+            if kind == "is":  # logits, weights and their float32 copy per sample: the library is read in place
+                step_bytes = 3 * per_worker * num_library * 8
             else:
                 per_image = local_bytes_per_image(channels, size, size, patch_size, per_worker, kind)
-            plan = plan_chunks(budget, torch.device("cpu"), per_image, num_library)
-            step_bytes = plan.images_per_chunk * per_image + 2 * plan.tile_elements * FLOAT_BYTES
+                plan = plan_chunks(budget, torch.device("cpu"), per_image, num_library)
+                step_bytes = plan.images_per_chunk * per_image + 2 * plan.tile_elements * FLOAT_BYTES
         working = max(working, workers * step_bytes)
     pixels = batch * size * size
     # library + per-step results (x0, sources, entropy)

@@ -29,7 +29,6 @@ from core.score.offsets import chunk_images as offset_chunk_images
 from core.score.offsets import offset_score
 from core.score.paths import StepShape, choose_path
 from core.score.result import CancelCheck, DenoiseResult, raise_if_cancelled, scatter_parts
-from core.score.tiles import GroupRun, values_with_ones
 
 logger = logging.getLogger(__name__)
 
@@ -41,25 +40,39 @@ def resolve_device(device: torch.device | str | None, like: torch.Tensor) -> tor
 def _ideal_score(
     x: torch.Tensor, library: torch.Tensor, ab: float, plan: ChunkPlan, should_cancel: CancelCheck | None
 ) -> DenoiseResult:
-    """The ideal score: whole-image patches, one softmax over library images per sample."""
+    """The ideal score: whole-image patches, one softmax over library images per sample.
+
+    Its logits are one row per sample (``B × N``): two matrix products with the library as it lies
+    (no copy of it per step), chunk by chunk so that a run stays cancellable, and the softmax in float64.
+    """
     batch, channels, height, width = x.shape
     num = library.shape[0]
+    dim = channels * height * width
     a, c = math.sqrt(ab), 1.0 / (2.0 * (1.0 - ab))
-    flat_x = x.reshape(1, batch, -1) * (2.0 * a * c)
-    run = GroupRun(flat_x, channels * height * width, batch, plan.tile_elements)
-    for start in range(0, num, plan.images_per_chunk):
+    flat_x = x.reshape(batch, dim)
+    flat_lib = library.reshape(num, dim)
+    step = plan.images_per_chunk
+    logits = torch.empty(batch, num, dtype=torch.float64, device=x.device)
+    for start in range(0, num, step):
         raise_if_cancelled(should_cancel)
-        chunk = library[start : start + plan.images_per_chunk].reshape(1, -1, channels * height * width)
-        bias = chunk.pow(2).sum(-1).mul_(-a * a * c).unsqueeze(1)
-        run.add_chunk(chunk, bias, values_with_ones(chunk), lambda arg, start=start: arg + start, should_cancel)
-    means, best, entropy = run.results()
-    x0 = means.view(batch, channels, height, width)
+        chunk = flat_lib[start : start + step]
+        norms = torch.linalg.vector_norm(chunk, dim=1).double().square_()
+        dots = (flat_x @ chunk.T).double()
+        logits[:, start : start + step] = dots.mul_(2.0 * a * c).sub_(norms.mul_(a * a * c))
+    best = logits.argmax(dim=1)  # the first maximum, in library order
+    weights = torch.softmax(logits, dim=1)
+    entropy = -torch.special.xlogy(weights, weights).sum(dim=1)
+    weights32 = weights.to(torch.float32)
+    x0 = torch.zeros(batch, dim, dtype=torch.float32, device=x.device)
+    for start in range(0, num, step):
+        raise_if_cancelled(should_cancel)
+        x0.addmm_(weights32[:, start : start + step], flat_lib[start : start + step])
     sources = torch.empty(batch, height, width, 3, dtype=torch.long, device=x.device)
     sources[..., 0] = best.view(batch, 1, 1)
     sources[..., 1] = torch.arange(height, device=x.device).view(1, height, 1)
     sources[..., 2] = torch.arange(width, device=x.device).view(1, 1, width)
-    ent = entropy.view(batch, 1, 1).expand(batch, height, width).contiguous()
-    return DenoiseResult(x0=x0, sources=sources, entropy=ent)
+    ent = entropy.to(torch.float32).clamp_min_(0.0).view(batch, 1, 1).expand(batch, height, width).contiguous()
+    return DenoiseResult(x0=x0.view(batch, channels, height, width), sources=sources, entropy=ent)
 
 
 #: How the local machines compute their logits: "gemm" (patch matrix products, cost per pair
@@ -79,7 +92,7 @@ def _run_machine(
 ) -> DenoiseResult:
     channels, height, width = library.shape[1:]
     if kind == "is":
-        plan = plan_chunks(budget, x.device, 3 * channels * height * width * 4, library.shape[0])
+        plan = plan_chunks(budget, x.device, channels * height * width * 4, library.shape[0])  # chunks: views
         return _ideal_score(x, library, ab, plan, should_cancel)
     if path is None:
         shape = StepShape(kind, height, width, channels, x.shape[0], library.shape[0], patch_size)
