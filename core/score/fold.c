@@ -1410,6 +1410,107 @@ void mosaic_shared(const float *xq, int64_t batch, int64_t channels, int64_t hq,
 }
 
 /*
+ * mosaic_library_chunk: what the offsets and shared kernels read of library images lib (n, C, H, W), in one pass
+ * per image (it replaced three PyTorch passes and their float64 temporaries; offsets.py keeps them as the fallback):
+ *   win (n, C, hl, wl): the images in window coordinates: zero-padded by P // 2 (hl = H + P - 1), or for els
+ *     (circular) tiled so that row i is image row (i - P / 2) mod H (hl = 2H + P - 1), and likewise the columns
+ *     up to 2W + P - 1 (W + P - 1), zeros after;
+ *   norms (n, H, W + 8): the sum over the P x P window centred at every position of sum_c phi_c^2 (zero outside
+ *     the image, or circular), running sums in float64; zeros in the 8 columns after;
+ *   centres (n, C, H, W + 8): the images, zeros in the 8 columns after.
+ * scratch: threads * (H * W + W) doubles.
+ */
+static inline int64_t wrap(int64_t i, int64_t n) {
+    i %= n;
+    return i < 0 ? i + n : i;
+}
+
+/* square sums of row yy (circular or zero outside) */
+static inline const double *norm_row(const double *sq, int64_t yy, int64_t h, int64_t w, int circular) {
+    (void)w;
+    if (circular) return sq + wrap(yy, h) * w;
+    return yy >= 0 && yy < h ? sq + yy * w : NULL;
+}
+
+void mosaic_library_chunk(const float *lib, int64_t n, int64_t channels, int64_t h, int64_t w, int64_t patch,
+                          int circular, float *win, int64_t hl, int64_t wl, float *norms, float *centres,
+                          int threads, double *scratch) {
+    int64_t r = patch / 2, ws = w + 8, plane = h * w;
+#pragma omp parallel for schedule(static) num_threads(threads) if (n > 1 && threads > 1)
+    for (int64_t i = 0; i < n; i++) {
+        double *sq = scratch + (int64_t)omp_get_thread_num() * (plane + w), *col = sq + plane;
+        const float *img = lib + i * channels * plane;
+        for (int64_t c = 0; c < channels; c++) {
+            const float *src = img + c * plane;
+            float *dst = win + (i * channels + c) * hl * wl, *cen = centres + (i * channels + c) * h * ws;
+            for (int64_t y = 0; y < hl; y++) {
+                float *row = dst + y * wl;
+                int64_t sy = circular ? wrap(y - r, h) : y - r;
+                if (sy < 0 || sy >= h) {
+                    memset(row, 0, (size_t)wl * sizeof(float));
+                    continue;
+                }
+                const float *srow = src + sy * w;
+                if (circular) {
+                    int64_t cols = 2 * w + patch - 1;
+                    for (int64_t x = 0; x < cols; x++) row[x] = srow[wrap(x - r, w)];
+                    for (int64_t x = cols; x < wl; x++) row[x] = 0.0f;
+                } else {
+                    int64_t right = r + w < wl ? r + w : wl;
+                    for (int64_t x = 0; x < r && x < wl; x++) row[x] = 0.0f;
+                    memcpy(row + r, srow, (size_t)(right - r) * sizeof(float));
+                    for (int64_t x = right; x < wl; x++) row[x] = 0.0f;
+                }
+            }
+            for (int64_t y = 0; y < h; y++) {
+                memcpy(cen + y * ws, src + y * w, (size_t)w * sizeof(float));
+                memset(cen + y * ws + w, 0, 8 * sizeof(float));
+            }
+        }
+        for (int64_t k = 0; k < plane; k++) {
+            double acc = 0.0;
+            for (int64_t c = 0; c < channels; c++) {
+                double v = img[c * plane + k];
+                acc += v * v;
+            }
+            sq[k] = acc;
+        }
+        /* column sums over the window's rows, moved down a row at a time */
+        for (int64_t x = 0; x < w; x++) col[x] = 0.0;
+        for (int64_t dy = -r; dy <= r; dy++) {
+            const double *row = norm_row(sq, dy, h, w, circular);
+            if (row)
+                for (int64_t x = 0; x < w; x++) col[x] += row[x];
+        }
+        float *out = norms + i * h * ws;
+        for (int64_t y = 0; y < h; y++) {
+            float *orow = out + y * ws;
+            double acc = 0.0;
+            for (int64_t dx = -r; dx <= r; dx++) {
+                int64_t xx = circular ? wrap(dx, w) : dx;
+                if (xx >= 0 && xx < w) acc += col[xx];
+            }
+            for (int64_t x = 0; x < w; x++) {
+                orow[x] = (float)acc;
+                int64_t in = x + r + 1, outx = x - r;
+                if (circular) {
+                    acc += col[wrap(in, w)] - col[wrap(outx, w)];
+                } else {
+                    if (in < w) acc += col[in];
+                    if (outx >= 0) acc -= col[outx];
+                }
+            }
+            memset(orow + w, 0, 8 * sizeof(float));
+            const double *add = norm_row(sq, y + r + 1, h, w, circular), *sub = norm_row(sq, y - r, h, w, circular);
+            if (add)
+                for (int64_t x = 0; x < w; x++) col[x] += add[x];
+            if (sub)
+                for (int64_t x = 0; x < w; x++) col[x] -= sub[x];
+        }
+    }
+}
+
+/*
  * mosaic_sq8_scan: the k nearest, by squared L2, of every query among the vectors of the IVF lists it
  * probes, read where FAISS keeps them: an IndexIVFScalarQuantizer (8 bits, a range per dimension, by
  * residual) whose lists are one mapped OnDiskInvertedLists file (core/analyzer/search.py: SQ8Lists).

@@ -124,6 +124,8 @@ def _load() -> ctypes.CDLL | None:
     lib.mosaic_shared.argtypes = [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr, i64, i64, i64, f32, f32, i64,
                                   *state[:5], f32, int_, ptr]
     lib.mosaic_shared.restype = None
+    lib.mosaic_library_chunk.argtypes = [ptr, i64, i64, i64, i64, i64, int_, ptr, i64, i64, ptr, ptr, int_, ptr]
+    lib.mosaic_library_chunk.restype = None
     return lib
 
 
@@ -588,3 +590,30 @@ def shared(
         state.s.data_ptr(), state.t.data_ptr(), state.v.data_ptr(), state.best.data_ptr(),
         float(LOGIT_FLOOR_FOR_OFFSETS), threads, scratch.data_ptr(),
     )
+
+
+def library_chunk(
+    chunk: torch.Tensor, patch_size: int, circular: bool, slack: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The library images ``chunk`` ``(n, C, H, W)`` as :func:`offsets` and :func:`shared` read them, in one
+    pass (``mosaic_library_chunk`` in ``fold.c``): their windows (zero-padded by ``P // 2``, or tiled circularly
+    for ``els``; ``slack`` zero columns after), the squared norms of their patches ``(n, H, W + 8)`` and their
+    centres ``(n, C, H, W + 8)``. Same values as :func:`core.score.offsets.library_windows` and
+    :func:`core.score.offsets.patch_norms` (float64 sums) padded."""
+    lib = kernel()
+    assert lib is not None, "library_chunk() called without an available kernel"
+    chunk = chunk.contiguous()
+    assert chunk.dtype == torch.float32 and chunk.device.type == "cpu"
+    n, channels, height, width = chunk.shape
+    grow = 2 if circular else 1
+    hl, wl = grow * height + patch_size - 1, grow * width + patch_size - 1 + slack
+    windows = chunk.new_empty(n, channels, hl, wl)
+    norms = chunk.new_empty(n, height, width + 8)
+    centres = chunk.new_empty(n, channels, height, width + 8)
+    threads = max(1, min(torch.get_num_threads(), n))
+    scratch = torch.empty(threads * (height * width + width), dtype=torch.float64)
+    lib.mosaic_library_chunk(
+        chunk.data_ptr(), n, channels, height, width, patch_size, int(circular), windows.data_ptr(), hl, wl,
+        norms.data_ptr(), centres.data_ptr(), threads, scratch.data_ptr(),
+    )
+    return windows, norms, centres

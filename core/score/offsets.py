@@ -363,9 +363,12 @@ def offset_score(
     for start in range(0, num, step):
         raise_if_cancelled(should_cancel)
         chunk = library[start : start + step]
-        lib_win = library_windows(chunk, kind, patch_size)
-        norms = F.pad(patch_norms(chunk, kind, patch_size), (0, STATE_PAD)).contiguous()
-        centres = F.pad(chunk, (0, STATE_PAD)).contiguous()
+        if use_native:
+            lib_win, norms, centres = native.library_chunk(chunk, patch_size, kind == "els", SLACK)
+        else:
+            lib_win = library_windows(chunk, kind, patch_size)
+            norms = F.pad(patch_norms(chunk, kind, patch_size), (0, STATE_PAD)).contiguous()
+            centres = F.pad(chunk, (0, STATE_PAD)).contiguous()
         if use_native:
             if shared:
                 native.shared(x_win, lib_win, norms, centres, patch_size, k1, k2, start, state, shared_scratch)

@@ -294,3 +294,40 @@ def test_the_shared_kernel_equals_the_offsets_kernel_on_the_same_pairs(softmax_p
         for name in ("m", "s", "t", "v"):
             torch.testing.assert_close(getattr(split, name), getattr(alone, name), atol=1e-3, rtol=1e-4)
         assert torch.equal(split.best, alone.best)
+
+
+@pytest.mark.parametrize("kind", ["ls", "els", "bbels"])
+@pytest.mark.parametrize(
+    ("shape", "patch"), [((3, 2, 7, 6), 5), ((2, 3, 13, 17), 7), ((2, 1, 6, 7), 13), ((4, 1, 8, 8), 1)]
+)
+def test_the_kernel_prepares_library_chunks_as_the_pytorch_version(kind, shape, patch, softmax_path):
+    """Windows, norms (here against the brute force of patch_norms's test) and centres in one native pass."""
+    from core.score import native
+    from core.score.offsets import SLACK, STATE_PAD, library_windows
+
+    if softmax_path != "native":
+        pytest.skip("the kernel is off")
+    if kind != "els" and patch > min(shape[2:]):
+        pytest.skip("zero padding wider than the image: only els takes such patches")
+    gen = torch.Generator().manual_seed(5)
+    library = torch.rand(*shape, generator=gen) * 2 - 1
+    windows, norms, centres = native.library_chunk(library, patch, kind == "els", SLACK)
+    assert torch.equal(windows, library_windows(library, kind, patch))
+    assert torch.equal(centres, torch.nn.functional.pad(library, (0, STATE_PAD)))
+    r, (height, width) = patch // 2, shape[2:]
+    if kind == "els":  # the image tiled around itself, as far as the window reaches
+        reps = 2 * (patch // min(height, width)) + 3
+        tiled = library.double().repeat(1, 1, reps, reps)
+        oy, ox = (reps // 2) * height - r, (reps // 2) * width - r
+        padded = tiled[..., oy : oy + height + 2 * r, ox : ox + width + 2 * r]
+    else:
+        padded = torch.nn.functional.pad(library.double(), (r, r, r, r))
+    expected = torch.stack(
+        [
+            torch.stack([padded[:, :, y : y + patch, x : x + patch].square().sum((1, 2, 3)) for x in range(width)], 1)
+            for y in range(height)
+        ],
+        1,
+    )
+    torch.testing.assert_close(norms[..., :width].double(), expected, rtol=1e-6, atol=1e-5)
+    assert not norms[..., width:].any()
