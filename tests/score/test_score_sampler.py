@@ -127,6 +127,19 @@ def test_cancellation(data):
         denoise(noise, 0.5, library, "ls", 3, should_cancel=lambda: True)
 
 
+def test_the_ideal_score_is_cancelled_between_library_chunks(data):
+    library, noise = data
+    polls = []
+
+    def cancel_on_the_third_check() -> bool:
+        polls.append(1)
+        return len(polls) >= 3
+
+    with pytest.raises(GenerationCancelled):  # one image per chunk: the third check is inside the step
+        denoise(noise[:1], 0.5, library, "is", 1, memory_budget_bytes=64, should_cancel=cancel_on_the_third_check)
+    assert len(polls) == 3
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
