@@ -21,8 +21,15 @@ and size, in a fresh data folder (so the patch indexes of fast drafts are built 
     python benchmarks/bench_memory_sweep.py --out /tmp/memory_sweep.json
     python benchmarks/bench_memory_sweep.py --libraries digits --sizes 128
 
+What it does not bound: memory the allocator keeps between the steps of one run. glibc reuses freed buffers
+for the next step's (differently sized) ones and holds on to the rest, so a whole run's RSS creeps up step
+after step (``digits`` 128 px ``ls``: 605 MB after its first step, 849 MB after its last, where this sweep
+reports 493 MB; BENCHMARKS.md, ninth look). The sweep's figures are each evaluation's own peak; a whole
+run's is that plus the allocator's slack.
+
 Prints the heaviest settings, and a check of the method: settings run whole in fresh processes
-with ``--whole SETTING …`` (``library:size:machine:preset[:draft][:reference]``) against the sweep's figure.
+with ``--whole SETTING …`` (``library:size:machine:preset[:draft][:reference]``; peak RSS from after the
+library is loaded) against the sweep's figure; ``--rows`` reuses an earlier sweep's JSON for the checks.
 """
 
 from __future__ import annotations
@@ -131,16 +138,23 @@ for kind, preset, draft, grid in itertools.product(MACHINE_KINDS, PRESETS, (Fals
 """
 
 WHOLE = r"""
-import json, resource, sys
+import json, sys
 from core.engines.local_score import LocalScoreEngine, LocalScoreRequest
 library, size, kind, preset = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 draft, grid = sys.argv[5] == "1", sys.argv[6]
+def hwm():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+
 engine = LocalScoreEngine(device="cpu")
 engine.libraries.load(library, size)
+loading = hwm()  # reading the library file has its own peak, before the run: not the run's
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
 request = LocalScoreRequest(seed=11, count=1, library=library, size=size, machine=kind, preset=preset,
                             approximate=draft, grid=grid)
 engine.generate(request)
-print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"peak_mb": hwm(), "loading_peak_mb": loading}))
 """
 
 
@@ -155,7 +169,7 @@ def sweep(library: str, size: int, polls: int, data_dir: str, timeout: float) ->
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
-def whole(setting: str, data_dir: str) -> float:
+def whole(setting: str, data_dir: str) -> dict:
     parts = setting.split(":")
     library, size, kind, preset = parts[:4]
     draft = "1" if "draft" in parts[4:] else "0"
@@ -165,7 +179,7 @@ def whole(setting: str, data_dir: str) -> float:
         [sys.executable, "-c", WHOLE, library, size, kind, preset, draft, grid],
         env=env, cwd=ROOT, capture_output=True, text=True, check=True,
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -175,16 +189,17 @@ def main() -> None:
     parser.add_argument("--polls", type=int, default=3, help="cancellation checks an evaluation runs through")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per library and size")
     parser.add_argument("--whole", nargs="*", default=[], help="settings to run whole, to check the method")
+    parser.add_argument("--rows", type=Path, help="the JSON of an earlier sweep: run only the --whole checks")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_memory_sweep.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from core.engines.local_score import SIZES
 
     sizes = args.sizes or list(SIZES)
-    rows: list[dict] = []
+    rows: list[dict] = json.loads(args.rows.read_text())["rows"] if args.rows else []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mosaic-sweep-") as data_dir:
-        for library in args.libraries:
+        for library in [] if args.rows else args.libraries:
             for size in sizes:
                 t0 = time.perf_counter()
                 got = sweep(library, size, args.polls, data_dir, args.timeout)
@@ -202,9 +217,10 @@ def main() -> None:
                      == (library, size, kind, preset, draft, grid) and "peak_mb" in r]
             full = whole(setting, data_dir)
             swept = match[0]["peak_mb"] if match else None
-            checks.append({"setting": setting, "whole_peak_mb": full, "sweep_peak_mb": swept})
-            print(f"check {setting}: whole run {full:.0f} MB, sweep {swept if swept is None else round(swept)} MB",
-                  flush=True)
+            checks.append({"setting": setting, "whole_peak_mb": full["peak_mb"], "sweep_peak_mb": swept,
+                           "loading_peak_mb": full["loading_peak_mb"]})
+            print(f"check {setting}: whole run {full['peak_mb']:.0f} MB (loading the library "
+                  f"{full['loading_peak_mb']:.0f} MB), sweep {swept if swept is None else round(swept)} MB", flush=True)
     measured = [r for r in rows if "peak_mb" in r]
     measured.sort(key=lambda r: -r["peak_mb"])
     print(f"\n{len(measured)} settings measured, {len(rows) - len(measured)} refused, "
