@@ -58,7 +58,9 @@ class OffsetCosts:
 #: Fitted like the GEMM path, per kind: non-negative least squares on relative error over 41 steps
 #: per kind at 16–64 px on ``photos``, ``faces`` and ``digits`` after the kernel's fast fold path
 #: (``bench_local_paths.py``, BENCHMARKS.md; every step within ×0.68–×1.17 of its measured time for
-#: els, ×0.5–×1.41 ls). bbels, refitted with its shared block on ``mosaic_shared`` (2026-12-07, 66
+#: els). ls refitted after the library chunks moved into the kernel (2026-12-08, 45 steps on ``photos`` 32–128 px
+#: and ``digits`` 32 and 128 px: ×0.37–×1.33 of the ``digits`` steps, median ×1.02). bbels, refitted with its
+#: shared block on ``mosaic_shared`` (2026-12-07, 66
 #: steps at 16–128 px on the three libraries, 128 px on 100 ``photos`` images): ×0.50–×1.36 of every
 #: step but one 16 px ``digits`` step (×0.23), the 128 px steps ×0.62–×0.99 (fitted without them they
 #: came out at half their time). PyTorch: 16 px
@@ -66,7 +68,7 @@ class OffsetCosts:
 #: per descriptor and library chunk: only the fallback without a compiler; there the GEMM path
 #: nearly always wins, and always for ``ls``).
 OFFSET_COSTS = {
-    ("native", "ls"): OffsetCosts(region=3.2e-9, pair=0.0, noisy_pair=0.0, row=3.4e-7, step=0.0),
+    ("native", "ls"): OffsetCosts(region=4.39e-10, pair=1.44e-9, noisy_pair=1.12e-9, row=3.8e-8, step=0.000945),
     ("native", "els"): OffsetCosts(region=3.1e-11, pair=1.7e-10, noisy_pair=5.6e-10, row=1.5e-8, step=0.0),
     ("native", "bbels"): OffsetCosts(
         region=3.31e-10, pair=0.0, noisy_pair=2.63e-10, row=4.36e-8, step=0.00148,
