@@ -118,18 +118,21 @@ static inline float sum8(v8f v) {
 /* exp(x) = 2^n e^r, n = round(x log2 e), r = x - n ln 2 in two parts (Cody-Waite), |r| <= ln 2 / 2: a degree-6 fit
    of e^r (relative error under 1e-7 in float32 arithmetic) scaled by vscalefps, which also takes n past the
    exponent range (2^n underflows to 0). Fewer operations than the Cephes form: no integer conversion or shift. */
-#define EXP_R_POLY(r)                                                                                             \
-    ((((((splat_c(1.383684459142387e-3f) * (r) + splat_c(8.374815806746483e-3f)) * (r) +                         \
-         splat_c(4.166822507977486e-2f)) * (r) + splat_c(1.6666419804096222e-1f)) * (r) +                       \
-       splat_c(4.9999991059303284e-1f)) * (r) + splat_c(1.0f)) * (r) + splat_c(1.0f))
-static inline v8f exp8(v8f x) {
-#define splat_c splat
-    v8f n = (v8f)_mm256_roundscale_ps((__m256)(x * splat(1.44269504088896341f)),
-                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    v8f r = x - n * splat(0.693359375f) - n * splat(-2.12194440e-4f);
-    return (v8f)_mm256_scalef_ps((__m256)EXP_R_POLY(r), (__m256)n);
-#undef splat_c
-}
+#define ROUND_NEAREST (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define DEFINE_SCALEF_EXP(name, vf, splat_f, mvec, roundscale, scalef)                                        \
+    static inline vf name(vf x) {                                                                               \
+        vf n = (vf)roundscale((mvec)(x * splat_f(1.44269504088896341f)), ROUND_NEAREST);                         \
+        vf r = x - n * splat_f(0.693359375f) - n * splat_f(-2.12194440e-4f);                                    \
+        vf y = splat_f(1.383684459142387e-3f);                                                                   \
+        y = y * r + splat_f(8.374815806746483e-3f);                                                              \
+        y = y * r + splat_f(4.166822507977486e-2f);                                                              \
+        y = y * r + splat_f(1.6666419804096222e-1f);                                                             \
+        y = y * r + splat_f(4.9999991059303284e-1f);                                                             \
+        y = y * r + splat_f(1.0f);                                                                               \
+        y = y * r + splat_f(1.0f);                                                                               \
+        return (vf)scalef((mvec)y, (mvec)n);                                                                     \
+    }
+DEFINE_SCALEF_EXP(exp8, v8f, splat, __m256, _mm256_roundscale_ps, _mm256_scalef_ps)
 #else
 DEFINE_EXP(exp8, v8f, v8i, splat, floor8)
 #endif
@@ -1148,14 +1151,7 @@ static inline float hsum16(v16f v) {
 }
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
-static inline v16f exp16(v16f x) {
-#define splat_c splat16
-    v16f n = (v16f)_mm512_roundscale_ps((__m512)(x * splat16(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    v16f r = x - n * splat16(0.693359375f) - n * splat16(-2.12194440e-4f);
-    return (v16f)_mm512_scalef_ps((__m512)EXP_R_POLY(r), (__m512)n);
-#undef splat_c
-}
+DEFINE_SCALEF_EXP(exp16, v16f, splat16, __m512, _mm512_roundscale_ps, _mm512_scalef_ps)
 #else
 DEFINE_EXP(exp16, v16f, v16i, splat16, floor16)
 #endif
