@@ -125,9 +125,9 @@ for kind, preset, draft, grid in itertools.product(MACHINE_KINDS, PRESETS, (Fals
         row.update(refused=f"{type(error).__name__}: {error}")
         print(json.dumps(row), flush=True)
         continue
-    sweep.setting_peak, sweep.used = 0.0, set()
+    sweep.used = set()
     sweep.reset_peak()
-    sweep.setting_peak = 0.0
+    sweep.setting_peak = 0.0  # what reset_peak kept was the previous setting's
     start = time.perf_counter()
     engine.generate(request, cancel=CutShort())
     own = max(sweep.setting_peak, status("VmHWM"))
